@@ -1,0 +1,2 @@
+//! Criterion benchmarks live in `benches/benches/`; this crate only hosts them.
+#![forbid(unsafe_code)]

@@ -1,0 +1,169 @@
+//! A development PKI: one CA, server certificates for the gateway, and one client
+//! certificate per system carrying the SAN URI binding of DESIGN §3.
+//!
+//! Production deployments bring their own CA; this exists so that `qaqpa demo` and the
+//! tests run real mTLS with nothing to set up.
+
+use qaqpa_routing::SystemId;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use time::{Duration, OffsetDateTime};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("certificate generation failed: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("{0} is not valid PEM")]
+    BadPem(&'static str),
+}
+
+/// How long dev certificates live. Long enough for a demo left running; short enough
+/// that nobody mistakes them for production material.
+pub const CA_VALIDITY: Duration = Duration::days(3650);
+pub const LEAF_VALIDITY: Duration = Duration::days(397);
+
+/// A PEM certificate with its PKCS#8 PEM private key.
+#[derive(Debug, Clone)]
+pub struct CertAndKey {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl CertAndKey {
+    pub fn cert_der(&self) -> Result<CertificateDer<'static>, PkiError> {
+        CertificateDer::from_pem_slice(self.cert_pem.as_bytes())
+            .map_err(|_| PkiError::BadPem("certificate"))
+    }
+}
+
+pub struct DevCa {
+    issuer: Issuer<'static, KeyPair>,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl DevCa {
+    pub fn generate(common_name: &str, now: OffsetDateTime) -> Result<Self, PkiError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        params.not_before = now - Duration::minutes(5);
+        params.not_after = now + CA_VALIDITY;
+        let cert = params.self_signed(&key)?;
+        let key_pem = key.serialize_pem();
+        Ok(Self {
+            issuer: Issuer::new(params, key),
+            cert_pem: cert.pem(),
+            key_pem,
+        })
+    }
+
+    /// Loads an existing CA (for `qaqpa certs issue`).
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::from_pem(key_pem).map_err(|_| PkiError::BadPem("CA key"))?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
+        Ok(Self {
+            issuer,
+            cert_pem: cert_pem.to_owned(),
+            key_pem: key_pem.to_owned(),
+        })
+    }
+
+    /// A TLS server certificate for the given DNS names and IP addresses.
+    pub fn issue_server(
+        &self,
+        names: &[&str],
+        now: OffsetDateTime,
+    ) -> Result<CertAndKey, PkiError> {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+        params.distinguished_name = name(names.first().copied().unwrap_or("qaqpa gateway"));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign_leaf(params, now, now + LEAF_VALIDITY)
+    }
+
+    /// A client certificate bound to `system` by its SAN URI.
+    pub fn issue_client(
+        &self,
+        system: &SystemId,
+        now: OffsetDateTime,
+    ) -> Result<CertAndKey, PkiError> {
+        self.issue_client_valid(system, now - Duration::minutes(5), now + LEAF_VALIDITY)
+    }
+
+    /// A client certificate with an explicit validity window (tests of expired and
+    /// not-yet-valid certificates need one).
+    pub fn issue_client_valid(
+        &self,
+        system: &SystemId,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<CertAndKey, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(system.as_str());
+        params.subject_alt_names = vec![SanType::URI(system.san_uri().try_into()?)];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign_leaf(params, not_before, not_after)
+    }
+
+    fn sign_leaf(
+        &self,
+        mut params: CertificateParams,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<CertAndKey, PkiError> {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(CertAndKey {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Qaqpa dev PKI");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reloaded_ca_issues_certificates_with_the_same_issuer() {
+        let now = OffsetDateTime::now_utc();
+        let ca = DevCa::generate("Test CA", now).unwrap();
+        let again = DevCa::load(&ca.cert_pem, &ca.key_pem).unwrap();
+        let system = SystemId::parse("KZ/GOV/1/sys").unwrap();
+        let a = ca.issue_client(&system, now).unwrap().cert_der().unwrap();
+        let b = again
+            .issue_client(&system, now)
+            .unwrap()
+            .cert_der()
+            .unwrap();
+        let issuer = |der: &[u8]| {
+            let (_, c) = x509_parser::parse_x509_certificate(der).unwrap();
+            c.issuer().to_string()
+        };
+        assert_eq!(issuer(&a), issuer(&b));
+        assert!(DevCa::load("garbage", &ca.key_pem).is_err());
+        assert!(DevCa::load(&ca.cert_pem, "garbage").is_err());
+    }
+}

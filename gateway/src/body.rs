@@ -1,0 +1,127 @@
+//! The request body on its way to the provider: streamed frame by frame, never
+//! buffered whole, while the gateway hashes it (for `X-Road-Request-Hash`) and
+//! enforces the body size limit.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use sha2::{Digest, Sha512};
+
+/// What the gateway learned about a request body once it went through.
+#[derive(Default)]
+pub struct BodyOutcome {
+    state: Mutex<Outcome>,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    #[default]
+    Streaming,
+    /// SHA-512 of the whole body, set when its last frame passed.
+    Complete([u8; 64]),
+    TooLarge,
+    ClientAborted,
+}
+
+impl BodyOutcome {
+    pub fn get(&self) -> Outcome {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, outcome: Outcome) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = outcome;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardBodyError {
+    #[error("request body exceeds {0} bytes")]
+    TooLarge(u64),
+    #[error("reading the request body failed: {0}")]
+    Client(#[from] hyper::Error),
+}
+
+pub struct ForwardBody {
+    inner: Incoming,
+    hasher: Option<Sha512>,
+    received: u64,
+    limit: u64,
+    outcome: Arc<BodyOutcome>,
+}
+
+impl ForwardBody {
+    pub fn new(inner: Incoming, limit: u64) -> (Self, Arc<BodyOutcome>) {
+        let outcome = Arc::new(BodyOutcome::default());
+        let mut body = Self {
+            inner,
+            hasher: Some(Sha512::new()),
+            received: 0,
+            limit,
+            outcome: outcome.clone(),
+        };
+        // A body that is empty from the start may never be polled by the client.
+        if body.inner.is_end_stream() {
+            body.finish();
+        }
+        (body, outcome)
+    }
+
+    fn finish(&mut self) {
+        if let Some(hasher) = self.hasher.take() {
+            self.outcome
+                .set(Outcome::Complete(hasher.finalize().into()));
+        }
+    }
+}
+
+impl Body for ForwardBody {
+    type Data = Bytes;
+    type Error = ForwardBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.received += data.len() as u64;
+                    if this.received > this.limit {
+                        this.hasher = None;
+                        this.outcome.set(Outcome::TooLarge);
+                        return Poll::Ready(Some(Err(ForwardBodyError::TooLarge(this.limit))));
+                    }
+                    if let Some(h) = this.hasher.as_mut() {
+                        h.update(data);
+                    }
+                }
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(e)) => {
+                this.hasher = None;
+                this.outcome.set(Outcome::ClientAborted);
+                Poll::Ready(Some(Err(e.into())))
+            }
+            None => {
+                this.finish();
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,218 @@
+//! The `qaqpa` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use qaqpa_routing::SystemId;
+use time::OffsetDateTime;
+
+use crate::{config, demo, gateway, pki_files};
+
+#[derive(Parser)]
+#[command(
+    name = "qaqpa",
+    version,
+    about = "Qaqpa integration gateway: a service bus for signed government exchanges"
+)]
+pub struct Cli {
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the gateway with a config file.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file; prints every error with its key and line, exit 1 if any.
+    CheckConfig { file: PathBuf },
+    /// Development PKI: a CA, the gateway's server certificate, client certificates.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+    /// Run the whole bus on this machine: dev PKI, config, gateway and two demo systems.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+pub enum CertsCommand {
+    /// Create a CA, a server certificate for the gateway and one client certificate per system.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// A system id to issue a client certificate for (repeatable).
+        #[arg(long = "system")]
+        systems: Vec<String>,
+        /// DNS name or IP address for the gateway certificate (repeatable).
+        #[arg(long = "server-name", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+        server_names: Vec<String>,
+        /// Replace an existing PKI in DIR.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Issue one more certificate from the CA in DIR.
+    Issue(IssueArgs),
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+pub struct IssueTarget {
+    /// Issue a client certificate bound to this system id.
+    #[arg(long)]
+    system: Option<String>,
+    /// Issue a server certificate for these DNS names / IP addresses (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    server: Option<Vec<String>>,
+}
+
+#[derive(Args)]
+pub struct IssueArgs {
+    /// Directory holding ca.crt and ca.key; the new files are written there.
+    #[arg(long)]
+    dir: PathBuf,
+    #[command(flatten)]
+    target: IssueTarget,
+    /// File stem for the new files (default: the system's short name, or "server").
+    #[arg(long)]
+    name: Option<String>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.log_level);
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+    };
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config: path } => {
+            let config = config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            runtime()?.block_on(async {
+                let running = gateway::start(config, Some(path)).await?;
+                running.serve_until_signalled().await;
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig { file } => match config::load(&file) {
+            Ok(c) => {
+                println!(
+                    "{}: ok ({} listeners, {} systems, {} services, {} access lists)",
+                    file.display(),
+                    c.listeners.len() + usize::from(c.admin.is_some()),
+                    c.systems.len(),
+                    c.services.len(),
+                    c.access.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprint!("{e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Certs(CertsCommand::Init {
+            dir,
+            systems,
+            server_names,
+            force,
+        }) => {
+            let systems = parse_systems(&systems)?;
+            pki_files::init(&dir, &systems, &server_names, force)?;
+            println!(
+                "wrote {}/{{ca.crt,ca.key,gateway.crt,gateway.key}}",
+                dir.display()
+            );
+            for s in &systems {
+                println!(
+                    "wrote {}/{}.{{crt,key}} for {s}",
+                    dir.display(),
+                    s.short_name()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Certs(CertsCommand::Issue(args)) => {
+            let ca = pki_files::load_ca(&args.dir)?;
+            let now = OffsetDateTime::now_utc();
+            let (pair, stem) = match (&args.target.system, &args.target.server) {
+                (Some(system), _) => {
+                    let system = SystemId::parse(system)
+                        .map_err(|e| anyhow::anyhow!("--system {system}: {e}"))?;
+                    (
+                        ca.issue_client(&system, now)?,
+                        args.name.unwrap_or_else(|| system.short_name().to_owned()),
+                    )
+                }
+                (None, Some(names)) => {
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    (
+                        ca.issue_server(&names, now)?,
+                        args.name.unwrap_or_else(|| "server".to_owned()),
+                    )
+                }
+                (None, None) => anyhow::bail!("give --system or --server"),
+            };
+            let (cert, key) = pki_files::write_pair(&args.dir, &stem, &pair)?;
+            let fingerprint = qaqpa_certs::inspect(&pair.cert_der()?)?.sha256;
+            println!("wrote {} and {}", cert.display(), key.display());
+            println!(
+                "cert_sha256 = \"{}\"",
+                qaqpa_certs::fingerprint_hex(&fingerprint)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            runtime()?.block_on(demo::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn parse_systems(ids: &[String]) -> anyhow::Result<Vec<SystemId>> {
+    ids.iter()
+        .map(|id| SystemId::parse(id).map_err(|e| anyhow::anyhow!("--system {id}: {e}")))
+        .collect()
+}

@@ -1,0 +1,153 @@
+//! The one TOML configuration file: its schema (`raw`), its validation into a
+//! [`Config`] whose every value is checked, and the error report that names each bad
+//! key with its line.
+//!
+//! Validation reads the files the config names (certificates, CA bundles) so that a
+//! config that passes `qaqpa check-config` also starts.
+
+mod raw;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use qaqpa_routing::{AccessList, ServiceId, SystemId};
+
+pub use validate::parse;
+
+/// One problem found in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}: {}", self.key, self.message),
+            None => write!(f, "{}: {}", self.key, self.message),
+        }
+    }
+}
+
+/// Every problem found in one file, reported together so an operator fixes them in
+/// one pass.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        writeln!(
+            f,
+            "{}: {n} error{}",
+            self.file.display(),
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.errors {
+            writeln!(f, "  {}:{e}", self.file.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let source = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        file: path.to_owned(),
+        errors: vec![ConfigError {
+            line: None,
+            key: "(file)".into(),
+            message: e.to_string(),
+        }],
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&source, base).map_err(|errors| ConfigErrors {
+        file: path.to_owned(),
+        errors,
+    })
+}
+
+/// A validated configuration. Immutable; a reload builds a new one.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node: String,
+    pub listeners: Vec<ListenerConfig>,
+    pub admin: Option<ListenerConfig>,
+    pub limits: Limits,
+    pub systems: Vec<SystemConfig>,
+    pub services: Vec<ServiceConfig>,
+    pub access: HashMap<ServiceId, AccessList>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub address: SocketAddr,
+    /// `None` only for a listener marked `insecure = true`.
+    pub tls: Option<TlsFiles>,
+    pub http1: bool,
+    pub http2: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA bundle that client certificates must chain to.
+    pub client_ca: PathBuf,
+}
+
+/// Limits on what a client may send. Defaults are in `raw.rs` beside the keys.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    pub header_read_timeout: Duration,
+    pub max_body_bytes: u64,
+    pub drain_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    pub id: SystemId,
+    pub cert_sha256: Option<[u8; 32]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceKind {
+    Rest,
+    Soap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1; over TLS, HTTP/2 too when the provider offers it by ALPN.
+    Auto,
+    Http1,
+    /// HTTP/2 only: ALPN over TLS, prior knowledge (h2c) over plain TCP.
+    Http2,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub id: ServiceId,
+    pub kind: ServiceKind,
+    pub upstreams: Vec<http::Uri>,
+    pub upstream_ca: Option<PathBuf>,
+    pub upstream_client_cert: Option<(PathBuf, PathBuf)>,
+    pub protocol: UpstreamProtocol,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,120 @@
+//! The TOML schema as written by operators. Every table refuses unknown keys; values
+//! that need checks beyond their TOML type are kept `Spanned` so errors can name
+//! their line.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub gateway: RawGateway,
+    #[serde(default, rename = "listener")]
+    pub listeners: Vec<RawListener>,
+    pub admin: Option<RawListener>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default, rename = "system")]
+    pub systems: Vec<RawSystem>,
+    #[serde(default, rename = "service")]
+    pub services: Vec<RawService>,
+    #[serde(default)]
+    pub access: Vec<RawAccess>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    pub node: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub name: Option<String>,
+    pub address: Spanned<String>,
+    #[serde(default)]
+    pub insecure: bool,
+    pub tls: Option<Spanned<RawTls>>,
+    pub http: Option<Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: Spanned<String>,
+    pub key: Spanned<String>,
+    pub client_ca: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Request line plus headers, bytes (HTTP/1.1 read buffer; HTTP/2 header list).
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: Spanned<usize>,
+    #[serde(default = "default_max_headers")]
+    pub max_headers: Spanned<usize>,
+    #[serde(default)]
+    pub header_read_timeout: Option<Spanned<String>>,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: Spanned<u64>,
+    #[serde(default)]
+    pub drain_timeout: Option<Spanned<String>>,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: default_max_header_bytes(),
+            max_headers: default_max_headers(),
+            header_read_timeout: None,
+            max_body_bytes: default_max_body_bytes(),
+            drain_timeout: None,
+        }
+    }
+}
+
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+pub const DEFAULT_DRAIN_TIMEOUT: &str = "30s";
+pub const DEFAULT_CONNECT_TIMEOUT: &str = "2s";
+pub const DEFAULT_TIMEOUT: &str = "30s";
+
+fn default_max_header_bytes() -> Spanned<usize> {
+    Spanned::new(0..0, 64 * 1024)
+}
+fn default_max_headers() -> Spanned<usize> {
+    Spanned::new(0..0, 100)
+}
+fn default_max_body_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, 128 * 1024 * 1024)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSystem {
+    pub id: Spanned<String>,
+    pub cert_sha256: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub id: Spanned<String>,
+    pub kind: Spanned<String>,
+    pub upstream: Spanned<Vec<Spanned<String>>>,
+    pub upstream_ca: Option<Spanned<String>>,
+    pub upstream_client_cert: Option<Spanned<String>>,
+    pub upstream_client_key: Option<Spanned<String>>,
+    pub upstream_protocol: Option<Spanned<String>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccess {
+    pub service: Spanned<String>,
+    pub clients: Vec<Spanned<String>>,
+}

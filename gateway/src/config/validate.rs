@@ -1,0 +1,572 @@
+//! Turns the raw TOML into a [`Config`], collecting every error with its key and line.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use qaqpa_routing::{AccessList, RouteTable, ServiceId, SystemId};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use toml::Spanned;
+
+use super::raw::*;
+use super::*;
+
+struct Checker<'s> {
+    source: &'s str,
+    base: &'s Path,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn line(&self, span: Range<usize>) -> Option<usize> {
+        if span.is_empty() {
+            return None;
+        }
+        let upto = self.source.get(..span.start)?;
+        Some(upto.bytes().filter(|&b| b == b'\n').count() + 1)
+    }
+
+    fn error(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
+        let line = self.line(span);
+        self.errors.push(ConfigError {
+            line,
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, value: Option<&Spanned<String>>, default: &str, key: &str) -> Duration {
+        let fallback = humantime::parse_duration(default).unwrap_or(Duration::from_secs(1));
+        let Some(value) = value else { return fallback };
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                self.error(value.span(), key, "must be longer than zero");
+                fallback
+            }
+            Err(e) => {
+                self.error(
+                    value.span(),
+                    key,
+                    format!("not a duration like \"30s\" or \"500ms\": {e}"),
+                );
+                fallback
+            }
+        }
+    }
+
+    /// Resolves a path relative to the config file and checks that it holds PEM of
+    /// the expected kind.
+    fn pem_file(&mut self, value: &Spanned<String>, key: &str, kind: PemKind) -> PathBuf {
+        let path = self.base.join(value.get_ref());
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                self.error(
+                    value.span(),
+                    key,
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                return path;
+            }
+        };
+        let ok = match kind {
+            PemKind::Certificates => CertificateDer::pem_slice_iter(&bytes)
+                .next()
+                .is_some_and(|c| c.is_ok()),
+            PemKind::PrivateKey => PrivateKeyDer::from_pem_slice(&bytes).is_ok(),
+        };
+        if !ok {
+            let what = match kind {
+                PemKind::Certificates => "a PEM certificate",
+                PemKind::PrivateKey => "a PEM private key",
+            };
+            self.error(
+                value.span(),
+                key,
+                format!("{} does not hold {what}", path.display()),
+            );
+        }
+        path
+    }
+
+    fn listener(
+        &mut self,
+        raw: &RawListener,
+        key: &str,
+        default_name: &str,
+    ) -> Option<ListenerConfig> {
+        let address = match raw.address.get_ref().parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.error(
+                    raw.address.span(),
+                    format!("{key}.address"),
+                    "not an IP:port address",
+                );
+                None
+            }
+        };
+        let tls = match (&raw.tls, raw.insecure) {
+            (Some(tls), false) => Some(TlsFiles {
+                cert: self.pem_file(
+                    &tls.get_ref().cert,
+                    &format!("{key}.tls.cert"),
+                    PemKind::Certificates,
+                ),
+                key: self.pem_file(
+                    &tls.get_ref().key,
+                    &format!("{key}.tls.key"),
+                    PemKind::PrivateKey,
+                ),
+                client_ca: self.pem_file(
+                    &tls.get_ref().client_ca,
+                    &format!("{key}.tls.client_ca"),
+                    PemKind::Certificates,
+                ),
+            }),
+            (Some(tls), true) => {
+                self.error(
+                    tls.span(),
+                    format!("{key}.tls"),
+                    "an insecure listener takes no tls table",
+                );
+                None
+            }
+            (None, true) => None,
+            (None, false) => {
+                self.error(
+                    raw.address.span(),
+                    format!("{key}.tls"),
+                    "missing: every listener needs tls (cert, key, client_ca) unless insecure = true",
+                );
+                None
+            }
+        };
+        let (mut http1, mut http2) = (true, true);
+        if let Some(versions) = &raw.http {
+            (http1, http2) = (false, false);
+            for v in versions.get_ref() {
+                match v.get_ref().as_str() {
+                    "h1" | "http/1.1" => http1 = true,
+                    "h2" => http2 = true,
+                    other => self.error(
+                        v.span(),
+                        format!("{key}.http"),
+                        format!("unknown HTTP version {other:?}; use \"h1\" or \"h2\""),
+                    ),
+                }
+            }
+            if !http1 && !http2 {
+                self.error(
+                    versions.span(),
+                    format!("{key}.http"),
+                    "must name at least one of \"h1\", \"h2\"",
+                );
+            }
+        }
+        Some(ListenerConfig {
+            name: raw.name.clone().unwrap_or_else(|| default_name.to_owned()),
+            address: address?,
+            tls,
+            http1,
+            http2,
+        })
+    }
+
+    fn system_id(&mut self, value: &Spanned<String>, key: &str) -> Option<SystemId> {
+        SystemId::parse(value.get_ref())
+            .map_err(|e| {
+                self.error(
+                    value.span(),
+                    key,
+                    format!("bad system id {:?}: {e}", value.get_ref()),
+                )
+            })
+            .ok()
+    }
+
+    fn service(
+        &mut self,
+        raw: &RawService,
+        key: &str,
+        systems: &HashSet<SystemId>,
+    ) -> Option<ServiceConfig> {
+        let id = ServiceId::parse(raw.id.get_ref())
+            .map_err(|e| {
+                self.error(
+                    raw.id.span(),
+                    format!("{key}.id"),
+                    format!("bad service id {:?}: {e}", raw.id.get_ref()),
+                )
+            })
+            .ok();
+        if let Some(id) = &id {
+            if !systems.contains(&id.system()) {
+                self.error(
+                    raw.id.span(),
+                    format!("{key}.id"),
+                    format!(
+                        "providing system {} is not registered in a [[system]] table",
+                        id.system()
+                    ),
+                );
+            }
+        }
+        let kind = match raw.kind.get_ref().as_str() {
+            "rest" => Some(ServiceKind::Rest),
+            "soap" => Some(ServiceKind::Soap),
+            other => {
+                self.error(
+                    raw.kind.span(),
+                    format!("{key}.kind"),
+                    format!("unknown kind {other:?}; use \"rest\" or \"soap\""),
+                );
+                None
+            }
+        };
+        let mut upstreams = Vec::new();
+        let mut needs_ca = false;
+        for url in raw.upstream.get_ref() {
+            match parse_upstream(url.get_ref()) {
+                Ok(uri) => {
+                    needs_ca |= uri.scheme_str() == Some("https");
+                    upstreams.push(uri);
+                }
+                Err(message) => self.error(url.span(), format!("{key}.upstream"), message),
+            }
+        }
+        if raw.upstream.get_ref().is_empty() {
+            self.error(
+                raw.upstream.span(),
+                format!("{key}.upstream"),
+                "must list at least one URL",
+            );
+        }
+        let upstream_ca = raw
+            .upstream_ca
+            .as_ref()
+            .map(|ca| self.pem_file(ca, &format!("{key}.upstream_ca"), PemKind::Certificates));
+        if needs_ca && upstream_ca.is_none() {
+            self.error(
+                raw.upstream.span(),
+                format!("{key}.upstream_ca"),
+                "missing: an https upstream needs the CA bundle to verify it",
+            );
+        }
+        let upstream_client_cert = match (&raw.upstream_client_cert, &raw.upstream_client_key) {
+            (Some(cert), Some(k)) => Some((
+                self.pem_file(
+                    cert,
+                    &format!("{key}.upstream_client_cert"),
+                    PemKind::Certificates,
+                ),
+                self.pem_file(
+                    k,
+                    &format!("{key}.upstream_client_key"),
+                    PemKind::PrivateKey,
+                ),
+            )),
+            (None, None) => None,
+            (Some(v), None) | (None, Some(v)) => {
+                self.error(
+                    v.span(),
+                    format!("{key}.upstream_client_cert"),
+                    "upstream_client_cert and upstream_client_key go together",
+                );
+                None
+            }
+        };
+        let protocol = match raw
+            .upstream_protocol
+            .as_ref()
+            .map(|p| (p, p.get_ref().as_str()))
+        {
+            None | Some((_, "auto")) => UpstreamProtocol::Auto,
+            Some((_, "h1")) => UpstreamProtocol::Http1,
+            Some((_, "h2")) => UpstreamProtocol::Http2,
+            Some((p, other)) => {
+                self.error(
+                    p.span(),
+                    format!("{key}.upstream_protocol"),
+                    format!("unknown {other:?}; use \"auto\", \"h1\" or \"h2\""),
+                );
+                UpstreamProtocol::Auto
+            }
+        };
+        let connect_timeout = self.duration(
+            raw.connect_timeout.as_ref(),
+            DEFAULT_CONNECT_TIMEOUT,
+            &format!("{key}.connect_timeout"),
+        );
+        let timeout = self.duration(
+            raw.timeout.as_ref(),
+            DEFAULT_TIMEOUT,
+            &format!("{key}.timeout"),
+        );
+        Some(ServiceConfig {
+            id: id?,
+            kind: kind?,
+            upstreams,
+            upstream_ca,
+            upstream_client_cert,
+            protocol,
+            connect_timeout,
+            timeout,
+        })
+    }
+}
+
+#[derive(Clone, Copy)]
+enum PemKind {
+    Certificates,
+    PrivateKey,
+}
+
+fn parse_upstream(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("not a URL {url:?}: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(format!("{url:?} must start with http:// or https://")),
+    }
+    if uri.authority().is_none() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!(
+            "{url:?} must not have a query; the client's query is forwarded"
+        ));
+    }
+    Ok(uri)
+}
+
+fn fingerprint(hex: &str) -> Option<[u8; 32]> {
+    let hex: String = hex.chars().filter(|c| *c != ':').collect();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Validates `source`; relative paths in it are taken from `base`.
+pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
+    let mut c = Checker {
+        source,
+        base,
+        errors: Vec::new(),
+    };
+    let raw: RawConfig = match toml::from_str(source) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            let key = source
+                .get(span.clone())
+                .filter(|s| !s.is_empty() && s.len() < 80 && !s.contains('\n'))
+                .unwrap_or("(toml)")
+                .to_owned();
+            c.error(
+                span.start..span.end.max(span.start + 1),
+                key,
+                e.message().to_owned(),
+            );
+            return Err(c.errors);
+        }
+    };
+
+    let node = raw
+        .gateway
+        .node
+        .as_ref()
+        .map(|n| n.get_ref().clone())
+        .unwrap_or_else(|| "node-1".into());
+    if node.is_empty()
+        || node.len() > 64
+        || !node
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        let span = raw.gateway.node.as_ref().map(|n| n.span()).unwrap_or(0..0);
+        c.error(span, "gateway.node", "1–64 characters of [A-Za-z0-9_-]");
+    }
+
+    if raw.listeners.is_empty() {
+        c.error(0..0, "listener", "at least one [[listener]] is required");
+    }
+    let listeners: Vec<_> = raw
+        .listeners
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| c.listener(l, &format!("listener[{i}]"), &format!("data-{i}")))
+        .collect();
+    let admin = raw
+        .admin
+        .as_ref()
+        .and_then(|a| c.listener(a, "admin", "admin"));
+    let mut addresses = HashSet::new();
+    for (l, raw_l) in listeners
+        .iter()
+        .zip(&raw.listeners)
+        .chain(admin.iter().zip(&raw.admin))
+    {
+        if !addresses.insert(l.address) {
+            c.error(
+                raw_l.address.span(),
+                "address",
+                format!("{} is used by two listeners", l.address),
+            );
+        }
+    }
+
+    let limits = Limits {
+        max_header_bytes: *raw.limits.max_header_bytes.get_ref(),
+        max_headers: *raw.limits.max_headers.get_ref(),
+        header_read_timeout: c.duration(
+            raw.limits.header_read_timeout.as_ref(),
+            DEFAULT_HEADER_READ_TIMEOUT,
+            "limits.header_read_timeout",
+        ),
+        max_body_bytes: *raw.limits.max_body_bytes.get_ref(),
+        drain_timeout: c.duration(
+            raw.limits.drain_timeout.as_ref(),
+            DEFAULT_DRAIN_TIMEOUT,
+            "limits.drain_timeout",
+        ),
+    };
+    if !(8192..=16 * 1024 * 1024).contains(&limits.max_header_bytes) {
+        c.error(
+            raw.limits.max_header_bytes.span(),
+            "limits.max_header_bytes",
+            "must be between 8192 and 16 MiB",
+        );
+    }
+    if !(8..=10_000).contains(&limits.max_headers) {
+        c.error(
+            raw.limits.max_headers.span(),
+            "limits.max_headers",
+            "must be between 8 and 10000",
+        );
+    }
+    if limits.max_body_bytes == 0 {
+        c.error(
+            raw.limits.max_body_bytes.span(),
+            "limits.max_body_bytes",
+            "must be positive",
+        );
+    }
+
+    let mut systems = Vec::new();
+    let mut known_systems = HashSet::new();
+    let mut fingerprints = HashSet::new();
+    for (i, s) in raw.systems.iter().enumerate() {
+        let key = format!("system[{i}]");
+        let Some(id) = c.system_id(&s.id, &format!("{key}.id")) else {
+            continue;
+        };
+        if !known_systems.insert(id.clone()) {
+            c.error(
+                s.id.span(),
+                format!("{key}.id"),
+                format!("system {id} is registered twice"),
+            );
+        }
+        let cert_sha256 = s.cert_sha256.as_ref().and_then(|f| {
+            let parsed = fingerprint(f.get_ref());
+            match parsed {
+                None => c.error(
+                    f.span(),
+                    format!("{key}.cert_sha256"),
+                    "must be 64 hex digits (SHA-256 of the DER certificate)",
+                ),
+                Some(fp) if !fingerprints.insert(fp) => c.error(
+                    f.span(),
+                    format!("{key}.cert_sha256"),
+                    "this fingerprint is bound to another system too",
+                ),
+                Some(_) => {}
+            }
+            parsed
+        });
+        systems.push(SystemConfig { id, cert_sha256 });
+    }
+
+    let mut services = Vec::new();
+    let mut table = RouteTable::builder();
+    for (i, s) in raw.services.iter().enumerate() {
+        let key = format!("service[{i}]");
+        let Some(service) = c.service(s, &key, &known_systems) else {
+            continue;
+        };
+        if let Err(e) = table.insert(&service.id, ()) {
+            c.error(s.id.span(), format!("{key}.id"), e.to_string());
+            continue;
+        }
+        services.push(service);
+    }
+    let table = table.build();
+
+    let mut access: HashMap<ServiceId, AccessList> = HashMap::new();
+    for (i, a) in raw.access.iter().enumerate() {
+        let key = format!("access[{i}]");
+        let Ok(service) = ServiceId::parse(a.service.get_ref()) else {
+            c.error(
+                a.service.span(),
+                format!("{key}.service"),
+                format!("bad service id {:?}", a.service.get_ref()),
+            );
+            continue;
+        };
+        if table.get(service.as_str()).is_none() {
+            c.error(
+                a.service.span(),
+                format!("{key}.service"),
+                format!("service {service} is not registered in a [[service]] table"),
+            );
+            continue;
+        }
+        if access.contains_key(&service) {
+            c.error(
+                a.service.span(),
+                format!("{key}.service"),
+                format!("access list for {service} is given twice; merge them"),
+            );
+            continue;
+        }
+        let mut clients = Vec::new();
+        for client in &a.clients {
+            let Some(id) = c.system_id(client, &format!("{key}.clients")) else {
+                continue;
+            };
+            if !known_systems.contains(&id) {
+                c.error(
+                    client.span(),
+                    format!("{key}.clients"),
+                    format!("system {id} is not registered in a [[system]] table"),
+                );
+                continue;
+            }
+            clients.push(id);
+        }
+        access.insert(service, AccessList::new(clients));
+    }
+
+    if c.errors.is_empty() {
+        Ok(Config {
+            node,
+            listeners,
+            admin,
+            limits,
+            systems,
+            services,
+            access,
+        })
+    } else {
+        c.errors.sort_by_key(|e| e.line.unwrap_or(0));
+        Err(c.errors)
+    }
+}

@@ -1,0 +1,167 @@
+//! `qaqpa demo`: the whole bus on one machine (DESIGN §10). Writes a dev PKI and a
+//! config into DIR, starts two in-process demo systems and the gateway, prints
+//! commands that work, and stops cleanly on Ctrl-C.
+//!
+//! Integration tests and benchmarks start from the same config, so it stays true.
+
+pub mod upstreams;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use qaqpa_routing::SystemId;
+
+use crate::{config, gateway, pki_files};
+
+pub const CLIENT_SYSTEM: &str = "KZ/GOV/000000000003/egov-portal";
+pub const REST_SYSTEM: &str = "KZ/GOV/000000000001/population-register";
+pub const REST_SERVICE: &str = "KZ/GOV/000000000001/population-register/person/v1";
+pub const SOAP_SYSTEM: &str = "KZ/GOV/000000000002/legacy-tax";
+pub const SOAP_SERVICE: &str = "KZ/GOV/000000000002/legacy-tax/debt/v1";
+/// A person the demo register knows.
+pub const DEMO_IIN: &str = "900101300123";
+
+#[derive(Args, Clone, Debug)]
+pub struct DemoArgs {
+    /// Directory for the PKI (DIR/pki), config (DIR/qaqpa.toml) and data (DIR/data).
+    #[arg(long, default_value = "./qaqpa-demo")]
+    pub dir: PathBuf,
+    /// Address all demo listeners bind to.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// mTLS data listener port (0 picks a free one).
+    #[arg(long, default_value_t = 8443)]
+    pub data_port: u16,
+    /// Plaintext demo listener port; it trusts the X-Road-Client header (0 picks a free one).
+    #[arg(long, default_value_t = 8080)]
+    pub plain_port: u16,
+    /// Admin listener port (0 picks a free one).
+    #[arg(long, default_value_t = 9090)]
+    pub admin_port: u16,
+}
+
+/// Writes DIR/pki (once; kept across runs) and DIR/qaqpa.toml pointing at the
+/// given upstream addresses. Returns the config path.
+pub fn write_files(args: &DemoArgs, rest: SocketAddr, soap: SocketAddr) -> anyhow::Result<PathBuf> {
+    let pki = args.dir.join("pki");
+    std::fs::create_dir_all(args.dir.join("data"))?;
+    if !pki.join(pki_files::CA_CERT).exists() {
+        let client = SystemId::parse(CLIENT_SYSTEM)?;
+        let names = vec!["localhost".to_owned(), args.bind.to_string()];
+        pki_files::init(&pki, &[client], &names, false)?;
+    }
+    let path = args.dir.join("qaqpa.toml");
+    pki_files::write_file(&path, &config_text(args, rest, soap), false)?;
+    Ok(path)
+}
+
+fn config_text(args: &DemoArgs, rest: SocketAddr, soap: SocketAddr) -> String {
+    let bind = args.bind;
+    format!(
+        r#"# Written by `qaqpa demo`; rewritten on every start. See deploy/qaqpa.example.toml
+# for every key with its meaning.
+
+[gateway]
+node = "demo"
+
+[[listener]]
+name = "data"
+address = "{bind}:{data}"
+tls = {{ cert = "pki/gateway.crt", key = "pki/gateway.key", client_ca = "pki/ca.crt" }}
+
+# Plaintext, for trying the bus with a bare curl: it trusts X-Road-Client as claimed.
+[[listener]]
+name = "demo-plain"
+address = "{bind}:{plain}"
+insecure = true
+
+[admin]
+address = "{bind}:{admin}"
+insecure = true
+
+[[system]]
+id = "{CLIENT_SYSTEM}"
+
+[[system]]
+id = "{REST_SYSTEM}"
+
+[[system]]
+id = "{SOAP_SYSTEM}"
+
+[[service]]
+id = "{REST_SERVICE}"
+kind = "rest"
+upstream = ["http://{rest}/persons"]
+timeout = "10s"
+
+[[service]]
+id = "{SOAP_SERVICE}"
+kind = "soap"
+upstream = ["http://{soap}/tax"]
+timeout = "10s"
+
+[[access]]
+service = "{REST_SERVICE}"
+clients = ["{CLIENT_SYSTEM}"]
+
+[[access]]
+service = "{SOAP_SERVICE}"
+clients = ["{CLIENT_SYSTEM}"]
+"#,
+        data = args.data_port,
+        plain = args.plain_port,
+        admin = args.admin_port,
+    )
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let localhost = SocketAddr::new(args.bind, 0);
+    let rest = upstreams::start_rest(localhost).await?;
+    let soap = upstreams::start_soap(localhost).await?;
+    let path = write_files(&args, rest.addr, soap.addr)?;
+    let config = config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let running = gateway::start(config, Some(path.clone())).await?;
+    let tls_addr = running.data_addrs[0];
+    let plain_addr = running.data_addrs[1];
+    let admin_addr = running
+        .admin_addr
+        .expect("demo config has an admin listener");
+    print_tour(&args.dir, tls_addr, plain_addr, admin_addr);
+    running.serve_until_signalled().await;
+    rest.stop().await;
+    soap.stop().await;
+    Ok(())
+}
+
+fn print_tour(dir: &Path, tls: SocketAddr, plain: SocketAddr, admin: SocketAddr) {
+    let pki = dir.join("pki");
+    let pki = pki.display();
+    let url =
+        |scheme: &str, addr: SocketAddr| format!("{scheme}://{addr}/r1/{REST_SERVICE}/{DEMO_IIN}");
+    println!(
+        "Qaqpa demo is running. Config: {}/qaqpa.toml",
+        dir.display()
+    );
+    println!();
+    println!("# mTLS, as a registered system would call (certificate bound to {CLIENT_SYSTEM}):");
+    println!(
+        "curl --cacert {pki}/ca.crt --cert {pki}/egov-portal.crt --key {pki}/egov-portal.key -H 'X-Road-Client: {CLIENT_SYSTEM}' {}",
+        url("https", tls)
+    );
+    println!();
+    println!("# plaintext demo listener:");
+    println!(
+        "curl -i -H 'X-Road-Client: {CLIENT_SYSTEM}' {}",
+        url("http", plain)
+    );
+    println!();
+    println!("# the legacy SOAP system, reached through the gateway:");
+    println!(
+        "curl -H 'X-Road-Client: {CLIENT_SYSTEM}' -H 'Content-Type: text/xml' --data '{}' http://{plain}/r1/{SOAP_SERVICE}",
+        upstreams::sample_get_debt(DEMO_IIN)
+    );
+    println!();
+    println!("# health: curl http://{admin}/healthz   readiness: curl http://{admin}/readyz");
+    println!("# Ctrl-C stops the gateway and the demo systems.");
+}

@@ -1,0 +1,193 @@
+//! The two demo systems: a REST population register and a legacy SOAP tax system.
+//! Real HTTP servers on loopback, so the gateway talks to them exactly as it would
+//! to agency systems. Tests reuse them as fixtures.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running demo system.
+pub struct DemoServer {
+    pub addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl DemoServer {
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+type Handler =
+    fn(
+        Request<Incoming>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Full<Bytes>>> + Send>>;
+
+async fn serve(addr: SocketAddr, handler: Handler) -> std::io::Result<DemoServer> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (stop, mut stopped) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        let builder = auto::Builder::new(TokioExecutor::new());
+        loop {
+            tokio::select! {
+                Ok((stream, _)) = listener.accept() => {
+                    let builder = builder.clone();
+                    tokio::spawn(async move {
+                        let svc = service_fn(move |req| async move { Ok::<_, Infallible>(handler(req).await) });
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    });
+                }
+                _ = &mut stopped => break,
+            }
+        }
+    });
+    Ok(DemoServer { addr, stop, task })
+}
+
+struct Person {
+    iin: &'static str,
+    surname: &'static str,
+    name: &'static str,
+    birth_date: &'static str,
+    region: &'static str,
+    debt_tenge: u64,
+}
+
+/// Invented people; any likeness to real IINs is accidental.
+const PEOPLE: [Person; 3] = [
+    Person {
+        iin: "900101300123",
+        surname: "Abenova",
+        name: "Aigerim",
+        birth_date: "1990-01-01",
+        region: "Astana",
+        debt_tenge: 12_500,
+    },
+    Person {
+        iin: "851231400456",
+        surname: "Serikbayev",
+        name: "Daniyar",
+        birth_date: "1985-12-31",
+        region: "Almaty",
+        debt_tenge: 0,
+    },
+    Person {
+        iin: "020704500789",
+        surname: "Ivanova",
+        name: "Olga",
+        birth_date: "2002-07-04",
+        region: "Karaganda",
+        debt_tenge: 310,
+    },
+];
+
+fn find(iin: &str) -> Option<&'static Person> {
+    PEOPLE.iter().find(|p| p.iin == iin)
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+/// REST register: `GET /persons/{iin}` → JSON record, 404 for an unknown IIN.
+pub async fn start_rest(addr: SocketAddr) -> std::io::Result<DemoServer> {
+    serve(addr, |req| Box::pin(async move { person(req) })).await
+}
+
+fn person(req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let Some(iin) = req.uri().path().strip_prefix("/persons/") else {
+        return respond(
+            StatusCode::NOT_FOUND,
+            "application/json",
+            r#"{"error":"no such resource"}"#.into(),
+        );
+    };
+    if req.method() != http::Method::GET {
+        return respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "application/json",
+            r#"{"error":"GET only"}"#.into(),
+        );
+    }
+    match find(iin) {
+        Some(p) => respond(
+            StatusCode::OK,
+            "application/json",
+            serde_json::json!({
+                "iin": p.iin, "surname": p.surname, "name": p.name,
+                "birthDate": p.birth_date, "region": p.region,
+            })
+            .to_string(),
+        ),
+        None => respond(
+            StatusCode::NOT_FOUND,
+            "application/json",
+            r#"{"error":"person not found"}"#.into(),
+        ),
+    }
+}
+
+/// Legacy SOAP 1.1 tax system: operation `GetDebt(iin)` → amount owed.
+pub async fn start_soap(addr: SocketAddr) -> std::io::Result<DemoServer> {
+    serve(addr, |req| Box::pin(get_debt(req))).await
+}
+
+pub fn sample_get_debt(iin: &str) -> String {
+    format!(
+        r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:tax="http://legacy-tax.gov.kz/debt"><soapenv:Body><tax:GetDebt><tax:iin>{iin}</tax:iin></tax:GetDebt></soapenv:Body></soapenv:Envelope>"#
+    )
+}
+
+async fn get_debt(req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return soap_fault("soapenv:Client", "request too large"),
+    };
+    let text = String::from_utf8_lossy(&body);
+    // A legacy system's own parser, kept deliberately naive: the gateway's hardened
+    // SOAP reader is what protects systems like this one.
+    let iin = text
+        .find("iin>")
+        .map(|i| &text[i + 4..])
+        .and_then(|rest| rest.find('<').map(|end| rest[..end].trim().to_owned()));
+    match iin.as_deref().and_then(find) {
+        Some(p) => respond(
+            StatusCode::OK,
+            "text/xml; charset=utf-8",
+            format!(
+                r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:tax="http://legacy-tax.gov.kz/debt"><soapenv:Body><tax:GetDebtResponse><tax:iin>{}</tax:iin><tax:amount currency="KZT">{}</tax:amount></tax:GetDebtResponse></soapenv:Body></soapenv:Envelope>"#,
+                p.iin, p.debt_tenge
+            ),
+        ),
+        None => soap_fault("soapenv:Client", "unknown taxpayer"),
+    }
+}
+
+fn soap_fault(code: &str, message: &str) -> Response<Full<Bytes>> {
+    respond(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "text/xml; charset=utf-8",
+        format!(
+            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><soapenv:Fault><faultcode>{code}</faultcode><faultstring>{message}</faultstring></soapenv:Fault></soapenv:Body></soapenv:Envelope>"#
+        ),
+    )
+}

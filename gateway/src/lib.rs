@@ -1,0 +1,18 @@
+//! The Qaqpa gateway: listeners, the request pipeline, delivery and the admin API.
+//! `routing`, `adapters` and `certs` decide; this crate does the I/O.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod forward;
+pub mod gateway;
+pub mod headers;
+pub mod listener;
+pub mod pipeline;
+pub mod pki_files;
+pub mod runtime;
+pub mod tls;

@@ -1,0 +1,91 @@
+//! Writing the dev PKI of `qaqpa certs` to disk: `ca.crt`/`ca.key`, `gateway.crt/.key`
+//! and `{system short name}.crt/.key`, keys readable by the owner only.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use qaqpa_certs::{CertAndKey, DevCa};
+use qaqpa_routing::SystemId;
+use time::OffsetDateTime;
+
+pub const CA_CERT: &str = "ca.crt";
+pub const CA_KEY: &str = "ca.key";
+pub const GATEWAY: &str = "gateway";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiFilesError {
+    #[error("{0}")]
+    Pki(#[from] qaqpa_certs::PkiError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} exists; pass --force to replace the PKI")]
+    Exists(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiFilesError + '_ {
+    move |source| PkiFilesError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+pub fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), PkiFilesError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let _ = secret;
+    let mut file = options.open(path).map_err(io(path))?;
+    file.write_all(contents.as_bytes()).map_err(io(path))
+}
+
+pub fn write_pair(
+    dir: &Path,
+    stem: &str,
+    pair: &CertAndKey,
+) -> Result<(PathBuf, PathBuf), PkiFilesError> {
+    let cert = dir.join(format!("{stem}.crt"));
+    let key = dir.join(format!("{stem}.key"));
+    write_file(&cert, &pair.cert_pem, false)?;
+    write_file(&key, &pair.key_pem, true)?;
+    Ok((cert, key))
+}
+
+/// Creates a CA, a gateway server certificate and one client certificate per system.
+pub fn init(
+    dir: &Path,
+    systems: &[SystemId],
+    server_names: &[String],
+    force: bool,
+) -> Result<DevCa, PkiFilesError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let ca_path = dir.join(CA_CERT);
+    if ca_path.exists() && !force {
+        return Err(PkiFilesError::Exists(ca_path));
+    }
+    let now = OffsetDateTime::now_utc();
+    let ca = DevCa::generate("Qaqpa dev CA", now)?;
+    write_file(&ca_path, &ca.cert_pem, false)?;
+    write_file(&dir.join(CA_KEY), &ca.key_pem, true)?;
+    let names: Vec<&str> = server_names.iter().map(String::as_str).collect();
+    write_pair(dir, GATEWAY, &ca.issue_server(&names, now)?)?;
+    for system in systems {
+        write_pair(dir, system.short_name(), &ca.issue_client(system, now)?)?;
+    }
+    Ok(ca)
+}
+
+/// Loads the CA that `init` wrote.
+pub fn load_ca(dir: &Path) -> Result<DevCa, PkiFilesError> {
+    let cert_path = dir.join(CA_CERT);
+    let key_path = dir.join(CA_KEY);
+    let cert = std::fs::read_to_string(&cert_path).map_err(io(&cert_path))?;
+    let key = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
+    Ok(DevCa::load(&cert, &key)?)
+}

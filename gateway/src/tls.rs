@@ -1,0 +1,111 @@
+//! rustls configuration for the listeners (mandatory client certificates) and for
+//! TLS upstreams (verified against the service's configured CA only).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::config::TlsFiles;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} holds no usable {what}")]
+    Pem { path: String, what: &'static str },
+    #[error("TLS configuration rejected: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("client CA bundle rejected: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// One provider for the whole process: ring, chosen for build time and because it
+/// backs rcgen too. Passed explicitly so no dependency's feature flags can swap it.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let bytes = read(path)?;
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+        .filter_map(Result::ok)
+        .collect();
+    if certs.is_empty() {
+        return Err(TlsError::Pem {
+            path: path.display().to_string(),
+            what: "certificate",
+        });
+    }
+    Ok(certs)
+}
+
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(&read(path)?).map_err(|_| TlsError::Pem {
+        path: path.display().to_string(),
+        what: "private key",
+    })
+}
+
+fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in load_certs(path)? {
+        roots.add(cert)?;
+    }
+    Ok(roots)
+}
+
+/// Server config demanding a client certificate that chains to `files.client_ca`.
+/// TLS 1.3 and 1.2 only; ALPN offers the HTTP versions the listener serves.
+pub fn server_config(
+    files: &TlsFiles,
+    http1: bool,
+    http2: bool,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let provider = provider();
+    let verifier = WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots(&files.client_ca)?),
+        provider.clone(),
+    )
+    .build()?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(load_certs(&files.cert)?, load_key(&files.key)?)?;
+    if http2 {
+        config.alpn_protocols.push(b"h2".to_vec());
+    }
+    if http1 {
+        config.alpn_protocols.push(b"http/1.1".to_vec());
+    }
+    Ok(Arc::new(config))
+}
+
+/// Client config for a TLS upstream: trusts only `ca`, optionally presents the
+/// gateway's own certificate to providers that require mTLS.
+pub fn upstream_config(
+    ca: &Path,
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<ClientConfig, TlsError> {
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_root_certificates(roots(ca)?);
+    Ok(match client_cert {
+        Some((cert, key)) => builder.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?,
+        None => builder.with_no_client_auth(),
+    })
+}

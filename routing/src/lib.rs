@@ -1,0 +1,13 @@
+//! Pure routing decisions for Qaqpa: identifiers, the route table, access lists and
+//! upstream balancing. Nothing here touches sockets, disk or clocks, so every decision
+//! can be tested exhaustively and benchmarked in isolation.
+#![forbid(unsafe_code)]
+
+pub mod balance;
+pub mod ids;
+pub mod path;
+pub mod table;
+
+pub use ids::{IdError, ServiceId, SystemId};
+pub use path::{split_rest_path, PathError, RestTarget};
+pub use table::{AccessList, RouteTable, RouteTableBuilder, TableError};
