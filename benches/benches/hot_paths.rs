@@ -1,1 +1,56 @@
-fn main() {}
+//! Criterion benchmarks of the per-request decisions on the pass-through path.
+//! Run: `cargo bench -p qaqpa-benches`.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use qaqpa_adapters::problem::problem_json;
+use qaqpa_adapters::ErrorCode;
+use qaqpa_routing::{split_rest_path, RouteTable, ServiceId};
+
+/// A registry the size of a national bus: 2,000 services, most with two versions.
+fn table() -> RouteTable<u32> {
+    let mut b = RouteTable::builder();
+    let mut n = 0;
+    for org in 0..200 {
+        for svc in 0..5 {
+            for v in 1..=2 {
+                let id = format!("KZ/GOV/{org:012}/system-{org}/service-{svc}/v{v}");
+                b.insert(&ServiceId::parse(&id).unwrap(), n).unwrap();
+                n += 1;
+            }
+        }
+    }
+    b.build()
+}
+
+fn route_lookup(c: &mut Criterion) {
+    let t = table();
+    let path = "KZ/GOV/000000000123/system-123/service-4/v2/persons/900101300123";
+    c.bench_function("split_rest_path", |b| {
+        b.iter(|| split_rest_path(black_box(path)).unwrap())
+    });
+    c.bench_function("split_and_resolve (2000 services)", |b| {
+        b.iter(|| {
+            let target = split_rest_path(black_box(path)).unwrap();
+            **t.resolve(target).unwrap().0
+        })
+    });
+    c.bench_function("resolve_miss", |b| {
+        let target = split_rest_path("KZ/GOV/000000000999/system-999/service-4/v2/x").unwrap();
+        b.iter(|| t.resolve(black_box(target)).is_none())
+    });
+}
+
+fn error_body(c: &mut Criterion) {
+    c.bench_function("problem_json", |b| {
+        b.iter(|| {
+            problem_json(
+                ErrorCode::AccessDenied,
+                black_box("KZ/GOV/1/a may not call KZ/GOV/2/b/c/v1"),
+                Some("id-1"),
+            )
+        })
+    });
+}
+
+criterion_group!(benches, route_lookup, error_body);
+criterion_main!(benches);

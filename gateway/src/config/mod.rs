@@ -53,7 +53,11 @@ impl fmt::Display for ConfigErrors {
             if n == 1 { "" } else { "s" }
         )?;
         for e in &self.errors {
-            writeln!(f, "  {}:{e}", self.file.display())?;
+            let file = self.file.display();
+            match e.line {
+                Some(line) => writeln!(f, "  {file}:{line}: {}: {}", e.key, e.message)?,
+                None => writeln!(f, "  {file}: {}: {}", e.key, e.message)?,
+            }
         }
         Ok(())
     }

@@ -1,1 +1,263 @@
+use std::path::Path;
 
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../../deploy/qaqpa.example.toml");
+
+fn pki() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let systems = [SystemId::parse("KZ/GOV/000000000003/egov-portal").unwrap()];
+    crate::pki_files::init(
+        &dir.path().join("pki"),
+        &systems,
+        &["localhost".into()],
+        false,
+    )
+    .unwrap();
+    dir
+}
+
+fn errors(source: &str, base: &Path) -> Vec<ConfigError> {
+    parse(source, base).expect_err("config should be refused")
+}
+
+/// Asserts one error names `key` on `line` and says `fragment`.
+fn assert_error(errors: &[ConfigError], line: usize, key: &str, fragment: &str) {
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.line == Some(line) && e.key == key && e.message.contains(fragment)),
+        "no error at line {line} for {key} containing {fragment:?} in {errors:#?}"
+    );
+}
+
+fn line_of(source: &str, needle: &str) -> usize {
+    let at = source
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in source"));
+    source[..at].matches('\n').count() + 1
+}
+
+#[test]
+fn the_documented_example_is_valid() {
+    let dir = pki();
+    let c = parse(EXAMPLE, dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.node, "node-1");
+    assert_eq!(c.listeners.len(), 1);
+    assert!(c.listeners[0].http1 && c.listeners[0].http2);
+    assert!(c.admin.as_ref().unwrap().tls.is_some());
+    assert_eq!(c.systems.len(), 3);
+    assert_eq!(c.services.len(), 2);
+    assert_eq!(c.services[1].upstreams.len(), 2);
+    assert_eq!(c.services[1].timeout, Duration::from_secs(10));
+    assert_eq!(c.services[0].connect_timeout, Duration::from_secs(2));
+    assert_eq!(c.limits.max_headers, 100);
+    let tax = ServiceId::parse("KZ/GOV/000000000002/legacy-tax/debt/v1").unwrap();
+    assert!(c.access[&tax].allows("KZ/GOV/000000000001/population-register"));
+}
+
+#[test]
+fn unknown_keys_and_type_errors_name_key_and_line() {
+    let dir = pki();
+    let src = EXAMPLE.replace("timeout = \"10s\"", "timeout = \"10s\"\ntimeot = \"5s\"");
+    let e = errors(&src, dir.path());
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].line, Some(line_of(&src, "timeot")));
+    assert!(e[0].message.contains("unknown field `timeot`"), "{e:?}");
+
+    let src = EXAMPLE.replace("max_headers = 100", "max_headers = \"many\"");
+    let e = errors(&src, dir.path());
+    assert_eq!(e[0].line, Some(line_of(&src, "\"many\"")));
+    assert!(e[0].message.contains("invalid type"), "{e:?}");
+
+    let e = errors("[listener\n", dir.path());
+    assert_eq!(e[0].line, Some(1));
+}
+
+#[test]
+fn semantic_errors_are_all_reported_with_key_and_line() {
+    let dir = pki();
+    let src = EXAMPLE
+        .replace("node = \"node-1\"", "node = \"node 1\"")
+        .replace(
+            "client_ca = \"pki/ca.crt\" }\n# HTTP",
+            "client_ca = \"pki/missing-ca.crt\" }\n# HTTP",
+        )
+        .replace("http = [\"h1\", \"h2\"]", "http = [\"h1\", \"h3\"]")
+        .replace(
+            "id = \"KZ/GOV/000000000002/legacy-tax\"",
+            "id = \"KZ/GOV/000000000002/legacy tax\"",
+        )
+        .replace("kind = \"soap\"", "kind = \"corba\"")
+        .replace("connect_timeout = \"2s\"", "connect_timeout = \"soon\"")
+        .replace(
+            "clients = [\"KZ/GOV/000000000003/egov-portal\"]",
+            "clients = [\"KZ/GOV/000000000009/stranger\"]",
+        )
+        .replace("upstream_protocol = \"auto\"", "upstream_protocol = \"h3\"");
+    let e = errors(&src, dir.path());
+    assert_error(
+        &e,
+        line_of(&src, "node = "),
+        "gateway.node",
+        "[A-Za-z0-9_-]",
+    );
+    assert_error(
+        &e,
+        line_of(&src, "missing-ca"),
+        "listener[0].tls.client_ca",
+        "cannot read",
+    );
+    assert_error(
+        &e,
+        line_of(&src, "\"h3\"]"),
+        "listener[0].http",
+        "unknown HTTP version",
+    );
+    assert_error(
+        &e,
+        line_of(&src, "legacy tax"),
+        "system[2].id",
+        "outside [A-Za-z0-9._-]",
+    );
+    assert_error(
+        &e,
+        line_of(&src, "corba"),
+        "service[1].kind",
+        "unknown kind",
+    );
+    assert_error(
+        &e,
+        line_of(&src, "soon"),
+        "service[0].connect_timeout",
+        "not a duration",
+    );
+    assert_error(
+        &e,
+        line_of(&src, "stranger"),
+        "access[0].clients",
+        "not registered",
+    );
+    assert_error(
+        &e,
+        line_of(&src, "upstream_protocol = \"h3\""),
+        "service[0].upstream_protocol",
+        "unknown",
+    );
+    // The tax service's provider is now an invalid id, so it is unregistered too.
+    assert_error(
+        &e,
+        line_of(&src, "id = \"KZ/GOV/000000000002/legacy-tax/debt/v1\""),
+        "service[1].id",
+        "not registered",
+    );
+    // Sorted by line, so operators read them top to bottom.
+    let lines: Vec<_> = e.iter().map(|e| e.line.unwrap_or(0)).collect();
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+}
+
+#[test]
+fn structural_rules() {
+    let dir = pki();
+    let https_without_ca = EXAMPLE.replace("upstream_ca = \"pki/ca.crt\"\n", "");
+    assert_error(
+        &errors(&https_without_ca, dir.path()),
+        line_of(&https_without_ca, "upstream = [\"https"),
+        "service[0].upstream_ca",
+        "missing",
+    );
+
+    let duplicate = EXAMPLE.replace(
+        "id = \"KZ/GOV/000000000002/legacy-tax/debt/v1\"",
+        "id = \"KZ/GOV/000000000001/population-register/person/v1\"",
+    );
+    let e = errors(&duplicate, dir.path());
+    assert!(
+        e.iter()
+            .any(|e| e.key == "service[1].id" && e.message.contains("registered twice")),
+        "{e:#?}"
+    );
+
+    let no_tls = EXAMPLE.replace("tls = { cert = \"pki/gateway.crt\", key = \"pki/gateway.key\", client_ca = \"pki/ca.crt\" }\n# HTTP", "# HTTP");
+    assert_error(
+        &errors(&no_tls, dir.path()),
+        line_of(&no_tls, "address = \"0.0.0.0:8443\""),
+        "listener[0].tls",
+        "unless insecure",
+    );
+
+    let insecure_with_tls = EXAMPLE.replace(
+        "address = \"0.0.0.0:8443\"",
+        "address = \"0.0.0.0:8443\"\ninsecure = true",
+    );
+    assert_error(
+        &errors(&insecure_with_tls, dir.path()),
+        line_of(&insecure_with_tls, "tls = { cert"),
+        "listener[0].tls",
+        "insecure",
+    );
+
+    let same_port = EXAMPLE.replace("address = \"127.0.0.1:9443\"", "address = \"0.0.0.0:8443\"");
+    assert_error(&errors(&same_port, dir.path()), line_of(&same_port, "address = \"0.0.0.0:8443\"\ntls = { cert = \"pki/gateway.crt\", key = \"pki/gateway.key\", client_ca = \"pki/ca.crt\" }\n\n[limits]"), "admin.address", "two listeners");
+
+    let key_is_cert = EXAMPLE.replacen("key = \"pki/gateway.key\"", "key = \"pki/gateway.crt\"", 1);
+    assert_error(
+        &errors(&key_is_cert, dir.path()),
+        line_of(&key_is_cert, "key = \"pki/gateway.crt\""),
+        "listener[0].tls.key",
+        "private key",
+    );
+
+    let bad_fingerprint = EXAMPLE.replace(
+        "# cert_sha256 = \"64 hex digits, as `qaqpa certs issue` prints\"",
+        "cert_sha256 = \"abcd\"",
+    );
+    assert_error(
+        &errors(&bad_fingerprint, dir.path()),
+        line_of(&bad_fingerprint, "cert_sha256"),
+        "system[1].cert_sha256",
+        "64 hex",
+    );
+
+    let query_upstream =
+        EXAMPLE.replace("http://127.0.0.1:8081/tax", "http://127.0.0.1:8081/tax?x=1");
+    assert_error(
+        &errors(&query_upstream, dir.path()),
+        line_of(&query_upstream, "?x=1"),
+        "service[1].upstream",
+        "query",
+    );
+
+    let ftp = EXAMPLE.replace("http://127.0.0.1:8081/tax", "ftp://127.0.0.1/tax");
+    assert_error(
+        &errors(&ftp, dir.path()),
+        line_of(&ftp, "ftp://"),
+        "service[1].upstream",
+        "http://",
+    );
+
+    let twice = format!("{EXAMPLE}\n[[access]]\nservice = \"KZ/GOV/000000000002/legacy-tax/debt/v1\"\nclients = []\n");
+    let e = errors(&twice, dir.path());
+    assert!(
+        e.iter()
+            .any(|e| e.key == "access[2].service" && e.message.contains("twice")),
+        "{e:#?}"
+    );
+
+    let unknown_service = EXAMPLE.replace(
+        "service = \"KZ/GOV/000000000001/population-register/person/v1\"",
+        "service = \"KZ/GOV/000000000001/population-register/person/v7\"",
+    );
+    assert_error(
+        &errors(&unknown_service, dir.path()),
+        line_of(&unknown_service, "person/v7"),
+        "access[0].service",
+        "not registered",
+    );
+
+    let e = errors("", dir.path());
+    assert!(
+        e.iter().any(|e| e.key == "listener" && e.line.is_none()),
+        "{e:#?}"
+    );
+}

@@ -409,17 +409,20 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         .as_ref()
         .and_then(|a| c.listener(a, "admin", "admin"));
     let mut addresses = HashSet::new();
-    for (l, raw_l) in listeners
+    let named = raw
+        .listeners
         .iter()
-        .zip(&raw.listeners)
-        .chain(admin.iter().zip(&raw.admin))
-    {
-        if !addresses.insert(l.address) {
-            c.error(
-                raw_l.address.span(),
-                "address",
-                format!("{} is used by two listeners", l.address),
-            );
+        .enumerate()
+        .map(|(i, l)| (format!("listener[{i}]"), l));
+    for (key, l) in named.chain(raw.admin.iter().map(|a| ("admin".to_owned(), a))) {
+        // Port 0 asks the OS for a free port, different each time.
+        match l.address.get_ref().parse::<std::net::SocketAddr>() {
+            Ok(addr) if addr.port() != 0 && !addresses.insert(addr) => c.error(
+                l.address.span(),
+                format!("{key}.address"),
+                format!("{addr} is used by two listeners"),
+            ),
+            _ => {}
         }
     }
 

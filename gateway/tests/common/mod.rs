@@ -1,0 +1,370 @@
+//! Fixtures for the gateway's integration tests: a dev PKI in a temp dir, a test
+//! provider with controllable behaviour, a gateway started from a real config file,
+//! and real HTTP clients (reqwest over mTLS, raw TCP for hostile input).
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use qaqpa_certs::DevCa;
+use qaqpa_gateway::gateway::{self, Running};
+use qaqpa_routing::SystemId;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub const CLIENT: &str = "KZ/GOV/000000000003/egov-portal";
+pub const OTHER_CLIENT: &str = "KZ/GOV/000000000004/akimat";
+pub const PROVIDER: &str = "KZ/GOV/000000000001/population-register";
+pub const SERVICE: &str = "KZ/GOV/000000000001/population-register/person/v1";
+pub const DOWN_SERVICE: &str = "KZ/GOV/000000000001/population-register/down/v1";
+pub const SLOW_SERVICE: &str = "KZ/GOV/000000000001/population-register/slow/v1";
+pub const H2C_SERVICE: &str = "KZ/GOV/000000000001/population-register/h2c/v1";
+pub const CHUNK: usize = 64 * 1024;
+
+/// Dev PKI on disk: the gateway's CA with clients CLIENT and OTHER_CLIENT, and a
+/// foreign CA with a certificate claiming CLIENT.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let systems = [
+            SystemId::parse(CLIENT).unwrap(),
+            SystemId::parse(OTHER_CLIENT).unwrap(),
+        ];
+        let names = ["localhost".to_string(), "127.0.0.1".to_string()];
+        qaqpa_gateway::pki_files::init(&dir.path().join("pki"), &systems, &names, false).unwrap();
+        let foreign = DevCa::generate("Foreign CA", time::OffsetDateTime::now_utc()).unwrap();
+        let forged = foreign
+            .issue_client(&systems[0], time::OffsetDateTime::now_utc())
+            .unwrap();
+        qaqpa_gateway::pki_files::write_pair(&dir.path().join("pki"), "foreign", &forged).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join("pki").join(file)
+    }
+
+    pub fn read(&self, file: &str) -> Vec<u8> {
+        std::fs::read(self.path(file)).unwrap()
+    }
+
+    /// An HTTPS client presenting `stem`.crt/key (None: no certificate).
+    pub fn client(&self, stem: Option<&str>) -> reqwest::ClientBuilder {
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.read("ca.crt")).unwrap())
+            .timeout(Duration::from_secs(30));
+        if let Some(stem) = stem {
+            let pem = [
+                self.read(&format!("{stem}.crt")),
+                self.read(&format!("{stem}.key")),
+            ]
+            .concat();
+            b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        b
+    }
+}
+
+/// What the test provider observed, for assertions about what crossed the gateway.
+#[derive(Default)]
+pub struct Seen {
+    pub request_bytes: AtomicU64,
+    /// Signalled when the first body bytes of a `/sink` request arrive.
+    pub first_bytes: Notify,
+    /// The test signals this to let `/source` send the rest of its body.
+    pub release: Notify,
+}
+
+pub struct Provider {
+    pub addr: SocketAddr,
+    pub seen: Arc<Seen>,
+}
+
+/// A provider with these endpoints:
+/// - `/echo/...`: JSON with the method, path, query and headers it received;
+/// - `/sink`: reads the body, signals `first_bytes`, answers with the byte count;
+/// - `/source?bytes=N`: one chunk, waits for `release`, then the rest up to N bytes;
+/// - `/slow`: answers after 5 s.
+pub async fn start_provider(h2c_only: bool) -> Provider {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Seen::default());
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let seen = seen.clone();
+                    async move { Ok::<_, Infallible>(provider(req, seen).await) }
+                });
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                if h2c_only {
+                    builder = builder.http2_only();
+                }
+                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+            });
+        }
+    });
+    Provider { addr, seen }
+}
+
+type ProviderBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+async fn provider(req: Request<Incoming>, seen: Arc<Seen>) -> Response<ProviderBody> {
+    let path = req.uri().path().to_owned();
+    if path.starts_with("/base/echo") {
+        let headers: serde_json::Map<String, serde_json::Value> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+            .collect();
+        let json = serde_json::json!({
+            "method": req.method().as_str(),
+            "path": path,
+            "query": req.uri().query(),
+            "version": format!("{:?}", req.version()),
+            "headers": headers,
+        });
+        return full(json.to_string());
+    }
+    if path == "/base/sink" {
+        let mut body = req.into_body();
+        let mut total = 0u64;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { break };
+            if let Some(data) = frame.data_ref() {
+                if total == 0 && !data.is_empty() {
+                    seen.first_bytes.notify_one();
+                }
+                total += data.len() as u64;
+            }
+        }
+        seen.request_bytes.store(total, Ordering::SeqCst);
+        return full(total.to_string());
+    }
+    if path == "/base/source" {
+        let n: usize = req
+            .uri()
+            .query()
+            .and_then(|q| q.strip_prefix("bytes="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
+        tokio::spawn(async move {
+            let chunk = Bytes::from(vec![b'x'; CHUNK]);
+            let mut sent = 0;
+            while sent < n {
+                let len = CHUNK.min(n - sent);
+                if tx.send(Ok(Frame::data(chunk.slice(..len)))).await.is_err() {
+                    return;
+                }
+                if sent == 0 {
+                    seen.release.notified().await;
+                }
+                sent += len;
+            }
+        });
+        let stream = tokio_stream_from(rx);
+        return Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    }
+    if path == "/base/slow" {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        return full("late".into());
+    }
+    let mut r = full("not found".into());
+    *r.status_mut() = http::StatusCode::NOT_FOUND;
+    r
+}
+
+fn full(s: String) -> Response<ProviderBody> {
+    Response::new(BodyExt::boxed(Full::new(Bytes::from(s))))
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_core::Stream<Item = T> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Gateway config text for the test PKI and provider.
+pub fn config_text(provider: SocketAddr, h2c: SocketAddr, extra_limits: &str) -> String {
+    format!(
+        r#"
+[gateway]
+node = "test"
+
+[[listener]]
+name = "data"
+address = "127.0.0.1:0"
+tls = {{ cert = "pki/gateway.crt", key = "pki/gateway.key", client_ca = "pki/ca.crt" }}
+
+[[listener]]
+name = "plain"
+address = "127.0.0.1:0"
+insecure = true
+
+[admin]
+address = "127.0.0.1:0"
+insecure = true
+
+[limits]
+header_read_timeout = "5s"
+{extra_limits}
+
+[[system]]
+id = "{CLIENT}"
+
+[[system]]
+id = "{OTHER_CLIENT}"
+
+[[system]]
+id = "{PROVIDER}"
+
+[[service]]
+id = "{SERVICE}"
+kind = "rest"
+upstream = ["http://{provider}/base"]
+
+[[service]]
+id = "{DOWN_SERVICE}"
+kind = "rest"
+upstream = ["http://127.0.0.1:9/base"]
+
+[[service]]
+id = "{SLOW_SERVICE}"
+kind = "rest"
+upstream = ["http://{provider}/base"]
+timeout = "300ms"
+
+[[service]]
+id = "{H2C_SERVICE}"
+kind = "rest"
+upstream = ["http://{h2c}/base"]
+upstream_protocol = "h2"
+
+[[access]]
+service = "{SERVICE}"
+clients = ["{CLIENT}"]
+
+[[access]]
+service = "{DOWN_SERVICE}"
+clients = ["{CLIENT}"]
+
+[[access]]
+service = "{SLOW_SERVICE}"
+clients = ["{CLIENT}"]
+
+[[access]]
+service = "{H2C_SERVICE}"
+clients = ["{CLIENT}"]
+"#
+    )
+}
+
+pub struct TestGateway {
+    pub pki: Pki,
+    pub provider: Provider,
+    pub running: Running,
+    pub config_path: PathBuf,
+}
+
+impl TestGateway {
+    pub async fn start() -> Self {
+        Self::start_with_limits("").await
+    }
+
+    pub async fn start_with_limits(extra_limits: &str) -> Self {
+        let pki = Pki::new();
+        let provider = start_provider(false).await;
+        let h2c = start_provider(true).await;
+        let config_path = pki.dir.path().join("qaqpa.toml");
+        std::fs::write(
+            &config_path,
+            config_text(provider.addr, h2c.addr, extra_limits),
+        )
+        .unwrap();
+        let config = qaqpa_gateway::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
+        let running = gateway::start(config, Some(config_path.clone()))
+            .await
+            .unwrap();
+        Self {
+            pki,
+            provider,
+            running,
+            config_path,
+        }
+    }
+
+    pub fn tls_url(&self, path: &str) -> String {
+        format!(
+            "https://localhost:{}{path}",
+            self.running.data_addrs[0].port()
+        )
+    }
+
+    pub fn plain_addr(&self) -> SocketAddr {
+        self.running.data_addrs[1]
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.admin_addr.unwrap())
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        self.pki.client(Some("egov-portal")).build().unwrap()
+    }
+}
+
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("qaqpa.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Sends raw bytes on a fresh TCP connection and returns what came back (up to
+/// the server closing or 2 s of silence).
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before the whole request is written.
+    let _ = stream.write_all(request).await;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+        if out.windows(4).any(|w| w == b"\r\n\r\n") && out.len() > 12 {
+            // Enough for status and headers; bodies here are small and come in one read.
+            let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf))
+                .await
+                .map(|r| {
+                    if let Ok(n) = r {
+                        out.extend_from_slice(&buf[..n]);
+                    }
+                });
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
