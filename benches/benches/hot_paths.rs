@@ -52,5 +52,41 @@ fn error_body(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, route_lookup, error_body);
+fn header_work(c: &mut Criterion) {
+    use qaqpa_gateway::headers;
+    let req = http::Request::post("/r1/KZ/GOV/000000000001/bench/echo/v1/item?x=1")
+        .header("host", "gateway.example")
+        .header("x-road-client", "KZ/GOV/000000000003/egov-portal")
+        .header("x-road-id", "0192f0c4-6f6e-7a3b-9c1d-2e3f4a5b6c7d")
+        .header("content-type", "application/json")
+        .header("content-length", "1024")
+        .header("user-agent", "bench/1.0")
+        .header("accept", "*/*")
+        .body(())
+        .unwrap();
+    c.bench_function("message_id (client-supplied)", |b| {
+        b.iter(|| headers::message_id(black_box(req.headers())))
+    });
+    c.bench_function("request_head_digest (7 headers)", |b| {
+        b.iter(|| headers::request_head_digest(black_box(&req)))
+    });
+    let body = vec![b'x'; 1024];
+    c.bench_function("request body SHA-512 (1 KiB)", |b| {
+        use sha2::Digest;
+        b.iter(|| sha2::Sha512::digest(black_box(&body)))
+    });
+    c.bench_function("strip_hop_by_hop + add_forwarded", |b| {
+        b.iter_batched(
+            || req.headers().clone(),
+            |mut h| {
+                headers::strip_hop_by_hop(&mut h);
+                headers::add_forwarded(&mut h, "127.0.0.1:40000".parse().unwrap(), true);
+                h
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, route_lookup, error_body, header_work);
 criterion_main!(benches);

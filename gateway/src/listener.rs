@@ -161,12 +161,15 @@ impl Server {
         let service = service_fn(move |req| {
             let gateway = gateway.clone();
             let peer = peer.clone();
-            async move {
+            // Boxed: hyper keeps the service future inline in each connection's state,
+            // so an unboxed ~2.4 KB pipeline future would cost every idle connection
+            // that much. One allocation per request buys it back.
+            Box::pin(async move {
                 Ok::<_, Infallible>(match role {
                     Role::Data => crate::pipeline::serve(gateway, peer, req).await,
                     Role::Admin => crate::admin::serve(&gateway, req).await,
                 })
-            }
+            })
         });
         let conn = self.http.serve_connection(io, service);
         if let Err(e) = watcher.watch(conn.into_owned()).await {

@@ -549,3 +549,36 @@ async fn admin_health_readiness_and_reload() {
     assert_eq!(resp.status(), 400);
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn tls_upstreams_are_verified_against_their_configured_ca() {
+    let gw = TestGateway::start().await;
+    let client = gw.client();
+    let resp = client
+        .get(gw.tls_url(&url(TLS_SERVICE, "/echo/x")))
+        .header("X-Road-Client", CLIENT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        seen["version"], "HTTP/2.0",
+        "an https provider offering h2 gets h2 by ALPN"
+    );
+    assert_eq!(seen["headers"]["x-road-client"], CLIENT);
+
+    // The provider's certificate does not chain to the CA configured for this service.
+    let resp = client
+        .get(gw.tls_url(&url(WRONG_CA_SERVICE, "/echo/x")))
+        .header("X-Road-Client", CLIENT)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = problem(resp).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (502, "server.upstream_unavailable")
+    );
+    gw.running.shutdown().await;
+}

@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Parser;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::Full;
+
+mod connect;
+use connect::{Connector, TlsFiles};
 
 #[derive(Parser, Clone)]
 #[command(
@@ -64,6 +65,22 @@ struct Args {
     /// Allow a non-loopback target (never for tests on shared machines).
     #[arg(long)]
     allow_remote: bool,
+    /// CA bundle to verify an https target.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for mTLS.
+    #[arg(long)]
+    cert: Option<std::path::PathBuf>,
+    /// Client private key (PEM) for mTLS.
+    #[arg(long)]
+    key: Option<std::path::PathBuf>,
+    /// Request body from a file (e.g. a SOAP envelope) instead of --body-bytes.
+    #[arg(long)]
+    body_file: Option<std::path::PathBuf>,
+    /// Idle mode: open this many keep-alive connections (one request each), hold
+    /// them for --duration, print how many were held, and exit.
+    #[arg(long)]
+    idle: Option<usize>,
 }
 
 fn humantime_duration(s: &str) -> Result<Duration, String> {
@@ -113,56 +130,6 @@ impl Shared {
     }
 }
 
-enum Sender {
-    H1(http1::SendRequest<Full<Bytes>>),
-    H2(http2::SendRequest<Full<Bytes>>),
-}
-
-impl Sender {
-    async fn connect(args: &Args, authority: &str) -> anyhow::Result<Self> {
-        let stream = tokio::net::TcpStream::connect(authority).await?;
-        stream.set_nodelay(true)?;
-        let io = TokioIo::new(stream);
-        Ok(if args.h2 {
-            let (send, conn) = http2::handshake(TokioExecutor::new(), io).await?;
-            tokio::spawn(conn);
-            Sender::H2(send)
-        } else {
-            let (send, conn) = http1::handshake(io).await?;
-            tokio::spawn(conn);
-            Sender::H1(send)
-        })
-    }
-
-    async fn send(
-        &mut self,
-        req: http::Request<Full<Bytes>>,
-    ) -> Result<(u16, Option<String>), String> {
-        let resp = match self {
-            Sender::H1(s) => {
-                s.ready().await.map_err(|e| format!("connection: {e}"))?;
-                s.send_request(req).await
-            }
-            Sender::H2(s) => {
-                s.ready().await.map_err(|e| format!("connection: {e}"))?;
-                s.send_request(req).await
-            }
-        }
-        .map_err(|e| format!("request: {e}"))?;
-        let status = resp.status().as_u16();
-        let code = resp
-            .headers()
-            .get("x-road-error")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        resp.into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?;
-        Ok((status, code))
-    }
-}
-
 struct Template {
     method: http::Method,
     uri: http::Uri,
@@ -180,12 +147,17 @@ impl Template {
     }
 }
 
-fn template(args: &Args) -> anyhow::Result<(Template, String)> {
+fn template(args: &Args) -> anyhow::Result<(Template, Connector)> {
     let uri: http::Uri = args.url.parse()?;
-    anyhow::ensure!(
-        uri.scheme_str() == Some("http"),
-        "only http:// targets (h1 or --h2 for h2c)"
-    );
+    let tls = match uri.scheme_str() {
+        Some("http") => None,
+        Some("https") => Some(TlsFiles {
+            ca: args.ca.clone(),
+            cert: args.cert.clone(),
+            key: args.key.clone(),
+        }),
+        _ => anyhow::bail!("the URL must be http:// or https://"),
+    };
     let authority = uri
         .authority()
         .ok_or_else(|| anyhow::anyhow!("URL has no host"))?
@@ -212,15 +184,20 @@ fn template(args: &Args) -> anyhow::Result<(Template, String)> {
     if !args.h2 {
         headers.insert(http::header::HOST, authority.as_str().parse()?);
     }
-    let uri = if args.h2 {
-        uri
-    } else {
-        uri.path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/")
-            .parse()?
+    let path: http::Uri = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .parse()?;
+    let body = match &args.body_file {
+        Some(path) => Bytes::from(std::fs::read(path)?),
+        None => Bytes::from(vec![b'x'; args.body_bytes]),
     };
-    let body = Bytes::from(vec![b'x'; args.body_bytes]);
+    let port = authority
+        .port_u16()
+        .unwrap_or(if tls.is_some() { 443 } else { 80 });
+    let connector = Connector::new(format!("{host}:{port}"), host, args.h2, tls.as_ref())?;
+    let uri = if args.h2 { uri } else { path };
     Ok((
         Template {
             method: args.method.parse()?,
@@ -228,14 +205,17 @@ fn template(args: &Args) -> anyhow::Result<(Template, String)> {
             headers,
             body,
         },
-        authority.to_string(),
+        connector,
     ))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let (template, authority) = template(&args)?;
+    let (template, connector) = template(&args)?;
+    if let Some(n) = args.idle {
+        return idle(&args, &template, &connector, n).await;
+    }
     let template = Arc::new(template);
     let shared = Arc::new(Shared {
         histogram: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3)?),
@@ -248,14 +228,14 @@ async fn main() -> anyhow::Result<()> {
     let end = measure_from + args.duration;
     let mut tasks = Vec::new();
     for i in 0..args.connections {
-        let (args, template, shared, authority) = (
+        let (args, template, shared, connector) = (
             args.clone(),
             template.clone(),
             shared.clone(),
-            authority.clone(),
+            connector.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut sender = match Sender::connect(&args, &authority).await {
+            let mut sender = match connector.connect().await {
                 Ok(s) => s,
                 Err(e) => {
                     shared.record(true, Instant::now(), Err(format!("connect: {e}")));
@@ -294,7 +274,7 @@ async fn main() -> anyhow::Result<()> {
                     outcome,
                 );
                 if failed {
-                    match Sender::connect(&args, &authority).await {
+                    match connector.connect().await {
                         Ok(s) => sender = s,
                         Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
                     }
@@ -350,4 +330,43 @@ fn report(args: &Args, shared: &Shared) {
     for (what, n) in errors.iter() {
         println!("error {what}: {n}");
     }
+}
+
+/// Opens `n` connections, completes one request on each so they are established
+/// keep-alive connections, holds them for `--duration`, then reports.
+async fn idle(
+    args: &Args,
+    template: &Template,
+    connector: &Connector,
+    n: usize,
+) -> anyhow::Result<()> {
+    let mut held = Vec::with_capacity(n);
+    let mut failed = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while held.len() + failed < n && Instant::now() < deadline {
+        let batch = (n - held.len() - failed).min(200);
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..batch {
+            let connector = connector.clone();
+            let req = template.request();
+            set.spawn(async move {
+                let mut sender = connector.connect().await.map_err(|e| e.to_string())?;
+                sender.send(req).await?;
+                Ok::<_, String>(sender)
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(Ok(sender)) => held.push(sender),
+                _ => failed += 1,
+            }
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "idle_connections": held.len(), "failed": failed })
+    );
+    tokio::time::sleep(args.duration).await;
+    drop(held);
+    Ok(())
 }

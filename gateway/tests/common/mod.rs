@@ -52,6 +52,12 @@ impl Pki {
             .issue_client(&systems[0], time::OffsetDateTime::now_utc())
             .unwrap();
         qaqpa_gateway::pki_files::write_pair(&dir.path().join("pki"), "foreign", &forged).unwrap();
+        qaqpa_gateway::pki_files::write_file(
+            &dir.path().join("pki/foreign-ca.crt"),
+            &foreign.cert_pem,
+            false,
+        )
+        .unwrap();
         Self { dir }
     }
 
@@ -103,6 +109,16 @@ pub struct Provider {
 /// - `/source?bytes=N`: one chunk, waits for `release`, then the rest up to N bytes;
 /// - `/slow`: answers after 5 s.
 pub async fn start_provider(h2c_only: bool) -> Provider {
+    start_provider_with(h2c_only, None).await
+}
+
+/// The same provider behind TLS (server certificate `tls`), offering h2 and
+/// HTTP/1.1 by ALPN.
+pub async fn start_provider_with(
+    h2c_only: bool,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> Provider {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
@@ -111,6 +127,7 @@ pub async fn start_provider(h2c_only: bool) -> Provider {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             let seen = seen2.clone();
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     let seen = seen.clone();
@@ -120,7 +137,17 @@ pub async fn start_provider(h2c_only: bool) -> Provider {
                 if h2c_only {
                     builder = builder.http2_only();
                 }
-                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                match acceptor {
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                    Some(acceptor) => {
+                        let Ok(tls) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        let _ = builder.serve_connection(TokioIo::new(tls), svc).await;
+                    }
+                }
             });
         }
     });
@@ -206,7 +233,16 @@ fn tokio_stream_from<T: Send + 'static>(
 }
 
 /// Gateway config text for the test PKI and provider.
-pub fn config_text(provider: SocketAddr, h2c: SocketAddr, extra_limits: &str) -> String {
+pub const TLS_SERVICE: &str = "KZ/GOV/000000000001/population-register/tls/v1";
+pub const WRONG_CA_SERVICE: &str = "KZ/GOV/000000000001/population-register/wrong-ca/v1";
+
+pub fn config_text(
+    provider: SocketAddr,
+    h2c: SocketAddr,
+    tls: SocketAddr,
+    extra_limits: &str,
+) -> String {
+    let tls_port = tls.port();
     format!(
         r#"
 [gateway]
@@ -261,8 +297,28 @@ kind = "rest"
 upstream = ["http://{h2c}/base"]
 upstream_protocol = "h2"
 
+[[service]]
+id = "{TLS_SERVICE}"
+kind = "rest"
+upstream = ["https://localhost:{tls_port}/base"]
+upstream_ca = "pki/ca.crt"
+
+[[service]]
+id = "{WRONG_CA_SERVICE}"
+kind = "rest"
+upstream = ["https://localhost:{tls_port}/base"]
+upstream_ca = "pki/foreign-ca.crt"
+
 [[access]]
 service = "{SERVICE}"
+clients = ["{CLIENT}"]
+
+[[access]]
+service = "{TLS_SERVICE}"
+clients = ["{CLIENT}"]
+
+[[access]]
+service = "{WRONG_CA_SERVICE}"
 clients = ["{CLIENT}"]
 
 [[access]]
@@ -296,12 +352,21 @@ impl TestGateway {
         let pki = Pki::new();
         let provider = start_provider(false).await;
         let h2c = start_provider(true).await;
+        let mut server =
+            rustls::ServerConfig::builder_with_provider(qaqpa_gateway::tls::provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(
+                    qaqpa_gateway::tls::load_certs(&pki.path("gateway.crt")).unwrap(),
+                    qaqpa_gateway::tls::load_key(&pki.path("gateway.key")).unwrap(),
+                )
+                .unwrap();
+        server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let tls = start_provider_with(false, Some(std::sync::Arc::new(server))).await;
         let config_path = pki.dir.path().join("qaqpa.toml");
-        std::fs::write(
-            &config_path,
-            config_text(provider.addr, h2c.addr, extra_limits),
-        )
-        .unwrap();
+        let text = config_text(provider.addr, h2c.addr, tls.addr, extra_limits);
+        std::fs::write(&config_path, text).unwrap();
         let config = qaqpa_gateway::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
         let running = gateway::start(config, Some(config_path.clone()))
             .await
