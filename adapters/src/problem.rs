@@ -48,8 +48,7 @@ mod tests {
         assert_eq!(v["code"], "client.access_denied");
         assert_eq!(v["detail"], "not \"allowed\"");
         assert_eq!(v["messageId"], "id-1");
-        let v: serde_json::Value =
-            serde_json::from_slice(&problem_json(ErrorCode::Internal, "x", None)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&problem_json(ErrorCode::Internal, "x", None)).unwrap();
         assert!(v.get("messageId").is_none());
     }
 }

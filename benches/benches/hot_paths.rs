@@ -25,9 +25,7 @@ fn table() -> RouteTable<u32> {
 fn route_lookup(c: &mut Criterion) {
     let t = table();
     let path = "KZ/GOV/000000000123/system-123/service-4/v2/persons/900101300123";
-    c.bench_function("split_rest_path", |b| {
-        b.iter(|| split_rest_path(black_box(path)).unwrap())
-    });
+    c.bench_function("split_rest_path", |b| b.iter(|| split_rest_path(black_box(path)).unwrap()));
     c.bench_function("split_and_resolve (2000 services)", |b| {
         b.iter(|| {
             let target = split_rest_path(black_box(path)).unwrap();
@@ -43,11 +41,7 @@ fn route_lookup(c: &mut Criterion) {
 fn error_body(c: &mut Criterion) {
     c.bench_function("problem_json", |b| {
         b.iter(|| {
-            problem_json(
-                ErrorCode::AccessDenied,
-                black_box("KZ/GOV/1/a may not call KZ/GOV/2/b/c/v1"),
-                Some("id-1"),
-            )
+            problem_json(ErrorCode::AccessDenied, black_box("KZ/GOV/1/a may not call KZ/GOV/2/b/c/v1"), Some("id-1"))
         })
     });
 }
@@ -64,12 +58,8 @@ fn header_work(c: &mut Criterion) {
         .header("accept", "*/*")
         .body(())
         .unwrap();
-    c.bench_function("message_id (client-supplied)", |b| {
-        b.iter(|| headers::message_id(black_box(req.headers())))
-    });
-    c.bench_function("request_head_digest (7 headers)", |b| {
-        b.iter(|| headers::request_head_digest(black_box(&req)))
-    });
+    c.bench_function("message_id (client-supplied)", |b| b.iter(|| headers::message_id(black_box(req.headers()))));
+    c.bench_function("request_head_digest (7 headers)", |b| b.iter(|| headers::request_head_digest(black_box(&req))));
     let body = vec![b'x'; 1024];
     c.bench_function("request body SHA-512 (1 KiB)", |b| {
         use sha2::Digest;

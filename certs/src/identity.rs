@@ -43,10 +43,7 @@ pub fn inspect(der: &[u8]) -> Result<CertIdentity, IdentityError> {
             }
         }
     }
-    Ok(CertIdentity {
-        san_system,
-        sha256: Sha256::digest(der).into(),
-    })
+    Ok(CertIdentity { san_system, sha256: Sha256::digest(der).into() })
 }
 
 /// Lower-case hex without separators, the form the config uses.
@@ -72,10 +69,7 @@ mod tests {
         assert_eq!(fingerprint_hex(&id.sha256).len(), 64);
 
         let server = ca.issue_server(&["localhost", "127.0.0.1"], now).unwrap();
-        assert_eq!(
-            inspect(&server.cert_der().unwrap()).unwrap().san_system,
-            None
-        );
+        assert_eq!(inspect(&server.cert_der().unwrap()).unwrap().san_system, None);
     }
 
     #[test]

@@ -6,8 +6,8 @@
 
 use qaqpa_routing::SystemId;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -35,8 +35,7 @@ pub struct CertAndKey {
 
 impl CertAndKey {
     pub fn cert_der(&self) -> Result<CertificateDer<'static>, PkiError> {
-        CertificateDer::from_pem_slice(self.cert_pem.as_bytes())
-            .map_err(|_| PkiError::BadPem("certificate"))
+        CertificateDer::from_pem_slice(self.cert_pem.as_bytes()).map_err(|_| PkiError::BadPem("certificate"))
     }
 }
 
@@ -52,52 +51,32 @@ impl DevCa {
         let mut params = CertificateParams::default();
         params.distinguished_name = name(common_name);
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         params.not_before = now - Duration::minutes(5);
         params.not_after = now + CA_VALIDITY;
         let cert = params.self_signed(&key)?;
         let key_pem = key.serialize_pem();
-        Ok(Self {
-            issuer: Issuer::new(params, key),
-            cert_pem: cert.pem(),
-            key_pem,
-        })
+        Ok(Self { issuer: Issuer::new(params, key), cert_pem: cert.pem(), key_pem })
     }
 
     /// Loads an existing CA (for `qaqpa certs issue`).
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(key_pem).map_err(|_| PkiError::BadPem("CA key"))?;
         let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
-        Ok(Self {
-            issuer,
-            cert_pem: cert_pem.to_owned(),
-            key_pem: key_pem.to_owned(),
-        })
+        Ok(Self { issuer, cert_pem: cert_pem.to_owned(), key_pem: key_pem.to_owned() })
     }
 
     /// A TLS server certificate for the given DNS names and IP addresses.
-    pub fn issue_server(
-        &self,
-        names: &[&str],
-        now: OffsetDateTime,
-    ) -> Result<CertAndKey, PkiError> {
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
+    pub fn issue_server(&self, names: &[&str], now: OffsetDateTime) -> Result<CertAndKey, PkiError> {
+        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
         params.distinguished_name = name(names.first().copied().unwrap_or("qaqpa gateway"));
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         self.sign_leaf(params, now, now + LEAF_VALIDITY)
     }
 
     /// A client certificate bound to `system` by its SAN URI.
-    pub fn issue_client(
-        &self,
-        system: &SystemId,
-        now: OffsetDateTime,
-    ) -> Result<CertAndKey, PkiError> {
+    pub fn issue_client(&self, system: &SystemId, now: OffsetDateTime) -> Result<CertAndKey, PkiError> {
         self.issue_client_valid(system, now - Duration::minutes(5), now + LEAF_VALIDITY)
     }
 
@@ -128,10 +107,7 @@ impl DevCa {
         params.not_before = not_before;
         params.not_after = not_after;
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(CertAndKey {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(CertAndKey { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 }
 
@@ -153,11 +129,7 @@ mod tests {
         let again = DevCa::load(&ca.cert_pem, &ca.key_pem).unwrap();
         let system = SystemId::parse("KZ/GOV/1/sys").unwrap();
         let a = ca.issue_client(&system, now).unwrap().cert_der().unwrap();
-        let b = again
-            .issue_client(&system, now)
-            .unwrap()
-            .cert_der()
-            .unwrap();
+        let b = again.issue_client(&system, now).unwrap().cert_der().unwrap();
         let issuer = |der: &[u8]| {
             let (_, c) = x509_parser::parse_x509_certificate(der).unwrap();
             c.issuer().to_string()

@@ -1,5 +1,8 @@
-//! The admin listener (DESIGN §4): health, readiness and reload. Kept apart from the
-//! data listeners so operators' endpoints are never reachable by exchange clients.
+//! The admin listener (DESIGN §4): health, readiness, reload, Prometheus metrics,
+//! SLA, monitoring records and the operator dashboard. Kept apart from the data
+//! listeners so operators' endpoints are never reachable by exchange clients.
+
+use std::collections::HashMap;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -7,40 +10,130 @@ use qaqpa_adapters::ErrorCode;
 
 use crate::error::error_response;
 use crate::gateway::Gateway;
+use crate::monitoring::{now_us, Query, CSV_HEADER};
 use crate::pipeline::{full_body, GatewayBody};
 
+const DASHBOARD: &str = include_str!("dashboard.html");
+/// Most records one monitoring query returns.
+pub const MAX_QUERY_RECORDS: usize = 100_000;
+
 pub async fn serve(gateway: &Gateway, req: Request<Incoming>) -> Response<GatewayBody> {
+    let query = parse_query(req.uri().query().unwrap_or(""));
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/readyz") if gateway.is_ready() => text(StatusCode::OK, "ready\n"),
-        (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n"),
+        (&Method::GET, "/readyz") if gateway.is_ready() => text(StatusCode::OK, "text/plain", "ready\n"),
+        (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n"),
         (&Method::POST, "/admin/v1/reload") => match gateway.reload().await {
-            Ok(services) => json(
-                StatusCode::OK,
-                serde_json::json!({ "reloaded": true, "services": services }),
-            ),
+            Ok(services) => json(serde_json::json!({ "reloaded": true, "services": services })),
             Err(e) => error_response(ErrorCode::BadRequest, &e.to_string(), None),
         },
+        (&Method::GET, "/metrics") => {
+            refresh_sla_gauges(gateway);
+            text(StatusCode::OK, "text/plain; version=0.0.4", gateway.telemetry.metrics.render())
+        }
+        (&Method::GET, "/admin/v1/sla") => json(serde_json::to_value(sla_reports(gateway)).unwrap_or_default()),
+        (&Method::GET, "/admin/v1/stats") => json(crate::stats::live(gateway)),
+        (&Method::GET, "/admin/v1/monitoring") => monitoring(gateway, &query, &req).await,
+        (&Method::GET, "/ui" | "/ui/") => text(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
         _ => error_response(ErrorCode::BadRequest, "no such admin endpoint", None),
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<GatewayBody> {
+fn sla_reports(gateway: &Gateway) -> Vec<crate::sla::SlaReport> {
+    let runtime = gateway.runtime();
+    let now = now_us();
+    runtime
+        .config
+        .services
+        .iter()
+        .filter_map(|s| Some(gateway.telemetry.sla.report(s.id.as_str(), s.sla.as_ref()?, now)))
+        .collect()
+}
+
+fn refresh_sla_gauges(gateway: &Gateway) {
+    let m = &gateway.telemetry.metrics;
+    for r in sla_reports(gateway) {
+        m.sla_availability.with_label_values(&[&r.service]).set(r.availability);
+        m.sla_latency.with_label_values(&[&r.service]).set(r.latency_attainment);
+        m.sla_budget.with_label_values(&[&r.service, "availability"]).set(r.availability_budget_remaining);
+        m.sla_budget.with_label_values(&[&r.service, "latency"]).set(r.latency_budget_remaining);
+    }
+}
+
+/// `from`/`to`: RFC 3339 or Unix seconds. `format=csv` (or `Accept: text/csv`) for CSV.
+async fn monitoring(
+    gateway: &Gateway,
+    params: &HashMap<String, String>,
+    req: &Request<Incoming>,
+) -> Response<GatewayBody> {
+    let time = |key: &str| -> Result<Option<i64>, String> {
+        let Some(v) = params.get(key) else { return Ok(None) };
+        if let Ok(secs) = v.parse::<i64>() {
+            return Ok(Some(secs * 1_000_000));
+        }
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+            .map(|t| Some((t.unix_timestamp_nanos() / 1000) as i64))
+            .map_err(|_| format!("{key} must be RFC 3339 or Unix seconds"))
+    };
+    let (from, to) = match (time("from"), time("to")) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => return error_response(ErrorCode::BadRequest, &e, None),
+    };
+    let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
+        None => 1000,
+        Some(Ok(n)) if (1..=MAX_QUERY_RECORDS).contains(&n) => n,
+        Some(_) => return error_response(ErrorCode::BadRequest, "limit must be 1..=100000", None),
+    };
+    let q = Query {
+        from,
+        to,
+        client: params.get("client").cloned(),
+        service: params.get("service").cloned(),
+        code: params.get("code").cloned(),
+        limit,
+    };
+    let records = match gateway.telemetry.monitoring.query(&q).await {
+        Ok(r) => r,
+        Err(e) => return error_response(ErrorCode::Internal, &format!("reading monitoring records: {e}"), None),
+    };
+    let wants_csv = params.get("format").is_some_and(|f| f == "csv")
+        || req
+            .headers()
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv"));
+    if wants_csv {
+        let mut out = String::from(CSV_HEADER);
+        out.push('\n');
+        for r in &records {
+            out.push_str(&r.csv_line());
+            out.push('\n');
+        }
+        text(StatusCode::OK, "text/csv; charset=utf-8", out)
+    } else {
+        json(serde_json::to_value(records).unwrap_or_default())
+    }
+}
+
+fn parse_query(query: &str) -> HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode =
+                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (!k.is_empty()).then(|| (decode(k), decode(v)))
+        })
+        .collect()
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<bytes::Bytes>) -> Response<GatewayBody> {
     let mut r = Response::new(full_body(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain"),
-    );
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     r
 }
 
-fn json(status: StatusCode, value: serde_json::Value) -> Response<GatewayBody> {
-    let mut r = Response::new(full_body(value.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    r
+fn json(value: serde_json::Value) -> Response<GatewayBody> {
+    text(StatusCode::OK, "application/json", value.to_string())
 }

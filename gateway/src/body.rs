@@ -3,6 +3,7 @@
 //! enforces the body size limit.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha512};
 #[derive(Default)]
 pub struct BodyOutcome {
     state: Mutex<Outcome>,
+    received: AtomicU64,
 }
 
 #[derive(Default, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +32,11 @@ pub enum Outcome {
 impl BodyOutcome {
     pub fn get(&self) -> Outcome {
         *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Body bytes that went through so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     fn set(&self, outcome: Outcome) {
@@ -56,13 +63,7 @@ pub struct ForwardBody {
 impl ForwardBody {
     pub fn new(inner: Incoming, limit: u64) -> (Self, Arc<BodyOutcome>) {
         let outcome = Arc::new(BodyOutcome::default());
-        let mut body = Self {
-            inner,
-            hasher: Some(Sha512::new()),
-            received: 0,
-            limit,
-            outcome: outcome.clone(),
-        };
+        let mut body = Self { inner, hasher: Some(Sha512::new()), received: 0, limit, outcome: outcome.clone() };
         // A body that is empty from the start may never be polled by the client.
         if body.inner.is_end_stream() {
             body.finish();
@@ -72,8 +73,7 @@ impl ForwardBody {
 
     fn finish(&mut self) {
         if let Some(hasher) = self.hasher.take() {
-            self.outcome
-                .set(Outcome::Complete(hasher.finalize().into()));
+            self.outcome.set(Outcome::Complete(hasher.finalize().into()));
         }
     }
 }
@@ -82,15 +82,13 @@ impl Body for ForwardBody {
     type Data = Bytes;
     type Error = ForwardBodyError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
+                    this.outcome.received.store(this.received, Ordering::Relaxed);
                     if this.received > this.limit {
                         this.hasher = None;
                         this.outcome.set(Outcome::TooLarge);
@@ -123,5 +121,63 @@ impl Body for ForwardBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The provider's response body on its way to the client, counted; when it ends
+/// (or the client goes away) the exchange is measured and its reservations freed.
+pub struct Tracked {
+    inner: Incoming,
+    bytes: u64,
+    exchange: Option<crate::telemetry::Exchange>,
+}
+
+impl Tracked {
+    pub fn new(inner: Incoming, exchange: crate::telemetry::Exchange) -> Self {
+        let mut this = Self { inner, bytes: 0, exchange: Some(exchange) };
+        if this.inner.is_end_stream() {
+            this.finish();
+        }
+        this
+    }
+
+    fn finish(&mut self) {
+        if let Some(exchange) = self.exchange.take() {
+            exchange.finish(self.bytes);
+        }
+    }
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &polled {
+            Some(Ok(frame)) => {
+                this.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if this.inner.is_end_stream() {
+                    this.finish();
+                }
+            }
+            Some(Err(_)) | None => this.finish(),
+        }
+        Poll::Ready(polled)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.finish();
     }
 }

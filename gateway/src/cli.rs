@@ -10,11 +10,7 @@ use time::OffsetDateTime;
 use crate::{config, demo, gateway, pki_files};
 
 #[derive(Parser)]
-#[command(
-    name = "qaqpa",
-    version,
-    about = "Qaqpa integration gateway: a service bus for signed government exchanges"
-)]
+#[command(name = "qaqpa", version, about = "Qaqpa integration gateway: a service bus for signed government exchanges")]
 pub struct Cli {
     /// Log output format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -106,23 +102,15 @@ pub fn main() -> ExitCode {
 fn init_logging(format: LogFormat, level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -153,24 +141,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Command::Certs(CertsCommand::Init {
-            dir,
-            systems,
-            server_names,
-            force,
-        }) => {
+        Command::Certs(CertsCommand::Init { dir, systems, server_names, force }) => {
             let systems = parse_systems(&systems)?;
             pki_files::init(&dir, &systems, &server_names, force)?;
-            println!(
-                "wrote {}/{{ca.crt,ca.key,gateway.crt,gateway.key}}",
-                dir.display()
-            );
+            println!("wrote {}/{{ca.crt,ca.key,gateway.crt,gateway.key}}", dir.display());
             for s in &systems {
-                println!(
-                    "wrote {}/{}.{{crt,key}} for {s}",
-                    dir.display(),
-                    s.short_name()
-                );
+                println!("wrote {}/{}.{{crt,key}} for {s}", dir.display(), s.short_name());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -179,29 +155,19 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let now = OffsetDateTime::now_utc();
             let (pair, stem) = match (&args.target.system, &args.target.server) {
                 (Some(system), _) => {
-                    let system = SystemId::parse(system)
-                        .map_err(|e| anyhow::anyhow!("--system {system}: {e}"))?;
-                    (
-                        ca.issue_client(&system, now)?,
-                        args.name.unwrap_or_else(|| system.short_name().to_owned()),
-                    )
+                    let system = SystemId::parse(system).map_err(|e| anyhow::anyhow!("--system {system}: {e}"))?;
+                    (ca.issue_client(&system, now)?, args.name.unwrap_or_else(|| system.short_name().to_owned()))
                 }
                 (None, Some(names)) => {
                     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                    (
-                        ca.issue_server(&names, now)?,
-                        args.name.unwrap_or_else(|| "server".to_owned()),
-                    )
+                    (ca.issue_server(&names, now)?, args.name.unwrap_or_else(|| "server".to_owned()))
                 }
                 (None, None) => anyhow::bail!("give --system or --server"),
             };
             let (cert, key) = pki_files::write_pair(&args.dir, &stem, &pair)?;
             let fingerprint = qaqpa_certs::inspect(&pair.cert_der()?)?.sha256;
             println!("wrote {} and {}", cert.display(), key.display());
-            println!(
-                "cert_sha256 = \"{}\"",
-                qaqpa_certs::fingerprint_hex(&fingerprint)
-            );
+            println!("cert_sha256 = \"{}\"", qaqpa_certs::fingerprint_hex(&fingerprint));
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => {
@@ -212,7 +178,5 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn parse_systems(ids: &[String]) -> anyhow::Result<Vec<SystemId>> {
-    ids.iter()
-        .map(|id| SystemId::parse(id).map_err(|e| anyhow::anyhow!("--system {id}: {e}")))
-        .collect()
+    ids.iter().map(|id| SystemId::parse(id).map_err(|e| anyhow::anyhow!("--system {id}: {e}"))).collect()
 }

@@ -3,22 +3,35 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, LimitsBackend};
+use crate::limits::local::LocalBackend;
+use crate::limits::redis::RedisBackend;
+use crate::limits::stage::Overload;
+use crate::limits::{now_ns, Limiter};
 use crate::listener::{self, Role};
+use crate::metrics::Metrics;
+use crate::monitoring::Monitoring;
 use crate::runtime::Runtime;
+use crate::sla::SlaTracker;
+use crate::telemetry::Telemetry;
+use qaqpa_routing::limit::Aimd;
 
 pub struct Gateway {
     runtime: ArcSwap<Runtime>,
     config_path: Option<PathBuf>,
     ready: AtomicBool,
+    pub telemetry: Telemetry,
+    pub limiter: Limiter,
+    pub overload: Overload,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +39,11 @@ pub enum StartError {
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
     #[error("cannot bind {name} listener on {address}: {source}")]
-    Bind {
-        name: String,
-        address: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { name: String, address: SocketAddr, source: std::io::Error },
+    #[error("data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Limits(#[from] crate::limits::LimitError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +72,13 @@ impl Gateway {
     /// building upstream pools run on a blocking thread, never on a request worker.
     /// Listener addresses and certificates stay as they were started.
     pub async fn reload(&self) -> Result<usize, ReloadError> {
+        let result = self.try_reload().await;
+        let label = if result.is_ok() { "ok" } else { "refused" };
+        self.telemetry.metrics.reloads.with_label_values(&[label]).inc();
+        result
+    }
+
+    async fn try_reload(&self) -> Result<usize, ReloadError> {
         let path = self.config_path.clone().ok_or(ReloadError::NoFile)?;
         let runtime = tokio::task::spawn_blocking(move || -> Result<Runtime, ReloadError> {
             Ok(Runtime::build(config::load(&path)?)?)
@@ -85,28 +105,51 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     let listeners = config.listeners.clone();
     let admin = config.admin.clone();
     let limits = config.limits.clone();
+    let data_dir = config.storage.data_dir.clone();
+    let dir_error = |source| StartError::DataDir { path: data_dir.display().to_string(), source };
+    std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
+    let monitoring =
+        Monitoring::start(data_dir.join("monitoring"), config.monitoring.ring, config.monitoring.retention)
+            .map_err(dir_error)?;
+    let limiter = match &config.storage.limits {
+        LimitsBackend::Local => {
+            let file = data_dir.join("quotas.tsv");
+            let backend = LocalBackend::default();
+            let n = backend.load(&file, now_ns()).map_err(dir_error)?;
+            tracing::info!(counters = n, "quota counters loaded from {}", file.display());
+            Limiter::Local { backend, file }
+        }
+        LimitsBackend::Redis { url, timeout } => Limiter::Redis(RedisBackend::connect(url, *timeout, "qaqpa").await?),
+    };
+    let overload = Overload {
+        enabled: config.overload.enabled,
+        in_flight: Arc::new(AtomicU32::new(0)),
+        limit: AtomicU32::new(config.overload.max_in_flight),
+    };
+    let overload_config = config.overload.clone();
+    let telemetry =
+        Telemetry { metrics: Metrics::new(), monitoring, sla: SlaTracker::default(), node: config.node.clone() };
     let gateway = Arc::new(Gateway {
         runtime: ArcSwap::from_pointee(Runtime::build(config)?),
         config_path,
         ready: AtomicBool::new(false),
+        telemetry,
+        limiter,
+        overload,
     });
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
+    tasks.spawn(housekeeping(gateway.clone(), stopped.clone()));
+    tasks.spawn(overload_probe(gateway.clone(), overload_config, stopped.clone()));
     let mut data_addrs = Vec::new();
     let mut bound = Vec::new();
-    for l in listeners
-        .iter()
-        .map(|l| (l, Role::Data))
-        .chain(admin.iter().map(|l| (l, Role::Admin)))
-    {
+    for l in listeners.iter().map(|l| (l, Role::Data)).chain(admin.iter().map(|l| (l, Role::Admin))) {
         let (cfg, role) = l;
-        let tcp = TcpListener::bind(cfg.address)
-            .await
-            .map_err(|source| StartError::Bind {
-                name: cfg.name.clone(),
-                address: cfg.address,
-                source,
-            })?;
+        let tcp = TcpListener::bind(cfg.address).await.map_err(|source| StartError::Bind {
+            name: cfg.name.clone(),
+            address: cfg.address,
+            source,
+        })?;
         let addr = tcp.local_addr().map_err(|source| StartError::Bind {
             name: cfg.name.clone(),
             address: cfg.address,
@@ -131,13 +174,7 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         tasks.spawn(server.run(tcp, stopped.clone(), limits.drain_timeout));
     }
     gateway.ready.store(true, Ordering::Release);
-    Ok(Running {
-        gateway,
-        data_addrs,
-        admin_addr,
-        stop,
-        tasks,
-    })
+    Ok(Running { gateway, data_addrs, admin_addr, stop, tasks })
 }
 
 impl Running {
@@ -169,6 +206,52 @@ impl Running {
         reloader.abort();
         self.shutdown().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Persists quota counters every second (and once more on stop); forgets idle
+/// limiter state every minute.
+async fn housekeeping(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        n += 1;
+        let g = gateway.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            g.limiter.save();
+            if n.is_multiple_of(60) {
+                g.limiter.housekeep();
+            }
+        })
+        .await;
+    }
+    let _ = tokio::task::spawn_blocking(move || gateway.limiter.save()).await;
+}
+
+/// Measures how late a short timer fires (event-loop lag, the gateway's queueing
+/// delay) and moves the in-flight limit by AIMD.
+async fn overload_probe(gateway: Arc<Gateway>, config: crate::config::Overload, mut stop: watch::Receiver<bool>) {
+    let mut aimd = Aimd::new(config.min_in_flight, config.max_in_flight, config.target_delay.as_nanos() as u64);
+    let period = Duration::from_millis(10);
+    let metrics = &gateway.telemetry.metrics;
+    metrics.overload_limit.set(i64::from(aimd.limit()));
+    loop {
+        let started = std::time::Instant::now();
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.changed() => break,
+        }
+        let lag = started.elapsed().saturating_sub(period);
+        let in_flight = gateway.overload.in_flight.load(Ordering::Relaxed);
+        let limit = aimd.sample(lag.as_nanos() as u64, in_flight);
+        gateway.overload.limit.store(limit, Ordering::Relaxed);
+        metrics.overload_limit.set(i64::from(limit));
+        metrics.event_loop_lag.set(lag.as_secs_f64());
+        tokio::time::sleep(Duration::from_millis(40)).await;
     }
 }
 

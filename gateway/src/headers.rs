@@ -47,15 +47,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, tls: bool) {
     let ip = peer.ip();
     let proto = if tls { "https" } else { "http" };
-    append_list(
-        headers,
-        HeaderName::from_static("x-forwarded-for"),
-        &ip.to_string(),
-    );
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(proto),
-    );
+    append_list(headers, HeaderName::from_static("x-forwarded-for"), &ip.to_string());
+    headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
     let node = match ip {
         std::net::IpAddr::V4(v4) => format!("for={v4};proto={proto}"),
         std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto={proto}"),
@@ -78,9 +71,7 @@ pub fn message_id(headers: &HeaderMap) -> Result<String, &'static str> {
     match headers.get(X_ROAD_ID) {
         None => Ok(uuid::Uuid::now_v7().to_string()),
         Some(v) => {
-            let id = v
-                .to_str()
-                .map_err(|_| "X-Road-Id must be printable ASCII")?;
+            let id = v.to_str().map_err(|_| "X-Road-Id must be printable ASCII")?;
             if id.is_empty() || id.len() > MAX_MESSAGE_ID_LEN {
                 return Err("X-Road-Id must be 1 to 128 characters");
             }
@@ -99,12 +90,7 @@ pub fn request_head_digest<B>(req: &Request<B>) -> [u8; 64] {
     let mut h = Sha512::new();
     h.update(req.method().as_str());
     h.update(b" ");
-    h.update(
-        req.uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/"),
-    );
+    h.update(req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"));
     h.update(b"\n");
     for (name, value) in req.headers() {
         h.update(name.as_str());
@@ -131,22 +117,13 @@ mod tests {
     #[test]
     fn strips_hop_by_hop_and_connection_named_fields() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret-hop"),
-        );
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret-hop"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         h.insert("x-secret-hop", HeaderValue::from_static("1"));
-        h.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::CONTENT_TYPE));
@@ -161,20 +138,14 @@ mod tests {
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h[header::FORWARDED], "for=127.0.0.1;proto=https");
         add_forwarded(&mut h, "[::1]:5000".parse().unwrap(), false);
-        assert_eq!(
-            h[header::FORWARDED],
-            "for=127.0.0.1;proto=https, for=\"[::1]\";proto=http"
-        );
+        assert_eq!(h[header::FORWARDED], "for=127.0.0.1;proto=https, for=\"[::1]\";proto=http");
     }
 
     #[test]
     fn message_ids() {
         let mut h = HeaderMap::new();
         let generated = message_id(&h).unwrap();
-        assert_eq!(
-            uuid::Uuid::parse_str(&generated).unwrap().get_version_num(),
-            7
-        );
+        assert_eq!(uuid::Uuid::parse_str(&generated).unwrap().get_version_num(), 7);
         h.insert(X_ROAD_ID, HeaderValue::from_static("abc-123"));
         assert_eq!(message_id(&h).unwrap(), "abc-123");
         h.insert(X_ROAD_ID, HeaderValue::from_str(&"a".repeat(129)).unwrap());
@@ -187,14 +158,8 @@ mod tests {
 
     #[test]
     fn request_hash_depends_on_head_and_body() {
-        let a = Request::get("/r1/x?q=1")
-            .header("x-road-client", "A")
-            .body(())
-            .unwrap();
-        let b = Request::get("/r1/x?q=2")
-            .header("x-road-client", "A")
-            .body(())
-            .unwrap();
+        let a = Request::get("/r1/x?q=1").header("x-road-client", "A").body(()).unwrap();
+        let b = Request::get("/r1/x?q=2").header("x-road-client", "A").body(()).unwrap();
         let (ha, hb) = (request_head_digest(&a), request_head_digest(&b));
         assert_ne!(ha, hb);
         let body1 = [1u8; 64];

@@ -88,10 +88,7 @@ impl Server {
             }
         }
         drop(tcp);
-        if tokio::time::timeout(drain, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
             tracing::warn!(listener = %this.name, "drain timeout: closing remaining connections");
         }
     }
@@ -103,30 +100,18 @@ impl Server {
         watcher: hyper_util::server::graceful::Watcher,
     ) {
         match &self.tls {
-            None => {
-                self.serve(
-                    TokioIo::new(stream),
-                    Peer {
-                        addr,
-                        certificate: None,
-                    },
-                    watcher,
-                )
-                .await
-            }
+            None => self.serve(TokioIo::new(stream), Peer { addr, certificate: None }, watcher).await,
             Some(acceptor) => {
-                let tls = match tokio::time::timeout(
-                    self.handshake_timeout,
-                    acceptor.accept(stream),
-                )
-                .await
-                {
+                let tls = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
-                        tracing::debug!(listener = %self.name, %addr, "TLS handshake failed: {e}");
+                        let reason = crate::metrics::tls_failure_reason(&e);
+                        self.gateway.telemetry.metrics.tls_failures.with_label_values(&[&self.name, reason]).inc();
+                        tracing::debug!(listener = %self.name, %addr, reason, "TLS handshake failed: {e}");
                         return;
                     }
                     Err(_) => {
+                        self.gateway.telemetry.metrics.tls_failures.with_label_values(&[&self.name, "timeout"]).inc();
                         tracing::debug!(listener = %self.name, %addr, "TLS handshake timed out");
                         return;
                     }
@@ -141,18 +126,13 @@ impl Server {
                     tracing::debug!(listener = %self.name, %addr, "client certificate unreadable");
                     return;
                 }
-                self.serve(TokioIo::new(tls), Peer { addr, certificate }, watcher)
-                    .await
+                self.serve(TokioIo::new(tls), Peer { addr, certificate }, watcher).await
             }
         }
     }
 
-    async fn serve<I>(
-        &self,
-        io: TokioIo<I>,
-        peer: Peer,
-        watcher: hyper_util::server::graceful::Watcher,
-    ) where
+    async fn serve<I>(&self, io: TokioIo<I>, peer: Peer, watcher: hyper_util::server::graceful::Watcher)
+    where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let peer = Arc::new(peer);

@@ -1,12 +1,14 @@
 //! The request pipeline of DESIGN §2, as explicit stages in the order they run:
 //!
 //! ```text
-//! message id → identify → route → authorize → deliver
+//! message id → identify → route → authorize → limit → deliver → measure
 //! ```
 //!
 //! Each stage takes what the previous one produced and either returns its output or a
 //! [`GatewayError`]; the one mapping of errors to problem+json happens at the end.
-//! Later stages (limit, verify, adapt, sign/log, measure) slot in here.
+//! `measure` runs when the response body has been sent (or on error at once): it
+//! counts metrics, the SLA sample and the monitoring record.
+//! Later stages (verify, adapt, sign/log) slot in here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,16 +20,19 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use qaqpa_adapters::ErrorCode;
 use qaqpa_certs::CertIdentity;
-use qaqpa_routing::{split_rest_path, SystemId};
+use qaqpa_routing::split_rest_path;
 use tracing::{field, info_span, Instrument};
 
+use crate::body::Tracked;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::headers::{self, X_ROAD_CLIENT};
-use crate::runtime::{Route, Runtime};
+use crate::limits::stage::{self as limit_stage, Admission};
+use crate::runtime::{Client, Route, Runtime};
+use crate::telemetry::Exchange;
 
-/// Response bodies: the provider's stream passed through, or a small one of ours.
-pub type GatewayBody = Either<Incoming, Full<Bytes>>;
+/// Response bodies: the provider's stream passed through (and measured), or a small one of ours.
+pub type GatewayBody = Either<Tracked, Full<Bytes>>;
 
 pub fn full_body(bytes: impl Into<Bytes>) -> GatewayBody {
     Either::Right(Full::new(bytes.into()))
@@ -43,31 +48,33 @@ pub struct Peer {
 /// REST path prefix (DESIGN §4).
 pub const REST_PREFIX: &str = "/r1/";
 
-pub async fn serve(
-    gateway: Arc<Gateway>,
-    peer: Arc<Peer>,
-    req: Request<Incoming>,
-) -> Response<GatewayBody> {
+pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming>) -> Response<GatewayBody> {
     let started = Instant::now();
     let message_id = match headers::message_id(req.headers()) {
         Ok(id) => id,
         Err(why) => return GatewayError::new(ErrorCode::BadRequest, why).into_response(None),
     };
-    let span =
-        info_span!("exchange", id = %message_id, client = field::Empty, service = field::Empty);
+    let span = info_span!("exchange", id = %message_id, client = field::Empty, service = field::Empty);
     let runtime = gateway.runtime();
-    let outcome = exchange(&runtime, &peer, req, &message_id)
-        .instrument(span.clone())
-        .await;
+    let mut exchange = Exchange::begin(gateway.clone(), message_id, started);
+    let outcome = run_stages(&gateway, &runtime, &peer, req, &mut exchange).instrument(span.clone()).await;
     let response = match outcome {
-        Ok(response) => response,
-        Err(e) => e.into_response(Some(&message_id)),
+        Ok((response, admission)) => {
+            let (mut parts, body) = response.into_parts();
+            admission.add_headers(&mut parts.headers);
+            exchange.response_head(parts.status.as_u16(), None, admission);
+            Response::from_parts(parts, Either::Left(Tracked::new(body, exchange)))
+        }
+        Err(e) => {
+            let code = e.code;
+            let response = e.into_response(Some(exchange.id()));
+            exchange.response_head(response.status().as_u16(), Some(code), Admission::none());
+            exchange.finish(0);
+            response
+        }
     };
-    let code = response
-        .headers()
-        .get(crate::error::X_ROAD_ERROR)
-        .and_then(|v| v.to_str().ok());
     span.in_scope(|| {
+        let code = response.headers().get(crate::error::X_ROAD_ERROR).and_then(|v| v.to_str().ok());
         tracing::info!(
             status = response.status().as_u16(),
             code = code.unwrap_or(""),
@@ -78,110 +85,77 @@ pub async fn serve(
     response
 }
 
-async fn exchange(
+async fn run_stages(
+    gateway: &Gateway,
     runtime: &Runtime,
     peer: &Peer,
     req: Request<Incoming>,
-    message_id: &str,
-) -> Result<Response<GatewayBody>, GatewayError> {
+    exchange: &mut Exchange,
+) -> Result<(Response<Incoming>, Admission), GatewayError> {
     let client = identify(runtime, peer, req.headers())?;
-    tracing::Span::current().record("client", client.as_str());
+    tracing::Span::current().record("client", client.id.as_str());
+    exchange.set_client(&client);
     let (route, upstream_uri) = route(runtime, req.uri())?;
     tracing::Span::current().record("service", route.id.as_str());
+    exchange.set_service(route);
     authorize(route, &client)?;
-    crate::forward::deliver(
-        route,
-        upstream_uri,
-        req,
-        peer,
-        message_id,
-        &runtime.config.limits,
-    )
-    .await
+    let admission = limit_stage::admit(gateway, route, &client).await?;
+    let response = crate::forward::deliver(route, upstream_uri, req, peer, exchange, &runtime.config.limits).await?;
+    Ok((response, admission))
 }
 
 /// Stage: the system that speaks, from its certificate, checked against the
 /// `X-Road-Client` it claims.
-pub fn identify(
-    runtime: &Runtime,
-    peer: &Peer,
-    headers: &http::HeaderMap,
-) -> Result<SystemId, GatewayError> {
+pub fn identify(runtime: &Runtime, peer: &Peer, headers: &http::HeaderMap) -> Result<Arc<Client>, GatewayError> {
     let claimed = headers
         .get(X_ROAD_CLIENT)
-        .ok_or_else(|| {
-            GatewayError::new(ErrorCode::BadRequest, "X-Road-Client header is required")
-        })?
+        .ok_or_else(|| GatewayError::new(ErrorCode::BadRequest, "X-Road-Client header is required"))?
         .to_str()
         .map_err(|_| GatewayError::new(ErrorCode::BadRequest, "X-Road-Client is not ASCII"))?;
-    let claimed = SystemId::parse(claimed).map_err(|e| {
-        GatewayError::new(
-            ErrorCode::BadRequest,
-            format!("X-Road-Client is not a system id: {e}"),
-        )
-    })?;
+    qaqpa_routing::SystemId::parse(claimed)
+        .map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("X-Road-Client is not a system id: {e}")))?;
     let Some(cert) = &peer.certificate else {
         // Insecure (demo) listener: no certificate, so the claim is taken as is, but
         // only for a registered system.
-        return match runtime.systems.get(claimed.as_str()) {
-            Some(system) => Ok(system.clone()),
-            None => Err(GatewayError::new(
-                ErrorCode::IdentityMismatch,
-                format!("{claimed} is not a registered system"),
-            )),
-        };
+        return runtime.systems.get(claimed).cloned().ok_or_else(|| {
+            GatewayError::new(ErrorCode::IdentityMismatch, format!("{claimed} is not a registered system"))
+        });
     };
     let bound = runtime
         .fingerprints
         .get(&cert.sha256)
-        .or_else(|| {
-            cert.san_system
-                .as_ref()
-                .and_then(|s| runtime.systems.get(s.as_str()))
-        })
+        .or_else(|| cert.san_system.as_ref().and_then(|s| runtime.systems.get(s.as_str())))
         .ok_or_else(|| {
-            GatewayError::new(
-                ErrorCode::IdentityMismatch,
-                "the client certificate is bound to no registered system",
-            )
+            GatewayError::new(ErrorCode::IdentityMismatch, "the client certificate is bound to no registered system")
         })?;
-    if *bound != claimed {
+    if bound.id.as_str() != claimed {
         return Err(GatewayError::new(
             ErrorCode::IdentityMismatch,
-            format!("X-Road-Client {claimed} is not the certificate's system {bound}"),
+            format!("X-Road-Client {claimed} is not the certificate's system {}", bound.id),
         ));
     }
-    Ok(claimed)
+    Ok(bound.clone())
 }
 
 /// Stage: the service the path names, and the provider URI the request goes to.
 pub fn route<'r>(runtime: &'r Runtime, uri: &Uri) -> Result<(&'r Route, Uri), GatewayError> {
-    let path = uri.path().strip_prefix(REST_PREFIX).ok_or_else(|| {
-        GatewayError::new(
-            ErrorCode::BadRequest,
-            "path must start with /r1/{service id}",
-        )
-    })?;
-    let target = split_rest_path(path)
-        .map_err(|e| GatewayError::new(ErrorCode::BadRequest, e.to_string()))?;
+    let path = uri
+        .path()
+        .strip_prefix(REST_PREFIX)
+        .ok_or_else(|| GatewayError::new(ErrorCode::BadRequest, "path must start with /r1/{service id}"))?;
+    let target = split_rest_path(path).map_err(|e| GatewayError::new(ErrorCode::BadRequest, e.to_string()))?;
     let (route, rest) = runtime.routes.resolve(target).ok_or_else(|| {
-        GatewayError::new(
-            ErrorCode::UnknownService,
-            format!("no service {} is registered", target.key),
-        )
+        GatewayError::new(ErrorCode::UnknownService, format!("no service {} is registered", target.key))
     })?;
     let upstream_uri = crate::forward::upstream_uri(route, rest, uri.query())?;
     Ok((route, upstream_uri))
 }
 
 /// Stage: the data owner's access list.
-pub fn authorize(route: &Route, client: &SystemId) -> Result<(), GatewayError> {
-    if route.access.allows(client.as_str()) {
+pub fn authorize(route: &Route, client: &Client) -> Result<(), GatewayError> {
+    if route.access.allows(client.id.as_str()) {
         Ok(())
     } else {
-        Err(GatewayError::new(
-            ErrorCode::AccessDenied,
-            format!("{client} may not call {}", route.id),
-        ))
+        Err(GatewayError::new(ErrorCode::AccessDenied, format!("{} may not call {}", client.id, route.id)))
     }
 }

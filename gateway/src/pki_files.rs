@@ -17,19 +17,13 @@ pub enum PkiFilesError {
     #[error("{0}")]
     Pki(#[from] qaqpa_certs::PkiError),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{0} exists; pass --force to replace the PKI")]
     Exists(PathBuf),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiFilesError + '_ {
-    move |source| PkiFilesError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| PkiFilesError::Io { path: path.to_owned(), source }
 }
 
 pub fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), PkiFilesError> {
@@ -45,11 +39,7 @@ pub fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), PkiFi
     file.write_all(contents.as_bytes()).map_err(io(path))
 }
 
-pub fn write_pair(
-    dir: &Path,
-    stem: &str,
-    pair: &CertAndKey,
-) -> Result<(PathBuf, PathBuf), PkiFilesError> {
+pub fn write_pair(dir: &Path, stem: &str, pair: &CertAndKey) -> Result<(PathBuf, PathBuf), PkiFilesError> {
     let cert = dir.join(format!("{stem}.crt"));
     let key = dir.join(format!("{stem}.key"));
     write_file(&cert, &pair.cert_pem, false)?;
@@ -58,12 +48,7 @@ pub fn write_pair(
 }
 
 /// Creates a CA, a gateway server certificate and one client certificate per system.
-pub fn init(
-    dir: &Path,
-    systems: &[SystemId],
-    server_names: &[String],
-    force: bool,
-) -> Result<DevCa, PkiFilesError> {
+pub fn init(dir: &Path, systems: &[SystemId], server_names: &[String], force: bool) -> Result<DevCa, PkiFilesError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let ca_path = dir.join(CA_CERT);
     if ca_path.exists() && !force {

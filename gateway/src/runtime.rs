@@ -4,28 +4,59 @@
 //! started with.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use qaqpa_routing::balance::RoundRobin;
+use qaqpa_routing::limit::Rate;
 use qaqpa_routing::{AccessList, RouteTable, ServiceId, SystemId};
+use tokio::sync::Semaphore;
 
 use crate::body::ForwardBody;
-use crate::config::{Config, ServiceConfig, ServiceKind, UpstreamProtocol};
+use crate::config::{Config, LimitRule, ServiceConfig, ServiceKind, SlaObjective, UpstreamProtocol};
+use crate::limits::{pair_key, stable_key};
 use crate::tls::{self, TlsError};
 
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, ForwardBody>;
+pub type UpstreamClient = HttpClient<HttpsConnector<HttpConnector>, ForwardBody>;
 
 pub struct Runtime {
     pub config: Config,
     pub routes: RouteTable<Route>,
     /// Registered systems, for checking a claimed or SAN-bound identity.
-    pub systems: HashMap<Box<str>, SystemId>,
+    pub systems: HashMap<Box<str>, Arc<Client>>,
     /// Certificate fingerprints bound to systems in the registry.
-    pub fingerprints: HashMap<[u8; 32], SystemId>,
+    pub fingerprints: HashMap<[u8; 32], Arc<Client>>,
+}
+
+/// A registered system as a client: its id, its limiter key, its consumer-wide rate.
+pub struct Client {
+    pub id: SystemId,
+    pub key: u64,
+    pub rate: Option<Rate>,
+}
+
+/// Limits of one (client, service) pair.
+#[derive(Clone, Default)]
+pub struct PairLimits {
+    pub rate: Option<Rate>,
+    /// (requests, window seconds) as configured, for `RateLimit-Policy`.
+    pub window: Option<(u64, u64)>,
+    pub quota_day: Option<u64>,
+    pub quota_month: Option<u64>,
+}
+
+impl PairLimits {
+    fn from_rule(rule: &LimitRule) -> Self {
+        Self { rate: rule.rate, window: rule.rate_window, quota_day: rule.quota_day, quota_month: rule.quota_month }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rate.is_none() && self.quota_day.is_none() && self.quota_month.is_none()
+    }
 }
 
 pub struct Route {
@@ -36,6 +67,19 @@ pub struct Route {
     pub client: UpstreamClient,
     pub timeout: Duration,
     pub access: AccessList,
+    pub key: u64,
+    /// Limits for clients without a rule of their own.
+    pub limits: PairLimits,
+    pub client_limits: HashMap<Box<str>, PairLimits>,
+    pub concurrency: Option<Arc<Semaphore>>,
+    pub limits_fail_open: bool,
+    pub sla: Option<SlaObjective>,
+}
+
+impl Route {
+    pub fn limits_for(&self, client: &Client) -> (&PairLimits, u64) {
+        (self.client_limits.get(client.id.as_str()).unwrap_or(&self.limits), pair_key(client.key, self.key))
+    }
 }
 
 /// An upstream base URL split into the parts a forwarded URI is built from.
@@ -51,7 +95,24 @@ impl Runtime {
         let mut routes = RouteTable::builder();
         for service in &config.services {
             let access = config.access.get(&service.id).cloned().unwrap_or_default();
+            let rules = config.limit_rules.iter().filter(|r| r.service.as_ref() == Some(&service.id));
+            let mut limits = PairLimits::default();
+            let mut client_limits = HashMap::new();
+            for rule in rules {
+                match &rule.client {
+                    None => limits = PairLimits::from_rule(rule),
+                    Some(c) => {
+                        client_limits.insert(c.as_str().into(), PairLimits::from_rule(rule));
+                    }
+                }
+            }
             let route = Route {
+                key: stable_key(service.id.as_str()),
+                limits,
+                client_limits,
+                concurrency: service.max_concurrency.map(|n| Arc::new(Semaphore::new(n as usize))),
+                limits_fail_open: service.limits_fail_open,
+                sla: service.sla.clone(),
                 id: service.id.clone(),
                 kind: service.kind,
                 upstreams: service.upstreams.iter().map(Upstream::from_uri).collect(),
@@ -63,22 +124,18 @@ impl Runtime {
             // Duplicates were refused by validation; a second one here cannot happen.
             let _ = routes.insert(&service.id, route);
         }
-        let systems = config
-            .systems
-            .iter()
-            .map(|s| (s.id.as_str().into(), s.id.clone()))
-            .collect();
-        let fingerprints = config
-            .systems
-            .iter()
-            .filter_map(|s| Some((s.cert_sha256?, s.id.clone())))
-            .collect();
-        Ok(Self {
-            routes: routes.build(),
-            systems,
-            fingerprints,
-            config,
-        })
+        let mut systems = HashMap::new();
+        let mut fingerprints = HashMap::new();
+        for s in &config.systems {
+            let rate = config.limit_rules.iter().find(|r| r.service.is_none() && r.client.as_ref() == Some(&s.id));
+            let client =
+                Arc::new(Client { id: s.id.clone(), key: stable_key(s.id.as_str()), rate: rate.and_then(|r| r.rate) });
+            if let Some(fp) = s.cert_sha256 {
+                fingerprints.insert(fp, client.clone());
+            }
+            systems.insert(s.id.as_str().into(), client);
+        }
+        Ok(Self { routes: routes.build(), systems, fingerprints, config })
     }
 }
 
@@ -86,10 +143,7 @@ impl Upstream {
     fn from_uri(uri: &http::Uri) -> Self {
         Self {
             scheme: uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
-            authority: uri
-                .authority()
-                .cloned()
-                .expect("validated upstream has a host"),
+            authority: uri.authority().cloned().expect("validated upstream has a host"),
             base_path: uri.path().trim_end_matches('/').to_owned(),
         }
     }
@@ -98,10 +152,7 @@ impl Upstream {
 fn upstream_client(service: &ServiceConfig) -> Result<UpstreamClient, TlsError> {
     let tls = match &service.upstream_ca {
         Some(ca) => {
-            let client_cert = service
-                .upstream_client_cert
-                .as_ref()
-                .map(|(c, k)| (c.as_path(), k.as_path()));
+            let client_cert = service.upstream_client_cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
             tls::upstream_config(ca, client_cert)?
         }
         // Plain-HTTP upstreams only: validation demands a CA for every https URL, so
@@ -116,15 +167,13 @@ fn upstream_client(service: &ServiceConfig) -> Result<UpstreamClient, TlsError> 
     http.set_nodelay(true);
     http.set_connect_timeout(Some(service.connect_timeout));
     http.set_keepalive(Some(Duration::from_secs(60)));
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http();
+    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
     let connector = match service.protocol {
         UpstreamProtocol::Auto => builder.enable_all_versions().wrap_connector(http),
         UpstreamProtocol::Http1 => builder.enable_http1().wrap_connector(http),
         UpstreamProtocol::Http2 => builder.enable_http2().wrap_connector(http),
     };
-    let mut client = Client::builder(TokioExecutor::new());
+    let mut client = HttpClient::builder(TokioExecutor::new());
     client
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())

@@ -15,10 +15,7 @@ use crate::config::TlsFiles;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path} holds no usable {what}")]
     Pem { path: String, what: &'static str },
     #[error("TLS configuration rejected: {0}")]
@@ -34,31 +31,21 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.display().to_string(),
-        source,
-    })
+    std::fs::read(path).map_err(|source| TlsError::Read { path: path.display().to_string(), source })
 }
 
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = read(path)?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
-        .filter_map(Result::ok)
-        .collect();
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes).filter_map(Result::ok).collect();
     if certs.is_empty() {
-        return Err(TlsError::Pem {
-            path: path.display().to_string(),
-            what: "certificate",
-        });
+        return Err(TlsError::Pem { path: path.display().to_string(), what: "certificate" });
     }
     Ok(certs)
 }
 
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_slice(&read(path)?).map_err(|_| TlsError::Pem {
-        path: path.display().to_string(),
-        what: "private key",
-    })
+    PrivateKeyDer::from_pem_slice(&read(path)?)
+        .map_err(|_| TlsError::Pem { path: path.display().to_string(), what: "private key" })
 }
 
 fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
@@ -71,17 +58,10 @@ fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
 
 /// Server config demanding a client certificate that chains to `files.client_ca`.
 /// TLS 1.3 and 1.2 only; ALPN offers the HTTP versions the listener serves.
-pub fn server_config(
-    files: &TlsFiles,
-    http1: bool,
-    http2: bool,
-) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config(files: &TlsFiles, http1: bool, http2: bool) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots(&files.client_ca)?),
-        provider.clone(),
-    )
-    .build()?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&files.client_ca)?), provider.clone()).build()?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
@@ -97,10 +77,7 @@ pub fn server_config(
 
 /// Client config for a TLS upstream: trusts only `ca`, optionally presents the
 /// gateway's own certificate to providers that require mTLS.
-pub fn upstream_config(
-    ca: &Path,
-    client_cert: Option<(&Path, &Path)>,
-) -> Result<ClientConfig, TlsError> {
+pub fn upstream_config(ca: &Path, client_cert: Option<(&Path, &Path)>) -> Result<ClientConfig, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_root_certificates(roots(ca)?);

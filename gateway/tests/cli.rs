@@ -15,41 +15,16 @@ fn qaqpa(args: &[&str]) -> std::process::Output {
 fn certs_init_issue_and_check_config() {
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
-    let out = qaqpa(&[
-        "certs",
-        "init",
-        "--dir",
-        pki.to_str().unwrap(),
-        "--system",
-        "KZ/GOV/000000000003/egov-portal",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for f in [
-        "ca.crt",
-        "ca.key",
-        "gateway.crt",
-        "gateway.key",
-        "egov-portal.crt",
-        "egov-portal.key",
-    ] {
+    let out = qaqpa(&["certs", "init", "--dir", pki.to_str().unwrap(), "--system", "KZ/GOV/000000000003/egov-portal"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["ca.crt", "ca.key", "gateway.crt", "gateway.key", "egov-portal.crt", "egov-portal.key"] {
         assert!(pki.join(f).exists(), "{f} missing");
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(pki.join("ca.key"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(
-            mode & 0o077,
-            0,
-            "private keys must not be group/world readable"
-        );
+        let mode = std::fs::metadata(pki.join("ca.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "private keys must not be group/world readable");
     }
     // A second init refuses to overwrite the CA.
     let again = qaqpa(&["certs", "init", "--dir", pki.to_str().unwrap()]);
@@ -64,47 +39,25 @@ fn certs_init_issue_and_check_config() {
         "--system",
         "KZ/GOV/000000000001/population-register",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("cert_sha256 = \""), "{stdout}");
     let der = rustls_pki_types::pem::PemObject::from_pem_file(pki.join("population-register.crt"));
     let der: rustls_pki_types::CertificateDer = der.unwrap();
     let id = qaqpa_certs::inspect(&der).unwrap();
-    assert_eq!(
-        id.san_system.unwrap().as_str(),
-        "KZ/GOV/000000000001/population-register"
-    );
+    assert_eq!(id.san_system.unwrap().as_str(), "KZ/GOV/000000000001/population-register");
     assert!(stdout.contains(&qaqpa_certs::fingerprint_hex(&id.sha256)));
 
-    let bad = qaqpa(&[
-        "certs",
-        "issue",
-        "--dir",
-        pki.to_str().unwrap(),
-        "--system",
-        "not/an/id",
-    ]);
+    let bad = qaqpa(&["certs", "issue", "--dir", pki.to_str().unwrap(), "--system", "not/an/id"]);
     assert!(!bad.status.success());
 
-    let example = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../deploy/qaqpa.example.toml"
-    ))
-    .unwrap();
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/qaqpa.example.toml")).unwrap();
     let config = dir.path().join("qaqpa.toml");
     std::fs::write(&config, &example).unwrap();
     let out = qaqpa(&["check-config", config.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("ok (2 listeners, 3 systems, 2 services, 2 access lists)"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 listeners, 3 systems, 2 services, 2 access lists)"));
 }
 
 #[test]
@@ -119,30 +72,15 @@ fn check_config_on_a_broken_file_names_key_and_line_and_exits_1() {
     let out = qaqpa(&["check-config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(
-            "broken.toml:9: access[0].service: service KZ/GOV/1/a/nope is not registered"
-        ),
-        "{stderr}"
-    );
+    assert!(stderr.contains("broken.toml:9: access[0].service: service KZ/GOV/1/a/nope is not registered"), "{stderr}");
 
-    std::fs::write(
-        &config,
-        "[[listener]]\naddress = \"127.0.0.1:1\"\ninsecure = true\nbogus = 1\n",
-    )
-    .unwrap();
+    std::fs::write(&config, "[[listener]]\naddress = \"127.0.0.1:1\"\ninsecure = true\nbogus = 1\n").unwrap();
     let out = qaqpa(&["check-config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("broken.toml:4: bogus: unknown field `bogus`"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("broken.toml:4: bogus: unknown field `bogus`"), "{stderr}");
 
-    let out = qaqpa(&[
-        "check-config",
-        dir.path().join("absent.toml").to_str().unwrap(),
-    ]);
+    let out = qaqpa(&["check-config", dir.path().join("absent.toml").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -188,60 +126,35 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     let mut curls = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while curls.len() < 3 {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("demo printed no curl lines");
+        let line =
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("demo printed no curl lines");
         if line.starts_with("curl ") {
             curls.push(line);
         }
     }
-    for dir_file in [
-        "pki/ca.crt",
-        "pki/gateway.crt",
-        "pki/gateway.key",
-        "pki/egov-portal.crt",
-        "pki/egov-portal.key",
-        "qaqpa.toml",
-    ] {
+    for dir_file in
+        ["pki/ca.crt", "pki/gateway.crt", "pki/gateway.key", "pki/egov-portal.crt", "pki/egov-portal.key", "qaqpa.toml"]
+    {
         assert!(dir.path().join(dir_file).exists(), "{dir_file} missing");
     }
     let run = |line: &str| {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!("{line} -sS --max-time 10"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{line}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new("sh").arg("-c").arg(format!("{line} -sS --max-time 10")).output().unwrap();
+        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let mtls = run(&curls[0]);
     assert!(curls[0].starts_with("curl --cacert") && curls[0].contains("https://"));
-    let person: serde_json::Value =
-        serde_json::from_str(&mtls).unwrap_or_else(|e| panic!("{e}: {mtls}"));
+    let person: serde_json::Value = serde_json::from_str(&mtls).unwrap_or_else(|e| panic!("{e}: {mtls}"));
     assert_eq!(person["surname"], "Abenova");
     let plain = run(&curls[1]);
     assert!(plain.starts_with("HTTP/1.1 200"), "{plain}");
-    assert!(
-        plain.to_ascii_lowercase().contains("x-road-request-hash:"),
-        "{plain}"
-    );
+    assert!(plain.to_ascii_lowercase().contains("x-road-request-hash:"), "{plain}");
     let soap = run(&curls[2]);
-    assert!(
-        soap.contains("<tax:amount currency=\"KZT\">12500</tax:amount>"),
-        "{soap}"
-    );
+    assert!(soap.contains("<tax:amount currency=\"KZT\">12500</tax:amount>"), "{soap}");
 
     // SIGTERM drains and exits 0.
     let pid = child.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = child.0.try_wait().unwrap() {

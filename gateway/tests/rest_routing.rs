@@ -25,12 +25,7 @@ async fn problem(resp: reqwest::Response) -> (u16, String, serde_json::Value) {
 #[tokio::test]
 async fn mtls_happy_path_forwards_headers_and_answers_with_x_road_headers() {
     let gw = TestGateway::start().await;
-    let client = gw
-        .pki
-        .client(Some("egov-portal"))
-        .http1_only()
-        .build()
-        .unwrap();
+    let client = gw.pki.client(Some("egov-portal")).http1_only().build().unwrap();
     let resp = client
         .get(gw.tls_url(&url(SERVICE, "/echo/900101300123?full=1")))
         .header("X-Road-Client", CLIENT)
@@ -44,10 +39,7 @@ async fn mtls_happy_path_forwards_headers_and_answers_with_x_road_headers() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.version(), reqwest::Version::HTTP_11);
     assert_eq!(resp.headers()["x-road-id"], "msg-0001");
-    let hash = resp.headers()["x-road-request-hash"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let hash = resp.headers()["x-road-request-hash"].to_str().unwrap().to_owned();
     assert_eq!(hash.len(), 88, "base64 of a SHA-512");
     let seen: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(seen["method"], "GET");
@@ -57,10 +49,7 @@ async fn mtls_happy_path_forwards_headers_and_answers_with_x_road_headers() {
     assert_eq!(h["x-road-client"], CLIENT);
     assert_eq!(h["x-road-id"], "msg-0001");
     assert_eq!(h["x-custom"], "kept");
-    assert!(
-        h.get("x-hop").is_none(),
-        "hop-by-hop header named in Connection crossed: {h}"
-    );
+    assert!(h.get("x-hop").is_none(), "hop-by-hop header named in Connection crossed: {h}");
     assert!(h.get("connection").is_none() || h["connection"] != "x-hop");
     assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "https");
@@ -78,16 +67,8 @@ async fn mtls_happy_path_forwards_headers_and_answers_with_x_road_headers() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        resp.headers()["x-road-request-hash"].to_str().unwrap(),
-        hash
-    );
-    let resp = client
-        .get(gw.tls_url(&url(SERVICE, "/echo/1")))
-        .header("X-Road-Client", CLIENT)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(resp.headers()["x-road-request-hash"].to_str().unwrap(), hash);
+    let resp = client.get(gw.tls_url(&url(SERVICE, "/echo/1"))).header("X-Road-Client", CLIENT).send().await.unwrap();
     let id = resp.headers()["x-road-id"].to_str().unwrap();
     assert_eq!(uuid_version(id), 7);
     gw.running.shutdown().await;
@@ -102,51 +83,22 @@ fn uuid_version(id: &str) -> u32 {
 #[tokio::test]
 async fn tls12_client_and_http2_client_are_served() {
     let gw = TestGateway::start().await;
-    let tls12 = gw
-        .pki
-        .client(Some("egov-portal"))
-        .max_tls_version(reqwest::tls::Version::TLS_1_2)
-        .build()
-        .unwrap();
-    let resp = tls12
-        .get(gw.tls_url(&url(SERVICE, "/echo/x")))
-        .header("X-Road-Client", CLIENT)
-        .send()
-        .await
-        .unwrap();
+    let tls12 = gw.pki.client(Some("egov-portal")).max_tls_version(reqwest::tls::Version::TLS_1_2).build().unwrap();
+    let resp = tls12.get(gw.tls_url(&url(SERVICE, "/echo/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
     assert_eq!(resp.status(), 200);
 
     let h2 = gw.pki.client(Some("egov-portal")).build().unwrap();
-    let resp = h2
-        .get(gw.tls_url(&url(SERVICE, "/echo/x")))
-        .header("X-Road-Client", CLIENT)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        resp.version(),
-        reqwest::Version::HTTP_2,
-        "ALPN should pick h2"
-    );
+    let resp = h2.get(gw.tls_url(&url(SERVICE, "/echo/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
+    assert_eq!(resp.version(), reqwest::Version::HTTP_2, "ALPN should pick h2");
     assert_eq!(resp.status(), 200);
     let seen: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(seen["headers"]["x-road-client"], CLIENT);
-    assert_eq!(
-        seen["version"], "HTTP/1.1",
-        "the provider hop uses its own protocol"
-    );
+    assert_eq!(seen["version"], "HTTP/1.1", "the provider hop uses its own protocol");
 
     // h2c prior knowledge on the insecure listener, and to an h2c-only provider.
-    let h2c = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let h2c = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
     let resp = h2c
-        .get(format!(
-            "http://{}{}",
-            gw.plain_addr(),
-            url(H2C_SERVICE, "/echo/y")
-        ))
+        .get(format!("http://{}{}", gw.plain_addr(), url(H2C_SERVICE, "/echo/y")))
         .header("X-Road-Client", CLIENT)
         .send()
         .await
@@ -181,13 +133,8 @@ async fn handshake_refused_without_certificate_or_with_foreign_ca() {
     assert!(err.is_connect() || err.is_request(), "{err:?}");
 
     // The listener still serves good clients afterwards.
-    let resp = gw
-        .client()
-        .get(gw.tls_url(&url(SERVICE, "/echo/x")))
-        .header("X-Road-Client", CLIENT)
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        gw.client().get(gw.tls_url(&url(SERVICE, "/echo/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     gw.running.shutdown().await;
 }
@@ -198,41 +145,21 @@ async fn identity_route_and_access_errors_carry_stable_codes() {
     let client = gw.client();
 
     // Valid certificate, but it claims another system.
-    let resp = client
-        .get(gw.tls_url(&url(SERVICE, "/echo/x")))
-        .header("X-Road-Client", OTHER_CLIENT)
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        client.get(gw.tls_url(&url(SERVICE, "/echo/x"))).header("X-Road-Client", OTHER_CLIENT).send().await.unwrap();
     let (status, code, body) = problem(resp).await;
     assert_eq!((status, code.as_str()), (403, "client.identity_mismatch"));
     assert_eq!(body["type"], "urn:qaqpa:error:client.identity_mismatch");
 
     // No claim at all.
-    let resp = client
-        .get(gw.tls_url(&url(SERVICE, "/echo/x")))
-        .send()
-        .await
-        .unwrap();
+    let resp = client.get(gw.tls_url(&url(SERVICE, "/echo/x"))).send().await.unwrap();
     assert_eq!(problem(resp).await.1, "client.bad_request");
 
     // Unknown service, and an unknown version of a known one.
-    for path in [
-        url("KZ/GOV/000000000001/population-register/nope/v1", "/x"),
-        url(SERVICE, "").replace("/v1", "/v9"),
-    ] {
-        let resp = client
-            .get(gw.tls_url(&path))
-            .header("X-Road-Client", CLIENT)
-            .send()
-            .await
-            .unwrap();
+    for path in [url("KZ/GOV/000000000001/population-register/nope/v1", "/x"), url(SERVICE, "").replace("/v1", "/v9")] {
+        let resp = client.get(gw.tls_url(&path)).header("X-Road-Client", CLIENT).send().await.unwrap();
         let (status, code, _) = problem(resp).await;
-        assert_eq!(
-            (status, code.as_str()),
-            (404, "client.unknown_service"),
-            "{path}"
-        );
+        assert_eq!((status, code.as_str()), (404, "client.unknown_service"), "{path}");
     }
 
     // OTHER_CLIENT, with its own certificate, is not on the access list.
@@ -254,36 +181,18 @@ async fn identity_route_and_access_errors_carry_stable_codes() {
 async fn upstream_down_is_502_and_slow_upstream_is_504_after_its_timeout() {
     let gw = TestGateway::start().await;
     let client = gw.client();
-    let resp = client
-        .get(gw.tls_url(&url(DOWN_SERVICE, "/x")))
-        .header("X-Road-Client", CLIENT)
-        .send()
-        .await
-        .unwrap();
+    let resp = client.get(gw.tls_url(&url(DOWN_SERVICE, "/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
     let (status, code, _) = problem(resp).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (502, "server.upstream_unavailable")
-    );
+    assert_eq!((status, code.as_str()), (502, "server.upstream_unavailable"));
 
     let started = Instant::now();
-    let resp = client
-        .get(gw.tls_url(&url(SLOW_SERVICE, "/slow")))
-        .header("X-Road-Client", CLIENT)
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        client.get(gw.tls_url(&url(SLOW_SERVICE, "/slow"))).header("X-Road-Client", CLIENT).send().await.unwrap();
     let elapsed = started.elapsed();
     let (status, code, _) = problem(resp).await;
     assert_eq!((status, code.as_str()), (504, "server.upstream_timeout"));
-    assert!(
-        elapsed >= Duration::from_millis(290),
-        "answered before the 300ms timeout: {elapsed:?}"
-    );
-    assert!(
-        elapsed < Duration::from_secs(3),
-        "the provider's 5s delay leaked through: {elapsed:?}"
-    );
+    assert!(elapsed >= Duration::from_millis(290), "answered before the 300ms timeout: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(3), "the provider's 5s delay leaked through: {elapsed:?}");
     gw.running.shutdown().await;
 }
 
@@ -321,10 +230,7 @@ async fn a_64_mib_request_streams_to_the_provider_before_the_client_finishes() {
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().contains_key("x-road-request-hash"));
     assert_eq!(resp.text().await.unwrap(), BIG.to_string());
-    assert_eq!(
-        gw.provider.seen.request_bytes.load(Ordering::SeqCst),
-        BIG as u64
-    );
+    assert_eq!(gw.provider.seen.request_bytes.load(Ordering::SeqCst), BIG as u64);
     gw.running.shutdown().await;
 }
 
@@ -368,15 +274,12 @@ async fn body_over_the_limit_is_refused_with_too_large() {
         .unwrap();
     assert_eq!(problem(resp).await.1, "client.too_large");
     // Streamed without a length: refused when the limit is crossed.
-    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..4)
-        .map(|_| Ok(bytes::Bytes::from(vec![0u8; 40_000])))
-        .collect();
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+        (0..4).map(|_| Ok(bytes::Bytes::from(vec![0u8; 40_000]))).collect();
     let resp = client
         .post(gw.tls_url(&url(SERVICE, "/sink")))
         .header("X-Road-Client", CLIENT)
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
         .send()
         .await
         .unwrap();
@@ -394,10 +297,7 @@ async fn body_over_the_limit_is_refused_with_too_large() {
 }
 
 fn status_of(response: &str) -> u16 {
-    response
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {response:?}"))
+    response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status line in {response:?}"))
 }
 
 #[tokio::test]
@@ -408,15 +308,10 @@ async fn hostile_raw_requests_get_400_or_431_and_the_next_request_works() {
         "GET {} HTTP/1.1\r\nHost: x\r\nX-Road-Client: {CLIENT}\r\nConnection: close\r\n\r\n",
         url(SERVICE, "/echo/ok")
     );
-    let huge_header = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(1024 * 1024)
-    );
+    let huge_header = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(1024 * 1024));
     let many_headers = format!(
         "GET / HTTP/1.1\r\nHost: x\r\n{}\r\n",
-        (0..10_000)
-            .map(|i| format!("X-H{i}: v\r\n"))
-            .collect::<String>()
+        (0..10_000).map(|i| format!("X-H{i}: v\r\n")).collect::<String>()
     );
     let cases: Vec<(&str, String, &[u16], Option<&str>)> = vec![
         ("malformed request line", "GARBAGE\r\n\r\n".into(), &[400], None),
@@ -437,7 +332,10 @@ async fn hostile_raw_requests_get_400_or_431_and_the_next_request_works() {
         ),
         (
             "encoded traversal after the service",
-            format!("GET {} HTTP/1.1\r\nHost: x\r\nX-Road-Client: {CLIENT}\r\n\r\n", url(SERVICE, "/%2e%2e/%2E%2E/etc")),
+            format!(
+                "GET {} HTTP/1.1\r\nHost: x\r\nX-Road-Client: {CLIENT}\r\n\r\n",
+                url(SERVICE, "/%2e%2e/%2E%2E/etc")
+            ),
             &[400],
             Some("client.bad_request"),
         ),
@@ -457,26 +355,23 @@ async fn hostile_raw_requests_get_400_or_431_and_the_next_request_works() {
             &[400],
             Some("client.bad_request"),
         ),
-        ("not a REST path", format!("GET /etc/passwd HTTP/1.1\r\nHost: x\r\nX-Road-Client: {CLIENT}\r\n\r\n"), &[400], Some("client.bad_request")),
+        (
+            "not a REST path",
+            format!("GET /etc/passwd HTTP/1.1\r\nHost: x\r\nX-Road-Client: {CLIENT}\r\n\r\n"),
+            &[400],
+            Some("client.bad_request"),
+        ),
     ];
     for (what, request, statuses, code) in cases {
         let response = raw_exchange(addr, request.as_bytes()).await;
         let status = status_of(&response);
-        assert!(
-            statuses.contains(&status),
-            "{what}: got {status} in {response:.200}"
-        );
+        assert!(statuses.contains(&status), "{what}: got {status} in {response:.200}");
         if let Some(code) = code {
             assert!(
-                response
-                    .to_ascii_lowercase()
-                    .contains(&format!("x-road-error: {code}")),
+                response.to_ascii_lowercase().contains(&format!("x-road-error: {code}")),
                 "{what}: {response:.400}"
             );
-            assert!(
-                response.contains(&format!("\"code\":\"{code}\"")),
-                "{what}: {response:.400}"
-            );
+            assert!(response.contains(&format!("\"code\":\"{code}\"")), "{what}: {response:.400}");
         }
         let after = raw_exchange(addr, good.as_bytes()).await;
         assert_eq!(status_of(&after), 200, "after {what}: {after:.200}");
@@ -488,34 +383,13 @@ async fn hostile_raw_requests_get_400_or_431_and_the_next_request_works() {
 async fn admin_health_readiness_and_reload() {
     let gw = TestGateway::start().await;
     let http = reqwest::Client::new();
-    assert_eq!(
-        http.get(gw.admin_url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "ok\n"
-    );
-    assert_eq!(
-        http.get(gw.admin_url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(http.get(gw.admin_url("/healthz")).send().await.unwrap().text().await.unwrap(), "ok\n");
+    assert_eq!(http.get(gw.admin_url("/readyz")).send().await.unwrap().status(), 200);
 
     // Grant OTHER_CLIENT access by editing the file and reloading: the new access
     // list takes effect without a restart.
     let other = gw.pki.client(Some("akimat")).build().unwrap();
-    let call = || {
-        other
-            .get(gw.tls_url(&url(SERVICE, "/echo/x")))
-            .header("X-Road-Client", OTHER_CLIENT)
-            .send()
-    };
+    let call = || other.get(gw.tls_url(&url(SERVICE, "/echo/x"))).header("X-Road-Client", OTHER_CLIENT).send();
     assert_eq!(call().await.unwrap().status(), 403);
     let text = std::fs::read_to_string(&gw.config_path).unwrap();
     let granted = text.replacen(
@@ -524,21 +398,13 @@ async fn admin_health_readiness_and_reload() {
         1,
     );
     std::fs::write(&gw.config_path, granted).unwrap();
-    let resp = http
-        .post(gw.admin_url("/admin/v1/reload"))
-        .send()
-        .await
-        .unwrap();
+    let resp = http.post(gw.admin_url("/admin/v1/reload")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(call().await.unwrap().status(), 200);
 
     // A broken file is refused and the running configuration stays.
     std::fs::write(&gw.config_path, "[[service]]\nid = 3\n").unwrap();
-    let resp = http
-        .post(gw.admin_url("/admin/v1/reload"))
-        .send()
-        .await
-        .unwrap();
+    let resp = http.post(gw.admin_url("/admin/v1/reload")).send().await.unwrap();
     assert_eq!(resp.status(), 400);
     let detail = resp.text().await.unwrap();
     assert!(detail.contains("qaqpa.toml:2: "), "{detail}");
@@ -554,31 +420,17 @@ async fn admin_health_readiness_and_reload() {
 async fn tls_upstreams_are_verified_against_their_configured_ca() {
     let gw = TestGateway::start().await;
     let client = gw.client();
-    let resp = client
-        .get(gw.tls_url(&url(TLS_SERVICE, "/echo/x")))
-        .header("X-Road-Client", CLIENT)
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        client.get(gw.tls_url(&url(TLS_SERVICE, "/echo/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let seen: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(
-        seen["version"], "HTTP/2.0",
-        "an https provider offering h2 gets h2 by ALPN"
-    );
+    assert_eq!(seen["version"], "HTTP/2.0", "an https provider offering h2 gets h2 by ALPN");
     assert_eq!(seen["headers"]["x-road-client"], CLIENT);
 
     // The provider's certificate does not chain to the CA configured for this service.
-    let resp = client
-        .get(gw.tls_url(&url(WRONG_CA_SERVICE, "/echo/x")))
-        .header("X-Road-Client", CLIENT)
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        client.get(gw.tls_url(&url(WRONG_CA_SERVICE, "/echo/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
     let (status, code, _) = problem(resp).await;
-    assert_eq!(
-        (status, code.as_str()),
-        (502, "server.upstream_unavailable")
-    );
+    assert_eq!((status, code.as_str()), (502, "server.upstream_unavailable"));
     gw.running.shutdown().await;
 }

@@ -29,22 +29,12 @@ pub struct Connector {
 }
 
 impl Connector {
-    pub fn new(
-        authority: String,
-        host: &str,
-        h2: bool,
-        tls: Option<&TlsFiles>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(authority: String, host: &str, h2: bool, tls: Option<&TlsFiles>) -> anyhow::Result<Self> {
         let tls = match tls {
             None => None,
             Some(files) => Some(TlsConnector::from(Arc::new(client_config(files, h2)?))),
         };
-        Ok(Self {
-            authority,
-            server_name: ServerName::try_from(host.to_owned())?,
-            h2,
-            tls,
-        })
+        Ok(Self { authority, server_name: ServerName::try_from(host.to_owned())?, h2, tls })
     }
 
     pub async fn connect(&self) -> anyhow::Result<Sender> {
@@ -52,9 +42,7 @@ impl Connector {
         tcp.set_nodelay(true)?;
         match &self.tls {
             None => handshake(tcp, self.h2).await,
-            Some(tls) => {
-                handshake(tls.connect(self.server_name.clone(), tcp).await?, self.h2).await
-            }
+            Some(tls) => handshake(tls.connect(self.server_name.clone(), tcp).await?, self.h2).await,
         }
     }
 }
@@ -62,10 +50,7 @@ impl Connector {
 fn client_config(files: &TlsFiles, h2: bool) -> anyhow::Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    let ca = files
-        .ca
-        .as_ref()
-        .ok_or_else(|| anyhow::anyhow!("https needs --ca"))?;
+    let ca = files.ca.as_ref().ok_or_else(|| anyhow::anyhow!("https needs --ca"))?;
     for cert in CertificateDer::pem_file_iter(ca)? {
         roots.add(cert?)?;
     }
@@ -80,11 +65,7 @@ fn client_config(files: &TlsFiles, h2: bool) -> anyhow::Result<rustls::ClientCon
         (None, None) => builder.with_no_client_auth(),
         _ => anyhow::bail!("--cert and --key go together"),
     };
-    config.alpn_protocols = vec![if h2 {
-        b"h2".to_vec()
-    } else {
-        b"http/1.1".to_vec()
-    }];
+    config.alpn_protocols = vec![if h2 { b"h2".to_vec() } else { b"http/1.1".to_vec() }];
     Ok(config)
 }
 
@@ -111,10 +92,7 @@ pub enum Sender {
 
 impl Sender {
     /// Sends one request and drains its response; returns status and `X-Road-Error`.
-    pub async fn send(
-        &mut self,
-        req: http::Request<Full<Bytes>>,
-    ) -> Result<(u16, Option<String>), String> {
+    pub async fn send(&mut self, req: http::Request<Full<Bytes>>) -> Result<(u16, Option<String>), String> {
         let resp = match self {
             Sender::H1(s) => {
                 s.ready().await.map_err(|e| format!("connection: {e}"))?;
@@ -127,15 +105,8 @@ impl Sender {
         }
         .map_err(|e| format!("request: {e}"))?;
         let status = resp.status().as_u16();
-        let code = resp
-            .headers()
-            .get("x-road-error")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        resp.into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?;
+        let code = resp.headers().get("x-road-error").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        resp.into_body().collect().await.map_err(|e| format!("body: {e}"))?;
         Ok((status, code))
     }
 }

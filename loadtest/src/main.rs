@@ -25,10 +25,7 @@ mod connect;
 use connect::{Connector, TlsFiles};
 
 #[derive(Parser, Clone)]
-#[command(
-    name = "qaqpa-load",
-    about = "Bounded load generator for the Qaqpa gateway"
-)]
+#[command(name = "qaqpa-load", about = "Bounded load generator for the Qaqpa gateway")]
 struct Args {
     /// Target URL (http://host:port/path).
     url: String,
@@ -84,10 +81,7 @@ struct Args {
 }
 
 fn humantime_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(
-        s.find(|c: char| !c.is_ascii_digit() && c != '.')
-            .unwrap_or(s.len()),
-    );
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
     let n: f64 = num.parse().map_err(|_| format!("bad duration {s:?}"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
@@ -106,12 +100,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn record(
-        &self,
-        measure: bool,
-        started: Instant,
-        outcome: Result<(u16, Option<String>), String>,
-    ) {
+    fn record(&self, measure: bool, started: Instant, outcome: Result<(u16, Option<String>), String>) {
         if !measure {
             return;
         }
@@ -151,62 +140,30 @@ fn template(args: &Args) -> anyhow::Result<(Template, Connector)> {
     let uri: http::Uri = args.url.parse()?;
     let tls = match uri.scheme_str() {
         Some("http") => None,
-        Some("https") => Some(TlsFiles {
-            ca: args.ca.clone(),
-            cert: args.cert.clone(),
-            key: args.key.clone(),
-        }),
+        Some("https") => Some(TlsFiles { ca: args.ca.clone(), cert: args.cert.clone(), key: args.key.clone() }),
         _ => anyhow::bail!("the URL must be http:// or https://"),
     };
-    let authority = uri
-        .authority()
-        .ok_or_else(|| anyhow::anyhow!("URL has no host"))?
-        .clone();
+    let authority = uri.authority().ok_or_else(|| anyhow::anyhow!("URL has no host"))?.clone();
     let host = authority.host().trim_matches(['[', ']']);
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    anyhow::ensure!(
-        loopback || args.allow_remote,
-        "{host} is not loopback; pass --allow-remote if you mean it"
-    );
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    anyhow::ensure!(loopback || args.allow_remote, "{host} is not loopback; pass --allow-remote if you mean it");
     let mut headers = http::HeaderMap::new();
     for h in &args.headers {
-        let (name, value) = h
-            .split_once(':')
-            .ok_or_else(|| anyhow::anyhow!("header {h:?} needs a ':'"))?;
-        headers.append(
-            http::HeaderName::from_bytes(name.trim().as_bytes())?,
-            value.trim().parse()?,
-        );
+        let (name, value) = h.split_once(':').ok_or_else(|| anyhow::anyhow!("header {h:?} needs a ':'"))?;
+        headers.append(http::HeaderName::from_bytes(name.trim().as_bytes())?, value.trim().parse()?);
     }
     if !args.h2 {
         headers.insert(http::header::HOST, authority.as_str().parse()?);
     }
-    let path: http::Uri = uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/")
-        .parse()?;
+    let path: http::Uri = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").parse()?;
     let body = match &args.body_file {
         Some(path) => Bytes::from(std::fs::read(path)?),
         None => Bytes::from(vec![b'x'; args.body_bytes]),
     };
-    let port = authority
-        .port_u16()
-        .unwrap_or(if tls.is_some() { 443 } else { 80 });
+    let port = authority.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
     let connector = Connector::new(format!("{host}:{port}"), host, args.h2, tls.as_ref())?;
     let uri = if args.h2 { uri } else { path };
-    Ok((
-        Template {
-            method: args.method.parse()?,
-            uri,
-            headers,
-            body,
-        },
-        connector,
-    ))
+    Ok((Template { method: args.method.parse()?, uri, headers, body }, connector))
 }
 
 #[tokio::main]
@@ -228,12 +185,7 @@ async fn main() -> anyhow::Result<()> {
     let end = measure_from + args.duration;
     let mut tasks = Vec::new();
     for i in 0..args.connections {
-        let (args, template, shared, connector) = (
-            args.clone(),
-            template.clone(),
-            shared.clone(),
-            connector.clone(),
-        );
+        let (args, template, shared, connector) = (args.clone(), template.clone(), shared.clone(), connector.clone());
         tasks.push(tokio::spawn(async move {
             let mut sender = match connector.connect().await {
                 Ok(s) => s,
@@ -243,13 +195,9 @@ async fn main() -> anyhow::Result<()> {
                 }
             };
             // Open loop: this connection owns every n-th slot of the global schedule.
-            let interval = args
-                .rate
-                .map(|r| Duration::from_secs_f64(args.connections as f64 / r as f64));
-            let mut next = start
-                + interval
-                    .map(|iv| iv.mul_f64(i as f64 / args.connections as f64))
-                    .unwrap_or_default();
+            let interval = args.rate.map(|r| Duration::from_secs_f64(args.connections as f64 / r as f64));
+            let mut next =
+                start + interval.map(|iv| iv.mul_f64(i as f64 / args.connections as f64)).unwrap_or_default();
             loop {
                 let now = Instant::now();
                 if now >= end || shared.sent.fetch_add(1, Ordering::Relaxed) >= args.max_requests {
@@ -268,11 +216,7 @@ async fn main() -> anyhow::Result<()> {
                 };
                 let outcome = sender.send(template.request()).await;
                 let failed = outcome.is_err();
-                shared.record(
-                    intended >= measure_from && Instant::now() <= end,
-                    intended,
-                    outcome,
-                );
+                shared.record(intended >= measure_from && Instant::now() <= end, intended, outcome);
                 if failed {
                     match connector.connect().await {
                         Ok(s) => sender = s,
@@ -334,12 +278,7 @@ fn report(args: &Args, shared: &Shared) {
 
 /// Opens `n` connections, completes one request on each so they are established
 /// keep-alive connections, holds them for `--duration`, then reports.
-async fn idle(
-    args: &Args,
-    template: &Template,
-    connector: &Connector,
-    n: usize,
-) -> anyhow::Result<()> {
+async fn idle(args: &Args, template: &Template, connector: &Connector, n: usize) -> anyhow::Result<()> {
     let mut held = Vec::with_capacity(n);
     let mut failed = 0usize;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -362,10 +301,7 @@ async fn idle(
             }
         }
     }
-    println!(
-        "{}",
-        serde_json::json!({ "idle_connections": held.len(), "failed": failed })
-    );
+    println!("{}", serde_json::json!({ "idle_connections": held.len(), "failed": failed }));
     tokio::time::sleep(args.duration).await;
     drop(held);
     Ok(())

@@ -13,10 +13,7 @@ pub const MAX_SEGMENT_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("expected {expected} segments separated by '/', found {found}")]
-    SegmentCount {
-        expected: &'static str,
-        found: usize,
-    },
+    SegmentCount { expected: &'static str, found: usize },
     #[error("segment {index} is empty")]
     EmptySegment { index: usize },
     #[error("segment {index} is longer than {MAX_SEGMENT_LEN} characters")]
@@ -40,10 +37,7 @@ pub fn check_segment(segment: &str, index: usize) -> Result<(), IdError> {
     if segment == "." || segment == ".." {
         return Err(IdError::DotSegment { index });
     }
-    if !segment
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
+    if !segment.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) {
         return Err(IdError::BadCharacter { index });
     }
     Ok(())
@@ -139,11 +133,7 @@ impl fmt::Display for ServiceId {
 
 /// Byte index of the n-th '/' (1-based) in `s`.
 pub(crate) fn nth_slash(s: &str, n: usize) -> Option<usize> {
-    s.bytes()
-        .enumerate()
-        .filter(|&(_, b)| b == b'/')
-        .nth(n - 1)
-        .map(|(i, _)| i)
+    s.bytes().enumerate().filter(|&(_, b)| b == b'/').nth(n - 1).map(|(i, _)| i)
 }
 
 #[cfg(test)]
@@ -157,46 +147,22 @@ mod tests {
         assert_eq!(id.short_name(), "gbd-fl");
         assert_eq!(
             SystemId::parse("KZ/GOV/970240000123"),
-            Err(IdError::SegmentCount {
-                expected: "4 (INSTANCE/CLASS/CODE/SUBSYSTEM)",
-                found: 3
-            })
+            Err(IdError::SegmentCount { expected: "4 (INSTANCE/CLASS/CODE/SUBSYSTEM)", found: 3 })
         );
-        assert_eq!(
-            SystemId::parse("KZ/GOV//x"),
-            Err(IdError::EmptySegment { index: 2 })
-        );
-        assert_eq!(
-            SystemId::parse("KZ/GOV/1/.."),
-            Err(IdError::DotSegment { index: 3 })
-        );
-        assert_eq!(
-            SystemId::parse("KZ/GOV/1/a b"),
-            Err(IdError::BadCharacter { index: 3 })
-        );
-        assert_eq!(
-            SystemId::parse("KZ/GOV/1/a%2f"),
-            Err(IdError::BadCharacter { index: 3 })
-        );
+        assert_eq!(SystemId::parse("KZ/GOV//x"), Err(IdError::EmptySegment { index: 2 }));
+        assert_eq!(SystemId::parse("KZ/GOV/1/.."), Err(IdError::DotSegment { index: 3 }));
+        assert_eq!(SystemId::parse("KZ/GOV/1/a b"), Err(IdError::BadCharacter { index: 3 }));
+        assert_eq!(SystemId::parse("KZ/GOV/1/a%2f"), Err(IdError::BadCharacter { index: 3 }));
         assert_eq!(SystemId::parse("KZ/gov/1/a"), Err(IdError::BadMemberClass));
         let long = format!("KZ/GOV/1/{}", "a".repeat(65));
-        assert_eq!(
-            SystemId::parse(&long),
-            Err(IdError::SegmentTooLong { index: 3 })
-        );
+        assert_eq!(SystemId::parse(&long), Err(IdError::SegmentTooLong { index: 3 }));
     }
 
     #[test]
     fn service_ids() {
         let v = ServiceId::parse("KZ/GOV/000000000001/population-register/person/v1").unwrap();
-        assert_eq!(
-            v.system().as_str(),
-            "KZ/GOV/000000000001/population-register"
-        );
-        assert_eq!(
-            v.unversioned(),
-            "KZ/GOV/000000000001/population-register/person"
-        );
+        assert_eq!(v.system().as_str(), "KZ/GOV/000000000001/population-register");
+        assert_eq!(v.unversioned(), "KZ/GOV/000000000001/population-register/person");
         assert_eq!(v.version(), Some("v1"));
         let u = ServiceId::parse("KZ/GOV/000000000001/population-register/person").unwrap();
         assert_eq!(u.unversioned(), u.as_str());

@@ -5,6 +5,7 @@
 
 pub mod balance;
 pub mod ids;
+pub mod limit;
 pub mod path;
 pub mod table;
 

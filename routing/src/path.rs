@@ -56,9 +56,7 @@ fn check_raw_path(path: &str) -> Result<(), PathError> {
     while i < bytes.len() {
         match bytes[i] {
             b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .ok_or(PathError::BadPercentEncoding)?;
+                let hex = bytes.get(i + 1..i + 3).ok_or(PathError::BadPercentEncoding)?;
                 if !hex.iter().all(u8::is_ascii_hexdigit) {
                     return Err(PathError::BadPercentEncoding);
                 }
@@ -139,19 +137,10 @@ mod tests {
             ("KZ/GOV/1/reg/pe\\rson", BadCharacter),
             (
                 "KZ/GOV/1/reg",
-                BadServiceId(IdError::SegmentCount {
-                    expected: "5 or 6 (SYSTEM/SERVICE[/VERSION])",
-                    found: 4,
-                }),
+                BadServiceId(IdError::SegmentCount { expected: "5 or 6 (SYSTEM/SERVICE[/VERSION])", found: 4 }),
             ),
-            (
-                "KZ/GOV/1/r%41g/person",
-                BadServiceId(IdError::BadCharacter { index: 3 }),
-            ),
-            (
-                "KZ/GOV//reg/person",
-                BadServiceId(IdError::EmptySegment { index: 2 }),
-            ),
+            ("KZ/GOV/1/r%41g/person", BadServiceId(IdError::BadCharacter { index: 3 })),
+            ("KZ/GOV//reg/person", BadServiceId(IdError::EmptySegment { index: 2 })),
         ];
         for (path, want) in cases {
             assert_eq!(split_rest_path(path).as_ref(), Err(want), "{path}");
@@ -163,10 +152,7 @@ mod tests {
         let t = split_rest_path("KZ/GOV/1/reg/person/v1/a%20b%2Fc...d").unwrap();
         assert_eq!(t.tail, "/v1/a%20b%2Fc...d");
         for ok in ["...", "..a", "%2e%2e%2e", "%2ex", ".%2f", "a."] {
-            assert!(
-                split_rest_path(&format!("KZ/GOV/1/reg/person/{ok}")).is_ok(),
-                "{ok}"
-            );
+            assert!(split_rest_path(&format!("KZ/GOV/1/reg/person/{ok}")).is_ok(), "{ok}");
         }
     }
 }

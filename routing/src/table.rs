@@ -34,12 +34,7 @@ pub struct RouteTableBuilder<T> {
 
 impl<T> Default for RouteTableBuilder<T> {
     fn default() -> Self {
-        Self {
-            table: RouteTable {
-                entries: HashMap::new(),
-                len: 0,
-            },
-        }
+        Self { table: RouteTable { entries: HashMap::new(), len: 0 } }
     }
 }
 
@@ -49,15 +44,10 @@ impl<T> RouteTableBuilder<T> {
             .table
             .entries
             .entry(id.unversioned().into())
-            .or_insert_with(|| Entry {
-                unversioned: None,
-                versions: Vec::new(),
-            });
+            .or_insert_with(|| Entry { unversioned: None, versions: Vec::new() });
         let route = Arc::new(route);
         match id.version() {
-            None if entry.unversioned.is_some() => {
-                return Err(TableError::DuplicateService(id.clone()))
-            }
+            None if entry.unversioned.is_some() => return Err(TableError::DuplicateService(id.clone())),
             None => entry.unversioned = Some(route),
             Some(v) if entry.versions.iter().any(|(have, _)| &**have == v) => {
                 return Err(TableError::DuplicateService(id.clone()))
@@ -115,11 +105,7 @@ impl<T> RouteTable<T> {
         let entry = self.entries.get(key)?;
         match version {
             None => entry.unversioned.as_ref(),
-            Some(v) => entry
-                .versions
-                .iter()
-                .find(|(have, _)| &**have == v)
-                .map(|(_, r)| r),
+            Some(v) => entry.versions.iter().find(|(have, _)| &**have == v).map(|(_, r)| r),
         }
     }
 }
@@ -138,9 +124,7 @@ impl AccessList {
     }
 
     pub fn allows(&self, client: &str) -> bool {
-        self.clients
-            .binary_search_by(|c| c.as_str().cmp(client))
-            .is_ok()
+        self.clients.binary_search_by(|c| c.as_str().cmp(client)).is_ok()
     }
 
     pub fn clients(&self) -> &[SystemId] {
@@ -155,69 +139,36 @@ mod tests {
 
     fn table() -> RouteTable<&'static str> {
         let mut b = RouteTable::builder();
-        b.insert(
-            &ServiceId::parse("KZ/GOV/1/reg/person/v1").unwrap(),
-            "person-v1",
-        )
-        .unwrap();
-        b.insert(
-            &ServiceId::parse("KZ/GOV/1/reg/person/v2").unwrap(),
-            "person-v2",
-        )
-        .unwrap();
-        b.insert(&ServiceId::parse("KZ/GOV/1/reg/plain").unwrap(), "plain")
-            .unwrap();
-        b.insert(&ServiceId::parse("KZ/GOV/1/reg/mixed").unwrap(), "mixed")
-            .unwrap();
-        b.insert(
-            &ServiceId::parse("KZ/GOV/1/reg/mixed/v1").unwrap(),
-            "mixed-v1",
-        )
-        .unwrap();
+        b.insert(&ServiceId::parse("KZ/GOV/1/reg/person/v1").unwrap(), "person-v1").unwrap();
+        b.insert(&ServiceId::parse("KZ/GOV/1/reg/person/v2").unwrap(), "person-v2").unwrap();
+        b.insert(&ServiceId::parse("KZ/GOV/1/reg/plain").unwrap(), "plain").unwrap();
+        b.insert(&ServiceId::parse("KZ/GOV/1/reg/mixed").unwrap(), "mixed").unwrap();
+        b.insert(&ServiceId::parse("KZ/GOV/1/reg/mixed/v1").unwrap(), "mixed-v1").unwrap();
         b.build()
     }
 
     fn resolve<'p>(t: &RouteTable<&'static str>, path: &'p str) -> Option<(&'static str, &'p str)> {
-        t.resolve(split_rest_path(path).unwrap())
-            .map(|(r, rest)| (**r, rest))
+        t.resolve(split_rest_path(path).unwrap()).map(|(r, rest)| (**r, rest))
     }
 
     #[test]
     fn resolves_versions_and_tails() {
         let t = table();
         assert_eq!(t.len(), 5);
-        assert_eq!(
-            resolve(&t, "KZ/GOV/1/reg/person/v1/123"),
-            Some(("person-v1", "/123"))
-        );
-        assert_eq!(
-            resolve(&t, "KZ/GOV/1/reg/person/v2"),
-            Some(("person-v2", ""))
-        );
+        assert_eq!(resolve(&t, "KZ/GOV/1/reg/person/v1/123"), Some(("person-v1", "/123")));
+        assert_eq!(resolve(&t, "KZ/GOV/1/reg/person/v2"), Some(("person-v2", "")));
         assert_eq!(resolve(&t, "KZ/GOV/1/reg/person/v3/123"), None);
         assert_eq!(resolve(&t, "KZ/GOV/1/reg/person"), None);
-        assert_eq!(
-            resolve(&t, "KZ/GOV/1/reg/plain/v1/x"),
-            Some(("plain", "/v1/x"))
-        );
-        assert_eq!(
-            resolve(&t, "KZ/GOV/1/reg/mixed/v1/x"),
-            Some(("mixed-v1", "/x"))
-        );
-        assert_eq!(
-            resolve(&t, "KZ/GOV/1/reg/mixed/v9/x"),
-            Some(("mixed", "/v9/x"))
-        );
+        assert_eq!(resolve(&t, "KZ/GOV/1/reg/plain/v1/x"), Some(("plain", "/v1/x")));
+        assert_eq!(resolve(&t, "KZ/GOV/1/reg/mixed/v1/x"), Some(("mixed-v1", "/x")));
+        assert_eq!(resolve(&t, "KZ/GOV/1/reg/mixed/v9/x"), Some(("mixed", "/v9/x")));
         assert_eq!(resolve(&t, "KZ/GOV/1/other/plain"), None);
     }
 
     #[test]
     fn exact_lookup() {
         let t = table();
-        assert_eq!(
-            t.get("KZ/GOV/1/reg/person/v2").map(|r| **r),
-            Some("person-v2")
-        );
+        assert_eq!(t.get("KZ/GOV/1/reg/person/v2").map(|r| **r), Some("person-v2"));
         assert_eq!(t.get("KZ/GOV/1/reg/plain").map(|r| **r), Some("plain"));
         assert!(t.get("KZ/GOV/1/reg/person").is_none());
         assert!(t.get("KZ/GOV/1/reg/plain/v1").is_none());
@@ -231,10 +182,7 @@ mod tests {
         assert_eq!(b.insert(&id, 2), Err(TableError::DuplicateService(id)));
         let plain = ServiceId::parse("KZ/GOV/1/reg/plain").unwrap();
         b.insert(&plain, 1).unwrap();
-        assert_eq!(
-            b.insert(&plain, 2),
-            Err(TableError::DuplicateService(plain))
-        );
+        assert_eq!(b.insert(&plain, 2), Err(TableError::DuplicateService(plain)));
     }
 
     #[test]

@@ -46,12 +46,7 @@ pub struct ConfigErrors {
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.errors.len();
-        writeln!(
-            f,
-            "{}: {n} error{}",
-            self.file.display(),
-            if n == 1 { "" } else { "s" }
-        )?;
+        writeln!(f, "{}: {n} error{}", self.file.display(), if n == 1 { "" } else { "s" })?;
         for e in &self.errors {
             let file = self.file.display();
             match e.line {
@@ -67,17 +62,10 @@ impl fmt::Display for ConfigErrors {
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let source = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
         file: path.to_owned(),
-        errors: vec![ConfigError {
-            line: None,
-            key: "(file)".into(),
-            message: e.to_string(),
-        }],
+        errors: vec![ConfigError { line: None, key: "(file)".into(), message: e.to_string() }],
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
-    parse(&source, base).map_err(|errors| ConfigErrors {
-        file: path.to_owned(),
-        errors,
-    })
+    parse(&source, base).map_err(|errors| ConfigErrors { file: path.to_owned(), errors })
 }
 
 /// A validated configuration. Immutable; a reload builds a new one.
@@ -90,6 +78,10 @@ pub struct Config {
     pub systems: Vec<SystemConfig>,
     pub services: Vec<ServiceConfig>,
     pub access: HashMap<ServiceId, AccessList>,
+    pub limit_rules: Vec<LimitRule>,
+    pub overload: Overload,
+    pub storage: Storage,
+    pub monitoring: Monitoring,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +143,61 @@ pub struct ServiceConfig {
     pub protocol: UpstreamProtocol,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// Requests in flight to this service's upstreams at most; over it, 503.
+    pub max_concurrency: Option<u32>,
+    /// When the shared limiter (Redis) cannot answer: admit (`true`) or refuse.
+    pub limits_fail_open: bool,
+    pub sla: Option<SlaObjective>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlaObjective {
+    /// Share of requests that must not end in a server error (0..1).
+    pub availability: f64,
+    pub latency: Duration,
+    /// Share of requests that must finish under `latency` (0..1).
+    pub latency_target: f64,
+    pub window: Duration,
+}
+
+/// One `[[limit]]`: a rate and/or quotas for a (client, service) pair, for every
+/// client of a service (`client` omitted), or for a client across all services
+/// (`service` omitted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitRule {
+    pub client: Option<SystemId>,
+    pub service: Option<ServiceId>,
+    pub rate: Option<qaqpa_routing::limit::Rate>,
+    /// The rate as written: (requests, window in seconds), for `RateLimit-Policy`.
+    pub rate_window: Option<(u64, u64)>,
+    pub quota_day: Option<u64>,
+    pub quota_month: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Overload {
+    pub enabled: bool,
+    pub max_in_flight: u32,
+    pub min_in_flight: u32,
+    pub target_delay: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitsBackend {
+    Local,
+    Redis { url: String, timeout: Duration },
+}
+
+#[derive(Debug, Clone)]
+pub struct Storage {
+    pub data_dir: PathBuf,
+    pub limits: LimitsBackend,
+}
+
+#[derive(Debug, Clone)]
+pub struct Monitoring {
+    pub retention: Duration,
+    pub ring: usize,
 }
 
 #[cfg(test)]

@@ -21,6 +21,60 @@ pub struct RawConfig {
     pub services: Vec<RawService>,
     #[serde(default)]
     pub access: Vec<RawAccess>,
+    #[serde(default, rename = "limit")]
+    pub limits_rules: Vec<RawLimitRule>,
+    pub overload: Option<RawOverload>,
+    pub storage: Option<RawStorage>,
+    pub monitoring: Option<RawMonitoring>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimitRule {
+    pub client: Option<Spanned<String>>,
+    pub service: Option<Spanned<String>>,
+    pub rate: Option<Spanned<String>>,
+    pub burst: Option<Spanned<u32>>,
+    pub quota_day: Option<Spanned<u64>>,
+    pub quota_month: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOverload {
+    pub enabled: Option<bool>,
+    pub max_in_flight: Option<Spanned<u32>>,
+    pub min_in_flight: Option<Spanned<u32>>,
+    pub target_delay: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    pub data_dir: Option<Spanned<String>>,
+    pub limits_backend: Option<Spanned<String>>,
+    pub redis_url: Option<Spanned<String>>,
+    pub redis_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMonitoring {
+    pub retention: Option<Spanned<String>>,
+    pub ring: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSla {
+    /// Percent of requests that must not fail with a server error, e.g. 99.9.
+    pub availability: Spanned<f64>,
+    /// Latency threshold, e.g. "500ms".
+    pub latency: Spanned<String>,
+    /// Percent of requests that must finish under `latency`, e.g. 99.0.
+    pub latency_target: Spanned<f64>,
+    /// Window the objectives are computed over, e.g. "30d".
+    pub window: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -110,6 +164,9 @@ pub struct RawService {
     pub upstream_protocol: Option<Spanned<String>>,
     pub connect_timeout: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
+    pub max_concurrency: Option<Spanned<u32>>,
+    pub limits_fail: Option<Spanned<String>>,
+    pub sla: Option<RawSla>,
 }
 
 #[derive(Deserialize)]

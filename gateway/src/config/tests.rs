@@ -7,13 +7,7 @@ const EXAMPLE: &str = include_str!("../../../deploy/qaqpa.example.toml");
 fn pki() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let systems = [SystemId::parse("KZ/GOV/000000000003/egov-portal").unwrap()];
-    crate::pki_files::init(
-        &dir.path().join("pki"),
-        &systems,
-        &["localhost".into()],
-        false,
-    )
-    .unwrap();
+    crate::pki_files::init(&dir.path().join("pki"), &systems, &["localhost".into()], false).unwrap();
     dir
 }
 
@@ -24,17 +18,13 @@ fn errors(source: &str, base: &Path) -> Vec<ConfigError> {
 /// Asserts one error names `key` on `line` and says `fragment`.
 fn assert_error(errors: &[ConfigError], line: usize, key: &str, fragment: &str) {
     assert!(
-        errors
-            .iter()
-            .any(|e| e.line == Some(line) && e.key == key && e.message.contains(fragment)),
+        errors.iter().any(|e| e.line == Some(line) && e.key == key && e.message.contains(fragment)),
         "no error at line {line} for {key} containing {fragment:?} in {errors:#?}"
     );
 }
 
 fn line_of(source: &str, needle: &str) -> usize {
-    let at = source
-        .find(needle)
-        .unwrap_or_else(|| panic!("{needle:?} not in source"));
+    let at = source.find(needle).unwrap_or_else(|| panic!("{needle:?} not in source"));
     source[..at].matches('\n').count() + 1
 }
 
@@ -79,71 +69,22 @@ fn semantic_errors_are_all_reported_with_key_and_line() {
     let dir = pki();
     let src = EXAMPLE
         .replace("node = \"node-1\"", "node = \"node 1\"")
-        .replace(
-            "client_ca = \"pki/ca.crt\" }\n# HTTP",
-            "client_ca = \"pki/missing-ca.crt\" }\n# HTTP",
-        )
+        .replace("client_ca = \"pki/ca.crt\" }\n# HTTP", "client_ca = \"pki/missing-ca.crt\" }\n# HTTP")
         .replace("http = [\"h1\", \"h2\"]", "http = [\"h1\", \"h3\"]")
-        .replace(
-            "id = \"KZ/GOV/000000000002/legacy-tax\"",
-            "id = \"KZ/GOV/000000000002/legacy tax\"",
-        )
+        .replace("id = \"KZ/GOV/000000000002/legacy-tax\"", "id = \"KZ/GOV/000000000002/legacy tax\"")
         .replace("kind = \"soap\"", "kind = \"corba\"")
         .replace("connect_timeout = \"2s\"", "connect_timeout = \"soon\"")
-        .replace(
-            "clients = [\"KZ/GOV/000000000003/egov-portal\"]",
-            "clients = [\"KZ/GOV/000000000009/stranger\"]",
-        )
+        .replace("clients = [\"KZ/GOV/000000000003/egov-portal\"]", "clients = [\"KZ/GOV/000000000009/stranger\"]")
         .replace("upstream_protocol = \"auto\"", "upstream_protocol = \"h3\"");
     let e = errors(&src, dir.path());
-    assert_error(
-        &e,
-        line_of(&src, "node = "),
-        "gateway.node",
-        "[A-Za-z0-9_-]",
-    );
-    assert_error(
-        &e,
-        line_of(&src, "missing-ca"),
-        "listener[0].tls.client_ca",
-        "cannot read",
-    );
-    assert_error(
-        &e,
-        line_of(&src, "\"h3\"]"),
-        "listener[0].http",
-        "unknown HTTP version",
-    );
-    assert_error(
-        &e,
-        line_of(&src, "legacy tax"),
-        "system[2].id",
-        "outside [A-Za-z0-9._-]",
-    );
-    assert_error(
-        &e,
-        line_of(&src, "corba"),
-        "service[1].kind",
-        "unknown kind",
-    );
-    assert_error(
-        &e,
-        line_of(&src, "soon"),
-        "service[0].connect_timeout",
-        "not a duration",
-    );
-    assert_error(
-        &e,
-        line_of(&src, "stranger"),
-        "access[0].clients",
-        "not registered",
-    );
-    assert_error(
-        &e,
-        line_of(&src, "upstream_protocol = \"h3\""),
-        "service[0].upstream_protocol",
-        "unknown",
-    );
+    assert_error(&e, line_of(&src, "node = "), "gateway.node", "[A-Za-z0-9_-]");
+    assert_error(&e, line_of(&src, "missing-ca"), "listener[0].tls.client_ca", "cannot read");
+    assert_error(&e, line_of(&src, "\"h3\"]"), "listener[0].http", "unknown HTTP version");
+    assert_error(&e, line_of(&src, "legacy tax"), "system[2].id", "outside [A-Za-z0-9._-]");
+    assert_error(&e, line_of(&src, "corba"), "service[1].kind", "unknown kind");
+    assert_error(&e, line_of(&src, "soon"), "service[0].connect_timeout", "not a duration");
+    assert_error(&e, line_of(&src, "stranger"), "access[0].clients", "not registered");
+    assert_error(&e, line_of(&src, "upstream_protocol = \"h3\""), "service[0].upstream_protocol", "unknown");
     // The tax service's provider is now an invalid id, so it is unregistered too.
     assert_error(
         &e,
@@ -172,13 +113,12 @@ fn structural_rules() {
         "id = \"KZ/GOV/000000000001/population-register/person/v1\"",
     );
     let e = errors(&duplicate, dir.path());
-    assert!(
-        e.iter()
-            .any(|e| e.key == "service[1].id" && e.message.contains("registered twice")),
-        "{e:#?}"
-    );
+    assert!(e.iter().any(|e| e.key == "service[1].id" && e.message.contains("registered twice")), "{e:#?}");
 
-    let no_tls = EXAMPLE.replace("tls = { cert = \"pki/gateway.crt\", key = \"pki/gateway.key\", client_ca = \"pki/ca.crt\" }\n# HTTP", "# HTTP");
+    let no_tls = EXAMPLE.replace(
+        "tls = { cert = \"pki/gateway.crt\", key = \"pki/gateway.key\", client_ca = \"pki/ca.crt\" }\n# HTTP",
+        "# HTTP",
+    );
     assert_error(
         &errors(&no_tls, dir.path()),
         line_of(&no_tls, "address = \"0.0.0.0:8443\""),
@@ -186,10 +126,8 @@ fn structural_rules() {
         "unless insecure",
     );
 
-    let insecure_with_tls = EXAMPLE.replace(
-        "address = \"0.0.0.0:8443\"",
-        "address = \"0.0.0.0:8443\"\ninsecure = true",
-    );
+    let insecure_with_tls =
+        EXAMPLE.replace("address = \"0.0.0.0:8443\"", "address = \"0.0.0.0:8443\"\ninsecure = true");
     assert_error(
         &errors(&insecure_with_tls, dir.path()),
         line_of(&insecure_with_tls, "tls = { cert"),
@@ -208,10 +146,8 @@ fn structural_rules() {
         "private key",
     );
 
-    let bad_fingerprint = EXAMPLE.replace(
-        "# cert_sha256 = \"64 hex digits, as `qaqpa certs issue` prints\"",
-        "cert_sha256 = \"abcd\"",
-    );
+    let bad_fingerprint =
+        EXAMPLE.replace("# cert_sha256 = \"64 hex digits, as `qaqpa certs issue` prints\"", "cert_sha256 = \"abcd\"");
     assert_error(
         &errors(&bad_fingerprint, dir.path()),
         line_of(&bad_fingerprint, "cert_sha256"),
@@ -219,8 +155,7 @@ fn structural_rules() {
         "64 hex",
     );
 
-    let query_upstream =
-        EXAMPLE.replace("http://127.0.0.1:8081/tax", "http://127.0.0.1:8081/tax?x=1");
+    let query_upstream = EXAMPLE.replace("http://127.0.0.1:8081/tax", "http://127.0.0.1:8081/tax?x=1");
     assert_error(
         &errors(&query_upstream, dir.path()),
         line_of(&query_upstream, "?x=1"),
@@ -229,20 +164,11 @@ fn structural_rules() {
     );
 
     let ftp = EXAMPLE.replace("http://127.0.0.1:8081/tax", "ftp://127.0.0.1/tax");
-    assert_error(
-        &errors(&ftp, dir.path()),
-        line_of(&ftp, "ftp://"),
-        "service[1].upstream",
-        "http://",
-    );
+    assert_error(&errors(&ftp, dir.path()), line_of(&ftp, "ftp://"), "service[1].upstream", "http://");
 
     let twice = format!("{EXAMPLE}\n[[access]]\nservice = \"KZ/GOV/000000000002/legacy-tax/debt/v1\"\nclients = []\n");
     let e = errors(&twice, dir.path());
-    assert!(
-        e.iter()
-            .any(|e| e.key == "access[2].service" && e.message.contains("twice")),
-        "{e:#?}"
-    );
+    assert!(e.iter().any(|e| e.key == "access[2].service" && e.message.contains("twice")), "{e:#?}");
 
     let unknown_service = EXAMPLE.replace(
         "service = \"KZ/GOV/000000000001/population-register/person/v1\"",
@@ -256,8 +182,5 @@ fn structural_rules() {
     );
 
     let e = errors("", dir.path());
-    assert!(
-        e.iter().any(|e| e.key == "listener" && e.line.is_none()),
-        "{e:#?}"
-    );
+    assert!(e.iter().any(|e| e.key == "listener" && e.line.is_none()), "{e:#?}");
 }

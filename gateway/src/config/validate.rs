@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use qaqpa_routing::limit::Rate;
 use qaqpa_routing::{AccessList, RouteTable, ServiceId, SystemId};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -30,11 +31,7 @@ impl Checker<'_> {
 
     fn error(&mut self, span: Range<usize>, key: impl Into<String>, message: impl Into<String>) {
         let line = self.line(span);
-        self.errors.push(ConfigError {
-            line,
-            key: key.into(),
-            message: message.into(),
-        });
+        self.errors.push(ConfigError { line, key: key.into(), message: message.into() });
     }
 
     fn duration(&mut self, value: Option<&Spanned<String>>, default: &str, key: &str) -> Duration {
@@ -47,11 +44,7 @@ impl Checker<'_> {
                 fallback
             }
             Err(e) => {
-                self.error(
-                    value.span(),
-                    key,
-                    format!("not a duration like \"30s\" or \"500ms\": {e}"),
-                );
+                self.error(value.span(), key, format!("not a duration like \"30s\" or \"500ms\": {e}"));
                 fallback
             }
         }
@@ -64,18 +57,12 @@ impl Checker<'_> {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) => {
-                self.error(
-                    value.span(),
-                    key,
-                    format!("cannot read {}: {e}", path.display()),
-                );
+                self.error(value.span(), key, format!("cannot read {}: {e}", path.display()));
                 return path;
             }
         };
         let ok = match kind {
-            PemKind::Certificates => CertificateDer::pem_slice_iter(&bytes)
-                .next()
-                .is_some_and(|c| c.is_ok()),
+            PemKind::Certificates => CertificateDer::pem_slice_iter(&bytes).next().is_some_and(|c| c.is_ok()),
             PemKind::PrivateKey => PrivateKeyDer::from_pem_slice(&bytes).is_ok(),
         };
         if !ok {
@@ -83,44 +70,23 @@ impl Checker<'_> {
                 PemKind::Certificates => "a PEM certificate",
                 PemKind::PrivateKey => "a PEM private key",
             };
-            self.error(
-                value.span(),
-                key,
-                format!("{} does not hold {what}", path.display()),
-            );
+            self.error(value.span(), key, format!("{} does not hold {what}", path.display()));
         }
         path
     }
 
-    fn listener(
-        &mut self,
-        raw: &RawListener,
-        key: &str,
-        default_name: &str,
-    ) -> Option<ListenerConfig> {
+    fn listener(&mut self, raw: &RawListener, key: &str, default_name: &str) -> Option<ListenerConfig> {
         let address = match raw.address.get_ref().parse() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.error(
-                    raw.address.span(),
-                    format!("{key}.address"),
-                    "not an IP:port address",
-                );
+                self.error(raw.address.span(), format!("{key}.address"), "not an IP:port address");
                 None
             }
         };
         let tls = match (&raw.tls, raw.insecure) {
             (Some(tls), false) => Some(TlsFiles {
-                cert: self.pem_file(
-                    &tls.get_ref().cert,
-                    &format!("{key}.tls.cert"),
-                    PemKind::Certificates,
-                ),
-                key: self.pem_file(
-                    &tls.get_ref().key,
-                    &format!("{key}.tls.key"),
-                    PemKind::PrivateKey,
-                ),
+                cert: self.pem_file(&tls.get_ref().cert, &format!("{key}.tls.cert"), PemKind::Certificates),
+                key: self.pem_file(&tls.get_ref().key, &format!("{key}.tls.key"), PemKind::PrivateKey),
                 client_ca: self.pem_file(
                     &tls.get_ref().client_ca,
                     &format!("{key}.tls.client_ca"),
@@ -128,11 +94,7 @@ impl Checker<'_> {
                 ),
             }),
             (Some(tls), true) => {
-                self.error(
-                    tls.span(),
-                    format!("{key}.tls"),
-                    "an insecure listener takes no tls table",
-                );
+                self.error(tls.span(), format!("{key}.tls"), "an insecure listener takes no tls table");
                 None
             }
             (None, true) => None,
@@ -160,11 +122,7 @@ impl Checker<'_> {
                 }
             }
             if !http1 && !http2 {
-                self.error(
-                    versions.span(),
-                    format!("{key}.http"),
-                    "must name at least one of \"h1\", \"h2\"",
-                );
+                self.error(versions.span(), format!("{key}.http"), "must name at least one of \"h1\", \"h2\"");
             }
         }
         Some(ListenerConfig {
@@ -178,29 +136,14 @@ impl Checker<'_> {
 
     fn system_id(&mut self, value: &Spanned<String>, key: &str) -> Option<SystemId> {
         SystemId::parse(value.get_ref())
-            .map_err(|e| {
-                self.error(
-                    value.span(),
-                    key,
-                    format!("bad system id {:?}: {e}", value.get_ref()),
-                )
-            })
+            .map_err(|e| self.error(value.span(), key, format!("bad system id {:?}: {e}", value.get_ref())))
             .ok()
     }
 
-    fn service(
-        &mut self,
-        raw: &RawService,
-        key: &str,
-        systems: &HashSet<SystemId>,
-    ) -> Option<ServiceConfig> {
+    fn service(&mut self, raw: &RawService, key: &str, systems: &HashSet<SystemId>) -> Option<ServiceConfig> {
         let id = ServiceId::parse(raw.id.get_ref())
             .map_err(|e| {
-                self.error(
-                    raw.id.span(),
-                    format!("{key}.id"),
-                    format!("bad service id {:?}: {e}", raw.id.get_ref()),
-                )
+                self.error(raw.id.span(), format!("{key}.id"), format!("bad service id {:?}: {e}", raw.id.get_ref()))
             })
             .ok();
         if let Some(id) = &id {
@@ -208,10 +151,7 @@ impl Checker<'_> {
                 self.error(
                     raw.id.span(),
                     format!("{key}.id"),
-                    format!(
-                        "providing system {} is not registered in a [[system]] table",
-                        id.system()
-                    ),
+                    format!("providing system {} is not registered in a [[system]] table", id.system()),
                 );
             }
         }
@@ -239,16 +179,10 @@ impl Checker<'_> {
             }
         }
         if raw.upstream.get_ref().is_empty() {
-            self.error(
-                raw.upstream.span(),
-                format!("{key}.upstream"),
-                "must list at least one URL",
-            );
+            self.error(raw.upstream.span(), format!("{key}.upstream"), "must list at least one URL");
         }
-        let upstream_ca = raw
-            .upstream_ca
-            .as_ref()
-            .map(|ca| self.pem_file(ca, &format!("{key}.upstream_ca"), PemKind::Certificates));
+        let upstream_ca =
+            raw.upstream_ca.as_ref().map(|ca| self.pem_file(ca, &format!("{key}.upstream_ca"), PemKind::Certificates));
         if needs_ca && upstream_ca.is_none() {
             self.error(
                 raw.upstream.span(),
@@ -258,16 +192,8 @@ impl Checker<'_> {
         }
         let upstream_client_cert = match (&raw.upstream_client_cert, &raw.upstream_client_key) {
             (Some(cert), Some(k)) => Some((
-                self.pem_file(
-                    cert,
-                    &format!("{key}.upstream_client_cert"),
-                    PemKind::Certificates,
-                ),
-                self.pem_file(
-                    k,
-                    &format!("{key}.upstream_client_key"),
-                    PemKind::PrivateKey,
-                ),
+                self.pem_file(cert, &format!("{key}.upstream_client_cert"), PemKind::Certificates),
+                self.pem_file(k, &format!("{key}.upstream_client_key"), PemKind::PrivateKey),
             )),
             (None, None) => None,
             (Some(v), None) | (None, Some(v)) => {
@@ -279,11 +205,7 @@ impl Checker<'_> {
                 None
             }
         };
-        let protocol = match raw
-            .upstream_protocol
-            .as_ref()
-            .map(|p| (p, p.get_ref().as_str()))
-        {
+        let protocol = match raw.upstream_protocol.as_ref().map(|p| (p, p.get_ref().as_str())) {
             None | Some((_, "auto")) => UpstreamProtocol::Auto,
             Some((_, "h1")) => UpstreamProtocol::Http1,
             Some((_, "h2")) => UpstreamProtocol::Http2,
@@ -296,16 +218,27 @@ impl Checker<'_> {
                 UpstreamProtocol::Auto
             }
         };
-        let connect_timeout = self.duration(
-            raw.connect_timeout.as_ref(),
-            DEFAULT_CONNECT_TIMEOUT,
-            &format!("{key}.connect_timeout"),
-        );
-        let timeout = self.duration(
-            raw.timeout.as_ref(),
-            DEFAULT_TIMEOUT,
-            &format!("{key}.timeout"),
-        );
+        let connect_timeout =
+            self.duration(raw.connect_timeout.as_ref(), DEFAULT_CONNECT_TIMEOUT, &format!("{key}.connect_timeout"));
+        let timeout = self.duration(raw.timeout.as_ref(), DEFAULT_TIMEOUT, &format!("{key}.timeout"));
+        let limits_fail_open = match raw.limits_fail.as_ref().map(|v| (v, v.get_ref().as_str())) {
+            None | Some((_, "open")) => true,
+            Some((_, "closed")) => false,
+            Some((v, other)) => {
+                self.error(
+                    v.span(),
+                    format!("{key}.limits_fail"),
+                    format!("unknown {other:?}; use \"open\" or \"closed\""),
+                );
+                true
+            }
+        };
+        if let Some(c) = &raw.max_concurrency {
+            if *c.get_ref() == 0 {
+                self.error(c.span(), format!("{key}.max_concurrency"), "must be at least 1");
+            }
+        }
+        let sla = raw.sla.as_ref().and_then(|sla| self.sla(sla, &format!("{key}.sla")));
         Some(ServiceConfig {
             id: id?,
             kind: kind?,
@@ -315,8 +248,64 @@ impl Checker<'_> {
             protocol,
             connect_timeout,
             timeout,
+            max_concurrency: raw.max_concurrency.as_ref().map(|c| *c.get_ref()),
+            limits_fail_open,
+            sla,
         })
     }
+
+    fn percent(&mut self, value: &Spanned<f64>, key: &str) -> Option<f64> {
+        let v = *value.get_ref();
+        if v > 0.0 && v < 100.0 {
+            Some(v / 100.0)
+        } else {
+            self.error(value.span(), key, "a percentage above 0 and below 100, e.g. 99.9");
+            None
+        }
+    }
+
+    fn sla(&mut self, raw: &RawSla, key: &str) -> Option<SlaObjective> {
+        let availability = self.percent(&raw.availability, &format!("{key}.availability"));
+        let latency_target = self.percent(&raw.latency_target, &format!("{key}.latency_target"));
+        let latency = self.duration(Some(&raw.latency), "500ms", &format!("{key}.latency"));
+        let window = self.duration(raw.window.as_ref(), "30d", &format!("{key}.window"));
+        Some(SlaObjective { availability: availability?, latency, latency_target: latency_target?, window })
+    }
+
+    fn rate(&mut self, value: &Spanned<String>, burst: Option<&Spanned<u32>>, key: &str) -> Option<Rate> {
+        let text = value.get_ref();
+        let Some((count, period_s)) = parse_rate(text) else {
+            self.error(
+                value.span(),
+                format!("{key}.rate"),
+                format!("{text:?} is not a rate like \"100/s\", \"6000/min\", \"10/h\""),
+            );
+            return None;
+        };
+        // Default burst: one second's worth of the rate, at least 1.
+        let default_burst = (count / period_s).clamp(1, u64::from(u32::MAX)) as u32;
+        let burst_value = burst.map(|b| *b.get_ref()).unwrap_or(default_burst);
+        let rate = Rate::new(count, period_s * 1_000_000_000, burst_value);
+        if rate.is_none() {
+            let span = burst.map(|b| b.span()).unwrap_or(value.span());
+            self.error(span, format!("{key}.rate"), "rate and burst must be above zero");
+        }
+        rate
+    }
+}
+
+/// `"100/s"` → (100, 1); `"6000/min"` → (6000, 60).
+fn parse_rate(text: &str) -> Option<(u64, u64)> {
+    let (n, unit) = text.split_once('/')?;
+    let n: u64 = n.trim().parse().ok()?;
+    let period = match unit.trim() {
+        "s" | "sec" | "second" => 1,
+        "m" | "min" | "minute" => 60,
+        "h" | "hour" => 3600,
+        "d" | "day" => 86_400,
+        _ => return None,
+    };
+    Some((n, period))
 }
 
 #[derive(Clone, Copy)]
@@ -335,9 +324,7 @@ fn parse_upstream(url: &str) -> Result<http::Uri, String> {
         return Err(format!("{url:?} has no host"));
     }
     if uri.query().is_some() {
-        return Err(format!(
-            "{url:?} must not have a query; the client's query is forwarded"
-        ));
+        return Err(format!("{url:?} must not have a query; the client's query is forwarded"));
     }
     Ok(uri)
 }
@@ -356,11 +343,7 @@ fn fingerprint(hex: &str) -> Option<[u8; 32]> {
 
 /// Validates `source`; relative paths in it are taken from `base`.
 pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
-    let mut c = Checker {
-        source,
-        base,
-        errors: Vec::new(),
-    };
+    let mut c = Checker { source, base, errors: Vec::new() };
     let raw: RawConfig = match toml::from_str(source) {
         Ok(raw) => raw,
         Err(e) => {
@@ -370,26 +353,13 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
                 .filter(|s| !s.is_empty() && s.len() < 80 && !s.contains('\n'))
                 .unwrap_or("(toml)")
                 .to_owned();
-            c.error(
-                span.start..span.end.max(span.start + 1),
-                key,
-                e.message().to_owned(),
-            );
+            c.error(span.start..span.end.max(span.start + 1), key, e.message().to_owned());
             return Err(c.errors);
         }
     };
 
-    let node = raw
-        .gateway
-        .node
-        .as_ref()
-        .map(|n| n.get_ref().clone())
-        .unwrap_or_else(|| "node-1".into());
-    if node.is_empty()
-        || node.len() > 64
-        || !node
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    let node = raw.gateway.node.as_ref().map(|n| n.get_ref().clone()).unwrap_or_else(|| "node-1".into());
+    if node.is_empty() || node.len() > 64 || !node.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         let span = raw.gateway.node.as_ref().map(|n| n.span()).unwrap_or(0..0);
         c.error(span, "gateway.node", "1–64 characters of [A-Za-z0-9_-]");
@@ -404,24 +374,15 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         .enumerate()
         .filter_map(|(i, l)| c.listener(l, &format!("listener[{i}]"), &format!("data-{i}")))
         .collect();
-    let admin = raw
-        .admin
-        .as_ref()
-        .and_then(|a| c.listener(a, "admin", "admin"));
+    let admin = raw.admin.as_ref().and_then(|a| c.listener(a, "admin", "admin"));
     let mut addresses = HashSet::new();
-    let named = raw
-        .listeners
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (format!("listener[{i}]"), l));
+    let named = raw.listeners.iter().enumerate().map(|(i, l)| (format!("listener[{i}]"), l));
     for (key, l) in named.chain(raw.admin.iter().map(|a| ("admin".to_owned(), a))) {
         // Port 0 asks the OS for a free port, different each time.
         match l.address.get_ref().parse::<std::net::SocketAddr>() {
-            Ok(addr) if addr.port() != 0 && !addresses.insert(addr) => c.error(
-                l.address.span(),
-                format!("{key}.address"),
-                format!("{addr} is used by two listeners"),
-            ),
+            Ok(addr) if addr.port() != 0 && !addresses.insert(addr) => {
+                c.error(l.address.span(), format!("{key}.address"), format!("{addr} is used by two listeners"))
+            }
             _ => {}
         }
     }
@@ -435,32 +396,16 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
             "limits.header_read_timeout",
         ),
         max_body_bytes: *raw.limits.max_body_bytes.get_ref(),
-        drain_timeout: c.duration(
-            raw.limits.drain_timeout.as_ref(),
-            DEFAULT_DRAIN_TIMEOUT,
-            "limits.drain_timeout",
-        ),
+        drain_timeout: c.duration(raw.limits.drain_timeout.as_ref(), DEFAULT_DRAIN_TIMEOUT, "limits.drain_timeout"),
     };
     if !(8192..=16 * 1024 * 1024).contains(&limits.max_header_bytes) {
-        c.error(
-            raw.limits.max_header_bytes.span(),
-            "limits.max_header_bytes",
-            "must be between 8192 and 16 MiB",
-        );
+        c.error(raw.limits.max_header_bytes.span(), "limits.max_header_bytes", "must be between 8192 and 16 MiB");
     }
     if !(8..=10_000).contains(&limits.max_headers) {
-        c.error(
-            raw.limits.max_headers.span(),
-            "limits.max_headers",
-            "must be between 8 and 10000",
-        );
+        c.error(raw.limits.max_headers.span(), "limits.max_headers", "must be between 8 and 10000");
     }
     if limits.max_body_bytes == 0 {
-        c.error(
-            raw.limits.max_body_bytes.span(),
-            "limits.max_body_bytes",
-            "must be positive",
-        );
+        c.error(raw.limits.max_body_bytes.span(), "limits.max_body_bytes", "must be positive");
     }
 
     let mut systems = Vec::new();
@@ -472,11 +417,7 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
             continue;
         };
         if !known_systems.insert(id.clone()) {
-            c.error(
-                s.id.span(),
-                format!("{key}.id"),
-                format!("system {id} is registered twice"),
-            );
+            c.error(s.id.span(), format!("{key}.id"), format!("system {id} is registered twice"));
         }
         let cert_sha256 = s.cert_sha256.as_ref().and_then(|f| {
             let parsed = fingerprint(f.get_ref());
@@ -486,11 +427,9 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
                     format!("{key}.cert_sha256"),
                     "must be 64 hex digits (SHA-256 of the DER certificate)",
                 ),
-                Some(fp) if !fingerprints.insert(fp) => c.error(
-                    f.span(),
-                    format!("{key}.cert_sha256"),
-                    "this fingerprint is bound to another system too",
-                ),
+                Some(fp) if !fingerprints.insert(fp) => {
+                    c.error(f.span(), format!("{key}.cert_sha256"), "this fingerprint is bound to another system too")
+                }
                 Some(_) => {}
             }
             parsed
@@ -517,11 +456,7 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     for (i, a) in raw.access.iter().enumerate() {
         let key = format!("access[{i}]");
         let Ok(service) = ServiceId::parse(a.service.get_ref()) else {
-            c.error(
-                a.service.span(),
-                format!("{key}.service"),
-                format!("bad service id {:?}", a.service.get_ref()),
-            );
+            c.error(a.service.span(), format!("{key}.service"), format!("bad service id {:?}", a.service.get_ref()));
             continue;
         };
         if table.get(service.as_str()).is_none() {
@@ -558,6 +493,129 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         access.insert(service, AccessList::new(clients));
     }
 
+    let mut limit_rules: Vec<LimitRule> = Vec::new();
+    for (i, r) in raw.limits_rules.iter().enumerate() {
+        let key = format!("limit[{i}]");
+        let client = r.client.as_ref().and_then(|v| {
+            let id = c.system_id(v, &format!("{key}.client"))?;
+            if !known_systems.contains(&id) {
+                c.error(
+                    v.span(),
+                    format!("{key}.client"),
+                    format!("system {id} is not registered in a [[system]] table"),
+                );
+            }
+            Some(id)
+        });
+        let service = r.service.as_ref().and_then(|v| match ServiceId::parse(v.get_ref()) {
+            Ok(id) if table.get(id.as_str()).is_some() => Some(id),
+            Ok(id) => {
+                c.error(
+                    v.span(),
+                    format!("{key}.service"),
+                    format!("service {id} is not registered in a [[service]] table"),
+                );
+                None
+            }
+            Err(e) => {
+                c.error(v.span(), format!("{key}.service"), format!("bad service id: {e}"));
+                None
+            }
+        });
+        let anchor = r.client.as_ref().or(r.service.as_ref()).map(|v| v.span()).unwrap_or(0..0);
+        if r.client.is_none() && r.service.is_none() {
+            c.error(anchor.clone(), key.clone(), "a [[limit]] names a client, a service, or both");
+        }
+        let rate = r.rate.as_ref().and_then(|v| c.rate(v, r.burst.as_ref(), &key));
+        if r.rate.is_none() && r.burst.is_some() {
+            c.error(
+                r.burst.as_ref().map(|b| b.span()).unwrap_or(anchor.clone()),
+                format!("{key}.burst"),
+                "burst needs a rate",
+            );
+        }
+        if r.service.is_none() && (r.quota_day.is_some() || r.quota_month.is_some()) {
+            c.error(anchor.clone(), format!("{key}.quota_day"), "quotas are per (client, service): name the service");
+        }
+        for q in [&r.quota_day, &r.quota_month].into_iter().flatten() {
+            if *q.get_ref() == 0 {
+                c.error(q.span(), format!("{key}.quota"), "a quota of 0 closes the service; remove the access instead");
+            }
+        }
+        if r.rate.is_none() && r.quota_day.is_none() && r.quota_month.is_none() {
+            c.error(anchor.clone(), key.clone(), "a [[limit]] needs a rate, a quota_day or a quota_month");
+        }
+        let rule = LimitRule {
+            client,
+            service,
+            rate,
+            rate_window: r.rate.as_ref().and_then(|v| parse_rate(v.get_ref())),
+            quota_day: r.quota_day.as_ref().map(|q| *q.get_ref()),
+            quota_month: r.quota_month.as_ref().map(|q| *q.get_ref()),
+        };
+        if limit_rules.iter().any(|other| other.client == rule.client && other.service == rule.service) {
+            c.error(anchor, key.clone(), "another [[limit]] has the same client and service");
+        }
+        limit_rules.push(rule);
+    }
+
+    let overload = match &raw.overload {
+        None => Overload {
+            enabled: true,
+            max_in_flight: 10_000,
+            min_in_flight: 16,
+            target_delay: Duration::from_millis(50),
+        },
+        Some(o) => {
+            let max_in_flight = o.max_in_flight.as_ref().map(|v| *v.get_ref()).unwrap_or(10_000);
+            let min_in_flight = o.min_in_flight.as_ref().map(|v| *v.get_ref()).unwrap_or(16.min(max_in_flight));
+            if max_in_flight == 0 || min_in_flight == 0 || min_in_flight > max_in_flight {
+                let span = o.max_in_flight.as_ref().or(o.min_in_flight.as_ref()).map(|v| v.span()).unwrap_or(0..0);
+                c.error(span, "overload.max_in_flight", "need 1 <= min_in_flight <= max_in_flight");
+            }
+            Overload {
+                enabled: o.enabled.unwrap_or(true),
+                max_in_flight,
+                min_in_flight,
+                target_delay: c.duration(o.target_delay.as_ref(), "50ms", "overload.target_delay"),
+            }
+        }
+    };
+
+    let raw_storage = raw.storage.as_ref();
+    let data_dir = raw_storage.and_then(|s| s.data_dir.as_ref()).map(|d| d.get_ref().as_str()).unwrap_or("data");
+    let limits_backend = match raw_storage.and_then(|s| s.limits_backend.as_ref()).map(|b| (b, b.get_ref().as_str())) {
+        None | Some((_, "local")) => LimitsBackend::Local,
+        Some((b, "redis")) => match raw_storage.and_then(|s| s.redis_url.as_ref()) {
+            Some(url) if url.get_ref().starts_with("redis://") || url.get_ref().starts_with("rediss://") => {
+                let timeout = raw_storage.and_then(|s| s.redis_timeout.as_ref());
+                LimitsBackend::Redis {
+                    url: url.get_ref().clone(),
+                    timeout: c.duration(timeout, "50ms", "storage.redis_timeout"),
+                }
+            }
+            Some(url) => {
+                c.error(url.span(), "storage.redis_url", "must start with redis:// or rediss://");
+                LimitsBackend::Local
+            }
+            None => {
+                c.error(b.span(), "storage.redis_url", "missing: the redis backend needs redis_url");
+                LimitsBackend::Local
+            }
+        },
+        Some((b, other)) => {
+            c.error(b.span(), "storage.limits_backend", format!("unknown {other:?}; use \"local\" or \"redis\""));
+            LimitsBackend::Local
+        }
+    };
+    let storage = Storage { data_dir: base.join(data_dir), limits: limits_backend };
+
+    let raw_monitoring = raw.monitoring.as_ref();
+    let monitoring = Monitoring {
+        retention: c.duration(raw_monitoring.and_then(|m| m.retention.as_ref()), "30d", "monitoring.retention"),
+        ring: raw_monitoring.and_then(|m| m.ring.as_ref()).map(|r| *r.get_ref()).unwrap_or(10_000).max(1),
+    };
+
     if c.errors.is_empty() {
         Ok(Config {
             node,
@@ -567,6 +625,10 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
             systems,
             services,
             access,
+            limit_rules,
+            overload,
+            storage,
+            monitoring,
         })
     } else {
         c.errors.sort_by_key(|e| e.line.unwrap_or(0));

@@ -124,9 +124,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let running = gateway::start(config, Some(path.clone())).await?;
     let tls_addr = running.data_addrs[0];
     let plain_addr = running.data_addrs[1];
-    let admin_addr = running
-        .admin_addr
-        .expect("demo config has an admin listener");
+    let admin_addr = running.admin_addr.expect("demo config has an admin listener");
     print_tour(&args.dir, tls_addr, plain_addr, admin_addr);
     running.serve_until_signalled().await;
     rest.stop().await;
@@ -137,12 +135,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 fn print_tour(dir: &Path, tls: SocketAddr, plain: SocketAddr, admin: SocketAddr) {
     let pki = dir.join("pki");
     let pki = pki.display();
-    let url =
-        |scheme: &str, addr: SocketAddr| format!("{scheme}://{addr}/r1/{REST_SERVICE}/{DEMO_IIN}");
-    println!(
-        "Qaqpa demo is running. Config: {}/qaqpa.toml",
-        dir.display()
-    );
+    let url = |scheme: &str, addr: SocketAddr| format!("{scheme}://{addr}/r1/{REST_SERVICE}/{DEMO_IIN}");
+    println!("Qaqpa demo is running. Config: {}/qaqpa.toml", dir.display());
     println!();
     println!("# mTLS, as a registered system would call (certificate bound to {CLIENT_SYSTEM}):");
     println!(
@@ -151,10 +145,7 @@ fn print_tour(dir: &Path, tls: SocketAddr, plain: SocketAddr, admin: SocketAddr)
     );
     println!();
     println!("# plaintext demo listener:");
-    println!(
-        "curl -i -H 'X-Road-Client: {CLIENT_SYSTEM}' {}",
-        url("http", plain)
-    );
+    println!("curl -i -H 'X-Road-Client: {CLIENT_SYSTEM}' {}", url("http", plain));
     println!();
     println!("# the legacy SOAP system, reached through the gateway:");
     println!(

@@ -31,9 +31,7 @@ impl DemoServer {
 }
 
 type Handler =
-    fn(
-        Request<Incoming>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Full<Bytes>>> + Send>>;
+    fn(Request<Incoming>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<Full<Bytes>>> + Send>>;
 
 async fn serve(addr: SocketAddr, handler: Handler) -> std::io::Result<DemoServer> {
     let listener = TcpListener::bind(addr).await?;
@@ -101,10 +99,7 @@ fn find(iin: &str) -> Option<&'static Person> {
 fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(content_type),
-    );
+    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
     r
 }
 
@@ -115,18 +110,10 @@ pub async fn start_rest(addr: SocketAddr) -> std::io::Result<DemoServer> {
 
 fn person(req: Request<Incoming>) -> Response<Full<Bytes>> {
     let Some(iin) = req.uri().path().strip_prefix("/persons/") else {
-        return respond(
-            StatusCode::NOT_FOUND,
-            "application/json",
-            r#"{"error":"no such resource"}"#.into(),
-        );
+        return respond(StatusCode::NOT_FOUND, "application/json", r#"{"error":"no such resource"}"#.into());
     };
     if req.method() != http::Method::GET {
-        return respond(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "application/json",
-            r#"{"error":"GET only"}"#.into(),
-        );
+        return respond(StatusCode::METHOD_NOT_ALLOWED, "application/json", r#"{"error":"GET only"}"#.into());
     }
     match find(iin) {
         Some(p) => respond(
@@ -138,11 +125,7 @@ fn person(req: Request<Incoming>) -> Response<Full<Bytes>> {
             })
             .to_string(),
         ),
-        None => respond(
-            StatusCode::NOT_FOUND,
-            "application/json",
-            r#"{"error":"person not found"}"#.into(),
-        ),
+        None => respond(StatusCode::NOT_FOUND, "application/json", r#"{"error":"person not found"}"#.into()),
     }
 }
 

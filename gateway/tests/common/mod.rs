@@ -41,23 +41,13 @@ pub struct Pki {
 impl Pki {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let systems = [
-            SystemId::parse(CLIENT).unwrap(),
-            SystemId::parse(OTHER_CLIENT).unwrap(),
-        ];
+        let systems = [SystemId::parse(CLIENT).unwrap(), SystemId::parse(OTHER_CLIENT).unwrap()];
         let names = ["localhost".to_string(), "127.0.0.1".to_string()];
         qaqpa_gateway::pki_files::init(&dir.path().join("pki"), &systems, &names, false).unwrap();
         let foreign = DevCa::generate("Foreign CA", time::OffsetDateTime::now_utc()).unwrap();
-        let forged = foreign
-            .issue_client(&systems[0], time::OffsetDateTime::now_utc())
-            .unwrap();
+        let forged = foreign.issue_client(&systems[0], time::OffsetDateTime::now_utc()).unwrap();
         qaqpa_gateway::pki_files::write_pair(&dir.path().join("pki"), "foreign", &forged).unwrap();
-        qaqpa_gateway::pki_files::write_file(
-            &dir.path().join("pki/foreign-ca.crt"),
-            &foreign.cert_pem,
-            false,
-        )
-        .unwrap();
+        qaqpa_gateway::pki_files::write_file(&dir.path().join("pki/foreign-ca.crt"), &foreign.cert_pem, false).unwrap();
         Self { dir }
     }
 
@@ -77,11 +67,7 @@ impl Pki {
             .add_root_certificate(reqwest::Certificate::from_pem(&self.read("ca.crt")).unwrap())
             .timeout(Duration::from_secs(30));
         if let Some(stem) = stem {
-            let pem = [
-                self.read(&format!("{stem}.crt")),
-                self.read(&format!("{stem}.key")),
-            ]
-            .concat();
+            let pem = [self.read(&format!("{stem}.crt")), self.read(&format!("{stem}.key"))].concat();
             b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
         }
         b
@@ -114,10 +100,7 @@ pub async fn start_provider(h2c_only: bool) -> Provider {
 
 /// The same provider behind TLS (server certificate `tls`), offering h2 and
 /// HTTP/1.1 by ALPN.
-pub async fn start_provider_with(
-    h2c_only: bool,
-    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
-) -> Provider {
+pub async fn start_provider_with(h2c_only: bool, tls: Option<std::sync::Arc<rustls::ServerConfig>>) -> Provider {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -159,11 +142,8 @@ type ProviderBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 async fn provider(req: Request<Incoming>, seen: Arc<Seen>) -> Response<ProviderBody> {
     let path = req.uri().path().to_owned();
     if path.starts_with("/base/echo") {
-        let headers: serde_json::Map<String, serde_json::Value> = req
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
-            .collect();
+        let headers: serde_json::Map<String, serde_json::Value> =
+            req.headers().iter().map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into())).collect();
         let json = serde_json::json!({
             "method": req.method().as_str(),
             "path": path,
@@ -189,12 +169,8 @@ async fn provider(req: Request<Incoming>, seen: Arc<Seen>) -> Response<ProviderB
         return full(total.to_string());
     }
     if path == "/base/source" {
-        let n: usize = req
-            .uri()
-            .query()
-            .and_then(|q| q.strip_prefix("bytes="))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
+        let n: usize =
+            req.uri().query().and_then(|q| q.strip_prefix("bytes=")).and_then(|n| n.parse().ok()).unwrap_or(0);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, Infallible>>(4);
         tokio::spawn(async move {
             let chunk = Bytes::from(vec![b'x'; CHUNK]);
@@ -236,12 +212,7 @@ fn tokio_stream_from<T: Send + 'static>(
 pub const TLS_SERVICE: &str = "KZ/GOV/000000000001/population-register/tls/v1";
 pub const WRONG_CA_SERVICE: &str = "KZ/GOV/000000000001/population-register/wrong-ca/v1";
 
-pub fn config_text(
-    provider: SocketAddr,
-    h2c: SocketAddr,
-    tls: SocketAddr,
-    extra_limits: &str,
-) -> String {
+pub fn config_text(provider: SocketAddr, h2c: SocketAddr, tls: SocketAddr, extra_limits: &str) -> String {
     let tls_port = tls.port();
     format!(
         r#"
@@ -352,38 +323,27 @@ impl TestGateway {
         let pki = Pki::new();
         let provider = start_provider(false).await;
         let h2c = start_provider(true).await;
-        let mut server =
-            rustls::ServerConfig::builder_with_provider(qaqpa_gateway::tls::provider())
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(
-                    qaqpa_gateway::tls::load_certs(&pki.path("gateway.crt")).unwrap(),
-                    qaqpa_gateway::tls::load_key(&pki.path("gateway.key")).unwrap(),
-                )
-                .unwrap();
+        let mut server = rustls::ServerConfig::builder_with_provider(qaqpa_gateway::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                qaqpa_gateway::tls::load_certs(&pki.path("gateway.crt")).unwrap(),
+                qaqpa_gateway::tls::load_key(&pki.path("gateway.key")).unwrap(),
+            )
+            .unwrap();
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let tls = start_provider_with(false, Some(std::sync::Arc::new(server))).await;
         let config_path = pki.dir.path().join("qaqpa.toml");
         let text = config_text(provider.addr, h2c.addr, tls.addr, extra_limits);
         std::fs::write(&config_path, text).unwrap();
         let config = qaqpa_gateway::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
-        let running = gateway::start(config, Some(config_path.clone()))
-            .await
-            .unwrap();
-        Self {
-            pki,
-            provider,
-            running,
-            config_path,
-        }
+        let running = gateway::start(config, Some(config_path.clone())).await.unwrap();
+        Self { pki, provider, running, config_path }
     }
 
     pub fn tls_url(&self, path: &str) -> String {
-        format!(
-            "https://localhost:{}{path}",
-            self.running.data_addrs[0].port()
-        )
+        format!("https://localhost:{}{path}", self.running.data_addrs[0].port())
     }
 
     pub fn plain_addr(&self) -> SocketAddr {
@@ -421,13 +381,11 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
         }
         if out.windows(4).any(|w| w == b"\r\n\r\n") && out.len() > 12 {
             // Enough for status and headers; bodies here are small and come in one read.
-            let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf))
-                .await
-                .map(|r| {
-                    if let Ok(n) = r {
-                        out.extend_from_slice(&buf[..n]);
-                    }
-                });
+            let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await.map(|r| {
+                if let Ok(n) = r {
+                    out.extend_from_slice(&buf[..n]);
+                }
+            });
             break;
         }
     }

@@ -1,0 +1,179 @@
+//! The limit stage of the pipeline: global overload shedding, then the service's
+//! upstream concurrency, then rates and quotas from the backend. Its [`Admission`]
+//! holds what must stay reserved until the exchange ends and the headers that tell
+//! clients where they stand.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use qaqpa_adapters::ErrorCode;
+use qaqpa_routing::limit::QuotaPeriod;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{now_ns, retry_after_secs, Check, Decision};
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::runtime::{Client, Route};
+
+pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
+pub const RATELIMIT: &str = "ratelimit";
+
+/// Counts exchanges in flight; the count drops when the guard does.
+pub struct InFlight {
+    counter: Arc<AtomicU32>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What an admitted request holds until its exchange ends.
+pub struct Admission {
+    _in_flight: Option<InFlight>,
+    _permit: Option<OwnedSemaphorePermit>,
+    /// `RateLimit-Policy` and `RateLimit` values (IETF httpapi draft), if a rate applies.
+    headers: Option<(HeaderValue, HeaderValue)>,
+}
+
+impl Admission {
+    pub fn none() -> Self {
+        Self { _in_flight: None, _permit: None, headers: None }
+    }
+
+    pub fn add_headers(&self, headers: &mut HeaderMap) {
+        if let Some((policy, state)) = &self.headers {
+            headers.insert(HeaderName::from_static(RATELIMIT_POLICY), policy.clone());
+            headers.insert(HeaderName::from_static(RATELIMIT), state.clone());
+        }
+    }
+}
+
+fn policy_value(window: Option<(u64, u64)>) -> Option<HeaderValue> {
+    let (q, w) = window?;
+    HeaderValue::from_str(&format!("\"pair\";q={q};w={w}")).ok()
+}
+
+fn state_value(remaining: u32, reset_ns: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"pair\";r={remaining};t={}", retry_after_secs(reset_ns))).expect("ascii")
+}
+
+pub async fn admit(gateway: &Gateway, route: &Route, client: &Client) -> Result<Admission, GatewayError> {
+    let metrics = &gateway.telemetry.metrics;
+    let reject =
+        |reason: &str| metrics.rejections.with_label_values(&[client.id.as_str(), route.id.as_str(), reason]).inc();
+
+    let in_flight = match gateway.overload.try_enter() {
+        Some(guard) => guard,
+        None => {
+            reject("overload");
+            return Err(GatewayError::new(ErrorCode::Overloaded, "the gateway is shedding load; retry shortly")
+                .with_header(RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+    };
+    let permit = match &route.concurrency {
+        None => None,
+        Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => {
+                reject("concurrency");
+                return Err(GatewayError::new(
+                    ErrorCode::Overloaded,
+                    format!("{} has its maximum of requests in flight", route.id),
+                )
+                .with_header(RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+        },
+    };
+
+    let (limits, pair_key) = route.limits_for(client);
+    if limits.is_empty() && client.rate.is_none() {
+        return Ok(Admission { _in_flight: Some(in_flight), _permit: permit, headers: None });
+    }
+    let check = Check {
+        pair_key,
+        pair_rate: limits.rate,
+        consumer_key: client.key,
+        consumer_rate: client.rate,
+        quota_day: limits.quota_day,
+        quota_month: limits.quota_month,
+        now_ns: now_ns(),
+    };
+    let decision = match gateway.limiter.check(&check).await {
+        Ok(d) => d,
+        Err(e) if route.limits_fail_open => {
+            tracing::warn!("{e}; admitting (limits_fail = \"open\")");
+            return Ok(Admission { _in_flight: Some(in_flight), _permit: permit, headers: None });
+        }
+        Err(e) => {
+            tracing::warn!("{e}; refusing (limits_fail = \"closed\")");
+            return Err(GatewayError::new(ErrorCode::Overloaded, "limits cannot be checked right now")
+                .with_header(RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+    };
+    let policy = policy_value(limits.window);
+    match decision {
+        Decision::Allow { remaining, reset_ns, quota_left } => {
+            if let Some((period, left)) = quota_left {
+                metrics
+                    .quota_remaining
+                    .with_label_values(&[client.id.as_str(), route.id.as_str(), period.as_str()])
+                    .set(left as i64);
+            }
+            let headers = match (policy, remaining) {
+                (Some(p), Some(r)) => Some((p, state_value(r, reset_ns))),
+                _ => None,
+            };
+            Ok(Admission { _in_flight: Some(in_flight), _permit: permit, headers })
+        }
+        Decision::RateLimited { retry_after_ns } => {
+            reject("rate");
+            let secs = retry_after_secs(retry_after_ns);
+            let mut e = GatewayError::new(
+                ErrorCode::RateLimited,
+                format!("{} is over its rate for {}; retry in {secs} s", client.id, route.id),
+            )
+            .with_header(RETRY_AFTER, HeaderValue::from(secs));
+            if let Some(p) = policy {
+                e = e
+                    .with_header(HeaderName::from_static(RATELIMIT_POLICY), p)
+                    .with_header(HeaderName::from_static(RATELIMIT), state_value(0, retry_after_ns));
+            }
+            Err(e)
+        }
+        Decision::QuotaExhausted { period, retry_after_ns } => {
+            reject("quota");
+            metrics.quota_remaining.with_label_values(&[client.id.as_str(), route.id.as_str(), period.as_str()]).set(0);
+            let which = match period {
+                QuotaPeriod::Day => "daily",
+                QuotaPeriod::Month => "monthly",
+            };
+            Err(GatewayError::new(
+                ErrorCode::QuotaExhausted,
+                format!("{} has used its {which} quota for {}", client.id, route.id),
+            )
+            .with_header(RETRY_AFTER, HeaderValue::from(retry_after_secs(retry_after_ns))))
+        }
+    }
+}
+
+/// Global adaptive shedding: a limit on exchanges in flight, moved by the AIMD
+/// controller that the gateway's probe feeds with event-loop lag.
+pub struct Overload {
+    pub enabled: bool,
+    pub in_flight: Arc<AtomicU32>,
+    pub limit: AtomicU32,
+}
+
+impl Overload {
+    pub fn try_enter(&self) -> Option<InFlight> {
+        let n = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        let guard = InFlight { counter: self.in_flight.clone() };
+        if self.enabled && n > self.limit.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(guard)
+    }
+}

@@ -1,0 +1,159 @@
+//! Prometheus metrics (served at `/metrics` on the admin listener). Label values
+//! come only from registered ids, error codes and fixed words, so cardinality is
+//! bounded by the registry.
+
+use prometheus::{
+    exponential_buckets, Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    pub in_flight: IntGauge,
+    pub overload_limit: IntGauge,
+    pub request_bytes: IntCounterVec,
+    pub response_bytes: IntCounterVec,
+    pub rejections: IntCounterVec,
+    pub quota_remaining: IntGaugeVec,
+    pub tls_failures: IntCounterVec,
+    pub reloads: IntCounterVec,
+    pub monitoring_dropped: IntCounter,
+    pub sla_availability: prometheus::GaugeVec,
+    pub sla_latency: prometheus::GaugeVec,
+    pub sla_budget: prometheus::GaugeVec,
+    pub event_loop_lag: Gauge,
+}
+
+/// Label for a client or service the gateway could not identify.
+pub const UNKNOWN: &str = "unknown";
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let latency_buckets = exponential_buckets(0.0005, 2.0, 16).expect("valid buckets");
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.expect("valid metric");
+                registry.register(Box::new(m.clone())).expect("unique metric");
+                m
+            }};
+        }
+        Self {
+            requests: reg!(IntCounterVec::new(
+                Opts::new(
+                    "qaqpa_requests_total",
+                    "Exchanges by client, service and result code (ok or the error code)"
+                ),
+                &["client", "service", "code"]
+            )),
+            duration: reg!(HistogramVec::new(
+                HistogramOpts::new("qaqpa_request_duration_seconds", "Request in to response head out")
+                    .buckets(latency_buckets.clone()),
+                &["service"]
+            )),
+            upstream_duration: reg!(HistogramVec::new(
+                HistogramOpts::new("qaqpa_upstream_duration_seconds", "Request out to the provider's response head")
+                    .buckets(latency_buckets),
+                &["service"]
+            )),
+            in_flight: reg!(IntGauge::new("qaqpa_in_flight_requests", "Exchanges in progress")),
+            overload_limit: reg!(IntGauge::new(
+                "qaqpa_overload_limit",
+                "Current adaptive limit on exchanges in flight; over it requests are shed"
+            )),
+            request_bytes: reg!(IntCounterVec::new(
+                Opts::new("qaqpa_request_bytes_total", "Request body bytes received"),
+                &["service"]
+            )),
+            response_bytes: reg!(IntCounterVec::new(
+                Opts::new("qaqpa_response_bytes_total", "Response body bytes sent"),
+                &["service"]
+            )),
+            rejections: reg!(IntCounterVec::new(
+                Opts::new(
+                    "qaqpa_limiter_rejections_total",
+                    "Requests refused by a limit (rate, quota, concurrency, overload)"
+                ),
+                &["client", "service", "reason"]
+            )),
+            quota_remaining: reg!(IntGaugeVec::new(
+                Opts::new("qaqpa_quota_remaining", "Requests left in the current quota period, as of the last request"),
+                &["client", "service", "period"]
+            )),
+            tls_failures: reg!(IntCounterVec::new(
+                Opts::new("qaqpa_tls_handshake_failures_total", "Failed TLS handshakes by listener and reason"),
+                &["listener", "reason"]
+            )),
+            reloads: reg!(IntCounterVec::new(
+                Opts::new("qaqpa_config_reloads_total", "Configuration reloads by result"),
+                &["result"]
+            )),
+            monitoring_dropped: reg!(IntCounter::new(
+                "qaqpa_monitoring_records_dropped_total",
+                "Monitoring records dropped because the writer fell behind"
+            )),
+            sla_availability: reg!(prometheus::GaugeVec::new(
+                Opts::new(
+                    "qaqpa_sla_availability_ratio",
+                    "Share of requests without a server error over the SLA window"
+                ),
+                &["service"]
+            )),
+            sla_latency: reg!(prometheus::GaugeVec::new(
+                Opts::new(
+                    "qaqpa_sla_latency_ratio",
+                    "Share of requests under the SLA latency threshold over the window"
+                ),
+                &["service"]
+            )),
+            sla_budget: reg!(prometheus::GaugeVec::new(
+                Opts::new(
+                    "qaqpa_sla_error_budget_remaining_ratio",
+                    "Error budget left (1 = untouched, below 0 = overspent)"
+                ),
+                &["service", "objective"]
+            )),
+            event_loop_lag: reg!(Gauge::new(
+                "qaqpa_event_loop_lag_seconds",
+                "Scheduling delay measured by the overload probe"
+            )),
+            registry,
+        }
+    }
+
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Why a TLS handshake failed, as a fixed word for the metric label.
+pub fn tls_failure_reason(e: &std::io::Error) -> &'static str {
+    let text = e.to_string();
+    let has = |s: &str| text.contains(s);
+    if has("NoCertificatesPresented") || has("peer sent no certificates") {
+        "no_client_certificate"
+    } else if has("UnknownIssuer") || has("unknown issuer") {
+        "unknown_ca"
+    } else if has("Expired") || has("expired") || has("NotValidYet") {
+        "certificate_expired"
+    } else if has("Revoked") {
+        "certificate_revoked"
+    } else if has("BadCertificate") || has("certificate") {
+        "bad_certificate"
+    } else if has("eof") || has("reset") || has("closed") {
+        "connection_closed"
+    } else {
+        "protocol"
+    }
+}

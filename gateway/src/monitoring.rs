@@ -1,0 +1,229 @@
+//! Monitoring records (DESIGN §7): one per exchange, kept in a bounded in-memory
+//! ring for the dashboard and appended to hourly NDJSON files in
+//! `DATA_DIR/monitoring/` (plain text an auditor can grep), deleted after the
+//! retention period. A background writer batches appends; when it falls behind,
+//! records are dropped and counted rather than blocking exchanges.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub id: String,
+    pub client: String,
+    pub service: String,
+    pub node: String,
+    /// Microseconds since the Unix epoch.
+    pub request_in: i64,
+    pub request_out: Option<i64>,
+    pub response_in: Option<i64>,
+    pub response_out: i64,
+    pub request_bytes: u64,
+    pub response_bytes: u64,
+    pub status: u16,
+    pub code: Option<String>,
+    /// Request in to response head out, microseconds.
+    pub duration_us: u64,
+}
+
+pub const CSV_HEADER: &str = "id,client,service,node,request_in,request_out,response_in,response_out,request_bytes,response_bytes,status,code,duration_us";
+
+impl Record {
+    pub fn csv_line(&self) -> String {
+        let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+        // Ids are printable ASCII without spaces; quote anyway so a comma cannot shift columns.
+        format!(
+            "\"{}\",{},{},{},{},{},{},{},{},{},{},{},{}",
+            self.id.replace('"', "\"\""),
+            self.client,
+            self.service,
+            self.node,
+            self.request_in,
+            opt(self.request_out),
+            opt(self.response_in),
+            self.response_out,
+            self.request_bytes,
+            self.response_bytes,
+            self.status,
+            self.code.as_deref().unwrap_or(""),
+            self.duration_us
+        )
+    }
+}
+
+pub fn now_us() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
+}
+
+enum Command {
+    Append(Box<Record>),
+    Flush(oneshot::Sender<()>),
+}
+
+pub struct Monitoring {
+    ring: Mutex<VecDeque<Record>>,
+    capacity: usize,
+    writer: mpsc::Sender<Command>,
+    dir: PathBuf,
+}
+
+/// Filter of a query; times in microseconds since the epoch.
+#[derive(Debug, Default, Clone)]
+pub struct Query {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub client: Option<String>,
+    pub service: Option<String>,
+    pub code: Option<String>,
+    pub limit: usize,
+}
+
+impl Query {
+    fn matches(&self, r: &Record) -> bool {
+        self.from.is_none_or(|f| r.request_in >= f)
+            && self.to.is_none_or(|t| r.request_in < t)
+            && self.client.as_deref().is_none_or(|c| r.client == c)
+            && self.service.as_deref().is_none_or(|s| r.service == s)
+            && self.code.as_deref().is_none_or(|c| r.code.as_deref().unwrap_or("ok") == c)
+    }
+}
+
+impl Monitoring {
+    /// Starts the writer task (needs a tokio runtime).
+    pub fn start(dir: PathBuf, capacity: usize, retention: Duration) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let (tx, rx) = mpsc::channel(65_536);
+        tokio::spawn(writer(dir.clone(), rx, retention));
+        Ok(Self { ring: Mutex::new(VecDeque::with_capacity(capacity.min(65_536))), capacity, writer: tx, dir })
+    }
+
+    /// Keeps the record; false if the writer queue was full and it was not persisted.
+    pub fn record(&self, record: Record) -> bool {
+        let persisted = self.writer.try_send(Command::Append(Box::new(record.clone()))).is_ok();
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        if ring.len() == self.capacity {
+            ring.pop_front();
+        }
+        ring.push_back(record);
+        persisted
+    }
+
+    /// The newest records in memory, oldest first (for live views).
+    pub fn recent(&self, since_us: i64) -> Vec<Record> {
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        ring.iter().filter(|r| r.request_in >= since_us).cloned().collect()
+    }
+
+    /// Records from the files, after making the writer flush what it holds.
+    pub async fn query(&self, q: &Query) -> std::io::Result<Vec<Record>> {
+        let (tx, rx) = oneshot::channel();
+        if self.writer.send(Command::Flush(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+        }
+        let dir = self.dir.clone();
+        let q = q.clone();
+        tokio::task::spawn_blocking(move || read_files(&dir, &q)).await.map_err(std::io::Error::other)?
+    }
+}
+
+fn hour_file(dir: &Path, us: i64) -> PathBuf {
+    let t = OffsetDateTime::from_unix_timestamp(us / 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    dir.join(format!("{:04}-{:02}-{:02}T{:02}.ndjson", t.year(), u8::from(t.month()), t.day(), t.hour()))
+}
+
+fn read_files(dir: &Path, q: &Query) -> std::io::Result<Vec<Record>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
+        .collect();
+    files.sort();
+    // Hourly names sort by time; skip whole files outside the range.
+    let first = q.from.map(|f| hour_file(dir, f));
+    let last = q.to.map(|t| hour_file(dir, t));
+    let mut out = Vec::new();
+    for file in files {
+        if first.as_ref().is_some_and(|f| file < *f) || last.as_ref().is_some_and(|l| file > *l) {
+            continue;
+        }
+        let reader = std::io::BufReader::new(std::fs::File::open(&file)?);
+        for line in reader.lines() {
+            let Ok(record) = serde_json::from_str::<Record>(&line?) else { continue };
+            if q.matches(&record) {
+                out.push(record);
+                if out.len() >= q.limit {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Command>, retention: Duration) {
+    let mut current: Option<(PathBuf, BufWriter<std::fs::File>)> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_sweep = std::time::Instant::now() - Duration::from_secs(3600);
+    loop {
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(Command::Append(record)) => {
+                    let path = hour_file(&dir, record.request_in);
+                    if current.as_ref().is_none_or(|(p, _)| *p != path) {
+                        if let Some((_, mut w)) = current.take() {
+                            let _ = w.flush();
+                        }
+                        match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+                            Ok(f) => current = Some((path, BufWriter::with_capacity(64 * 1024, f))),
+                            Err(e) => {
+                                tracing::error!("monitoring file {}: {e}", path.display());
+                                continue;
+                            }
+                        }
+                    }
+                    if let Some((_, w)) = current.as_mut() {
+                        if serde_json::to_writer(&mut *w, &record).is_ok() {
+                            let _ = w.write_all(b"\n");
+                        }
+                    }
+                }
+                Some(Command::Flush(done)) => {
+                    if let Some((_, w)) = current.as_mut() {
+                        let _ = w.flush();
+                    }
+                    let _ = done.send(());
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                if let Some((_, w)) = current.as_mut() {
+                    let _ = w.flush();
+                }
+                if last_sweep.elapsed() > Duration::from_secs(600) {
+                    last_sweep = std::time::Instant::now();
+                    sweep(&dir, retention);
+                }
+            }
+        }
+    }
+    if let Some((_, mut w)) = current {
+        let _ = w.flush();
+    }
+}
+
+/// Deletes hourly files older than the retention period.
+fn sweep(dir: &Path, retention: Duration) {
+    let cutoff = hour_file(dir, now_us() - retention.as_micros() as i64);
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.extension().is_some_and(|e| e == "ndjson") && path < cutoff {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
