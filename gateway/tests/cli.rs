@@ -165,3 +165,86 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A free loopback port (bound, then released for the child process to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_ready(admin: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://127.0.0.1:{admin}/readyz")])
+            .output();
+        if out.is_ok_and(|o| o.stdout == b"200") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("gateway did not become ready");
+}
+
+#[test]
+fn quota_survives_a_restart_of_the_gateway_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    assert!(qaqpa(&["certs", "init", "--dir", pki.to_str().unwrap(), "--system", "KZ/GOV/000000000003/egov-portal"])
+        .status
+        .success());
+    // The demo's REST register is the provider.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let provider = rt.block_on(qaqpa_gateway::demo::upstreams::start_rest("127.0.0.1:0".parse().unwrap())).unwrap();
+    let (plain, admin) = (free_port(), free_port());
+    let service = "KZ/GOV/000000000001/population-register/person/v1";
+    let config = format!(
+        "[[listener]]\naddress = \"127.0.0.1:{plain}\"\ninsecure = true\n[admin]\naddress = \"127.0.0.1:{admin}\"\ninsecure = true\n\
+         [[system]]\nid = \"KZ/GOV/000000000003/egov-portal\"\n[[system]]\nid = \"KZ/GOV/000000000001/population-register\"\n\
+         [[service]]\nid = \"{service}\"\nkind = \"rest\"\nupstream = [\"http://{}/persons\"]\n\
+         [[access]]\nservice = \"{service}\"\nclients = [\"KZ/GOV/000000000003/egov-portal\"]\n\
+         [[limit]]\nservice = \"{service}\"\nquota_day = 3\n",
+        provider.addr
+    );
+    let path = dir.path().join("qaqpa.toml");
+    std::fs::write(&path, config).unwrap();
+    let call = || {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-H",
+                "X-Road-Client: KZ/GOV/000000000003/egov-portal",
+            ])
+            .arg(format!("http://127.0.0.1:{plain}/r1/{service}/900101300123"))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let start = || {
+        let child = Child(
+            Command::new(QAQPA)
+                .args(["run", "--config", path.to_str().unwrap()])
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_ready(admin);
+        child
+    };
+    let stop = |mut child: Child| {
+        assert!(Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap().success());
+        assert!(child.0.wait().unwrap().success());
+    };
+    let gateway = start();
+    assert_eq!([call(), call()], ["200", "200"]);
+    stop(gateway);
+    assert!(dir.path().join("data/quotas.tsv").exists());
+    let gateway = start();
+    assert_eq!(call(), "200", "the third request of the day still fits");
+    assert_eq!(call(), "429", "the quota of 3 counted the requests from before the restart");
+    stop(gateway);
+    rt.block_on(provider.stop());
+}

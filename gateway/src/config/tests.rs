@@ -184,3 +184,48 @@ fn structural_rules() {
     let e = errors("", dir.path());
     assert!(e.iter().any(|e| e.key == "listener" && e.line.is_none()), "{e:#?}");
 }
+
+#[test]
+fn limits_sla_and_storage_keys() {
+    let dir = pki();
+    let c = parse(EXAMPLE, dir.path()).unwrap();
+    assert_eq!(c.limit_rules.len(), 3);
+    let pair = &c.limit_rules[1];
+    assert_eq!(pair.rate.unwrap().burst, 500, "default burst is one second's worth");
+    assert_eq!(pair.rate_window, Some((500, 1)));
+    assert_eq!(pair.quota_month, Some(50_000_000));
+    assert_eq!(c.limit_rules[0].rate.unwrap().burst, 200);
+    let sla = c.services[0].sla.as_ref().unwrap();
+    assert!((sla.availability - 0.999).abs() < 1e-12);
+    assert_eq!(sla.window, Duration::from_secs(30 * 86_400));
+    assert_eq!(c.services[0].max_concurrency, Some(256));
+    assert!(c.services[0].limits_fail_open);
+    assert_eq!(c.storage.limits, LimitsBackend::Local);
+    assert_eq!(c.storage.data_dir, dir.path().join("data"));
+    assert_eq!(c.overload.target_delay, Duration::from_millis(50));
+    assert_eq!(c.monitoring.retention, Duration::from_secs(30 * 86_400));
+
+    let src = EXAMPLE
+        .replace("rate = \"100/s\"", "rate = \"100 per second\"")
+        .replace("availability = 99.9,", "availability = 100.0,")
+        .replace("limits_fail = \"open\"", "limits_fail = \"ajar\"")
+        .replace("limits_backend = \"local\"", "limits_backend = \"redis\"")
+        .replace(
+            "[[limit]]\nclient = \"KZ/GOV/000000000003/egov-portal\"\nrate = \"1000/s\"",
+            "[[limit]]\nrate = \"1000/s\"",
+        )
+        .replace("max_concurrency = 256", "max_concurrency = 0");
+    let e = errors(&src, dir.path());
+    assert_error(&e, line_of(&src, "100 per second"), "limit[0].rate", "not a rate");
+    assert_error(&e, line_of(&src, "availability = 100.0"), "service[0].sla.availability", "percentage");
+    assert_error(&e, line_of(&src, "ajar"), "service[0].limits_fail", "unknown");
+    assert_error(&e, line_of(&src, "limits_backend = \"redis\""), "storage.redis_url", "missing");
+    assert_error(&e, line_of(&src, "max_concurrency = 0"), "service[0].max_concurrency", "at least 1");
+    assert!(e.iter().any(|e| e.key == "limit[2]" && e.message.contains("names a client, a service")), "{e:#?}");
+
+    let dup = format!("{EXAMPLE}\n[[limit]]\nclient = \"KZ/GOV/000000000003/egov-portal\"\nrate = \"1/s\"\n");
+    assert!(errors(&dup, dir.path()).iter().any(|e| e.message.contains("same client and service")));
+    let quota_without_service =
+        format!("{EXAMPLE}\n[[limit]]\nclient = \"KZ/GOV/000000000001/population-register\"\nquota_day = 5\n");
+    assert!(errors(&quota_without_service, dir.path()).iter().any(|e| e.message.contains("name the service")));
+}

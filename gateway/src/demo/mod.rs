@@ -94,6 +94,7 @@ id = "{REST_SERVICE}"
 kind = "rest"
 upstream = ["http://{rest}/persons"]
 timeout = "10s"
+sla = {{ availability = 99.9, latency = "200ms", latency_target = 99.0, window = "30d" }}
 
 [[service]]
 id = "{SOAP_SERVICE}"
@@ -108,6 +109,16 @@ clients = ["{CLIENT_SYSTEM}"]
 [[access]]
 service = "{SOAP_SERVICE}"
 clients = ["{CLIENT_SYSTEM}"]
+
+# Each client of the register: 50 requests per second (bursts of 100), 100,000 a day.
+[[limit]]
+service = "{REST_SERVICE}"
+rate = "50/s"
+burst = 100
+quota_day = 100000
+
+[storage]
+data_dir = "data"
 "#,
         data = args.data_port,
         plain = args.plain_port,
@@ -153,6 +164,10 @@ fn print_tour(dir: &Path, tls: SocketAddr, plain: SocketAddr, admin: SocketAddr)
         upstreams::sample_get_debt(DEMO_IIN)
     );
     println!();
+    println!(
+        "# operator dashboard: http://{admin}/ui   metrics: http://{admin}/metrics   SLA: http://{admin}/admin/v1/sla"
+    );
+    println!("# monitoring records: curl 'http://{admin}/admin/v1/monitoring?format=csv'");
     println!("# health: curl http://{admin}/healthz   readiness: curl http://{admin}/readyz");
     println!("# Ctrl-C stops the gateway and the demo systems.");
 }

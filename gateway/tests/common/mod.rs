@@ -250,6 +250,7 @@ id = "{PROVIDER}"
 id = "{SERVICE}"
 kind = "rest"
 upstream = ["http://{provider}/base"]
+sla = {{ availability = 99.9, latency = "500ms", latency_target = 99.0, window = "1h" }}
 
 [[service]]
 id = "{DOWN_SERVICE}"
@@ -267,6 +268,7 @@ id = "{H2C_SERVICE}"
 kind = "rest"
 upstream = ["http://{h2c}/base"]
 upstream_protocol = "h2"
+max_concurrency = 1
 
 [[service]]
 id = "{TLS_SERVICE}"

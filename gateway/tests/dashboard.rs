@@ -1,0 +1,91 @@
+//! The operator dashboard in a real browser: headless Chromium loads /ui from a
+//! gateway carrying traffic; the DOM must show the services with non-zero rates,
+//! and a screenshot is written to target/ui-screenshot.png for people to look at.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+}
+
+fn headless(browser: &str, profile: &std::path::Path, extra: &[&str], url: &str) -> std::process::Output {
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+            "--virtual-time-budget=4000",
+            "--window-size=1500,700",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn dashboard_shows_live_services_in_chromium() {
+    let Some(browser) = chromium() else {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: chromium is required (apt install chromium)");
+        eprintln!("SKIPPED: no chromium on this machine");
+        return;
+    };
+    let gw = TestGateway::start().await;
+    let client = gw.client();
+    for _ in 0..20 {
+        let r = client
+            .get(gw.tls_url(&format!("/r1/{SERVICE}/echo/x")))
+            .header("X-Road-Client", CLIENT)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let ui = gw.admin_url("/ui");
+    let browser = browser.to_owned();
+    let (dom, shot) = {
+        let ui = ui.clone();
+        let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshot.png");
+        tokio::task::spawn_blocking(move || {
+            let dom = headless(&browser, profile.path(), &["--dump-dom"], &ui);
+            let shot = headless(&browser, profile.path(), &[&format!("--screenshot={}", target.display())], &ui);
+            (dom, (shot, target))
+        })
+        .await
+        .unwrap()
+    };
+    let html = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    let row_start =
+        html.find(&format!("data-service=\"{SERVICE}\"")).unwrap_or_else(|| panic!("no row for {SERVICE}: {html}"));
+    let row = &html[row_start..html[row_start..].find("</tr>").map_or(html.len(), |e| row_start + e)];
+    let rate: f64 = row
+        .split("class=\"rate\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no rate cell in {row}"));
+    assert!(rate > 0.0, "rate shown as {rate} after 20 requests: {row}");
+    assert!(row.contains(CLIENT), "top consumers should name the client: {row}");
+    assert!(html.contains(&format!("data-service=\"{DOWN_SERVICE}\"")), "every registered service has a row");
+    assert!(html.contains("id=\"node\">test<"), "node name shown");
+    let (shot, target) = shot;
+    assert!(shot.status.success(), "{}", String::from_utf8_lossy(&shot.stderr));
+    let png = std::fs::read(&target).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "screenshot at {}", target.display());
+    gw.running.shutdown().await;
+}
