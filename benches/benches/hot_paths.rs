@@ -78,5 +78,43 @@ fn header_work(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, route_lookup, error_body, header_work);
+fn limiter(c: &mut Criterion) {
+    use qaqpa_routing::limit::{LocalLimiter, Rate};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let rate = Rate::new(1_000_000, 1_000_000_000, 1000).unwrap();
+    let limiter = Arc::new(LocalLimiter::default());
+    for key in 0..10_000u64 {
+        limiter.check(key, rate, 0);
+    }
+    let clock = AtomicU64::new(1);
+    c.bench_function("gcra check (10k keys, single thread)", |b| {
+        b.iter(|| {
+            let t = clock.fetch_add(1000, Ordering::Relaxed);
+            limiter.check(black_box(t % 10_000), rate, t)
+        })
+    });
+    // Contended: a second thread hammers the same key for the whole measurement.
+    let stop = Arc::new(AtomicBool::new(false));
+    let other = {
+        let (limiter, stop) = (limiter.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut t = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                t += 1000;
+                limiter.check(42, rate, t);
+            }
+        })
+    };
+    c.bench_function("gcra check (one key, contended by a 2nd thread)", |b| {
+        b.iter(|| {
+            let t = clock.fetch_add(1000, Ordering::Relaxed);
+            limiter.check(black_box(42), rate, t)
+        })
+    });
+    stop.store(true, Ordering::Relaxed);
+    other.join().unwrap();
+}
+
+criterion_group!(benches, route_lookup, error_body, header_work, limiter);
 criterion_main!(benches);

@@ -119,7 +119,9 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
             tracing::info!(counters = n, "quota counters loaded from {}", file.display());
             Limiter::Local { backend, file }
         }
-        LimitsBackend::Redis { url, timeout } => Limiter::Redis(RedisBackend::connect(url, *timeout, "qaqpa").await?),
+        LimitsBackend::Redis { url, timeout, prefix } => {
+            Limiter::Redis(RedisBackend::connect(url, *timeout, prefix).await?)
+        }
     };
     let overload = Overload {
         enabled: config.overload.enabled,

@@ -185,7 +185,7 @@ pub struct Overload {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LimitsBackend {
     Local,
-    Redis { url: String, timeout: Duration },
+    Redis { url: String, timeout: Duration, prefix: String },
 }
 
 #[derive(Debug, Clone)]

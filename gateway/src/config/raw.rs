@@ -55,6 +55,7 @@ pub struct RawStorage {
     pub limits_backend: Option<Spanned<String>>,
     pub redis_url: Option<Spanned<String>>,
     pub redis_timeout: Option<Spanned<String>>,
+    pub redis_prefix: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

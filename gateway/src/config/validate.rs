@@ -589,9 +589,15 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         Some((b, "redis")) => match raw_storage.and_then(|s| s.redis_url.as_ref()) {
             Some(url) if url.get_ref().starts_with("redis://") || url.get_ref().starts_with("rediss://") => {
                 let timeout = raw_storage.and_then(|s| s.redis_timeout.as_ref());
+                let prefix = raw_storage.and_then(|s| s.redis_prefix.as_ref());
+                if let Some(p) = prefix.filter(|p| p.get_ref().is_empty() || p.get_ref().contains(char::is_whitespace))
+                {
+                    c.error(p.span(), "storage.redis_prefix", "must be non-empty without spaces");
+                }
                 LimitsBackend::Redis {
                     url: url.get_ref().clone(),
                     timeout: c.duration(timeout, "50ms", "storage.redis_timeout"),
+                    prefix: prefix.map_or_else(|| "qaqpa".to_owned(), |p| p.get_ref().clone()),
                 }
             }
             Some(url) => {
