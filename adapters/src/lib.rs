@@ -3,5 +3,7 @@
 
 pub mod error_code;
 pub mod problem;
+pub mod soap;
+pub mod wsdl;
 
 pub use error_code::ErrorCode;

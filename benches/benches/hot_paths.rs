@@ -59,7 +59,8 @@ fn header_work(c: &mut Criterion) {
         .body(())
         .unwrap();
     c.bench_function("message_id (client-supplied)", |b| b.iter(|| headers::message_id(black_box(req.headers()))));
-    c.bench_function("request_head_digest (7 headers)", |b| b.iter(|| headers::request_head_digest(black_box(&req))));
+    let head = req.clone().into_parts().0;
+    c.bench_function("request_head_digest (7 headers)", |b| b.iter(|| headers::request_head_digest(black_box(&head))));
     let body = vec![b'x'; 1024];
     c.bench_function("request body SHA-512 (1 KiB)", |b| {
         use sha2::Digest;

@@ -52,8 +52,24 @@ pub enum ForwardBodyError {
     Client(#[from] hyper::Error),
 }
 
+/// Where the forwarded body comes from: the client's stream, or a message the
+/// gateway had to read whole (a SOAP envelope, parsed before routing).
+pub enum Source {
+    Stream(Incoming),
+    Buffered(Option<Bytes>),
+}
+
+impl Source {
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Source::Stream(b) => b.is_end_stream(),
+            Source::Buffered(b) => b.as_ref().is_none_or(Bytes::is_empty),
+        }
+    }
+}
+
 pub struct ForwardBody {
-    inner: Incoming,
+    inner: Source,
     hasher: Option<Sha512>,
     received: u64,
     limit: u64,
@@ -61,7 +77,7 @@ pub struct ForwardBody {
 }
 
 impl ForwardBody {
-    pub fn new(inner: Incoming, limit: u64) -> (Self, Arc<BodyOutcome>) {
+    pub fn new(inner: Source, limit: u64) -> (Self, Arc<BodyOutcome>) {
         let outcome = Arc::new(BodyOutcome::default());
         let mut body = Self { inner, hasher: Some(Sha512::new()), received: 0, limit, outcome: outcome.clone() };
         // A body that is empty from the start may never be polled by the client.
@@ -84,7 +100,11 @@ impl Body for ForwardBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+        let polled = match &mut this.inner {
+            Source::Stream(body) => ready!(Pin::new(body).poll_frame(cx)),
+            Source::Buffered(bytes) => bytes.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b))),
+        };
+        match polled {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
@@ -120,7 +140,10 @@ impl Body for ForwardBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Source::Stream(b) => b.size_hint(),
+            Source::Buffered(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+        }
     }
 }
 

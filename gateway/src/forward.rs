@@ -3,10 +3,11 @@
 
 use http::header::{HeaderValue, CONTENT_LENGTH};
 use http::{Request, Response, Uri};
+
 use hyper::body::Incoming;
 use qaqpa_adapters::ErrorCode;
 
-use crate::body::{ForwardBody, Outcome};
+use crate::body::{ForwardBody, Outcome, Source};
 use crate::config::Limits;
 use crate::error::GatewayError;
 use crate::headers::{self, X_ROAD_ID, X_ROAD_REQUEST_HASH};
@@ -40,18 +41,18 @@ pub fn upstream_uri(route: &Route, rest: &str, query: Option<&str>) -> Result<Ur
 pub async fn deliver(
     route: &Route,
     upstream_uri: Uri,
-    req: Request<Incoming>,
+    mut parts: http::request::Parts,
+    body: Source,
     peer: &Peer,
     exchange: &mut Exchange,
     limits: &Limits,
 ) -> Result<Response<Incoming>, GatewayError> {
     let message_id = exchange.id().to_owned();
-    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_body_bytes) {
         return Err(too_large(limits.max_body_bytes));
     }
-    let head_digest = headers::request_head_digest(&req);
-    let (mut parts, body) = req.into_parts();
+    let head_digest = headers::request_head_digest(&parts);
     let (body, outcome) = ForwardBody::new(body, limits.max_body_bytes);
 
     headers::strip_hop_by_hop(&mut parts.headers);

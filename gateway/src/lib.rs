@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod pki_files;
 pub mod runtime;
 pub mod sla;
+pub mod soap;
 pub mod stats;
 pub mod telemetry;
 pub mod tls;

@@ -49,6 +49,12 @@ pub struct Peer {
 pub const REST_PREFIX: &str = "/r1/";
 
 pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming>) -> Response<GatewayBody> {
+    if crate::soap::is_soap_call(&req) {
+        return crate::soap::serve(gateway, peer, req).await;
+    }
+    if crate::soap::is_wsdl_request(&req) {
+        return crate::soap::serve_wsdl(gateway, peer, req).await;
+    }
     let started = Instant::now();
     let message_id = match headers::message_id(req.headers()) {
         Ok(id) => id,
@@ -100,7 +106,10 @@ async fn run_stages(
     exchange.set_service(route);
     authorize(route, &client)?;
     let admission = limit_stage::admit(gateway, route, &client).await?;
-    let response = crate::forward::deliver(route, upstream_uri, req, peer, exchange, &runtime.config.limits).await?;
+    let (parts, body) = req.into_parts();
+    let body = crate::body::Source::Stream(body);
+    let response =
+        crate::forward::deliver(route, upstream_uri, parts, body, peer, exchange, &runtime.config.limits).await?;
     Ok((response, admission))
 }
 
@@ -112,8 +121,13 @@ pub fn identify(runtime: &Runtime, peer: &Peer, headers: &http::HeaderMap) -> Re
         .ok_or_else(|| GatewayError::new(ErrorCode::BadRequest, "X-Road-Client header is required"))?
         .to_str()
         .map_err(|_| GatewayError::new(ErrorCode::BadRequest, "X-Road-Client is not ASCII"))?;
+    identify_claim(runtime, peer, claimed)
+}
+
+/// The identity check shared by REST (header) and SOAP (X-Road `client` element).
+pub fn identify_claim(runtime: &Runtime, peer: &Peer, claimed: &str) -> Result<Arc<Client>, GatewayError> {
     qaqpa_routing::SystemId::parse(claimed)
-        .map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("X-Road-Client is not a system id: {e}")))?;
+        .map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("the client is not a system id: {e}")))?;
     let Some(cert) = &peer.certificate else {
         // Insecure (demo) listener: no certificate, so the claim is taken as is, but
         // only for a registered system.
@@ -121,20 +135,24 @@ pub fn identify(runtime: &Runtime, peer: &Peer, headers: &http::HeaderMap) -> Re
             GatewayError::new(ErrorCode::IdentityMismatch, format!("{claimed} is not a registered system"))
         });
     };
-    let bound = runtime
-        .fingerprints
-        .get(&cert.sha256)
-        .or_else(|| cert.san_system.as_ref().and_then(|s| runtime.systems.get(s.as_str())))
-        .ok_or_else(|| {
-            GatewayError::new(ErrorCode::IdentityMismatch, "the client certificate is bound to no registered system")
-        })?;
+    let bound = peer_system(runtime, cert).ok_or_else(|| {
+        GatewayError::new(ErrorCode::IdentityMismatch, "the client certificate is bound to no registered system")
+    })?;
     if bound.id.as_str() != claimed {
         return Err(GatewayError::new(
             ErrorCode::IdentityMismatch,
-            format!("X-Road-Client {claimed} is not the certificate's system {}", bound.id),
+            format!("the claimed client {claimed} is not the certificate's system {}", bound.id),
         ));
     }
     Ok(bound.clone())
+}
+
+/// The registered system a client certificate is bound to (fingerprint first).
+pub fn peer_system<'r>(runtime: &'r Runtime, cert: &CertIdentity) -> Option<&'r Arc<Client>> {
+    runtime
+        .fingerprints
+        .get(&cert.sha256)
+        .or_else(|| cert.san_system.as_ref().and_then(|s| runtime.systems.get(s.as_str())))
 }
 
 /// Stage: the service the path names, and the provider URI the request goes to.

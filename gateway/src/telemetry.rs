@@ -40,6 +40,8 @@ pub struct Exchange {
     code: Option<ErrorCode>,
     head_out: Duration,
     admission: Option<Admission>,
+    /// Whether this value owns the in-flight count (a `take`n-from shell does not).
+    counted: bool,
 }
 
 impl Exchange {
@@ -60,6 +62,7 @@ impl Exchange {
             code: None,
             head_out: Duration::ZERO,
             admission: None,
+            counted: true,
         }
     }
 
@@ -95,6 +98,27 @@ impl Exchange {
         self.code = code;
         self.head_out = self.started.elapsed();
         self.admission = Some(admission);
+    }
+
+    /// Moves the exchange out of a `&mut` (for paths that finish it early).
+    pub fn take(&mut self) -> Exchange {
+        Exchange {
+            gateway: self.gateway.clone(),
+            id: std::mem::take(&mut self.id),
+            client: self.client.take(),
+            service: self.service.take(),
+            started: self.started,
+            request_in: self.request_in,
+            request_out: self.request_out.take(),
+            response_in: self.response_in.take(),
+            upstream: self.upstream.take(),
+            request_body: self.request_body.take(),
+            status: self.status,
+            code: self.code,
+            head_out: self.head_out,
+            admission: self.admission.take(),
+            counted: std::mem::replace(&mut self.counted, false),
+        }
     }
 
     /// The response body has been sent (or abandoned): record everything once.
@@ -142,6 +166,8 @@ impl Exchange {
 
 impl Drop for Exchange {
     fn drop(&mut self) {
-        self.gateway.telemetry.metrics.in_flight.dec();
+        if self.counted {
+            self.gateway.telemetry.metrics.in_flight.dec();
+        }
     }
 }

@@ -125,7 +125,7 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     });
     let mut curls = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while curls.len() < 3 {
+    while curls.len() < 4 {
         let line =
             rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("demo printed no curl lines");
         if line.starts_with("curl ") {
@@ -151,6 +151,14 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     assert!(plain.to_ascii_lowercase().contains("x-road-request-hash:"), "{plain}");
     let soap = run(&curls[2]);
     assert!(soap.contains("<tax:amount currency=\"KZT\">12500</tax:amount>"), "{soap}");
+    assert!(
+        soap.contains("<xrd:protocolVersion>4.0</xrd:protocolVersion>"),
+        "the provider echoes the X-Road header: {soap}"
+    );
+    let wsdl = run(&curls[3]);
+    let tls_port = curls[0].rsplit("https://127.0.0.1:").next().unwrap().split('/').next().unwrap();
+    assert!(wsdl.contains(&format!("<soap:address location=\"https://127.0.0.1:{tls_port}/soap\"/>")), "{wsdl}");
+    assert!(wsdl.contains(&format!("<soap12:address location=\"https://127.0.0.1:{tls_port}/soap\"/>")));
 
     // SIGTERM drains and exits 0.
     let pid = child.0.id().to_string();

@@ -82,6 +82,15 @@ pub struct Config {
     pub overload: Overload,
     pub storage: Storage,
     pub monitoring: Monitoring,
+    pub xml: Xml,
+}
+
+/// Limits on SOAP/XML messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Xml {
+    /// Whole SOAP message, bytes; over it, `client.too_large` (checked while reading).
+    pub max_message_bytes: usize,
+    pub limits: qaqpa_adapters::soap::XmlLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +152,8 @@ pub struct ServiceConfig {
     pub protocol: UpstreamProtocol,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// The provider's WSDL (SOAP services), served with the endpoint rewritten.
+    pub wsdl: Option<String>,
     /// Requests in flight to this service's upstreams at most; over it, 503.
     pub max_concurrency: Option<u32>,
     /// When the shared limiter (Redis) cannot answer: admit (`true`) or refuse.

@@ -25,6 +25,7 @@ pub struct RawConfig {
     pub limits_rules: Vec<RawLimitRule>,
     pub overload: Option<RawOverload>,
     pub storage: Option<RawStorage>,
+    pub xml: Option<RawXml>,
     pub monitoring: Option<RawMonitoring>,
 }
 
@@ -166,6 +167,7 @@ pub struct RawService {
     pub connect_timeout: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub max_concurrency: Option<Spanned<u32>>,
+    pub wsdl: Option<Spanned<String>>,
     pub limits_fail: Option<Spanned<String>>,
     pub sla: Option<RawSla>,
 }
@@ -175,4 +177,15 @@ pub struct RawService {
 pub struct RawAccess {
     pub service: Spanned<String>,
     pub clients: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawXml {
+    pub max_message_bytes: Option<Spanned<usize>>,
+    pub max_depth: Option<Spanned<usize>>,
+    pub max_attributes: Option<Spanned<usize>>,
+    pub max_elements: Option<Spanned<usize>>,
+    pub max_name_len: Option<Spanned<usize>>,
+    pub max_text_len: Option<Spanned<usize>>,
 }

