@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 pub mod error_code;
+pub mod mapping;
+pub mod openapi;
 pub mod problem;
 pub mod soap;
 pub mod wsdl;

@@ -595,6 +595,65 @@ fn set_id_part(id: &mut XRoadIdentifier, local: &[u8], text: String) {
     }
 }
 
+impl XRoadIdentifier {
+    /// Splits `INSTANCE/CLASS/CODE/SUBSYSTEM[/SERVICE[/VERSION]]` into its parts.
+    pub fn from_id(id: &str) -> Self {
+        let parts: Vec<&str> = id.split('/').collect();
+        let get = |i: usize| parts.get(i).map(|s| s.to_string());
+        Self {
+            object_type: if parts.len() > 4 { "SERVICE".into() } else { "SUBSYSTEM".into() },
+            instance: get(0).unwrap_or_default(),
+            member_class: get(1).unwrap_or_default(),
+            member_code: get(2).unwrap_or_default(),
+            subsystem_code: get(3),
+            service_code: get(4),
+            service_version: get(5),
+        }
+    }
+
+    fn write(&self, tag: &str, out: &mut String) {
+        out.push_str(&format!("<xrd:{tag} id:objectType=\"{}\">", escape(&self.object_type)));
+        let mut part = |name: &str, value: Option<&String>| {
+            if let Some(v) = value {
+                out.push_str(&format!("<id:{name}>{}</id:{name}>", escape(v)));
+            }
+        };
+        part("xRoadInstance", Some(&self.instance));
+        part("memberClass", Some(&self.member_class));
+        part("memberCode", Some(&self.member_code));
+        part("subsystemCode", self.subsystem_code.as_ref());
+        part("serviceCode", self.service_code.as_ref());
+        part("serviceVersion", self.service_version.as_ref());
+        out.push_str(&format!("</xrd:{tag}>"));
+    }
+}
+
+/// Writes a whole envelope: the X-Road 4.0 header from `header` and `body` (already
+/// serialized XML) inside the Body. Namespaces `xrd` and `id` are declared on the
+/// Envelope.
+pub fn write_envelope(version: SoapVersion, header: &XRoadHeader, body: &str) -> String {
+    let mut out = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><env:Envelope xmlns:env="{}" xmlns:xrd="{XROAD_NS}" xmlns:id="{XROAD_ID_NS}"><env:Header>"#,
+        version.namespace()
+    );
+    if let Some(c) = &header.client {
+        c.write("client", &mut out);
+    }
+    if let Some(s) = &header.service {
+        s.write("service", &mut out);
+    }
+    for (tag, value) in [("id", &header.id), ("userId", &header.user_id), ("issue", &header.issue)] {
+        if let Some(v) = value {
+            out.push_str(&format!("<xrd:{tag}>{}</xrd:{tag}>", escape(v)));
+        }
+    }
+    out.push_str(&format!(
+        "<xrd:protocolVersion>{}</xrd:protocolVersion></env:Header><env:Body>{body}</env:Body></env:Envelope>",
+        escape(header.protocol_version.as_deref().unwrap_or("4.0"))
+    ));
+    out
+}
+
 /// Escapes text for element content.
 pub fn escape(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()

@@ -117,5 +117,36 @@ fn limiter(c: &mut Criterion) {
     other.join().unwrap();
 }
 
-criterion_group!(benches, route_lookup, error_body, header_work, limiter);
+fn soap(c: &mut Criterion) {
+    use criterion::Throughput;
+    use qaqpa_adapters::mapping::{json_to_xml, xml_to_json, Rules};
+    use qaqpa_adapters::soap::{read_envelope, XmlLimits};
+    let head = qaqpa_gateway::demo::upstreams::sample_get_debt("900101300123");
+    let limits = XmlLimits { max_elements: 1_000_000, ..XmlLimits::default() };
+    let mut group = c.benchmark_group("soap header extraction");
+    for size in [1024usize, 64 * 1024, 1024 * 1024] {
+        // Pad the Body with realistic records up to the size.
+        let record =
+            "<tax:record><tax:year>2025</tax:year><tax:amount>1250.00</tax:amount><tax:note>ok</tax:note></tax:record>";
+        let pad = record.repeat(size.saturating_sub(head.len()) / record.len());
+        let doc = head.replace("</tax:GetDebt>", &format!("{pad}</tax:GetDebt>"));
+        let bytes = bytes::Bytes::from(doc);
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+        group.bench_function(format!("{} bytes", bytes.len()), |b| {
+            b.iter(|| read_envelope(black_box(&bytes), Some("text/xml"), &limits).unwrap())
+        });
+    }
+    group.finish();
+    let person = r#"<GetPersonResponse xmlns="urn:p"><iin>900101300123</iin><surname>Abenova</surname><name>Aigerim</name><birthDate>1990-01-01</birthDate><region>Astana</region><phone>1</phone><phone>2</phone></GetPersonResponse>"#;
+    let json = xml_to_json(person.as_bytes(), &Rules::default(), &XmlLimits::default()).unwrap();
+    let object = json["GetPersonResponse"].as_object().unwrap().clone();
+    c.bench_function("SOAP body -> JSON (person record)", |b| {
+        b.iter(|| xml_to_json(black_box(person.as_bytes()), &Rules::default(), &XmlLimits::default()).unwrap())
+    });
+    c.bench_function("JSON -> SOAP body (person record)", |b| {
+        b.iter(|| json_to_xml("GetPersonResponse", "urn:p", black_box(&object)).unwrap())
+    });
+}
+
+criterion_group!(benches, route_lookup, error_body, header_work, limiter, soap);
 criterion_main!(benches);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use qaqpa_adapters::ErrorCode;
@@ -45,6 +45,36 @@ pub struct Peer {
     pub certificate: Option<CertIdentity>,
 }
 
+/// What the stages produced: the provider's stream passed through, or an answer the
+/// gateway built (mediated, or a contract document).
+pub enum Reply {
+    Stream(Response<Incoming>),
+    Built(Response<Bytes>),
+}
+
+/// The client's response for a successful reply; measures the exchange when its
+/// body has been sent (streams) or at once (built answers).
+pub fn respond(reply: Reply, admission: Admission, mut exchange: Exchange) -> Response<GatewayBody> {
+    match reply {
+        Reply::Stream(response) => {
+            let (mut parts, body) = response.into_parts();
+            admission.add_headers(&mut parts.headers);
+            exchange.response_head(parts.status.as_u16(), None, admission);
+            Response::from_parts(parts, Either::Left(Tracked::new(body, exchange)))
+        }
+        Reply::Built(response) => {
+            let (mut parts, body) = response.into_parts();
+            admission.add_headers(&mut parts.headers);
+            if let Ok(id) = HeaderValue::from_str(exchange.id()) {
+                parts.headers.insert(crate::headers::X_ROAD_ID, id);
+            }
+            exchange.response_head(parts.status.as_u16(), None, admission);
+            exchange.finish(body.len() as u64);
+            Response::from_parts(parts, full_body(body))
+        }
+    }
+}
+
 /// REST path prefix (DESIGN §4).
 pub const REST_PREFIX: &str = "/r1/";
 
@@ -65,12 +95,7 @@ pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming
     let mut exchange = Exchange::begin(gateway.clone(), message_id, started);
     let outcome = run_stages(&gateway, &runtime, &peer, req, &mut exchange).instrument(span.clone()).await;
     let response = match outcome {
-        Ok((response, admission)) => {
-            let (mut parts, body) = response.into_parts();
-            admission.add_headers(&mut parts.headers);
-            exchange.response_head(parts.status.as_u16(), None, admission);
-            Response::from_parts(parts, Either::Left(Tracked::new(body, exchange)))
-        }
+        Ok((reply, admission)) => respond(reply, admission, exchange),
         Err(e) => {
             let code = e.code;
             let response = e.into_response(Some(exchange.id()));
@@ -97,21 +122,51 @@ async fn run_stages(
     peer: &Peer,
     req: Request<Incoming>,
     exchange: &mut Exchange,
-) -> Result<(Response<Incoming>, Admission), GatewayError> {
+) -> Result<(Reply, Admission), GatewayError> {
     let client = identify(runtime, peer, req.headers())?;
     tracing::Span::current().record("client", client.id.as_str());
     exchange.set_client(&client);
-    let (route, upstream_uri) = route(runtime, req.uri())?;
+    let target = route(runtime, req.uri())?;
+    let route = target.route;
     tracing::Span::current().record("service", route.id.as_str());
     exchange.set_service(route);
     authorize(route, &client)?;
+    if target.rest.as_deref() == Some(OPENAPI_PATH) && req.method() == http::Method::GET {
+        if let Some(doc) = crate::contracts::openapi(runtime, route, &req, peer.certificate.is_some()) {
+            return Ok((Reply::Built(doc), Admission::none()));
+        }
+    }
     let admission = limit_stage::admit(gateway, route, &client).await?;
+    if let (crate::config::ServiceKind::Soap, Some(mediation)) = (route.kind, route.mediation.as_deref()) {
+        // A REST client calling a SOAP provider: adapt.
+        let rest = target.rest.as_deref().unwrap_or("");
+        let (op, params) = crate::mediate::find_operation(mediation, req.method(), rest).ok_or_else(|| {
+            GatewayError::new(
+                ErrorCode::BadRequest,
+                format!("{} has no REST operation {} {rest}", route.id, req.method()),
+            )
+        })?;
+        let built =
+            crate::mediate::rest_to_soap(runtime, route, mediation, op, params, req, &client, peer, exchange).await?;
+        return Ok((Reply::Built(built), admission));
+    }
     let (parts, body) = req.into_parts();
     let body = crate::body::Source::Stream(body);
     let response =
-        crate::forward::deliver(route, upstream_uri, parts, body, peer, exchange, &runtime.config.limits).await?;
-    Ok((response, admission))
+        crate::forward::deliver(route, target.uri, parts, body, peer, exchange, &runtime.config.limits).await?;
+    Ok((Reply::Stream(response), admission))
 }
+
+/// Where a REST request goes.
+pub struct Target<'r> {
+    pub route: &'r Route,
+    pub uri: Uri,
+    /// The path after the service id, kept only where a stage needs it (mediation,
+    /// the OpenAPI document).
+    pub rest: Option<String>,
+}
+
+pub const OPENAPI_PATH: &str = "/openapi.json";
 
 /// Stage: the system that speaks, from its certificate, checked against the
 /// `X-Road-Client` it claims.
@@ -156,7 +211,7 @@ pub fn peer_system<'r>(runtime: &'r Runtime, cert: &CertIdentity) -> Option<&'r 
 }
 
 /// Stage: the service the path names, and the provider URI the request goes to.
-pub fn route<'r>(runtime: &'r Runtime, uri: &Uri) -> Result<(&'r Route, Uri), GatewayError> {
+pub fn route<'r>(runtime: &'r Runtime, uri: &Uri) -> Result<Target<'r>, GatewayError> {
     let path = uri
         .path()
         .strip_prefix(REST_PREFIX)
@@ -166,7 +221,8 @@ pub fn route<'r>(runtime: &'r Runtime, uri: &Uri) -> Result<(&'r Route, Uri), Ga
         GatewayError::new(ErrorCode::UnknownService, format!("no service {} is registered", target.key))
     })?;
     let upstream_uri = crate::forward::upstream_uri(route, rest, uri.query())?;
-    Ok((route, upstream_uri))
+    let keep = route.mediation.is_some() || rest == OPENAPI_PATH;
+    Ok(Target { route, uri: upstream_uri, rest: keep.then(|| rest.to_owned()) })
 }
 
 /// Stage: the data owner's access list.

@@ -74,6 +74,7 @@ pub struct Route {
     pub concurrency: Option<Arc<Semaphore>>,
     pub limits_fail_open: bool,
     pub sla: Option<SlaObjective>,
+    pub mediation: Option<Arc<crate::config::Mediation>>,
 }
 
 impl Route {
@@ -113,6 +114,7 @@ impl Runtime {
                 concurrency: service.max_concurrency.map(|n| Arc::new(Semaphore::new(n as usize))),
                 limits_fail_open: service.limits_fail_open,
                 sla: service.sla.clone(),
+                mediation: service.mediation.clone(),
                 id: service.id.clone(),
                 kind: service.kind,
                 upstreams: service.upstreams.iter().map(Upstream::from_uri).collect(),

@@ -15,19 +15,19 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Either, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use qaqpa_adapters::soap::{self, SoapVersion};
 use qaqpa_adapters::ErrorCode;
 use tracing::{field, info_span, Instrument};
 
-use crate::body::{Source, Tracked};
+use crate::body::Source;
 use crate::config::ServiceKind;
 use crate::error::{GatewayError, X_ROAD_ERROR};
 use crate::gateway::Gateway;
 use crate::headers::{MAX_MESSAGE_ID_LEN, X_ROAD_ID};
 use crate::limits::stage::{self as limit_stage, Admission};
-use crate::pipeline::{authorize, full_body, identify_claim, peer_system, GatewayBody, Peer};
+use crate::pipeline::{authorize, full_body, identify_claim, peer_system, respond, GatewayBody, Peer, Reply};
 use crate::runtime::Runtime;
 use crate::telemetry::Exchange;
 
@@ -137,12 +137,7 @@ pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming
     let outcome =
         run_stages(&gateway, &runtime, &peer, parts, bytes, &envelope, &mut exchange).instrument(span.clone()).await;
     let response = match outcome {
-        Ok((response, admission)) => {
-            let (mut parts, body) = response.into_parts();
-            admission.add_headers(&mut parts.headers);
-            exchange.response_head(parts.status.as_u16(), None, admission);
-            Response::from_parts(parts, Either::Left(Tracked::new(body, exchange)))
-        }
+        Ok((reply, admission)) => respond(reply, admission, exchange),
         Err(Failure { version, error }) => finish_with_fault(&mut exchange, version, error),
     };
     span.in_scope(|| {
@@ -174,7 +169,7 @@ async fn run_stages(
     bytes: Bytes,
     envelope: &soap::Envelope,
     exchange: &mut Exchange,
-) -> Result<(Response<Incoming>, Admission), Failure> {
+) -> Result<(Reply, Admission), Failure> {
     let version = envelope.version;
     let fail = |error: GatewayError| Failure { version, error };
     let claimed = envelope
@@ -199,17 +194,25 @@ async fn run_stages(
     })?;
     tracing::Span::current().record("service", route.id.as_str());
     exchange.set_service(route);
-    if route.kind != ServiceKind::Soap {
-        return Err(fail(GatewayError::new(
-            ErrorCode::BadRequest,
-            format!(
-                "{} is a REST service; call it at /r1/{} (SOAP-to-REST mediation is not configured)",
-                route.id, route.id
-            ),
-        )));
-    }
+    let mediation = match (route.kind, route.mediation.as_deref()) {
+        (ServiceKind::Soap, _) => None,
+        (ServiceKind::Rest, Some(m)) => Some(m),
+        (ServiceKind::Rest, None) => {
+            return Err(fail(GatewayError::new(
+                ErrorCode::BadRequest,
+                format!("{} is a REST service without a SOAP face; call it at /r1/{}", route.id, route.id),
+            )))
+        }
+    };
     authorize(route, &client).map_err(fail)?;
     let admission = limit_stage::admit(gateway, route, &client).await.map_err(fail)?;
+    if let Some(mediation) = mediation {
+        // A SOAP client calling a REST provider: adapt.
+        let built = crate::mediate::soap_to_rest(runtime, route, mediation, envelope, &bytes, &client, peer, exchange)
+            .await
+            .map_err(fail)?;
+        return Ok((Reply::Built(built), admission));
+    }
     let uri = crate::forward::upstream_uri(route, "", None).map_err(fail)?;
     let response = crate::forward::deliver(
         route,
@@ -222,7 +225,7 @@ async fn run_stages(
     )
     .await
     .map_err(fail)?;
-    Ok((response, admission))
+    Ok((Reply::Stream(response), admission))
 }
 
 /// `GET /soap/{service id}?wsdl`: the provider's WSDL, endpoint rewritten to this
@@ -242,16 +245,20 @@ pub async fn serve_wsdl(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Inc
             }
         }
     }
-    let Some(wsdl) = runtime.config.services.iter().find(|s| s.id == route.id).and_then(|s| s.wsdl.as_ref()) else {
-        return problem(ErrorCode::UnknownService, format!("{} has no WSDL configured", route.id));
-    };
+    let service = runtime.config.services.iter().find(|s| s.id == route.id);
     let scheme = if peer.certificate.is_some() { "https" } else { "http" };
     let host = req.headers().get(HOST).and_then(|v| v.to_str().ok()).or(req.uri().authority().map(|a| a.as_str()));
     let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))) else {
         return problem(ErrorCode::BadRequest, "a Host header is needed to point the WSDL at this gateway".into());
     };
-    match qaqpa_adapters::wsdl::rewrite_endpoint(wsdl, &format!("{scheme}://{host}{SOAP_PATH}")) {
-        Ok((text, _)) => {
+    let location = format!("{scheme}://{host}{SOAP_PATH}");
+    let document = match (service.and_then(|s| s.wsdl.as_ref()), route.kind, route.mediation.as_deref()) {
+        (Some(wsdl), _, _) => qaqpa_adapters::wsdl::rewrite_endpoint(wsdl, &location).map(|(text, _)| text),
+        (None, ServiceKind::Rest, Some(m)) => Ok(crate::contracts::generated_wsdl(route, m, &location)),
+        _ => return problem(ErrorCode::UnknownService, format!("{} has no WSDL", route.id)),
+    };
+    match document {
+        Ok(text) => {
             let mut r = Response::new(full_body(text));
             r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
             r

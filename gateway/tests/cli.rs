@@ -125,7 +125,7 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     });
     let mut curls = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while curls.len() < 4 {
+    while curls.len() < 6 {
         let line =
             rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("demo printed no curl lines");
         if line.starts_with("curl ") {
@@ -155,7 +155,11 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
         soap.contains("<xrd:protocolVersion>4.0</xrd:protocolVersion>"),
         "the provider echoes the X-Road header: {soap}"
     );
-    let wsdl = run(&curls[3]);
+    let debt: serde_json::Value = serde_json::from_str(&run(&curls[3])).unwrap();
+    assert_eq!(debt["amount"]["#text"], 12500, "REST → SOAP mediation: {debt}");
+    let person = run(&curls[4]);
+    assert!(person.contains("<surname>Abenova</surname>"), "SOAP → REST mediation: {person}");
+    let wsdl = run(&curls[5]);
     let tls_port = curls[0].rsplit("https://127.0.0.1:").next().unwrap().split('/').next().unwrap();
     assert!(wsdl.contains(&format!("<soap:address location=\"https://127.0.0.1:{tls_port}/soap\"/>")), "{wsdl}");
     assert!(wsdl.contains(&format!("<soap12:address location=\"https://127.0.0.1:{tls_port}/soap\"/>")));

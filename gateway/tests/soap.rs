@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use qaqpa_gateway::demo::{self, upstreams, DemoArgs, SOAP_SERVICE};
+use qaqpa_gateway::demo::{self, upstreams, DemoArgs, REST_SERVICE, SOAP_SERVICE};
 use qaqpa_gateway::gateway::Running;
 
 struct Demo {
@@ -236,10 +236,12 @@ async fn zeep_loads_the_wsdl_from_the_gateway_and_calls_over_soap_11_and_12() {
     }
     let demo = Demo::start().await;
     let wsdl = demo.url(&format!("/soap/{SOAP_SERVICE}?wsdl"));
+    let person_wsdl = demo.url(&format!("/soap/{REST_SERVICE}?wsdl"));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/zeep_client.py");
     let args: Vec<String> = vec![
         script.into(),
         wsdl,
+        person_wsdl,
         demo.pki("ca.crt").display().to_string(),
         demo.pki("egov-portal.crt").display().to_string(),
         demo.pki("egov-portal.key").display().to_string(),
@@ -254,6 +256,8 @@ async fn zeep_loads_the_wsdl_from_the_gateway_and_calls_over_soap_11_and_12() {
         assert_eq!(answers[version]["amount"], "12500", "{answers}");
         assert_eq!(answers[version]["currency"], "KZT", "{answers}");
     }
+    assert_eq!(answers["person"]["surname"], "Abenova", "{answers}");
+    assert_eq!(answers["person"]["iin"], "900101300123", "{answers}");
     // The exchanges are on record under zeep's message ids.
     let admin = demo.running.admin_addr.unwrap();
     let records: serde_json::Value =
@@ -265,5 +269,59 @@ async fn zeep_loads_the_wsdl_from_the_gateway_and_calls_over_soap_11_and_12() {
             .unwrap();
     let ids: Vec<_> = records.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
     assert!(ids.contains(&"zeep-soap11".to_owned()) && ids.contains(&"zeep-soap12".to_owned()), "{ids:?}");
+    demo.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn mediation_both_ways_and_generated_contracts() {
+    let demo = Demo::start().await;
+    let client = demo.client(false);
+    let rest =
+        |path: String| client.get(demo.url(&path)).header("X-Road-Client", "KZ/GOV/000000000003/egov-portal").send();
+
+    // REST client → SOAP provider.
+    let r = rest(format!("/r1/{SOAP_SERVICE}/900101300123")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let debt: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(debt, serde_json::json!({"iin": "900101300123", "amount": {"@currency": "KZT", "#text": 12500}}));
+    // The provider's SOAP fault becomes problem+json with its message.
+    let r = rest(format!("/r1/{SOAP_SERVICE}/000000000000")).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["x-road-error"], "client.bad_request");
+    let problem: serde_json::Value = r.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("unknown taxpayer"), "{problem}");
+    // No REST operation for this path.
+    let r = rest(format!("/r1/{SOAP_SERVICE}/a/b")).await.unwrap();
+    assert_eq!(r.headers()["x-road-error"], "client.bad_request");
+
+    // SOAP client → REST provider, in SOAP 1.1 and 1.2.
+    let soap = demo.url("/soap");
+    let (status, code, body) = post(&client, &soap, V11, upstreams::sample_get_person("900101300123")).await;
+    assert_eq!((status, code.as_str()), (200, ""), "{body}");
+    assert!(body.contains("<GetPersonResponse xmlns=\"http://population-register.gov.kz/person\""), "{body}");
+    assert!(body.contains("<surname>Abenova</surname>"), "{body}");
+    assert!(body.contains("<id:serviceCode>person</id:serviceCode>"), "the X-Road header comes back: {body}");
+    let (status, _, body) = post(&client, &soap, V12, as_soap12(&upstreams::sample_get_person("851231400456"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(SOAP12_NS) && body.contains("<surname>Serikbayev</surname>"), "{body}");
+    // The provider's 404 becomes a fault naming it.
+    let (status, code, body) = post(&client, &soap, V11, upstreams::sample_get_person("000000000000")).await;
+    assert_eq!((status, code.as_str()), (500, "client.bad_request"));
+    assert!(body.contains("404") && body.contains("person not found"), "{body}");
+    // An operation the SOAP face does not have.
+    let wrong = upstreams::sample_get_person("1").replace("GetPerson>", "GetPets>");
+    let (_, code, _) = post(&client, &soap, V11, wrong).await;
+    assert_eq!(code, "client.bad_request");
+
+    // Contracts: OpenAPI for the SOAP service's REST face, WSDL for the REST service's SOAP face.
+    let doc: serde_json::Value = rest(format!("/r1/{SOAP_SERVICE}/openapi.json")).await.unwrap().json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["paths"]["/{iin}"]["get"]["operationId"], "GetDebt");
+    let port = demo.running.data_addrs[0].port();
+    assert_eq!(doc["servers"][0]["url"], format!("https://localhost:{port}/r1/{SOAP_SERVICE}"));
+    let wsdl = client.get(demo.url(&format!("/soap/{REST_SERVICE}?wsdl"))).send().await.unwrap().text().await.unwrap();
+    assert!(wsdl.contains("<wsdl:operation name=\"GetPerson\">"), "{wsdl}");
+    assert!(wsdl.contains(&format!("location=\"https://localhost:{port}/soap\"")), "{wsdl}");
     demo.running.shutdown().await;
 }

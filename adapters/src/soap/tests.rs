@@ -210,3 +210,23 @@ fn faults_are_valid_envelopes_with_the_code() {
     assert!(fault(SoapVersion::V12, ErrorCode::UpstreamTimeout, "x", None).contains("env:Receiver"));
     assert!(fault(SoapVersion::V12, ErrorCode::BadXml, "x", None).contains("env:Sender"));
 }
+
+#[test]
+fn written_envelopes_read_back_with_the_same_header() {
+    let header = XRoadHeader {
+        client: Some(XRoadIdentifier::from_id("KZ/GOV/000000000003/egov-portal")),
+        service: Some(XRoadIdentifier::from_id("KZ/GOV/000000000002/legacy-tax/debt/v1")),
+        id: Some("m<1>".into()),
+        user_id: Some("u".into()),
+        issue: None,
+        protocol_version: Some("4.0".into()),
+    };
+    for version in [SoapVersion::V11, SoapVersion::V12] {
+        let xml = write_envelope(version, &header, BODY);
+        let env = read(&xml).unwrap();
+        assert_eq!(env.header, header);
+        assert_eq!(env.version, version);
+        assert_eq!(&xml[env.body], BODY);
+    }
+    assert_eq!(header.service.unwrap().service_id().unwrap(), "KZ/GOV/000000000002/legacy-tax/debt/v1");
+}

@@ -154,11 +154,78 @@ pub struct ServiceConfig {
     pub timeout: Duration,
     /// The provider's WSDL (SOAP services), served with the endpoint rewritten.
     pub wsdl: Option<String>,
+    /// The provider's OpenAPI document (REST services), served with `servers` rewritten.
+    pub openapi: Option<serde_json::Value>,
+    /// SOAP⇄REST mediation: for a REST service, its SOAP face; for a SOAP service,
+    /// its REST face (docs/mapping.md).
+    pub mediation: Option<std::sync::Arc<Mediation>>,
     /// Requests in flight to this service's upstreams at most; over it, 503.
     pub max_concurrency: Option<u32>,
     /// When the shared limiter (Redis) cannot answer: admit (`true`) or refuse.
     pub limits_fail_open: bool,
     pub sla: Option<SlaObjective>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mediation {
+    pub namespace: String,
+    pub rules: qaqpa_adapters::mapping::Rules,
+    pub operations: Vec<MediatedOperation>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediatedOperation {
+    pub name: String,
+    pub method: http::Method,
+    pub path: Vec<PathPart>,
+    pub soap_action: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathPart {
+    Literal(String),
+    Param(String),
+}
+
+impl MediatedOperation {
+    /// The template as written, e.g. `/{iin}/debts`.
+    pub fn template(&self) -> String {
+        let mut t = String::new();
+        for part in &self.path {
+            t.push('/');
+            match part {
+                PathPart::Literal(l) => t.push_str(l),
+                PathPart::Param(p) => t.push_str(&format!("{{{p}}}")),
+            }
+        }
+        if t.is_empty() {
+            t.push('/');
+        }
+        t
+    }
+
+    /// Matches a request path (after the service id) and returns the parameters.
+    pub fn matches(&self, method: &http::Method, path: &str) -> Option<Vec<(String, String)>> {
+        if *method != self.method {
+            return None;
+        }
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        if segments.len() != self.path.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (part, segment) in self.path.iter().zip(segments) {
+            match part {
+                PathPart::Literal(l) if l == segment => {}
+                PathPart::Literal(_) => return None,
+                PathPart::Param(name) => {
+                    let value = percent_encoding::percent_decode_str(segment).decode_utf8().ok()?.into_owned();
+                    params.push((name.clone(), value));
+                }
+            }
+        }
+        Some(params)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

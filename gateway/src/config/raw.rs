@@ -168,6 +168,11 @@ pub struct RawService {
     pub timeout: Option<Spanned<String>>,
     pub max_concurrency: Option<Spanned<u32>>,
     pub wsdl: Option<Spanned<String>>,
+    pub openapi: Option<Spanned<String>>,
+    /// Expose this REST service to SOAP clients.
+    pub soap: Option<RawMediation>,
+    /// Expose this SOAP service to REST clients.
+    pub rest: Option<RawMediation>,
     pub limits_fail: Option<Spanned<String>>,
     pub sla: Option<RawSla>,
 }
@@ -188,4 +193,27 @@ pub struct RawXml {
     pub max_elements: Option<Spanned<usize>>,
     pub max_name_len: Option<Spanned<usize>>,
     pub max_text_len: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMediation {
+    pub namespace: Spanned<String>,
+    #[serde(default)]
+    pub arrays: Vec<String>,
+    #[serde(default)]
+    pub types: std::collections::BTreeMap<String, Spanned<String>>,
+    #[serde(default, rename = "operation")]
+    pub operations: Vec<RawOperation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOperation {
+    /// The SOAP operation (the Body's element).
+    pub name: Spanned<String>,
+    pub method: Spanned<String>,
+    /// REST path template after the service id, e.g. "/{iin}".
+    pub path: Spanned<String>,
+    pub soap_action: Option<String>,
 }

@@ -229,3 +229,58 @@ fn limits_sla_and_storage_keys() {
         format!("{EXAMPLE}\n[[limit]]\nclient = \"KZ/GOV/000000000001/population-register\"\nquota_day = 5\n");
     assert!(errors(&quota_without_service, dir.path()).iter().any(|e| e.message.contains("name the service")));
 }
+
+#[test]
+fn mediation_faces_are_checked_against_the_contracts() {
+    let dir = pki();
+    let c = parse(EXAMPLE, dir.path()).unwrap();
+    let person = c.services[0].mediation.as_ref().unwrap();
+    assert_eq!(person.operations[0].template(), "/{iin}");
+    assert!(person.rules.arrays.contains("phone"));
+    assert_eq!(c.xml.max_message_bytes, 10 * 1024 * 1024);
+    assert_eq!(c.xml.limits.max_depth, 64);
+
+    std::fs::create_dir_all(dir.path().join("contracts")).unwrap();
+    std::fs::write(dir.path().join("contracts/legacy-tax.wsdl"), crate::demo::LEGACY_TAX_WSDL).unwrap();
+    std::fs::write(
+        dir.path().join("contracts/person.openapi.json"),
+        r#"{"openapi": "3.1.0", "paths": {"/{iin}": {"get": {}}}}"#,
+    )
+    .unwrap();
+    let with_contracts = EXAMPLE.replace("# openapi = ", "openapi = ").replace("# wsdl = ", "wsdl = ");
+    let c = parse(&with_contracts, dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert!(c.services[0].openapi.is_some() && c.services[1].wsdl.is_some());
+
+    let src = with_contracts
+        .replace("name = \"GetDebt\"", "name = \"GetDebts\"")
+        .replace("path = \"/{iin}\"\n\n[[limit]]", "path = \"/people/{iin}\"\n\n[[limit]]");
+    let e = errors(&src, dir.path());
+    assert_error(
+        &e,
+        line_of(&src, "GetDebts"),
+        "service[1].rest.operation[0].name",
+        "the WSDL has no operation GetDebts",
+    );
+    let src = with_contracts.replacen("path = \"/{iin}\"", "path = \"/people/{iin}\"", 1);
+    assert_error(
+        &errors(&src, dir.path()),
+        line_of(&src, "/people/{iin}"),
+        "service[0].soap.operation[0].path",
+        "the OpenAPI document has no GET /people/{iin}",
+    );
+
+    let src = EXAMPLE
+        .replacen("method = \"GET\"", "method = \"FETCH\"", 1)
+        .replacen("path = \"/{iin}\"", "path = \"/{iin}/{iin}\"", 1)
+        .replace("types = { amount = \"number\" }", "types = { amount = \"money\" }");
+    let e = errors(&src, dir.path());
+    assert_error(&e, line_of(&src, "FETCH"), "service[0].soap.operation[0].method", "one of GET");
+    assert_error(&e, line_of(&src, "/{iin}/{iin}"), "service[0].soap.operation[0].path", "appears twice");
+    assert_error(&e, line_of(&src, "money"), "service[1].rest.types", "unknown type");
+
+    let wrong_kind = EXAMPLE
+        .replacen("[service.soap]", "[service.rest]", 1)
+        .replace("[[service.soap.operation]]", "[[service.rest.operation]]");
+    let e = errors(&wrong_kind, dir.path());
+    assert!(e.iter().any(|e| e.key == "service[0].rest" && e.message.contains("kind = \"soap\"")), "{e:#?}");
+}

@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use qaqpa_adapters::mapping::{Rules, ValueType};
 use qaqpa_routing::limit::Rate;
 use qaqpa_routing::{AccessList, RouteTable, ServiceId, SystemId};
 use rustls_pki_types::pem::PemObject;
@@ -263,6 +264,63 @@ impl Checker<'_> {
                 }
             }
         });
+        let openapi = raw.openapi.as_ref().and_then(|o| {
+            let path = self.base.join(o.get_ref());
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(doc) if doc.get("openapi").is_some() && doc.get("paths").is_some_and(|p| p.is_object()) => Some(doc),
+                Ok(_) => {
+                    self.error(
+                        o.span(),
+                        format!("{key}.openapi"),
+                        format!("{} is not an OpenAPI 3 document", path.display()),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.error(o.span(), format!("{key}.openapi"), format!("cannot read {}: {e}", path.display()));
+                    None
+                }
+            }
+        });
+        let mediation = match (raw.kind.get_ref().as_str(), &raw.soap, &raw.rest) {
+            (_, Some(_), Some(r)) => {
+                self.error(
+                    r.namespace.span(),
+                    format!("{key}.rest"),
+                    "a service has either a soap or a rest face, not both",
+                );
+                None
+            }
+            ("rest", Some(m), None) => self.mediation(m, &format!("{key}.soap"), openapi.as_ref(), None),
+            ("soap", None, Some(m)) => self.mediation(m, &format!("{key}.rest"), None, wsdl.as_deref()),
+            (_, Some(m), None) => {
+                self.error(
+                    m.namespace.span(),
+                    format!("{key}.soap"),
+                    "a SOAP face belongs to a kind = \"rest\" service",
+                );
+                None
+            }
+            (_, None, Some(m)) => {
+                self.error(
+                    m.namespace.span(),
+                    format!("{key}.rest"),
+                    "a REST face belongs to a kind = \"soap\" service",
+                );
+                None
+            }
+            _ => None,
+        };
+        if openapi.is_some() && raw.kind.get_ref() != "rest" {
+            self.error(
+                raw.kind.span(),
+                format!("{key}.openapi"),
+                "an OpenAPI document belongs to a kind = \"rest\" service",
+            );
+        }
         if wsdl.is_some() && raw.kind.get_ref() != "soap" {
             self.error(raw.kind.span(), format!("{key}.wsdl"), "a WSDL belongs to a kind = \"soap\" service");
         }
@@ -277,8 +335,110 @@ impl Checker<'_> {
             timeout,
             max_concurrency: raw.max_concurrency.as_ref().map(|c| *c.get_ref()),
             wsdl,
+            openapi,
+            mediation: mediation.map(std::sync::Arc::new),
             limits_fail_open,
             sla,
+        })
+    }
+
+    /// A mediation face; operations are checked against the provider's contract when
+    /// one is given (OpenAPI for a REST service, WSDL for a SOAP service).
+    fn mediation(
+        &mut self,
+        raw: &RawMediation,
+        key: &str,
+        openapi: Option<&serde_json::Value>,
+        wsdl: Option<&str>,
+    ) -> Option<Mediation> {
+        let m = raw;
+        let mut types = std::collections::HashMap::new();
+        for (name, t) in &m.types {
+            match ValueType::parse(t.get_ref()) {
+                Some(v) => {
+                    types.insert(name.clone(), v);
+                }
+                None => self.error(
+                    t.span(),
+                    format!("{key}.types"),
+                    format!("unknown type {:?}; use string, integer, number or boolean", t.get_ref()),
+                ),
+            }
+        }
+        let wsdl_ops = wsdl.map(qaqpa_adapters::wsdl::operation_names);
+        let mut operations: Vec<MediatedOperation> = Vec::new();
+        for (i, op) in m.operations.iter().enumerate() {
+            let okey = format!("{key}.operation[{i}]");
+            let name = op.name.get_ref();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                self.error(op.name.span(), format!("{okey}.name"), "an operation name is letters, digits and _");
+            }
+            let method = match op.method.get_ref().to_ascii_uppercase().parse::<http::Method>() {
+                Ok(m) if ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()) => m,
+                _ => {
+                    self.error(op.method.span(), format!("{okey}.method"), "one of GET, POST, PUT, PATCH, DELETE");
+                    http::Method::GET
+                }
+            };
+            let mut path = Vec::new();
+            let template = op.path.get_ref();
+            if !template.starts_with('/') {
+                self.error(op.path.span(), format!("{okey}.path"), "a path template starts with '/'");
+            }
+            for segment in template.split('/').filter(|s| !s.is_empty()) {
+                match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(p) if !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                        if path.contains(&PathPart::Param(p.to_owned())) {
+                            self.error(
+                                op.path.span(),
+                                format!("{okey}.path"),
+                                format!("parameter {{{p}}} appears twice"),
+                            );
+                        }
+                        path.push(PathPart::Param(p.to_owned()));
+                    }
+                    Some(_) => self.error(
+                        op.path.span(),
+                        format!("{okey}.path"),
+                        "a parameter is {name} of letters, digits and _",
+                    ),
+                    None if segment.contains(['{', '}', '%', '?', '#']) => self.error(
+                        op.path.span(),
+                        format!("{okey}.path"),
+                        format!("segment {segment:?} is neither literal nor {{param}}"),
+                    ),
+                    None => path.push(PathPart::Literal(segment.to_owned())),
+                }
+            }
+            let operation = MediatedOperation { name: name.clone(), method, path, soap_action: op.soap_action.clone() };
+            if operations.iter().any(|o| o.name == operation.name) {
+                self.error(op.name.span(), format!("{okey}.name"), format!("operation {name} is mapped twice"));
+            }
+            if let Some(ops) = &wsdl_ops {
+                if !ops.iter().any(|o| o == name) {
+                    self.error(op.name.span(), format!("{okey}.name"), format!("the WSDL has no operation {name}"));
+                }
+            }
+            if let Some(doc) = openapi {
+                let method_key = operation.method.as_str().to_ascii_lowercase();
+                let found = doc["paths"].get(operation.template()).is_some_and(|p| p.get(&method_key).is_some());
+                if !found {
+                    self.error(
+                        op.path.span(),
+                        format!("{okey}.path"),
+                        format!("the OpenAPI document has no {} {}", operation.method, operation.template()),
+                    );
+                }
+            }
+            operations.push(operation);
+        }
+        if operations.is_empty() {
+            self.error(raw.namespace.span(), key, "a mediation face needs at least one [[...operation]]");
+        }
+        Some(Mediation {
+            namespace: m.namespace.get_ref().clone(),
+            rules: Rules { arrays: m.arrays.iter().cloned().collect(), types },
+            operations,
         })
     }
 

@@ -100,12 +100,32 @@ upstream = ["http://{rest}/persons"]
 timeout = "10s"
 sla = {{ availability = 99.9, latency = "200ms", latency_target = 99.0, window = "30d" }}
 
+# Its SOAP face for legacy systems: GetPerson(iin) → GET /{{iin}} (docs/mapping.md).
+[service.soap]
+namespace = "http://population-register.gov.kz/person"
+
+[[service.soap.operation]]
+name = "GetPerson"
+method = "GET"
+path = "/{{iin}}"
+
 [[service]]
 id = "{SOAP_SERVICE}"
 kind = "soap"
 upstream = ["http://{soap}/tax"]
 wsdl = "wsdl/legacy-tax.wsdl"
 timeout = "10s"
+
+# Its REST face for platform services: GET /{{iin}} → GetDebt(iin).
+[service.rest]
+namespace = "http://legacy-tax.gov.kz/debt"
+types = {{ amount = "number" }}
+
+[[service.rest.operation]]
+name = "GetDebt"
+method = "GET"
+path = "/{{iin}}"
+soap_action = "http://legacy-tax.gov.kz/debt/GetDebt"
 
 [[access]]
 service = "{REST_SERVICE}"
@@ -167,6 +187,15 @@ fn print_tour(dir: &Path, tls: SocketAddr, plain: SocketAddr, admin: SocketAddr)
     println!(
         "curl --cacert {pki}/ca.crt --cert {pki}/egov-portal.crt --key {pki}/egov-portal.key -H 'Content-Type: text/xml' --data '{}' https://{tls}/soap",
         upstreams::sample_get_debt(DEMO_IIN)
+    );
+    println!();
+    println!("# the legacy SOAP system's debt as JSON, for a REST client (REST → SOAP mediation):");
+    println!("curl -H 'X-Road-Client: {CLIENT_SYSTEM}' http://{plain}/r1/{SOAP_SERVICE}/{DEMO_IIN}");
+    println!();
+    println!("# the REST population register as a SOAP operation, for a legacy client (SOAP → REST mediation):");
+    println!(
+        "curl -H 'Content-Type: text/xml' --data '{}' http://{plain}/soap",
+        upstreams::sample_get_person(DEMO_IIN)
     );
     println!();
     println!("# its WSDL, with the endpoint pointed at the gateway (zeep and other SOAP clients load it from here):");

@@ -150,6 +150,19 @@ pub fn sample_get_debt(iin: &str) -> String {
     )
 }
 
+/// A `GetPerson` request for the register's SOAP face.
+pub fn sample_get_person(iin: &str) -> String {
+    sample_get_debt(iin)
+        .replace(
+            "000000000002</id:memberCode><id:subsystemCode>legacy-tax",
+            "000000000001</id:memberCode><id:subsystemCode>population-register",
+        )
+        .replace("<id:serviceCode>debt</id:serviceCode>", "<id:serviceCode>person</id:serviceCode>")
+        .replace("xmlns:tax=\"http://legacy-tax.gov.kz/debt\"", "xmlns:p=\"http://population-register.gov.kz/person\"")
+        .replace("<tax:GetDebt><tax:iin>", "<p:GetPerson><p:iin>")
+        .replace("</tax:iin></tax:GetDebt>", "</p:iin></p:GetPerson>")
+}
+
 async fn get_debt(req: Request<Incoming>) -> Response<Full<Bytes>> {
     let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
         Ok(b) => b.to_bytes(),
