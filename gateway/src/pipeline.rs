@@ -88,7 +88,14 @@ pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming
     let started = Instant::now();
     let message_id = match headers::message_id(req.headers()) {
         Ok(id) => id,
-        Err(why) => return GatewayError::new(ErrorCode::BadRequest, why).into_response(None),
+        Err(why) => {
+            // Still an exchange: counted and recorded under a generated id.
+            let mut exchange = Exchange::begin(gateway.clone(), uuid::Uuid::now_v7().to_string(), started);
+            let response = GatewayError::new(ErrorCode::BadRequest, why).into_response(Some(exchange.id()));
+            exchange.response_head(response.status().as_u16(), Some(ErrorCode::BadRequest), Admission::none());
+            exchange.finish(0);
+            return response;
+        }
     };
     let span = info_span!("exchange", id = %message_id, client = field::Empty, service = field::Empty);
     let runtime = gateway.runtime();

@@ -32,6 +32,8 @@ use crate::runtime::Runtime;
 use crate::telemetry::Exchange;
 
 pub const SOAP_PATH: &str = "/soap";
+/// Envelopes larger than this are parsed off the async workers.
+const OFFLOAD_BYTES: usize = 256 * 1024;
 
 /// Whether a request is a SOAP call (as opposed to REST or a WSDL fetch).
 pub fn is_soap_call<B>(req: &Request<B>) -> bool {
@@ -110,8 +112,18 @@ pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming
             return finish_with_fault(&mut exchange, fallback, error);
         }
     };
-    let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let envelope = match soap::read_envelope(&bytes, content_type, &xml.limits) {
+    let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    // Big envelopes are read on a blocking thread: a 10 MiB one takes tens of ms,
+    // which must not stall the other exchanges on this worker.
+    let read = if bytes.len() > OFFLOAD_BYTES {
+        let (buf, limits) = (bytes.clone(), xml.limits);
+        tokio::task::spawn_blocking(move || soap::read_envelope(&buf, content_type.as_deref(), &limits))
+            .await
+            .unwrap_or(Err(soap::SoapError::NotAnEnvelope))
+    } else {
+        soap::read_envelope(&bytes, content_type.as_deref(), &xml.limits)
+    };
+    let envelope = match read {
         Ok(e) => e,
         Err(e) => {
             let mut exchange = Exchange::begin(gateway.clone(), uuid::Uuid::now_v7().to_string(), started);

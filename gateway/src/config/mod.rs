@@ -5,6 +5,7 @@
 //! Validation reads the files the config names (certificates, CA bundles) so that a
 //! config that passes `qaqpa check-config` also starts.
 
+mod mediation;
 mod raw;
 mod validate;
 
