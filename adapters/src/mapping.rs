@@ -143,14 +143,10 @@ pub fn xml_to_json(fragment: &[u8], rules: &Rules, limits: &XmlLimits) -> Result
                 let c = if r.is_char_ref() {
                     r.resolve_char_ref().map_err(|e| MappingError::Xml(e.to_string()))?
                 } else {
-                    match r.as_ref() {
-                        b"lt" => Some('<'),
-                        b"gt" => Some('>'),
-                        b"amp" => Some('&'),
-                        b"apos" => Some('\''),
-                        b"quot" => Some('"'),
-                        _ => return Err(MappingError::Xml("only predefined entities are allowed".into())),
-                    }
+                    Some(
+                        crate::soap::predefined_entity(r.as_ref())
+                            .ok_or_else(|| MappingError::Xml("only predefined entities are allowed".into()))?,
+                    )
                 };
                 if let Some(c) = c {
                     push_text(&mut stack, c.encode_utf8(&mut [0; 4]), limits)?;
@@ -253,7 +249,8 @@ fn escape_text(s: &str) -> String {
     quick_xml::escape::escape(s).into_owned()
 }
 
-fn scalar_text(v: &Value) -> Option<String> {
+/// The text of a JSON scalar as XML writes it; `None` for objects, arrays and null.
+pub fn scalar_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

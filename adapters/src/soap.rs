@@ -458,18 +458,14 @@ pub fn read_envelope(input: &[u8], content_type: Option<&str>, limits: &XmlLimit
                 }
             }
             Event::GeneralRef(ref r) => {
-                let resolved = if r.is_char_ref() {
-                    r.resolve_char_ref().map_err(|e| malformed(&reader, e))?
-                } else {
-                    match r.as_ref() {
-                        b"lt" => Some('<'),
-                        b"gt" => Some('>'),
-                        b"amp" => Some('&'),
-                        b"apos" => Some('\''),
-                        b"quot" => Some('"'),
-                        other => return Err(SoapError::EntityReference(String::from_utf8_lossy(other).into_owned())),
-                    }
-                };
+                let resolved =
+                    if r.is_char_ref() {
+                        r.resolve_char_ref().map_err(|e| malformed(&reader, e))?
+                    } else {
+                        Some(predefined_entity(r.as_ref()).ok_or_else(|| {
+                            SoapError::EntityReference(String::from_utf8_lossy(r.as_ref()).into_owned())
+                        })?)
+                    };
                 if depth <= 1 {
                     return Err(SoapError::ContentOutsideBody);
                 }
@@ -652,6 +648,19 @@ pub fn write_envelope(version: SoapVersion, header: &XRoadHeader, body: &str) ->
         escape(header.protocol_version.as_deref().unwrap_or("4.0"))
     ));
     out
+}
+
+/// The character one of XML's five predefined entities stands for; every other
+/// entity reference is refused (no DTD can declare one here).
+pub fn predefined_entity(name: &[u8]) -> Option<char> {
+    match name {
+        b"lt" => Some('<'),
+        b"gt" => Some('>'),
+        b"amp" => Some('&'),
+        b"apos" => Some('\''),
+        b"quot" => Some('"'),
+        _ => None,
+    }
 }
 
 /// Escapes text for element content.

@@ -204,3 +204,25 @@ impl Drop for Tracked {
         self.finish();
     }
 }
+
+/// Why a body could not be read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collect {
+    TooLarge,
+    CutOff,
+}
+
+/// Reads a body whole, refusing it once it passes `limit` bytes (while reading, so
+/// an oversized body is never buffered).
+pub async fn collect_bounded<B>(body: B, limit: usize) -> Result<Bytes, Collect>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(Collect::TooLarge),
+        Err(_) => Err(Collect::CutOff),
+    }
+}

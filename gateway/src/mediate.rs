@@ -7,16 +7,15 @@
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use qaqpa_adapters::mapping::{json_to_xml, xml_to_json};
+use qaqpa_adapters::mapping::{json_to_xml, scalar_text as text, xml_to_json};
 use qaqpa_adapters::problem::CONTENT_TYPE as PROBLEM_JSON;
 use qaqpa_adapters::soap::{self, SoapVersion, XRoadHeader, XRoadIdentifier};
 use qaqpa_adapters::ErrorCode;
 use serde_json::{Map, Value};
 
-use crate::body::Source;
+use crate::body::{collect_bounded, Collect, Source};
 use crate::config::{MediatedOperation, Mediation};
 use crate::error::GatewayError;
 use crate::headers::X_ROAD_CLIENT;
@@ -33,23 +32,13 @@ fn bad_request(detail: impl Into<String>) -> GatewayError {
 
 async fn read_all(response: Response<Incoming>, limit: usize) -> Result<(http::response::Parts, Bytes), GatewayError> {
     let (parts, body) = response.into_parts();
-    let bytes = Limited::new(body, limit).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+    let bytes = collect_bounded(body, limit).await.map_err(|e| match e {
+        Collect::TooLarge => {
             GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer exceeds {limit} bytes"))
-        } else {
-            GatewayError::new(ErrorCode::UpstreamUnavailable, "the provider's answer was cut off")
         }
+        Collect::CutOff => GatewayError::new(ErrorCode::UpstreamUnavailable, "the provider's answer was cut off"),
     })?;
-    Ok((parts, bytes.to_bytes()))
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
+    Ok((parts, bytes))
 }
 
 /// A SOAP client calls a REST provider: Body → method, path and JSON; JSON answer →
@@ -189,14 +178,12 @@ pub async fn rest_to_soap(
 ) -> Result<Response<Bytes>, GatewayError> {
     let xml = runtime.config.xml;
     let (client_parts, body) = req.into_parts();
-    let body = Limited::new(body, xml.max_message_bytes).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+    let body = collect_bounded(body, xml.max_message_bytes).await.map_err(|e| match e {
+        Collect::TooLarge => {
             GatewayError::new(ErrorCode::TooLarge, format!("the request exceeds {} bytes", xml.max_message_bytes))
-        } else {
-            bad_request("the request body was cut off")
         }
+        Collect::CutOff => bad_request("the request body was cut off"),
     })?;
-    let body = body.to_bytes();
     let mut fields = Map::new();
     for (name, value) in params {
         fields.insert(name, Value::String(value));

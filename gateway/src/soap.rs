@@ -15,13 +15,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use qaqpa_adapters::soap::{self, SoapVersion};
 use qaqpa_adapters::ErrorCode;
 use tracing::{field, info_span, Instrument};
 
-use crate::body::Source;
+use crate::body::{collect_bounded, Collect, Source};
 use crate::config::ServiceKind;
 use crate::error::{GatewayError, X_ROAD_ERROR};
 use crate::gateway::Gateway;
@@ -100,14 +99,13 @@ pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming
         return finish_with_fault(&mut exchange, fallback, too_large());
     }
     let (parts, body) = req.into_parts();
-    let bytes: Bytes = match Limited::new(body, xml.max_message_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
+    let bytes: Bytes = match collect_bounded(body, xml.max_message_bytes).await {
+        Ok(bytes) => bytes,
         Err(e) => {
             let mut exchange = Exchange::begin(gateway.clone(), uuid::Uuid::now_v7().to_string(), started);
-            let error = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                too_large()
-            } else {
-                GatewayError::new(ErrorCode::BadRequest, "the request body was cut off")
+            let error = match e {
+                Collect::TooLarge => too_large(),
+                Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
             };
             return finish_with_fault(&mut exchange, fallback, error);
         }

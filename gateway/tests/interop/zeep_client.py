@@ -32,6 +32,27 @@ def text(tag, value):
     return el
 
 
+def xroad_headers(member_code, subsystem, service_code, message_id):
+    """The X-Road 4.0 header: the demo client calling SERVICE of MEMBER_CODE/SUBSYSTEM, v1."""
+    member = [("xRoadInstance", "KZ"), ("memberClass", "GOV")]
+    return [
+        identifier("client", "SUBSYSTEM", member + [("memberCode", "000000000003"), ("subsystemCode", "egov-portal")]),
+        identifier(
+            "service",
+            "SERVICE",
+            member
+            + [
+                ("memberCode", member_code),
+                ("subsystemCode", subsystem),
+                ("serviceCode", service_code),
+                ("serviceVersion", "v1"),
+            ],
+        ),
+        text("id", message_id),
+        text("protocolVersion", "4.0"),
+    ]
+
+
 def main():
     wsdl, person_wsdl, ca, cert, key = sys.argv[1:6]
     session = Session()
@@ -41,46 +62,15 @@ def main():
     session.verify = ca
     session.cert = (cert, key)
     client = Client(wsdl, transport=Transport(session=session, timeout=10))
-    member = [("xRoadInstance", "KZ"), ("memberClass", "GOV")]
     out = {}
     for port, version in (("TaxPort", "soap11"), ("TaxPort12", "soap12")):
-        headers = [
-            identifier("client", "SUBSYSTEM", member + [("memberCode", "000000000003"), ("subsystemCode", "egov-portal")]),
-            identifier(
-                "service",
-                "SERVICE",
-                member
-                + [
-                    ("memberCode", "000000000002"),
-                    ("subsystemCode", "legacy-tax"),
-                    ("serviceCode", "debt"),
-                    ("serviceVersion", "v1"),
-                ],
-            ),
-            text("id", "zeep-" + version),
-            text("protocolVersion", "4.0"),
-        ]
+        headers = xroad_headers("000000000002", "legacy-tax", "debt", "zeep-" + version)
         service = client.bind("TaxService", port)
         answer = service.GetDebt(iin="900101300123", _soapheaders=headers)
         out[version] = {"iin": answer.iin, "amount": str(answer.amount._value_1), "currency": answer.amount.currency}
 
     person = Client(person_wsdl, transport=Transport(session=session, timeout=10))
-    headers = [
-        identifier("client", "SUBSYSTEM", member + [("memberCode", "000000000003"), ("subsystemCode", "egov-portal")]),
-        identifier(
-            "service",
-            "SERVICE",
-            member
-            + [
-                ("memberCode", "000000000001"),
-                ("subsystemCode", "population-register"),
-                ("serviceCode", "person"),
-                ("serviceVersion", "v1"),
-            ],
-        ),
-        text("id", "zeep-person"),
-        text("protocolVersion", "4.0"),
-    ]
+    headers = xroad_headers("000000000001", "population-register", "person", "zeep-person")
     answer = person.service.GetPerson(iin="900101300123", _soapheaders=headers)
     # The generated contract types the answer as xs:any: zeep hands back the elements.
     fields = {etree.QName(el).localname: el.text for el in answer}
