@@ -189,6 +189,11 @@ async fn provider(req: Request<Incoming>, seen: Arc<Seen>) -> Response<ProviderB
         let stream = tokio_stream_from(rx);
         return Response::new(BodyExt::boxed(StreamBody::new(stream)));
     }
+    if path == "/base/delay" {
+        let ms: u64 = req.uri().query().and_then(|q| q.strip_prefix("ms=")).and_then(|n| n.parse().ok()).unwrap_or(100);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        return full(format!("waited {ms} ms"));
+    }
     if path == "/base/slow" {
         tokio::time::sleep(Duration::from_secs(5)).await;
         return full("late".into());
@@ -234,7 +239,6 @@ address = "127.0.0.1:0"
 insecure = true
 
 [limits]
-header_read_timeout = "5s"
 {extra_limits}
 
 [[system]]
@@ -318,7 +322,7 @@ pub struct TestGateway {
 
 impl TestGateway {
     pub async fn start() -> Self {
-        Self::start_with_limits("").await
+        Self::start_with_limits("header_read_timeout = \"5s\"").await
     }
 
     pub async fn start_with_limits(extra_limits: &str) -> Self {
