@@ -60,7 +60,7 @@ pub enum Source {
 }
 
 impl Source {
-    fn is_end_stream(&self) -> bool {
+    pub fn is_end_stream(&self) -> bool {
         match self {
             Source::Stream(b) => b.is_end_stream(),
             Source::Buffered(b) => b.as_ref().is_none_or(Bytes::is_empty),

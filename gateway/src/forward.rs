@@ -12,24 +12,36 @@ use crate::config::Limits;
 use crate::error::GatewayError;
 use crate::headers::{self, X_ROAD_ID, X_ROAD_REQUEST_HASH};
 use crate::pipeline::Peer;
-use crate::runtime::Route;
+use crate::runtime::{Route, Upstream};
 use crate::telemetry::Exchange;
 
-/// The provider URI: an upstream's base, the rest of the client's path, its query.
-pub fn upstream_uri(route: &Route, rest: &str, query: Option<&str>) -> Result<Uri, GatewayError> {
-    let index = route.balance.pick(route.upstreams.len()).unwrap_or(0);
-    let upstream =
-        route.upstreams.get(index).ok_or_else(|| GatewayError::new(ErrorCode::Internal, "service has no upstream"))?;
-    let mut path_and_query = String::with_capacity(upstream.base_path.len() + rest.len() + 64);
+/// The part of the provider URI that comes from the client: the rest of its path
+/// after the service id, and its query. Each endpoint puts its own base in front.
+#[derive(Debug, Clone)]
+pub struct ProviderPath(String);
+
+impl ProviderPath {
+    pub fn new(rest: &str, query: Option<&str>) -> Self {
+        let mut s = String::with_capacity(rest.len() + query.map_or(0, |q| q.len() + 1));
+        s.push_str(rest);
+        if let Some(q) = query {
+            s.push('?');
+            s.push_str(q);
+        }
+        Self(s)
+    }
+}
+
+fn endpoint_uri(upstream: &Upstream, path: &ProviderPath) -> Result<Uri, GatewayError> {
+    let mut path_and_query = String::with_capacity(upstream.base_path.len() + path.0.len() + 1);
     path_and_query.push_str(&upstream.base_path);
-    path_and_query.push_str(rest);
-    if path_and_query.is_empty() {
-        path_and_query.push('/');
+    if !path.0.starts_with('/') {
+        // An empty rest, or only a query: the base path itself (or "/").
+        if upstream.base_path.is_empty() {
+            path_and_query.push('/');
+        }
     }
-    if let Some(q) = query {
-        path_and_query.push('?');
-        path_and_query.push_str(q);
-    }
+    path_and_query.push_str(&path.0);
     Uri::builder()
         .scheme(upstream.scheme.clone())
         .authority(upstream.authority.clone())
@@ -38,9 +50,17 @@ pub fn upstream_uri(route: &Route, rest: &str, query: Option<&str>) -> Result<Ur
         .map_err(|_| GatewayError::new(ErrorCode::BadRequest, "path or query cannot be forwarded"))
 }
 
+/// Methods a retry cannot turn into a second effect.
+fn idempotent(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::PUT | http::Method::DELETE
+    )
+}
+
 pub async fn deliver(
     route: &Route,
-    upstream_uri: Uri,
+    path: &ProviderPath,
     mut parts: http::request::Parts,
     body: Source,
     peer: &Peer,
@@ -53,33 +73,68 @@ pub async fn deliver(
         return Err(too_large(limits.max_body_bytes));
     }
     let head_digest = headers::request_head_digest(&parts);
-    let (body, outcome) = ForwardBody::new(body, limits.max_body_bytes);
+    route.retry_budget.deposit();
+    let mut endpoint = route.pick(None).ok_or_else(|| all_open(route))?;
+    // A request without a body whose method (or service) is idempotent may be sent
+    // again to another endpoint when the first refused the connection.
+    let retryable = body.is_end_stream() && (idempotent(&parts.method) || route.idempotent);
+    let (body, mut outcome) = ForwardBody::new(body, limits.max_body_bytes);
 
     headers::strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(http::header::HOST);
     headers::add_forwarded(&mut parts.headers, peer.addr, peer.certificate.is_some());
     let id_value = HeaderValue::from_str(&message_id).expect("message ids are validated header values");
     parts.headers.insert(X_ROAD_ID, id_value.clone());
-    parts.uri = upstream_uri;
+    parts.uri = endpoint_uri(&route.upstreams[endpoint], path)?;
     // The client's HTTP version is its own business; the pool picks the provider's.
     parts.version = http::Version::HTTP_11;
-    let upstream_req = Request::from_parts(parts, body);
+    let retry_head = retryable.then(|| (parts.method.clone(), parts.headers.clone()));
+    let mut upstream_req = Request::from_parts(parts, body);
 
     let sent = exchange.request_out(outcome.clone());
-    let response = match tokio::time::timeout(route.timeout, route.client.request(upstream_req)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) => {
-            return Err(match outcome.get() {
-                Outcome::TooLarge => too_large(limits.max_body_bytes),
-                Outcome::ClientAborted => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
-                _ => unavailable(route, &e),
-            })
-        }
-        Err(_) => {
-            return Err(GatewayError::new(
-                ErrorCode::UpstreamTimeout,
-                format!("{} did not answer within {}", route.id, humantime::format_duration(route.timeout)),
-            ))
+    let mut retried = false;
+    let response = loop {
+        let health = &route.upstreams[endpoint].health;
+        let in_flight = health.enter();
+        let result = tokio::time::timeout(route.timeout, route.client.request(upstream_req)).await;
+        drop(in_flight);
+        match result {
+            Ok(Ok(response)) => {
+                health.on_success();
+                break response;
+            }
+            Ok(Err(e)) => {
+                health.on_failure(&route.breaker, crate::limits::now_ns());
+                let next = match (&retry_head, e.is_connect() && !retried) {
+                    (Some(_), true) if route.retry_budget.try_withdraw() => route.pick(Some(endpoint)),
+                    _ => None,
+                };
+                if let (Some(next), Some((method, headers))) = (next, &retry_head) {
+                    tracing::debug!(error = %e, "provider endpoint refused; retrying on another");
+                    retried = true;
+                    endpoint = next;
+                    let (body, fresh) = ForwardBody::new(Source::Buffered(None), limits.max_body_bytes);
+                    outcome = fresh;
+                    let mut req = Request::new(body);
+                    *req.method_mut() = method.clone();
+                    *req.headers_mut() = headers.clone();
+                    *req.uri_mut() = endpoint_uri(&route.upstreams[endpoint], path)?;
+                    upstream_req = req;
+                    continue;
+                }
+                return Err(match outcome.get() {
+                    Outcome::TooLarge => too_large(limits.max_body_bytes),
+                    Outcome::ClientAborted => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
+                    _ => unavailable(route, &e),
+                });
+            }
+            Err(_) => {
+                health.on_failure(&route.breaker, crate::limits::now_ns());
+                return Err(GatewayError::new(
+                    ErrorCode::UpstreamTimeout,
+                    format!("{} did not answer within {}", route.id, humantime::format_duration(route.timeout)),
+                ));
+            }
         }
     };
 
@@ -93,6 +148,13 @@ pub async fn deliver(
         parts.headers.insert(X_ROAD_REQUEST_HASH, headers::request_hash(&head_digest, &body_digest));
     }
     Ok(Response::from_parts(parts, body))
+}
+
+fn all_open(route: &Route) -> GatewayError {
+    GatewayError::new(
+        ErrorCode::UpstreamUnavailable,
+        format!("every provider endpoint of {} is failing (circuit open); retry later", route.id),
+    )
 }
 
 fn too_large(limit: u64) -> GatewayError {

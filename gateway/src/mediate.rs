@@ -83,7 +83,7 @@ pub async fn soap_to_rest(
     }
     let with_body = !matches!(op.method, Method::GET | Method::DELETE);
     let payload = if with_body { Bytes::from(Value::Object(fields).to_string()) } else { Bytes::new() };
-    let uri = crate::forward::upstream_uri(route, &path, None)?;
+    let path = crate::forward::ProviderPath::new(&path, None);
     let mut request = Request::builder()
         .method(op.method.clone())
         .header(ACCEPT, "application/json")
@@ -99,7 +99,7 @@ pub async fn soap_to_rest(
     let (parts, ()) = request.body(()).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))?.into_parts();
     let response = crate::forward::deliver(
         route,
-        uri,
+        &path,
         parts,
         Source::Buffered(Some(payload)),
         peer,
@@ -213,10 +213,10 @@ pub async fn rest_to_soap(
     let action = op.soap_action.clone().unwrap_or_default();
     request = request.header("soapaction", format!("\"{action}\""));
     let (parts, ()) = request.body(()).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))?.into_parts();
-    let uri = crate::forward::upstream_uri(route, "", None)?;
+    let path = crate::forward::ProviderPath::new("", None);
     let response = crate::forward::deliver(
         route,
-        uri,
+        &path,
         parts,
         Source::Buffered(Some(Bytes::from(envelope))),
         peer,

@@ -25,6 +25,7 @@ use tracing::{field, info_span, Instrument};
 
 use crate::body::Tracked;
 use crate::error::GatewayError;
+use crate::forward::ProviderPath;
 use crate::gateway::Gateway;
 use crate::headers::{self, X_ROAD_CLIENT};
 use crate::limits::stage::{self as limit_stage, Admission};
@@ -160,14 +161,14 @@ async fn run_stages(
     let (parts, body) = req.into_parts();
     let body = crate::body::Source::Stream(body);
     let response =
-        crate::forward::deliver(route, target.uri, parts, body, peer, exchange, &runtime.config.limits).await?;
+        crate::forward::deliver(route, &target.path, parts, body, peer, exchange, &runtime.config.limits).await?;
     Ok((Reply::Stream(response), admission))
 }
 
 /// Where a REST request goes.
 pub struct Target<'r> {
     pub route: &'r Route,
-    pub uri: Uri,
+    pub path: ProviderPath,
     /// The path after the service id, kept only where a stage needs it (mediation,
     /// the OpenAPI document).
     pub rest: Option<String>,
@@ -227,9 +228,8 @@ pub fn route<'r>(runtime: &'r Runtime, uri: &Uri) -> Result<Target<'r>, GatewayE
     let (route, rest) = runtime.routes.resolve(target).ok_or_else(|| {
         GatewayError::new(ErrorCode::UnknownService, format!("no service {} is registered", target.key))
     })?;
-    let upstream_uri = crate::forward::upstream_uri(route, rest, uri.query())?;
     let keep = route.mediation.is_some() || rest == OPENAPI_PATH;
-    Ok(Target { route, uri: upstream_uri, rest: keep.then(|| rest.to_owned()) })
+    Ok(Target { route, path: ProviderPath::new(rest, uri.query()), rest: keep.then(|| rest.to_owned()) })
 }
 
 /// Stage: the data owner's access list.

@@ -4,6 +4,7 @@
 //! started with.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use qaqpa_routing::balance::RoundRobin;
+use qaqpa_routing::health::{self, BreakerConfig, Endpoint, RetryBudget};
 use qaqpa_routing::limit::Rate;
 use qaqpa_routing::{AccessList, RouteTable, ServiceId, SystemId};
 use tokio::sync::Semaphore;
@@ -63,7 +64,12 @@ pub struct Route {
     pub id: ServiceId,
     pub kind: ServiceKind,
     pub upstreams: Vec<Upstream>,
-    pub balance: RoundRobin,
+    /// Seed sequence for power-of-two-choices picks.
+    picks: AtomicU64,
+    pub breaker: BreakerConfig,
+    pub retry_budget: RetryBudget,
+    /// Declared idempotent: bodyless requests of any method may be retried.
+    pub idempotent: bool,
     pub client: UpstreamClient,
     pub timeout: Duration,
     pub access: AccessList,
@@ -78,6 +84,17 @@ pub struct Route {
 }
 
 impl Route {
+    /// An endpoint for the next request (power of two choices among those whose
+    /// breaker admits traffic), other than `exclude`.
+    pub fn pick(&self, exclude: Option<usize>) -> Option<usize> {
+        // splitmix64 over a counter: cheap, well spread, no shared RNG state.
+        let mut z = self.picks.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        health::pick_by(&self.upstreams, |u| &u.health, &self.breaker, crate::limits::now_ns(), z, exclude)
+    }
+
     pub fn limits_for(&self, client: &Client) -> (&PairLimits, u64) {
         (self.client_limits.get(client.id.as_str()).unwrap_or(&self.limits), pair_key(client.key, self.key))
     }
@@ -85,6 +102,8 @@ impl Route {
 
 /// An upstream base URL split into the parts a forwarded URI is built from.
 pub struct Upstream {
+    /// Breaker and load of this endpoint.
+    pub health: Endpoint,
     pub scheme: http::uri::Scheme,
     pub authority: http::uri::Authority,
     /// Base path without a trailing '/', possibly empty.
@@ -118,7 +137,10 @@ impl Runtime {
                 id: service.id.clone(),
                 kind: service.kind,
                 upstreams: service.upstreams.iter().map(Upstream::from_uri).collect(),
-                balance: RoundRobin::default(),
+                picks: AtomicU64::new(0),
+                breaker: service.breaker,
+                retry_budget: RetryBudget::new(20, 10),
+                idempotent: service.idempotent,
                 client: upstream_client(service)?,
                 timeout: service.timeout,
                 access,
@@ -144,6 +166,7 @@ impl Runtime {
 impl Upstream {
     fn from_uri(uri: &http::Uri) -> Self {
         Self {
+            health: Endpoint::default(),
             scheme: uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
             authority: uri.authority().cloned().expect("validated upstream has a host"),
             base_path: uri.path().trim_end_matches('/').to_owned(),

@@ -223,10 +223,10 @@ async fn run_stages(
             .map_err(fail)?;
         return Ok((Reply::Built(built), admission));
     }
-    let uri = crate::forward::upstream_uri(route, "", None).map_err(fail)?;
+    let path = crate::forward::ProviderPath::new("", None);
     let response = crate::forward::deliver(
         route,
-        uri,
+        &path,
         parts,
         Source::Buffered(Some(bytes)),
         peer,

@@ -142,3 +142,61 @@ async fn a_slowloris_client_is_cut_at_the_header_timeout_while_others_are_served
     assert!(cut_after >= Duration::from_millis(900) && cut_after < Duration::from_secs(4), "cut after {cut_after:?}");
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_dead_endpoint_is_skipped_by_its_breaker_and_rejoins_when_back() {
+    let a = start_provider(false).await;
+    let b_addr: std::net::SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let pki = Pki::new();
+    let service = "KZ/GOV/000000000001/population-register/pair/v1";
+    let config = format!(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\ninsecure = true\n[[system]]\nid = \"{CLIENT}\"\n[[system]]\nid = \"{PROVIDER}\"\n\
+         [[service]]\nid = \"{service}\"\nkind = \"rest\"\nupstream = [\"http://{}/base\", \"http://{b_addr}/base\"]\n\
+         breaker = {{ failures = 2, open_for = \"300ms\" }}\n\
+         [[access]]\nservice = \"{service}\"\nclients = [\"{CLIENT}\"]\n",
+        a.addr
+    );
+    let path = write_config(pki.dir.path(), &config);
+    let running = qaqpa_gateway::gateway::start(qaqpa_gateway::config::load(&path).unwrap(), None).await.unwrap();
+    let url = format!("http://{}/r1/{service}/echo/x", running.data_addrs[0]);
+    let client = reqwest::Client::new();
+    let call = || client.get(&url).header("X-Road-Client", CLIENT).send();
+
+    // B refuses connections: GETs that land on it are retried on A, so every caller
+    // gets its answer; after two failures B's breaker keeps it out.
+    for i in 0..30 {
+        assert_eq!(call().await.unwrap().status(), 200, "request {i}");
+    }
+    assert_eq!(a.seen.requests.load(Ordering::SeqCst), 30);
+
+    // B comes back; once its breaker lets a probe through, it takes traffic again.
+    let b = start_provider_on(b_addr, false, None).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for i in 0..40 {
+        assert_eq!(call().await.unwrap().status(), 200, "request {i} after B's return");
+    }
+    let to_b = b.seen.requests.load(Ordering::SeqCst);
+    assert!(to_b >= 10, "B rejoined the balancing: {to_b} of 40");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn when_every_endpoint_is_down_callers_get_fast_refusals() {
+    let gw = TestGateway::start().await;
+    let client = gw.client();
+    let call = || client.get(gw.tls_url(&format!("/r1/{DOWN_SERVICE}/x"))).header("X-Road-Client", CLIENT).send();
+    // The default breaker opens after 5 consecutive failures.
+    for _ in 0..5 {
+        assert_eq!(call().await.unwrap().headers()["x-road-error"], "server.upstream_unavailable");
+    }
+    let started = Instant::now();
+    let r = call().await.unwrap();
+    assert_eq!(r.headers()["x-road-error"], "server.upstream_unavailable");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("circuit open"), "{body}");
+    assert!(started.elapsed() < Duration::from_millis(500), "no connect attempt while open");
+    gw.running.shutdown().await;
+}

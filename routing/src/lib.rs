@@ -3,7 +3,7 @@
 //! can be tested exhaustively and benchmarked in isolation.
 #![forbid(unsafe_code)]
 
-pub mod balance;
+pub mod health;
 pub mod ids;
 pub mod limit;
 pub mod path;

@@ -160,6 +160,9 @@ pub struct ServiceConfig {
     /// SOAP⇄REST mediation: for a REST service, its SOAP face; for a SOAP service,
     /// its REST face (docs/mapping.md).
     pub mediation: Option<std::sync::Arc<Mediation>>,
+    pub breaker: qaqpa_routing::health::BreakerConfig,
+    /// Bodyless requests of any method may be retried (otherwise only idempotent methods).
+    pub idempotent: bool,
     /// Requests in flight to this service's upstreams at most; over it, 503.
     pub max_concurrency: Option<u32>,
     /// When the shared limiter (Redis) cannot answer: admit (`true`) or refuse.

@@ -167,6 +167,9 @@ pub struct RawService {
     pub connect_timeout: Option<Spanned<String>>,
     pub timeout: Option<Spanned<String>>,
     pub max_concurrency: Option<Spanned<u32>>,
+    pub breaker: Option<RawBreaker>,
+    #[serde(default)]
+    pub idempotent: bool,
     pub wsdl: Option<Spanned<String>>,
     pub openapi: Option<Spanned<String>>,
     /// Expose this REST service to SOAP clients.
@@ -216,4 +219,13 @@ pub struct RawOperation {
     /// REST path template after the service id, e.g. "/{iin}".
     pub path: Spanned<String>,
     pub soap_action: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    /// Consecutive failures (refused, reset, timed out) that open an endpoint's breaker.
+    pub failures: Option<Spanned<u32>>,
+    /// How long an open breaker keeps the endpoint out before one probe.
+    pub open_for: Option<Spanned<String>>,
 }

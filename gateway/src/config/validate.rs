@@ -239,6 +239,17 @@ impl Checker<'_> {
             }
         }
         let sla = raw.sla.as_ref().and_then(|sla| self.sla(sla, &format!("{key}.sla")));
+        let mut breaker = qaqpa_routing::health::BreakerConfig::default();
+        if let Some(b) = &raw.breaker {
+            if let Some(f) = &b.failures {
+                if *f.get_ref() == 0 {
+                    self.error(f.span(), format!("{key}.breaker.failures"), "must be at least 1");
+                }
+                breaker.failures_to_open = (*f.get_ref()).max(1);
+            }
+            breaker.open_for_ns =
+                self.duration(b.open_for.as_ref(), "10s", &format!("{key}.breaker.open_for")).as_nanos() as u64;
+        }
         let wsdl = raw.wsdl.as_ref().and_then(|w| {
             let path = self.base.join(w.get_ref());
             match std::fs::read_to_string(&path) {
@@ -333,6 +344,8 @@ impl Checker<'_> {
             connect_timeout,
             timeout,
             max_concurrency: raw.max_concurrency.as_ref().map(|c| *c.get_ref()),
+            breaker,
+            idempotent: raw.idempotent,
             wsdl,
             openapi,
             mediation: mediation.map(std::sync::Arc::new),

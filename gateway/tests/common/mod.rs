@@ -77,6 +77,8 @@ impl Pki {
 /// What the test provider observed, for assertions about what crossed the gateway.
 #[derive(Default)]
 pub struct Seen {
+    /// Requests received, all paths.
+    pub requests: AtomicU64,
     pub request_bytes: AtomicU64,
     /// Signalled when the first body bytes of a `/sink` request arrive.
     pub first_bytes: Notify,
@@ -101,8 +103,17 @@ pub async fn start_provider(h2c_only: bool) -> Provider {
 /// The same provider behind TLS (server certificate `tls`), offering h2 and
 /// HTTP/1.1 by ALPN.
 pub async fn start_provider_with(h2c_only: bool, tls: Option<std::sync::Arc<rustls::ServerConfig>>) -> Provider {
+    start_provider_on("127.0.0.1:0".parse().unwrap(), h2c_only, tls).await
+}
+
+/// The provider on a given address (to bring a "dead" endpoint back to life).
+pub async fn start_provider_on(
+    addr: SocketAddr,
+    h2c_only: bool,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> Provider {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = TcpListener::bind(addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
     let seen2 = seen.clone();
@@ -140,6 +151,7 @@ pub async fn start_provider_with(h2c_only: bool, tls: Option<std::sync::Arc<rust
 type ProviderBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
 async fn provider(req: Request<Incoming>, seen: Arc<Seen>) -> Response<ProviderBody> {
+    seen.requests.fetch_add(1, Ordering::SeqCst);
     let path = req.uri().path().to_owned();
     if path.starts_with("/base/echo") {
         let headers: serde_json::Map<String, serde_json::Value> =
