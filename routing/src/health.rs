@@ -75,9 +75,16 @@ impl Endpoint {
     }
 
     pub fn on_success(&self) {
-        self.failures.store(0, Ordering::Release);
-        self.opened_at.store(0, Ordering::Release);
-        self.probing.store(false, Ordering::Release);
+        // Reads first: the common case (healthy, closed) writes nothing.
+        if self.failures.load(Ordering::Acquire) != 0 {
+            self.failures.store(0, Ordering::Release);
+        }
+        if self.opened_at.load(Ordering::Acquire) != 0 {
+            self.opened_at.store(0, Ordering::Release);
+        }
+        if self.probing.load(Ordering::Acquire) {
+            self.probing.store(false, Ordering::Release);
+        }
     }
 
     pub fn on_failure(&self, cfg: &BreakerConfig, now: u64) {
@@ -120,12 +127,22 @@ pub fn pick_by<T>(
     let b = if n > 1 { (a + 1 + ((random >> 32) % (n as u64 - 1)) as usize) % n } else { a };
     let (first, second) = if endpoints(b).in_flight() < endpoints(a).in_flight() { (b, a) } else { (a, b) };
     let candidates = [first, second].into_iter().chain((0..n).map(|i| (a + i) % n));
-    let mut tried = vec![false; n];
-    for i in candidates {
-        if Some(i) == exclude || tried[i] {
+    // Which endpoints were tried: a bit set, allocation-free up to 128 endpoints.
+    let mut tried = [0u64; 2];
+    let mut seen = |i: usize| {
+        let (word, bit) = ((i / 64) % 2, 1u64 << (i % 64));
+        let was = tried[word] & bit != 0;
+        tried[word] |= bit;
+        was
+    };
+    for (step, i) in candidates.enumerate() {
+        // Past 128 endpoints the bit set aliases; the scan still ends after n + 2 steps.
+        if step > n + 1 {
+            break;
+        }
+        if Some(i) == exclude || (seen(i) && n <= 128) {
             continue;
         }
-        tried[i] = true;
         if endpoints(i).admits(cfg, now) {
             return Some(i);
         }
