@@ -44,15 +44,17 @@ pub struct Client {
 #[derive(Clone, Default)]
 pub struct PairLimits {
     pub rate: Option<Rate>,
-    /// (requests, window seconds) as configured, for `RateLimit-Policy`.
-    pub window: Option<(u64, u64)>,
+    /// `RateLimit-Policy` value, built once from the configured (requests, window).
+    pub policy: Option<http::HeaderValue>,
     pub quota_day: Option<u64>,
     pub quota_month: Option<u64>,
 }
 
 impl PairLimits {
     fn from_rule(rule: &LimitRule) -> Self {
-        Self { rate: rule.rate, window: rule.rate_window, quota_day: rule.quota_day, quota_month: rule.quota_month }
+        let policy =
+            rule.rate_window.and_then(|(q, w)| http::HeaderValue::from_str(&format!("\"pair\";q={q};w={w}")).ok());
+        Self { rate: rule.rate, policy, quota_day: rule.quota_day, quota_month: rule.quota_month }
     }
 
     pub fn is_empty(&self) -> bool {

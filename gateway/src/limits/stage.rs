@@ -51,11 +51,6 @@ impl Admission {
     }
 }
 
-fn policy_value(window: Option<(u64, u64)>) -> Option<HeaderValue> {
-    let (q, w) = window?;
-    HeaderValue::from_str(&format!("\"pair\";q={q};w={w}")).ok()
-}
-
 fn state_value(remaining: u32, reset_ns: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"pair\";r={remaining};t={}", retry_after_secs(reset_ns))).expect("ascii")
 }
@@ -113,7 +108,7 @@ pub async fn admit(gateway: &Gateway, route: &Route, client: &Client) -> Result<
                 .with_header(RETRY_AFTER, HeaderValue::from_static("1")));
         }
     };
-    let policy = policy_value(limits.window);
+    let policy = limits.policy.clone();
     match decision {
         Decision::Allow { remaining, reset_ns, quota_left } => {
             if let Some((period, left)) = quota_left {
