@@ -83,6 +83,8 @@ pub struct Route {
     pub limits_fail_open: bool,
     pub sla: Option<SlaObjective>,
     pub mediation: Option<Arc<crate::config::Mediation>>,
+    /// `qaqpa_quota_remaining` handles by (pair key, period).
+    pub quota_gauges: dashmap::DashMap<(u64, qaqpa_routing::limit::QuotaPeriod), prometheus::IntGauge>,
 }
 
 impl Route {
@@ -136,6 +138,7 @@ impl Runtime {
                 limits_fail_open: service.limits_fail_open,
                 sla: service.sla.clone(),
                 mediation: service.mediation.clone(),
+                quota_gauges: dashmap::DashMap::new(),
                 id: service.id.clone(),
                 kind: service.kind,
                 upstreams: service.upstreams.iter().map(Upstream::from_uri).collect(),

@@ -112,10 +112,19 @@ pub async fn admit(gateway: &Gateway, route: &Route, client: &Client) -> Result<
     match decision {
         Decision::Allow { remaining, reset_ns, quota_left } => {
             if let Some((period, left)) = quota_left {
-                metrics
-                    .quota_remaining
-                    .with_label_values(&[client.id.as_str(), route.id.as_str(), period.as_str()])
-                    .set(left as i64);
+                // The gauge's handle is cached per (pair, period): the labelled lookup
+                // hashes three strings under a lock, too much for every request.
+                let key = (pair_key, period);
+                let gauge = match route.quota_gauges.get(&key) {
+                    Some(g) => g.clone(),
+                    None => {
+                        let labels = [client.id.as_str(), route.id.as_str(), period.as_str()];
+                        let g = metrics.quota_remaining.with_label_values(&labels);
+                        route.quota_gauges.insert(key, g.clone());
+                        g
+                    }
+                };
+                gauge.set(left as i64);
             }
             let headers = match (policy, remaining) {
                 (Some(p), Some(r)) => Some((p, state_value(r, reset_ns))),
