@@ -76,8 +76,10 @@ pub async fn deliver(
     route.retry_budget.deposit();
     let mut endpoint = route.pick(None).ok_or_else(|| all_open(route))?;
     // A request without a body whose method (or service) is idempotent may be sent
-    // again to another endpoint when the first refused the connection.
-    let retryable = body.is_end_stream() && (idempotent(&parts.method) || route.idempotent);
+    // again to another endpoint when the first refused the connection (only worth
+    // keeping its head when there is another endpoint).
+    let retryable =
+        route.upstreams.len() > 1 && body.is_end_stream() && (idempotent(&parts.method) || route.idempotent);
     let (body, mut outcome) = ForwardBody::new(body, limits.max_body_bytes);
 
     headers::strip_hop_by_hop(&mut parts.headers);
@@ -104,7 +106,16 @@ pub async fn deliver(
                 break response;
             }
             Ok(Err(e)) => {
-                health.on_failure(&route.breaker, crate::limits::now_ns());
+                // A body the client cut off or made too large is the client's failure:
+                // it must not count against the endpoint (or one client could open
+                // the breaker for everyone).
+                match outcome.get() {
+                    Outcome::TooLarge => return Err(too_large(limits.max_body_bytes)),
+                    Outcome::ClientAborted => {
+                        return Err(GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"))
+                    }
+                    _ => health.on_failure(&route.breaker, crate::limits::now_ns()),
+                }
                 let next = match (&retry_head, e.is_connect() && !retried) {
                     (Some(_), true) if route.retry_budget.try_withdraw() => route.pick(Some(endpoint)),
                     _ => None,
@@ -122,11 +133,7 @@ pub async fn deliver(
                     upstream_req = req;
                     continue;
                 }
-                return Err(match outcome.get() {
-                    Outcome::TooLarge => too_large(limits.max_body_bytes),
-                    Outcome::ClientAborted => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
-                    _ => unavailable(route, &e),
-                });
+                return Err(unavailable(route, &e));
             }
             Err(_) => {
                 health.on_failure(&route.breaker, crate::limits::now_ns());

@@ -293,6 +293,22 @@ async fn body_over_the_limit_is_refused_with_too_large() {
         .await
         .unwrap();
     assert_eq!(resp.text().await.unwrap(), "100000");
+    // Oversized bodies are the client's failure: however many, they do not open the
+    // provider's circuit breaker for everyone else.
+    for _ in 0..8 {
+        let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+            (0..4).map(|_| Ok(bytes::Bytes::from(vec![0u8; 40_000]))).collect();
+        let resp = client
+            .post(gw.tls_url(&url(SERVICE, "/sink")))
+            .header("X-Road-Client", CLIENT)
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(problem(resp).await.1, "client.too_large");
+    }
+    let resp = client.get(gw.tls_url(&url(SERVICE, "/echo/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
     gw.running.shutdown().await;
 }
 
