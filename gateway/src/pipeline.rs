@@ -76,6 +76,15 @@ pub fn respond(reply: Reply, admission: Admission, mut exchange: Exchange) -> Re
     }
 }
 
+/// The client's response for a refused or failed exchange, measured at once.
+fn refuse(mut exchange: Exchange, error: GatewayError) -> Response<GatewayBody> {
+    let code = error.code;
+    let response = error.into_response(Some(exchange.id()));
+    exchange.response_head(response.status().as_u16(), Some(code), Admission::none());
+    exchange.finish(0);
+    response
+}
+
 /// REST path prefix (DESIGN §4).
 pub const REST_PREFIX: &str = "/r1/";
 
@@ -91,11 +100,8 @@ pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming
         Ok(id) => id,
         Err(why) => {
             // Still an exchange: counted and recorded under a generated id.
-            let mut exchange = Exchange::begin(gateway.clone(), uuid::Uuid::now_v7().to_string(), started);
-            let response = GatewayError::new(ErrorCode::BadRequest, why).into_response(Some(exchange.id()));
-            exchange.response_head(response.status().as_u16(), Some(ErrorCode::BadRequest), Admission::none());
-            exchange.finish(0);
-            return response;
+            let exchange = Exchange::begin(gateway.clone(), uuid::Uuid::now_v7().to_string(), started);
+            return refuse(exchange, GatewayError::new(ErrorCode::BadRequest, why));
         }
     };
     let span = info_span!("exchange", id = %message_id, client = field::Empty, service = field::Empty);
@@ -104,13 +110,7 @@ pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming
     let outcome = run_stages(&gateway, &runtime, &peer, req, &mut exchange).instrument(span.clone()).await;
     let response = match outcome {
         Ok((reply, admission)) => respond(reply, admission, exchange),
-        Err(e) => {
-            let code = e.code;
-            let response = e.into_response(Some(exchange.id()));
-            exchange.response_head(response.status().as_u16(), Some(code), Admission::none());
-            exchange.finish(0);
-            response
-        }
+        Err(e) => refuse(exchange, e),
     };
     span.in_scope(|| {
         let code = response.headers().get(crate::error::X_ROAD_ERROR).and_then(|v| v.to_str().ok());
