@@ -6,8 +6,9 @@
 
 use qaqpa_routing::SystemId;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams,
+    SanType, SerialNumber, PKCS_ECDSA_P256_SHA256,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -108,6 +109,38 @@ impl DevCa {
         params.not_after = not_after;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(CertAndKey { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+}
+
+impl DevCa {
+    /// A CRL signed by this CA revoking the given certificates (PEM), valid for
+    /// `validity` from `now`. Numbered by `now` so a newer list supersedes an older one.
+    pub fn revocation_list(
+        &self,
+        revoked_pems: &[&str],
+        now: OffsetDateTime,
+        validity: Duration,
+    ) -> Result<String, PkiError> {
+        let mut revoked_certs = Vec::new();
+        for pem in revoked_pems {
+            let der = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|_| PkiError::BadPem("certificate"))?;
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|_| PkiError::BadPem("certificate"))?;
+            revoked_certs.push(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(cert.raw_serial()),
+                revocation_time: now,
+                reason_code: Some(RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            });
+        }
+        let params = CertificateRevocationListParams {
+            this_update: now - Duration::minutes(5),
+            next_update: now + validity,
+            crl_number: SerialNumber::from(now.unix_timestamp().max(0) as u64),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
     }
 }
 

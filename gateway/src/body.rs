@@ -12,6 +12,8 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha512};
 
+use crate::client_body::{ClientBody, ClientBodyError};
+
 /// What the gateway learned about a request body once it went through.
 #[derive(Default)]
 pub struct BodyOutcome {
@@ -27,6 +29,8 @@ pub enum Outcome {
     Complete([u8; 64]),
     TooLarge,
     ClientAborted,
+    /// The client stopped sending for longer than the idle body timeout.
+    ClientIdle,
 }
 
 impl BodyOutcome {
@@ -49,13 +53,13 @@ pub enum ForwardBodyError {
     #[error("request body exceeds {0} bytes")]
     TooLarge(u64),
     #[error("reading the request body failed: {0}")]
-    Client(#[from] hyper::Error),
+    Client(#[from] ClientBodyError),
 }
 
 /// Where the forwarded body comes from: the client's stream, or a message the
 /// gateway had to read whole (a SOAP envelope, parsed before routing).
 pub enum Source {
-    Stream(Incoming),
+    Stream(ClientBody),
     Buffered(Option<Bytes>),
 }
 
@@ -125,7 +129,8 @@ impl Body for ForwardBody {
             }
             Some(Err(e)) => {
                 this.hasher = None;
-                this.outcome.set(Outcome::ClientAborted);
+                let idle = matches!(e, ClientBodyError::Idle(_));
+                this.outcome.set(if idle { Outcome::ClientIdle } else { Outcome::ClientAborted });
                 Poll::Ready(Some(Err(e.into())))
             }
             None => {

@@ -62,6 +62,15 @@ pub enum CertsCommand {
     },
     /// Issue one more certificate from the CA in DIR.
     Issue(IssueArgs),
+    /// Write a CRL (DIR/ca.crl, signed by the CA in DIR) revoking these certificates;
+    /// name it in a listener's `tls.crls` and reload.
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Certificate files (PEM) to revoke, together with those already in DIR/ca.crl's list.
+        #[arg(required = true)]
+        certs: Vec<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -168,6 +177,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let fingerprint = qaqpa_certs::inspect(&pair.cert_der()?)?.sha256;
             println!("wrote {} and {}", cert.display(), key.display());
             println!("cert_sha256 = \"{}\"", qaqpa_certs::fingerprint_hex(&fingerprint));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Certs(CertsCommand::Revoke { dir, certs }) => {
+            let path = pki_files::revoke(&dir, &certs)?;
+            println!("wrote {} ({} certificates revoked)", path.display(), certs.len());
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo(args) => {

@@ -114,6 +114,12 @@ pub async fn deliver(
                     Outcome::ClientAborted => {
                         return Err(GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"))
                     }
+                    Outcome::ClientIdle => {
+                        return Err(GatewayError::new(
+                            ErrorCode::BadRequest,
+                            "the client stopped sending the request body (idle body timeout)",
+                        ))
+                    }
                     _ => health.on_failure(&route.breaker, crate::limits::now_ns()),
                 }
                 let next = match (&retry_head, e.is_connect() && !retried) {

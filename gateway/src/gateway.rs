@@ -13,11 +13,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::{self, Config, LimitsBackend};
+use crate::connections::ClientConnections;
 use crate::limits::local::LocalBackend;
 use crate::limits::redis::RedisBackend;
 use crate::limits::stage::Overload;
 use crate::limits::{now_ns, Limiter};
-use crate::listener::{self, Role};
+use crate::listener::{self, Role, SwappableTls};
 use crate::metrics::Metrics;
 use crate::monitoring::Monitoring;
 use crate::runtime::Runtime;
@@ -32,6 +33,24 @@ pub struct Gateway {
     pub telemetry: Telemetry,
     pub limiter: Limiter,
     pub overload: Overload,
+    pub client_connections: Arc<ClientConnections>,
+    /// The TLS of each running listener, swapped on reload.
+    listener_tls: std::sync::Mutex<Vec<ListenerTls>>,
+}
+
+/// Where a running listener's certificates live, so a reload can swap them.
+struct ListenerTls {
+    name: String,
+    tcp: SwappableTls,
+    http1: bool,
+    http2: bool,
+    quic: Option<quinn::Endpoint>,
+}
+
+/// TLS built from a new config for one running listener, ready to swap in.
+struct NewListenerTls {
+    tcp: Arc<rustls::ServerConfig>,
+    quic: Option<quinn::ServerConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,9 +87,11 @@ impl Gateway {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// Re-reads the config file and swaps the runtime. Parsing, validation and
-    /// building upstream pools run on a blocking thread, never on a request worker.
-    /// Listener addresses and certificates stay as they were started.
+    /// Re-reads the config file and swaps the runtime and every listener's TLS
+    /// (certificates, client CA, CRLs). Parsing, validation, reading the files and
+    /// building upstream pools run on a blocking thread, never on a request worker;
+    /// nothing is swapped unless all of it succeeded. Listener addresses, protocols
+    /// and connection limits stay as they were started.
     pub async fn reload(&self) -> Result<usize, ReloadError> {
         let result = self.try_reload().await;
         let label = if result.is_ok() { "ok" } else { "refused" };
@@ -80,12 +101,41 @@ impl Gateway {
 
     async fn try_reload(&self) -> Result<usize, ReloadError> {
         let path = self.config_path.clone().ok_or(ReloadError::NoFile)?;
-        let runtime = tokio::task::spawn_blocking(move || -> Result<Runtime, ReloadError> {
-            Ok(Runtime::build(config::load(&path)?)?)
+        let running: Vec<(String, bool, bool, bool)> = self
+            .listener_tls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|l| (l.name.clone(), l.http1, l.http2, l.quic.is_some()))
+            .collect();
+        let (runtime, tls) = tokio::task::spawn_blocking(move || -> Result<_, ReloadError> {
+            let config = config::load(&path)?;
+            let mut tls = Vec::new();
+            for (name, http1, http2, quic) in running {
+                let listener = config.listeners.iter().chain(config.admin.iter()).find(|l| l.name == name);
+                let Some(files) = listener.and_then(|l| l.tls.as_ref()) else {
+                    tracing::warn!(listener = %name, "listener gone or without tls in the new config: keeps its TLS");
+                    tls.push(None);
+                    continue;
+                };
+                let quic = match quic {
+                    true => Some(crate::h3::quic_config(files, &config.limits)?),
+                    false => None,
+                };
+                tls.push(Some(NewListenerTls { tcp: crate::tls::server_config(files, http1, http2)?, quic }));
+            }
+            Ok((Runtime::build(config)?, tls))
         })
         .await??;
         let services = runtime.routes.len();
         self.runtime.store(Arc::new(runtime));
+        for (listener, new) in self.listener_tls.lock().unwrap_or_else(|e| e.into_inner()).iter().zip(tls) {
+            let Some(new) = new else { continue };
+            listener.tcp.store(new.tcp);
+            if let (Some(endpoint), Some(quic)) = (&listener.quic, new.quic) {
+                endpoint.set_server_config(Some(quic));
+            }
+        }
         tracing::info!(services, "configuration reloaded");
         Ok(services)
     }
@@ -138,11 +188,14 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         telemetry,
         limiter,
         overload,
+        client_connections: Arc::default(),
+        listener_tls: std::sync::Mutex::new(Vec::new()),
     });
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(housekeeping(gateway.clone(), stopped.clone()));
     tasks.spawn(overload_probe(gateway.clone(), overload_config, stopped.clone()));
+    tasks.spawn(crate::health::run(gateway.clone(), stopped.clone()));
     let mut data_addrs = Vec::new();
     let mut bound = Vec::new();
     for l in listeners.iter().map(|l| (l, Role::Data)).chain(admin.iter().map(|l| (l, Role::Admin))) {
@@ -157,22 +210,50 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
             address: cfg.address,
             source,
         })?;
-        let tls = match &cfg.tls {
-            Some(files) => Some(crate::tls::server_config(files, cfg.http1, cfg.http2)?),
+        let tls: Option<SwappableTls> = match &cfg.tls {
+            Some(files) => Some(Arc::new(ArcSwap::new(crate::tls::server_config(files, cfg.http1, cfg.http2)?))),
             None => None,
         };
-        tracing::info!(listener = %cfg.name, %addr, tls = tls.is_some(), ?role, "listening");
+        // HTTP/3 on the same port over UDP (the TCP port the OS chose, if it was 0).
+        let h3 = match (&cfg.tls, cfg.http3 && role == Role::Data) {
+            (Some(files), true) => {
+                let quic = crate::h3::quic_config(files, &limits)?;
+                let server =
+                    crate::h3::H3Server::bind(gateway.clone(), &cfg.name, addr, quic, &limits, cfg.max_connections)
+                        .map_err(|source| StartError::Bind {
+                            name: format!("{} (HTTP/3, UDP)", cfg.name),
+                            address: addr,
+                            source,
+                        })?;
+                Some(server)
+            }
+            _ => None,
+        };
+        tracing::info!(listener = %cfg.name, %addr, tls = tls.is_some(), http3 = h3.is_some(), ?role, "listening");
         if role == Role::Data {
             data_addrs.push(addr);
         }
-        bound.push((cfg.clone(), role, tcp, tls, addr));
+        if let Some(tcp_tls) = &tls {
+            gateway.listener_tls.lock().unwrap_or_else(|e| e.into_inner()).push(ListenerTls {
+                name: cfg.name.clone(),
+                tcp: tcp_tls.clone(),
+                http1: cfg.http1,
+                http2: cfg.http2,
+                quic: h3.as_ref().map(|s| s.endpoint()),
+            });
+        }
+        bound.push((cfg.clone(), role, tcp, tls, addr, h3));
     }
     let mut admin_addr = None;
-    for (cfg, role, tcp, tls, addr) in bound {
+    for (cfg, role, tcp, tls, addr, h3) in bound {
         if role == Role::Admin {
             admin_addr = Some(addr);
         }
-        let server = listener::Server::new(gateway.clone(), role, &cfg, &limits, tls);
+        let h3_port = h3.as_ref().map(|_| addr.port());
+        if let Some(h3) = h3 {
+            tasks.spawn(h3.run(stopped.clone(), limits.drain_timeout));
+        }
+        let server = listener::Server::new(gateway.clone(), role, &cfg, &limits, tls, h3_port);
         tasks.spawn(server.run(tcp, stopped.clone(), limits.drain_timeout));
     }
     gateway.ready.store(true, Ordering::Release);

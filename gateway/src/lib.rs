@@ -5,13 +5,17 @@
 pub mod admin;
 pub mod body;
 pub mod cli;
+pub mod client_body;
 pub mod config;
+pub mod connections;
 pub mod contracts;
 pub mod demo;
 pub mod error;
 pub mod forward;
 pub mod gateway;
+pub mod h3;
 pub mod headers;
+pub mod health;
 pub mod limits;
 pub mod listener;
 pub mod mediate;

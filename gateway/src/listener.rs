@@ -1,20 +1,28 @@
-//! Accept loops: TCP, then TLS with a mandatory client certificate (or nothing on an
-//! insecure listener), then HTTP/1.1 or HTTP/2 by ALPN or preface, each connection on
-//! its own task and watched for graceful shutdown.
+//! Accept loops: TCP (within the listener's connection limit), then TLS with a
+//! mandatory client certificate (or nothing on an insecure listener), the client
+//! system's connection limit, then HTTP/1.1 or HTTP/2 by ALPN or preface, each
+//! connection on its own task and watched for graceful shutdown. HTTP/3 is in
+//! [`crate::h3`]; both hand requests to the same pipeline.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use qaqpa_adapters::ErrorCode;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use crate::client_body::ClientBody;
 use crate::config::{Limits, ListenerConfig};
+use crate::connections::ClientSlot;
 use crate::gateway::Gateway;
 use crate::pipeline::Peer;
 
@@ -24,13 +32,49 @@ pub enum Role {
     Admin,
 }
 
+/// A listener's TLS configuration, swapped whole when certificates or CRLs reload;
+/// each handshake uses the one current when it starts.
+pub type SwappableTls = Arc<ArcSwap<rustls::ServerConfig>>;
+
 pub struct Server {
     gateway: Arc<Gateway>,
     role: Role,
     name: String,
     http: auto::Builder<TokioExecutor>,
-    tls: Option<TlsAcceptor>,
+    tls: Option<SwappableTls>,
     handshake_timeout: Duration,
+    body_idle_timeout: Duration,
+    connections: Arc<Semaphore>,
+    /// `Alt-Svc` advertising this listener's HTTP/3 endpoint.
+    alt_svc: Option<HeaderValue>,
+}
+
+/// The HTTP/1.1 and HTTP/2 settings every TCP listener shares.
+fn http_builder(cfg: &ListenerConfig, limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .max_headers(limits.max_headers);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(limits.max_header_bytes as u32)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        // Rapid reset (CVE-2023-44487): streams a client opens and cancels before
+        // they are served cost the gateway work; past this many the connection is
+        // closed with GOAWAY(ENHANCE_YOUR_CALM).
+        .max_pending_accept_reset_streams(limits.max_pending_resets as usize)
+        // Streams the gateway itself had to reset for protocol errors.
+        .max_local_error_reset_streams(1024)
+        // A client that stops reading responses is dropped rather than buffered for.
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    match (cfg.http1, cfg.http2) {
+        (true, false) => http.http1_only(),
+        (false, true) => http.http2_only(),
+        _ => http,
+    }
 }
 
 impl Server {
@@ -39,44 +83,47 @@ impl Server {
         role: Role,
         cfg: &ListenerConfig,
         limits: &Limits,
-        tls: Option<Arc<rustls::ServerConfig>>,
+        tls: Option<SwappableTls>,
+        h3_port: Option<u16>,
     ) -> Self {
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_buf_size(limits.max_header_bytes)
-            .max_headers(limits.max_headers);
-        http.http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(limits.max_header_bytes as u32)
-            .max_concurrent_streams(256);
-        let http = match (cfg.http1, cfg.http2) {
-            (true, false) => http.http1_only(),
-            (false, true) => http.http2_only(),
-            _ => http,
-        };
         Self {
             gateway,
             role,
             name: cfg.name.clone(),
-            http,
-            tls: tls.map(TlsAcceptor::from),
+            http: http_builder(cfg, limits),
+            tls,
             handshake_timeout: limits.header_read_timeout,
+            body_idle_timeout: limits.body_idle_timeout,
+            connections: Arc::new(Semaphore::new(cfg.max_connections as usize)),
+            alt_svc: h3_port.and_then(|p| HeaderValue::from_str(&format!("h3=\":{p}\"; ma=86400")).ok()),
         }
     }
 
     pub async fn run(self, tcp: TcpListener, mut stop: watch::Receiver<bool>, drain: Duration) {
         let graceful = GracefulShutdown::new();
         let this = Arc::new(self);
+        let open = this.gateway.telemetry.metrics.connections.with_label_values(&[&this.name]);
         loop {
             tokio::select! {
                 accepted = tcp.accept() => match accepted {
                     Ok((stream, addr)) => {
+                        let Ok(permit) = this.connections.clone().try_acquire_owned() else {
+                            // Full: close at once. Cheaper than a TLS handshake to say so,
+                            // and the client's retry lands on another node.
+                            this.refused("listener_full");
+                            drop(stream);
+                            continue;
+                        };
                         let _ = stream.set_nodelay(true);
                         let watcher = graceful.watcher();
                         let this = this.clone();
-                        tokio::spawn(async move { this.connection(stream, addr, watcher).await });
+                        let open = open.clone();
+                        tokio::spawn(async move {
+                            open.inc();
+                            this.connection(stream, addr, watcher).await;
+                            open.dec();
+                            drop(permit);
+                        });
                     }
                     Err(e) => {
                         // Out of descriptors or similar: back off instead of spinning.
@@ -93,67 +140,111 @@ impl Server {
         }
     }
 
-    async fn connection(
-        &self,
-        stream: TcpStream,
-        addr: std::net::SocketAddr,
-        watcher: hyper_util::server::graceful::Watcher,
-    ) {
-        match &self.tls {
-            None => self.serve(TokioIo::new(stream), Peer { addr, certificate: None }, watcher).await,
-            Some(acceptor) => {
-                let tls = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        let reason = crate::metrics::tls_failure_reason(&e);
-                        self.gateway.telemetry.metrics.tls_failures.with_label_values(&[&self.name, reason]).inc();
-                        tracing::debug!(listener = %self.name, %addr, reason, "TLS handshake failed: {e}");
-                        return;
-                    }
-                    Err(_) => {
-                        self.gateway.telemetry.metrics.tls_failures.with_label_values(&[&self.name, "timeout"]).inc();
-                        tracing::debug!(listener = %self.name, %addr, "TLS handshake timed out");
-                        return;
-                    }
-                };
-                let certificate = tls
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|chain| chain.first())
-                    .and_then(|leaf| qaqpa_certs::inspect(leaf).ok());
-                if self.role == Role::Data && certificate.is_none() {
-                    tracing::debug!(listener = %self.name, %addr, "client certificate unreadable");
-                    return;
-                }
-                self.serve(TokioIo::new(tls), Peer { addr, certificate }, watcher).await
+    fn refused(&self, reason: &str) {
+        self.gateway.telemetry.metrics.connections_refused.with_label_values(&[&self.name, reason]).inc();
+    }
+
+    async fn connection(&self, stream: TcpStream, addr: SocketAddr, watcher: Watcher) {
+        let Some(tls) = &self.tls else {
+            return self.serve(TokioIo::new(stream), Peer { addr, certificate: None }, watcher, None).await;
+        };
+        let acceptor = TlsAcceptor::from(tls.load_full());
+        let tls = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                let reason = crate::metrics::tls_failure_reason(&e);
+                self.gateway.telemetry.metrics.tls_failures.with_label_values(&[&self.name, reason]).inc();
+                tracing::debug!(listener = %self.name, %addr, reason, "TLS handshake failed: {e}");
+                return;
             }
+            Err(_) => {
+                self.gateway.telemetry.metrics.tls_failures.with_label_values(&[&self.name, "timeout"]).inc();
+                tracing::debug!(listener = %self.name, %addr, "TLS handshake timed out");
+                return;
+            }
+        };
+        let certificate = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|leaf| qaqpa_certs::inspect(leaf).ok());
+        if self.role == Role::Data && certificate.is_none() {
+            tracing::debug!(listener = %self.name, %addr, "client certificate unreadable");
+            return;
+        }
+        let peer = Peer { addr, certificate };
+        match self.client_slot(&peer) {
+            Ok(slot) => self.serve(TokioIo::new(tls), peer, watcher, slot).await,
+            Err(system) => self.refuse_connection(TokioIo::new(tls), &system).await,
         }
     }
 
-    async fn serve<I>(&self, io: TokioIo<I>, peer: Peer, watcher: hyper_util::server::graceful::Watcher)
+    /// The client system's place among its open connections (data listeners only).
+    /// `Err` names the system that holds too many.
+    pub fn client_slot(&self, peer: &Peer) -> Result<Option<ClientSlot>, String> {
+        client_slot(&self.gateway, self.role, peer).inspect_err(|_| self.refused("client_full"))
+    }
+
+    /// Answers every request of a connection over the client's limit with 503
+    /// `server.overloaded` and closes it: a clear error instead of a silent reset.
+    async fn refuse_connection<I>(&self, io: TokioIo<I>, system: &str)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let detail = format!("{system} holds too many open connections; reuse one or retry later");
+        let service = service_fn(move |_req| {
+            let mut response = crate::error::error_response(ErrorCode::Overloaded, &detail, None);
+            response.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            std::future::ready(Ok::<_, Infallible>(response))
+        });
+        // HTTP/2 ignores `Connection: close`; the timeout ends such a connection.
+        let conn = self.http.serve_connection(io, service);
+        let _ = tokio::time::timeout(self.handshake_timeout, conn).await;
+    }
+
+    async fn serve<I>(&self, io: TokioIo<I>, peer: Peer, watcher: Watcher, slot: Option<ClientSlot>)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let peer = Arc::new(peer);
         let gateway = self.gateway.clone();
         let role = self.role;
-        let service = service_fn(move |req| {
+        let idle = Some(self.body_idle_timeout);
+        let alt_svc = self.alt_svc.clone();
+        let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let gateway = gateway.clone();
             let peer = peer.clone();
+            let alt_svc = alt_svc.clone();
             // Boxed: hyper keeps the service future inline in each connection's state,
             // so an unboxed ~2.4 KB pipeline future would cost every idle connection
             // that much. One allocation per request buys it back.
             Box::pin(async move {
-                Ok::<_, Infallible>(match role {
-                    Role::Data => crate::pipeline::serve(gateway, peer, req).await,
+                let mut response = match role {
+                    Role::Data => crate::pipeline::serve(gateway, peer, req.map(|b| ClientBody::hyper(b, idle))).await,
                     Role::Admin => crate::admin::serve(&gateway, req).await,
-                })
+                };
+                if let Some(v) = alt_svc {
+                    response.headers_mut().insert(http::header::ALT_SVC, v);
+                }
+                Ok::<_, Infallible>(response)
             })
         });
         let conn = self.http.serve_connection(io, service);
         if let Err(e) = watcher.watch(conn.into_owned()).await {
             tracing::debug!(listener = %self.name, "connection ended: {e}");
         }
+        drop(slot);
     }
+}
+
+/// The per-client connection check, shared by the TCP and QUIC listeners.
+pub fn client_slot(gateway: &Arc<Gateway>, role: Role, peer: &Peer) -> Result<Option<ClientSlot>, String> {
+    let (Role::Data, Some(cert)) = (role, &peer.certificate) else { return Ok(None) };
+    let runtime = gateway.runtime();
+    // A certificate bound to no system gets no place to count; the pipeline refuses
+    // its requests with `client.identity_mismatch`.
+    let Some(client) = crate::pipeline::peer_system(&runtime, cert) else { return Ok(None) };
+    let max = runtime.config.limits.max_connections_per_client;
+    gateway.client_connections.try_enter(client.id.as_str(), max).map(Some).ok_or_else(|| client.id.to_string())
 }

@@ -16,6 +16,7 @@ use qaqpa_adapters::ErrorCode;
 use serde_json::{Map, Value};
 
 use crate::body::{collect_bounded, Collect, Source};
+use crate::client_body::ClientBody;
 use crate::config::{MediatedOperation, Mediation};
 use crate::error::GatewayError;
 use crate::headers::X_ROAD_CLIENT;
@@ -171,7 +172,7 @@ pub async fn rest_to_soap(
     mediation: &Mediation,
     op: &MediatedOperation,
     params: Vec<(String, String)>,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
     client: &Client,
     peer: &Peer,
     exchange: &mut Exchange,

@@ -25,6 +25,10 @@ pub struct Metrics {
     pub sla_latency: prometheus::GaugeVec,
     pub sla_budget: prometheus::GaugeVec,
     pub event_loop_lag: Gauge,
+    pub connections: IntGaugeVec,
+    pub connections_refused: IntCounterVec,
+    pub upstream_healthy: IntGaugeVec,
+    pub health_checks: IntCounterVec,
 }
 
 /// Label for a client or service the gateway could not identify.
@@ -42,6 +46,28 @@ impl Metrics {
             }};
         }
         Self {
+            connections: reg!(IntGaugeVec::new(
+                Opts::new("qaqpa_connections", "Open client connections by listener"),
+                &["listener"]
+            )),
+            connections_refused: reg!(IntCounterVec::new(
+                Opts::new(
+                    "qaqpa_connections_refused_total",
+                    "Client connections refused by a connection limit (listener or per client system)"
+                ),
+                &["listener", "reason"]
+            )),
+            upstream_healthy: reg!(IntGaugeVec::new(
+                Opts::new(
+                    "qaqpa_upstream_healthy",
+                    "1 while a provider endpoint passes its active health check, 0 while it is ejected"
+                ),
+                &["service", "endpoint"]
+            )),
+            health_checks: reg!(IntCounterVec::new(
+                Opts::new("qaqpa_health_checks_total", "Active health checks of provider endpoints by result"),
+                &["service", "result"]
+            )),
             requests: reg!(IntCounterVec::new(
                 Opts::new(
                     "qaqpa_requests_total",

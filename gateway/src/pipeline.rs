@@ -24,6 +24,7 @@ use qaqpa_routing::split_rest_path;
 use tracing::{field, info_span, Instrument};
 
 use crate::body::Tracked;
+use crate::client_body::ClientBody;
 use crate::error::GatewayError;
 use crate::forward::ProviderPath;
 use crate::gateway::Gateway;
@@ -88,7 +89,7 @@ fn refuse(mut exchange: Exchange, error: GatewayError) -> Response<GatewayBody> 
 /// REST path prefix (DESIGN §4).
 pub const REST_PREFIX: &str = "/r1/";
 
-pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming>) -> Response<GatewayBody> {
+pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<ClientBody>) -> Response<GatewayBody> {
     if crate::soap::is_soap_call(&req) {
         return crate::soap::serve(gateway, peer, req).await;
     }
@@ -128,7 +129,7 @@ async fn run_stages(
     gateway: &Gateway,
     runtime: &Runtime,
     peer: &Peer,
-    req: Request<Incoming>,
+    req: Request<ClientBody>,
     exchange: &mut Exchange,
 ) -> Result<(Reply, Admission), GatewayError> {
     let client = identify(runtime, peer, req.headers())?;

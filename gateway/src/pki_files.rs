@@ -74,3 +74,32 @@ pub fn load_ca(dir: &Path) -> Result<DevCa, PkiFilesError> {
     let key = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
     Ok(DevCa::load(&cert, &key)?)
 }
+
+pub const CRL: &str = "ca.crl";
+/// Revoked certificates so far, kept beside the CRL so each new list includes them.
+const REVOKED: &str = "revoked.pem";
+
+/// Adds `certs` to the CA's revocation list and writes a new `ca.crl` (valid 30 days).
+pub fn revoke(dir: &Path, certs: &[PathBuf]) -> Result<PathBuf, PkiFilesError> {
+    let ca = load_ca(dir)?;
+    let revoked_path = dir.join(REVOKED);
+    let mut revoked = match std::fs::read_to_string(&revoked_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(PkiFilesError::Io { path: revoked_path, source: e }),
+    };
+    for cert in certs {
+        revoked.push_str(&std::fs::read_to_string(cert).map_err(io(cert))?);
+    }
+    let pems: Vec<String> = revoked
+        .split_inclusive("-----END CERTIFICATE-----")
+        .filter(|p| p.contains("-----BEGIN CERTIFICATE-----"))
+        .map(|p| p.trim().to_owned())
+        .collect();
+    let refs: Vec<&str> = pems.iter().map(String::as_str).collect();
+    let crl = ca.revocation_list(&refs, OffsetDateTime::now_utc(), time::Duration::days(30))?;
+    let path = dir.join(CRL);
+    write_file(&path, &crl, false)?;
+    write_file(&revoked_path, &(pems.join("\n") + "\n"), false)?;
+    Ok(path)
+}

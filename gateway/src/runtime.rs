@@ -18,7 +18,7 @@ use qaqpa_routing::{AccessList, RouteTable, ServiceId, SystemId};
 use tokio::sync::Semaphore;
 
 use crate::body::ForwardBody;
-use crate::config::{Config, LimitRule, ServiceConfig, ServiceKind, SlaObjective, UpstreamProtocol};
+use crate::config::{Config, HealthCheck, LimitRule, ServiceConfig, ServiceKind, SlaObjective, UpstreamProtocol};
 use crate::limits::{pair_key, stable_key};
 use crate::tls::{self, TlsError};
 
@@ -69,6 +69,7 @@ pub struct Route {
     /// Seed sequence for power-of-two-choices picks.
     picks: AtomicU64,
     pub breaker: BreakerConfig,
+    pub health_check: Option<HealthCheck>,
     pub retry_budget: RetryBudget,
     /// Declared idempotent: bodyless requests of any method may be retried.
     pub idempotent: bool,
@@ -144,6 +145,7 @@ impl Runtime {
                 upstreams: service.upstreams.iter().map(Upstream::from_uri).collect(),
                 picks: AtomicU64::new(0),
                 breaker: service.breaker,
+                health_check: service.health_check.clone(),
                 retry_budget: RetryBudget::new(20, 10),
                 idempotent: service.idempotent,
                 client: upstream_client(service)?,

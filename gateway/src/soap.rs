@@ -15,12 +15,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use qaqpa_adapters::soap::{self, SoapVersion};
 use qaqpa_adapters::ErrorCode;
 use tracing::{field, info_span, Instrument};
 
 use crate::body::{collect_bounded, Collect, Source};
+use crate::client_body::ClientBody;
 use crate::config::ServiceKind;
 use crate::error::{GatewayError, X_ROAD_ERROR};
 use crate::gateway::Gateway;
@@ -82,7 +82,7 @@ fn fault_response(version: SoapVersion, error: GatewayError, message_id: Option<
     response
 }
 
-pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming>) -> Response<GatewayBody> {
+pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<ClientBody>) -> Response<GatewayBody> {
     let started = Instant::now();
     let runtime = gateway.runtime();
     let content_version =
@@ -240,7 +240,7 @@ async fn run_stages(
 
 /// `GET /soap/{service id}?wsdl`: the provider's WSDL, endpoint rewritten to this
 /// gateway. Over mTLS only a client on the service's access list may read it.
-pub async fn serve_wsdl(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Incoming>) -> Response<GatewayBody> {
+pub async fn serve_wsdl(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<ClientBody>) -> Response<GatewayBody> {
     let runtime = gateway.runtime();
     let problem = |code: ErrorCode, detail: String| GatewayError::new(code, detail).into_response(None);
     let id = req.uri().path().trim_start_matches("/soap/").trim_end_matches('/');

@@ -8,7 +8,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use crate::config::TlsFiles;
 
@@ -20,6 +20,8 @@ pub enum TlsError {
     Pem { path: String, what: &'static str },
     #[error("TLS configuration rejected: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("QUIC: {0}")]
+    Quic(String),
     #[error("client CA bundle rejected: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
@@ -56,16 +58,24 @@ fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
     Ok(roots)
 }
 
-/// Server config demanding a client certificate that chains to `files.client_ca`.
-/// TLS 1.3 and 1.2 only; ALPN offers the HTTP versions the listener serves.
+pub fn load_crls(paths: &[std::path::PathBuf]) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let mut crls = Vec::new();
+    for path in paths {
+        let bytes = read(path)?;
+        let before = crls.len();
+        crls.extend(CertificateRevocationListDer::pem_slice_iter(&bytes).filter_map(Result::ok));
+        if crls.len() == before {
+            return Err(TlsError::Pem { path: path.display().to_string(), what: "certificate revocation list" });
+        }
+    }
+    Ok(crls)
+}
+
+/// Server config demanding a client certificate that chains to `files.client_ca`
+/// and is not revoked by any of `files.crls`. TLS 1.3 and 1.2 only; ALPN offers the
+/// HTTP versions the listener serves.
 pub fn server_config(files: &TlsFiles, http1: bool, http2: bool) -> Result<Arc<ServerConfig>, TlsError> {
-    let provider = provider();
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&files.client_ca)?), provider.clone()).build()?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(load_certs(&files.cert)?, load_key(&files.key)?)?;
+    let mut config = base_server_config(files, &[&rustls::version::TLS13, &rustls::version::TLS12])?;
     if http2 {
         config.alpn_protocols.push(b"h2".to_vec());
     }
@@ -73,6 +83,29 @@ pub fn server_config(files: &TlsFiles, http1: bool, http2: bool) -> Result<Arc<S
         config.alpn_protocols.push(b"http/1.1".to_vec());
     }
     Ok(Arc::new(config))
+}
+
+/// The same trust for HTTP/3: QUIC is TLS 1.3 only, ALPN `h3`.
+pub fn quic_server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
+    let mut config = base_server_config(files, &[&rustls::version::TLS13])?;
+    config.alpn_protocols = vec![b"h3".to_vec()];
+    // 0-RTT data could be replayed by an attacker; requests here are not all idempotent.
+    config.max_early_data_size = 0;
+    Ok(config)
+}
+
+fn base_server_config(
+    files: &TlsFiles,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<ServerConfig, TlsError> {
+    let provider = provider();
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&files.client_ca)?), provider.clone())
+        .with_crls(load_crls(&files.crls)?)
+        .build()?;
+    Ok(ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(load_certs(&files.cert)?, load_key(&files.key)?)?)
 }
 
 /// Client config for a TLS upstream: trusts only `ca`, optionally presents the

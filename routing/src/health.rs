@@ -1,5 +1,8 @@
 //! Upstream endpoint health: a circuit breaker per endpoint (closed → open after
 //! consecutive failures → half-open single probe after a pause → closed on success),
+//! active health checks that eject an endpoint after consecutive failed probes and
+//! bring it back after consecutive good ones (independent of the breaker, which is
+//! passive outlier detection from real traffic),
 //! power-of-two-choices balancing by requests in flight among endpoints that admit
 //! traffic, and a retry budget so retries cannot multiply an outage. Pure: time and
 //! randomness are passed in.
@@ -27,6 +30,13 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+/// How many consecutive active-check results change an endpoint's standing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeThresholds {
+    pub unhealthy: u32,
+    pub healthy: u32,
+}
+
 #[derive(Debug, Default)]
 pub struct Endpoint {
     in_flight: AtomicU32,
@@ -34,6 +44,10 @@ pub struct Endpoint {
     /// When the breaker opened (0: closed).
     opened_at: AtomicU64,
     probing: AtomicBool,
+    /// Taken out of rotation by the active health check.
+    ejected: AtomicBool,
+    /// Consecutive active-check results of the same kind: > 0 passes, < 0 failures.
+    streak: AtomicI64,
 }
 
 /// Counts a request in flight to an endpoint until dropped.
@@ -58,8 +72,38 @@ impl Endpoint {
         self.in_flight.load(Ordering::Relaxed)
     }
 
+    /// Whether the active health check has taken this endpoint out of rotation.
+    pub fn is_ejected(&self) -> bool {
+        self.ejected.load(Ordering::Acquire)
+    }
+
+    /// Records one active health check; returns the new standing when it changed
+    /// (`Some(true)`: back in rotation, `Some(false)`: ejected). A recovered endpoint
+    /// also gets a closed breaker: the check proved it answers again.
+    pub fn on_probe(&self, passed: bool, t: &ProbeThresholds) -> Option<bool> {
+        let streak = match self.streak.load(Ordering::Acquire) {
+            s if passed => s.max(0) + 1,
+            s => s.min(0) - 1,
+        };
+        self.streak.store(streak, Ordering::Release);
+        let ejected = self.is_ejected();
+        if ejected && streak >= i64::from(t.healthy) {
+            self.ejected.store(false, Ordering::Release);
+            self.on_success();
+            Some(true)
+        } else if !ejected && -streak >= i64::from(t.unhealthy) {
+            self.ejected.store(true, Ordering::Release);
+            Some(false)
+        } else {
+            None
+        }
+    }
+
     /// Whether a request may go here now; in half-open state only one probe at a time.
     fn admits(&self, cfg: &BreakerConfig, now: u64) -> bool {
+        if self.is_ejected() {
+            return false;
+        }
         match self.state(cfg, now) {
             BreakerState::Closed => true,
             BreakerState::Open => false,
@@ -236,6 +280,34 @@ mod tests {
             seen[pick(&fresh, &CFG, 0, r, None).unwrap()] += 1;
         }
         assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+    }
+
+    #[test]
+    fn active_checks_eject_and_restore_after_their_streaks() {
+        let t = ProbeThresholds { unhealthy: 2, healthy: 3 };
+        let eps: Vec<Endpoint> = (0..2).map(|_| Endpoint::default()).collect();
+        let e = &eps[0];
+        assert_eq!(e.on_probe(false, &t), None, "one failure is not a streak");
+        assert_eq!(e.on_probe(true, &t), None);
+        assert_eq!(e.on_probe(false, &t), None, "a pass reset the failures");
+        assert_eq!(e.on_probe(false, &t), Some(false), "two in a row eject");
+        assert!(e.is_ejected());
+        assert_eq!(e.on_probe(false, &t), None, "already out");
+        // Ejected: never picked, even as the only candidate left.
+        for r in 0..20 {
+            assert_eq!(pick(&eps, &CFG, 0, r, None), Some(1));
+        }
+        assert_eq!(pick(&eps, &CFG, 0, 0, Some(1)), None);
+        assert_eq!(e.on_probe(true, &t), None);
+        assert_eq!(e.on_probe(true, &t), None);
+        // A breaker opened meanwhile by traffic is closed by the recovery.
+        for _ in 0..3 {
+            e.on_failure(&CFG, 5);
+        }
+        assert_eq!(e.on_probe(true, &t), Some(true), "three passes restore");
+        assert!(!e.is_ejected());
+        assert_eq!(e.state(&CFG, 6), BreakerState::Closed);
+        assert_eq!(pick(&eps, &CFG, 6, 0, Some(1)), Some(0));
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub struct ListenerConfig {
     pub tls: Option<TlsFiles>,
     pub http1: bool,
     pub http2: bool,
+    /// HTTP/3 over QUIC on the same address (UDP); advertised by `Alt-Svc` on TCP.
+    pub http3: bool,
+    pub max_connections: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +113,8 @@ pub struct TlsFiles {
     pub key: PathBuf,
     /// CA bundle that client certificates must chain to.
     pub client_ca: PathBuf,
+    /// Certificate revocation lists checked for every client certificate.
+    pub crls: Vec<PathBuf>,
 }
 
 /// Limits on what a client may send. Defaults are in `raw.rs` beside the keys.
@@ -120,6 +125,10 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     pub max_body_bytes: u64,
     pub drain_timeout: Duration,
+    pub body_idle_timeout: Duration,
+    pub max_connections_per_client: u32,
+    pub max_concurrent_streams: u32,
+    pub max_pending_resets: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +170,7 @@ pub struct ServiceConfig {
     /// its REST face (docs/mapping.md).
     pub mediation: Option<std::sync::Arc<Mediation>>,
     pub breaker: qaqpa_routing::health::BreakerConfig,
+    pub health_check: Option<HealthCheck>,
     /// Bodyless requests of any method may be retried (otherwise only idempotent methods).
     pub idempotent: bool,
     /// Requests in flight to this service's upstreams at most; over it, 503.
@@ -168,6 +178,16 @@ pub struct ServiceConfig {
     /// When the shared limiter (Redis) cannot answer: admit (`true`) or refuse.
     pub limits_fail_open: bool,
     pub sla: Option<SlaObjective>,
+}
+
+/// Active health checking of a service's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Path under each endpoint's base path, e.g. `/healthz`.
+    pub path: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub thresholds: qaqpa_routing::health::ProbeThresholds,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -94,6 +94,8 @@ pub struct RawListener {
     pub insecure: bool,
     pub tls: Option<Spanned<RawTls>>,
     pub http: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Open connections this listener holds at most; more are closed at accept.
+    pub max_connections: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +104,9 @@ pub struct RawTls {
     pub cert: Spanned<String>,
     pub key: Spanned<String>,
     pub client_ca: Spanned<String>,
+    /// CRL files (PEM) consulted for every client certificate; reloaded with the config.
+    #[serde(default)]
+    pub crls: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +123,19 @@ pub struct RawLimits {
     pub max_body_bytes: Spanned<u64>,
     #[serde(default)]
     pub drain_timeout: Option<Spanned<String>>,
+    /// Longest pause between two pieces of a request body.
+    #[serde(default)]
+    pub body_idle_timeout: Option<Spanned<String>>,
+    /// Open connections one client system may hold across the data listeners.
+    #[serde(default)]
+    pub max_connections_per_client: Option<Spanned<u32>>,
+    /// HTTP/2 (and HTTP/3) streams one connection may have open at once.
+    #[serde(default)]
+    pub max_concurrent_streams: Option<Spanned<u32>>,
+    /// HTTP/2 streams the client may reset before the gateway accepted them; past
+    /// it the connection is closed with ENHANCE_YOUR_CALM (rapid-reset defence).
+    #[serde(default)]
+    pub max_pending_resets: Option<Spanned<u32>>,
 }
 
 impl Default for RawLimits {
@@ -128,12 +146,21 @@ impl Default for RawLimits {
             header_read_timeout: None,
             max_body_bytes: default_max_body_bytes(),
             drain_timeout: None,
+            body_idle_timeout: None,
+            max_connections_per_client: None,
+            max_concurrent_streams: None,
+            max_pending_resets: None,
         }
     }
 }
 
 pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
 pub const DEFAULT_DRAIN_TIMEOUT: &str = "30s";
+pub const DEFAULT_BODY_IDLE_TIMEOUT: &str = "30s";
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 20_000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: u32 = 2_000;
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 256;
+pub const DEFAULT_MAX_PENDING_RESETS: u32 = 20;
 pub const DEFAULT_CONNECT_TIMEOUT: &str = "2s";
 pub const DEFAULT_TIMEOUT: &str = "30s";
 
@@ -168,6 +195,7 @@ pub struct RawService {
     pub timeout: Option<Spanned<String>>,
     pub max_concurrency: Option<Spanned<u32>>,
     pub breaker: Option<RawBreaker>,
+    pub health_check: Option<RawHealthCheck>,
     #[serde(default)]
     pub idempotent: bool,
     pub wsdl: Option<Spanned<String>>,
@@ -228,4 +256,17 @@ pub struct RawBreaker {
     pub failures: Option<Spanned<u32>>,
     /// How long an open breaker keeps the endpoint out before one probe.
     pub open_for: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealthCheck {
+    /// Path under each endpoint's base URL that answers 2xx while it is healthy.
+    pub path: Spanned<String>,
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    /// Consecutive failed checks that eject an endpoint.
+    pub unhealthy: Option<Spanned<u32>>,
+    /// Consecutive passed checks that bring it back.
+    pub healthy: Option<Spanned<u32>>,
 }

@@ -34,7 +34,16 @@ fn the_documented_example_is_valid() {
     let c = parse(EXAMPLE, dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(c.node, "node-1");
     assert_eq!(c.listeners.len(), 1);
-    assert!(c.listeners[0].http1 && c.listeners[0].http2);
+    assert!(c.listeners[0].http1 && c.listeners[0].http2 && c.listeners[0].http3);
+    assert_eq!(c.listeners[0].max_connections, 20_000);
+    assert_eq!(c.limits.body_idle_timeout, std::time::Duration::from_secs(30));
+    assert_eq!(c.limits.max_connections_per_client, 2_000);
+    assert_eq!((c.limits.max_concurrent_streams, c.limits.max_pending_resets), (256, 20));
+    let check = c.services[0].health_check.as_ref().expect("the example has a health check");
+    assert_eq!(
+        (check.path.as_str(), check.interval, check.thresholds.unhealthy),
+        ("/healthz", std::time::Duration::from_secs(5), 2)
+    );
     assert!(c.admin.as_ref().unwrap().tls.is_some());
     assert_eq!(c.systems.len(), 3);
     assert_eq!(c.services.len(), 2);
@@ -69,8 +78,8 @@ fn semantic_errors_are_all_reported_with_key_and_line() {
     let dir = pki();
     let src = EXAMPLE
         .replace("node = \"node-1\"", "node = \"node 1\"")
-        .replace("client_ca = \"pki/ca.crt\" }\n# HTTP", "client_ca = \"pki/missing-ca.crt\" }\n# HTTP")
-        .replace("http = [\"h1\", \"h2\"]", "http = [\"h1\", \"h3\"]")
+        .replace("client_ca = \"pki/ca.crt\", crls = [] }", "client_ca = \"pki/missing-ca.crt\", crls = [] }")
+        .replace("http = [\"h1\", \"h2\", \"h3\"]", "http = [\"h1\", \"h4\"]")
         .replace("id = \"KZ/GOV/000000000002/legacy-tax\"", "id = \"KZ/GOV/000000000002/legacy tax\"")
         .replace("kind = \"soap\"", "kind = \"corba\"")
         .replace("connect_timeout = \"2s\"", "connect_timeout = \"soon\"")
@@ -79,7 +88,7 @@ fn semantic_errors_are_all_reported_with_key_and_line() {
     let e = errors(&src, dir.path());
     assert_error(&e, line_of(&src, "node = "), "gateway.node", "[A-Za-z0-9_-]");
     assert_error(&e, line_of(&src, "missing-ca"), "listener[0].tls.client_ca", "cannot read");
-    assert_error(&e, line_of(&src, "\"h3\"]"), "listener[0].http", "unknown HTTP version");
+    assert_error(&e, line_of(&src, "\"h4\"]"), "listener[0].http", "unknown HTTP version");
     assert_error(&e, line_of(&src, "legacy tax"), "system[2].id", "outside [A-Za-z0-9._-]");
     assert_error(&e, line_of(&src, "corba"), "service[1].kind", "unknown kind");
     assert_error(&e, line_of(&src, "soon"), "service[0].connect_timeout", "not a duration");
@@ -116,7 +125,7 @@ fn structural_rules() {
     assert!(e.iter().any(|e| e.key == "service[1].id" && e.message.contains("registered twice")), "{e:#?}");
 
     let no_tls = EXAMPLE.replace(
-        "tls = { cert = \"pki/gateway.crt\", key = \"pki/gateway.key\", client_ca = \"pki/ca.crt\" }\n# HTTP",
+        "tls = { cert = \"pki/gateway.crt\", key = \"pki/gateway.key\", client_ca = \"pki/ca.crt\", crls = [] }\n# HTTP",
         "# HTTP",
     );
     assert_error(
@@ -283,4 +292,27 @@ fn mediation_faces_are_checked_against_the_contracts() {
         .replace("[[service.soap.operation]]", "[[service.rest.operation]]");
     let e = errors(&wrong_kind, dir.path());
     assert!(e.iter().any(|e| e.key == "service[0].rest" && e.message.contains("kind = \"soap\"")), "{e:#?}");
+}
+
+#[test]
+fn operations_keys_are_checked() {
+    let dir = pki();
+    std::fs::write(dir.path().join("pki/not-a-crl.pem"), "hello").unwrap();
+    let src = EXAMPLE
+        .replace("crls = [] }", "crls = [\"pki/not-a-crl.pem\"] }")
+        .replace("max_connections = 20000", "max_connections = 0")
+        .replace("max_pending_resets = 20", "max_pending_resets = 0")
+        .replace("interval = \"5s\", timeout = \"1s\"", "interval = \"1s\", timeout = \"5s\"")
+        .replace("path = \"/healthz\"", "path = \"healthz\"")
+        .replace("body_idle_timeout = \"30s\"", "body_idle_timeout = \"0s\"");
+    let e = errors(&src, dir.path());
+    assert_error(&e, line_of(&src, "not-a-crl"), "listener[0].tls.crls[0]", "certificate revocation list");
+    assert_error(&e, line_of(&src, "max_connections = 0"), "listener[0].max_connections", "at least 1");
+    assert_error(&e, line_of(&src, "max_pending_resets = 0"), "limits.max_pending_resets", "at least 1");
+    assert_error(&e, line_of(&src, "timeout = \"5s\""), "service[0].health_check.timeout", "not be longer");
+    assert_error(&e, line_of(&src, "path = \"healthz\""), "service[0].health_check.path", "absolute path");
+    assert_error(&e, line_of(&src, "body_idle_timeout"), "limits.body_idle_timeout", "longer than zero");
+
+    let h3_plain = "[[listener]]\naddress = \"127.0.0.1:8080\"\ninsecure = true\nhttp = [\"h1\", \"h3\"]\n";
+    assert_error(&errors(h3_plain, dir.path()), 4, "listener[0].http", "HTTP/3 needs TLS");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use qaqpa_routing::limit::Rate;
 use qaqpa_routing::{AccessList, RouteTable, ServiceId, SystemId};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use toml::Spanned;
 
 use super::raw::*;
@@ -64,11 +64,13 @@ impl Checker<'_> {
         let ok = match kind {
             PemKind::Certificates => CertificateDer::pem_slice_iter(&bytes).next().is_some_and(|c| c.is_ok()),
             PemKind::PrivateKey => PrivateKeyDer::from_pem_slice(&bytes).is_ok(),
+            PemKind::Crl => CertificateRevocationListDer::pem_slice_iter(&bytes).next().is_some_and(|c| c.is_ok()),
         };
         if !ok {
             let what = match kind {
                 PemKind::Certificates => "a PEM certificate",
                 PemKind::PrivateKey => "a PEM private key",
+                PemKind::Crl => "a PEM certificate revocation list",
             };
             self.error(value.span(), key, format!("{} does not hold {what}", path.display()));
         }
@@ -92,6 +94,13 @@ impl Checker<'_> {
                     &format!("{key}.tls.client_ca"),
                     PemKind::Certificates,
                 ),
+                crls: tls
+                    .get_ref()
+                    .crls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, crl)| self.pem_file(crl, &format!("{key}.tls.crls[{i}]"), PemKind::Crl))
+                    .collect(),
             }),
             (Some(tls), true) => {
                 self.error(tls.span(), format!("{key}.tls"), "an insecure listener takes no tls table");
@@ -107,22 +116,26 @@ impl Checker<'_> {
                 None
             }
         };
-        let (mut http1, mut http2) = (true, true);
+        let (mut http1, mut http2, mut http3) = (true, true, false);
         if let Some(versions) = &raw.http {
             (http1, http2) = (false, false);
             for v in versions.get_ref() {
                 match v.get_ref().as_str() {
                     "h1" | "http/1.1" => http1 = true,
                     "h2" => http2 = true,
+                    "h3" => http3 = true,
                     other => self.error(
                         v.span(),
                         format!("{key}.http"),
-                        format!("unknown HTTP version {other:?}; use \"h1\" or \"h2\""),
+                        format!("unknown HTTP version {other:?}; use \"h1\", \"h2\" or \"h3\""),
                     ),
                 }
             }
+            if http3 && raw.insecure {
+                self.error(versions.span(), format!("{key}.http"), "HTTP/3 needs TLS: not on an insecure listener");
+            }
             if !http1 && !http2 {
-                self.error(versions.span(), format!("{key}.http"), "must name at least one of \"h1\", \"h2\"");
+                self.error(versions.span(), format!("{key}.http"), "must name at least one of \"h1\", \"h2\" (TCP)");
             }
         }
         Some(ListenerConfig {
@@ -131,7 +144,43 @@ impl Checker<'_> {
             tls,
             http1,
             http2,
+            http3,
+            max_connections: self.positive(
+                raw.max_connections.as_ref(),
+                DEFAULT_MAX_CONNECTIONS,
+                &format!("{key}.max_connections"),
+            ),
         })
+    }
+
+    /// A count that must be at least 1, or its default when absent.
+    fn positive(&mut self, value: Option<&Spanned<u32>>, default: u32, key: &str) -> u32 {
+        match value {
+            None => default,
+            Some(v) if *v.get_ref() == 0 => {
+                self.error(v.span(), key, "must be at least 1");
+                default
+            }
+            Some(v) => *v.get_ref(),
+        }
+    }
+
+    fn health_check(&mut self, raw: &RawHealthCheck, key: &str) -> Option<HealthCheck> {
+        let path = raw.path.get_ref();
+        if !path.starts_with('/') || path.bytes().any(|b| !b.is_ascii_graphic()) {
+            self.error(raw.path.span(), format!("{key}.path"), "must be an absolute path like \"/healthz\"");
+        }
+        let interval = self.duration(raw.interval.as_ref(), "5s", &format!("{key}.interval"));
+        let timeout = self.duration(raw.timeout.as_ref(), "1s", &format!("{key}.timeout"));
+        if timeout > interval {
+            let span = raw.timeout.as_ref().map_or(raw.path.span(), |t| t.span());
+            self.error(span, format!("{key}.timeout"), "must not be longer than the interval");
+        }
+        let thresholds = qaqpa_routing::health::ProbeThresholds {
+            unhealthy: self.positive(raw.unhealthy.as_ref(), 2, &format!("{key}.unhealthy")),
+            healthy: self.positive(raw.healthy.as_ref(), 2, &format!("{key}.healthy")),
+        };
+        Some(HealthCheck { path: path.clone(), interval, timeout, thresholds })
     }
 
     fn system_id(&mut self, value: &Spanned<String>, key: &str) -> Option<SystemId> {
@@ -250,6 +299,7 @@ impl Checker<'_> {
             breaker.open_for_ns =
                 self.duration(b.open_for.as_ref(), "10s", &format!("{key}.breaker.open_for")).as_nanos() as u64;
         }
+        let health_check = raw.health_check.as_ref().and_then(|h| self.health_check(h, &format!("{key}.health_check")));
         let wsdl = raw.wsdl.as_ref().and_then(|w| {
             let path = self.base.join(w.get_ref());
             match std::fs::read_to_string(&path) {
@@ -345,6 +395,7 @@ impl Checker<'_> {
             timeout,
             max_concurrency: raw.max_concurrency.as_ref().map(|c| *c.get_ref()),
             breaker,
+            health_check,
             idempotent: raw.idempotent,
             wsdl,
             openapi,
@@ -412,6 +463,7 @@ fn parse_rate(text: &str) -> Option<(u64, u64)> {
 enum PemKind {
     Certificates,
     PrivateKey,
+    Crl,
 }
 
 fn parse_upstream(url: &str) -> Result<http::Uri, String> {
@@ -458,7 +510,14 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         }
     };
 
-    let node = raw.gateway.node.as_ref().map(|n| n.get_ref().clone()).unwrap_or_else(|| "node-1".into());
+    let mut node = raw.gateway.node.as_ref().map(|n| n.get_ref().clone()).unwrap_or_else(|| "node-1".into());
+    // One file for every node of a cluster: "$HOSTNAME" names each by its host (a
+    // Kubernetes pod's name).
+    if node == "$HOSTNAME" {
+        node = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+        });
+    }
     if node.is_empty() || node.len() > 64 || !node.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         let span = raw.gateway.node.as_ref().map(|n| n.span()).unwrap_or(0..0);
@@ -497,6 +556,26 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         ),
         max_body_bytes: *raw.limits.max_body_bytes.get_ref(),
         drain_timeout: c.duration(raw.limits.drain_timeout.as_ref(), DEFAULT_DRAIN_TIMEOUT, "limits.drain_timeout"),
+        body_idle_timeout: c.duration(
+            raw.limits.body_idle_timeout.as_ref(),
+            DEFAULT_BODY_IDLE_TIMEOUT,
+            "limits.body_idle_timeout",
+        ),
+        max_connections_per_client: c.positive(
+            raw.limits.max_connections_per_client.as_ref(),
+            DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            "limits.max_connections_per_client",
+        ),
+        max_concurrent_streams: c.positive(
+            raw.limits.max_concurrent_streams.as_ref(),
+            DEFAULT_MAX_CONCURRENT_STREAMS,
+            "limits.max_concurrent_streams",
+        ),
+        max_pending_resets: c.positive(
+            raw.limits.max_pending_resets.as_ref(),
+            DEFAULT_MAX_PENDING_RESETS,
+            "limits.max_pending_resets",
+        ),
     };
     if !(8192..=16 * 1024 * 1024).contains(&limits.max_header_bytes) {
         c.error(raw.limits.max_header_bytes.span(), "limits.max_header_bytes", "must be between 8192 and 16 MiB");

@@ -338,6 +338,12 @@ impl TestGateway {
     }
 
     pub async fn start_with_limits(extra_limits: &str) -> Self {
+        Self::start_with(extra_limits, |_, text| text).await
+    }
+
+    /// Starts with the config text changed by `edit` (which may also write files
+    /// beside the PKI, such as a CRL).
+    pub async fn start_with(extra_limits: &str, edit: impl FnOnce(&Pki, String) -> String) -> Self {
         let pki = Pki::new();
         let provider = start_provider(false).await;
         let h2c = start_provider(true).await;
@@ -353,7 +359,7 @@ impl TestGateway {
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let tls = start_provider_with(false, Some(std::sync::Arc::new(server))).await;
         let config_path = pki.dir.path().join("qaqpa.toml");
-        let text = config_text(provider.addr, h2c.addr, tls.addr, extra_limits);
+        let text = edit(&pki, config_text(provider.addr, h2c.addr, tls.addr, extra_limits));
         std::fs::write(&config_path, text).unwrap();
         let config = qaqpa_gateway::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
         let running = gateway::start(config, Some(config_path.clone())).await.unwrap();

@@ -1,0 +1,266 @@
+//! The HTTP/3 data listener (QUIC on the TCP listener's address, UDP): the same
+//! client-certificate identity, connection limits and pipeline as HTTP/1.1 and
+//! HTTP/2. Each request's body is read by its own task into a bounded channel (so
+//! the provider's pace sets the client's), and the response is streamed back frame
+//! by frame.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use http_body_util::BodyExt;
+use rustls_pki_types::CertificateDer;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::client_body::{ClientBody, ClientBodyError};
+use crate::config::{Limits, TlsFiles};
+use crate::gateway::Gateway;
+use crate::listener::{client_slot, Role};
+use crate::pipeline::Peer;
+use crate::tls::TlsError;
+
+type H3Connection = h3::server::Connection<h3_quinn::Connection, Bytes>;
+type RequestResolver = h3::server::RequestResolver<h3_quinn::Connection, Bytes>;
+
+/// QUIC transport and TLS for a listener; rebuilt on reload and swapped into the endpoint.
+pub fn quic_config(files: &TlsFiles, limits: &Limits) -> Result<quinn::ServerConfig, TlsError> {
+    let tls = crate::tls::quic_server_config(files)?;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| TlsError::Quic(format!("no TLS 1.3 cipher suite for QUIC: {e}")))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(limits.max_concurrent_streams.into())
+        // Clients open only the control and QPACK streams one way.
+        .max_concurrent_uni_streams(8u32.into())
+        .max_idle_timeout(Some(quinn::IdleTimeout::try_from(Duration::from_secs(60)).expect("60 s fits")));
+    config.transport_config(Arc::new(transport));
+    // A client must prove it owns its address before the gateway spends a handshake on it.
+    config.migration(false);
+    Ok(config)
+}
+
+pub struct H3Server {
+    gateway: Arc<Gateway>,
+    name: String,
+    endpoint: quinn::Endpoint,
+    handshake_timeout: Duration,
+    body_idle_timeout: Duration,
+    max_header_bytes: u64,
+    connections: Arc<tokio::sync::Semaphore>,
+}
+
+impl H3Server {
+    pub fn bind(
+        gateway: Arc<Gateway>,
+        name: &str,
+        addr: SocketAddr,
+        config: quinn::ServerConfig,
+        limits: &Limits,
+        max_connections: u32,
+    ) -> std::io::Result<Self> {
+        let endpoint = quinn::Endpoint::server(config, addr)?;
+        Ok(Self {
+            gateway,
+            name: name.to_owned(),
+            endpoint,
+            handshake_timeout: limits.header_read_timeout,
+            body_idle_timeout: limits.body_idle_timeout,
+            max_header_bytes: limits.max_header_bytes as u64,
+            connections: Arc::new(tokio::sync::Semaphore::new(max_connections as usize)),
+        })
+    }
+
+    /// The endpoint, for swapping its configuration on reload.
+    pub fn endpoint(&self) -> quinn::Endpoint {
+        self.endpoint.clone()
+    }
+
+    pub async fn run(self, mut stop: watch::Receiver<bool>, drain: Duration) {
+        let this = Arc::new(self);
+        let mut connections = JoinSet::new();
+        loop {
+            tokio::select! {
+                incoming = this.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    let Ok(permit) = this.connections.clone().try_acquire_owned() else {
+                        this.refused("listener_full");
+                        incoming.refuse();
+                        continue;
+                    };
+                    let this = this.clone();
+                    let stop = stop.clone();
+                    connections.spawn(async move {
+                        this.connection(incoming, stop).await;
+                        drop(permit);
+                    });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                _ = stop.changed() => break,
+            }
+        }
+        // GOAWAY went out on every connection (they watch `stop`); wait for their
+        // requests to finish, then close what is left.
+        let drained = tokio::time::timeout(drain, async { while connections.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(listener = %this.name, "HTTP/3 drain timeout: closing remaining connections");
+        }
+        this.endpoint.close(0u32.into(), b"shutting down");
+        let _ = tokio::time::timeout(Duration::from_secs(1), this.endpoint.wait_idle()).await;
+    }
+
+    fn refused(&self, reason: &str) {
+        self.gateway.telemetry.metrics.connections_refused.with_label_values(&[&self.name, reason]).inc();
+    }
+
+    async fn connection(self: Arc<Self>, incoming: quinn::Incoming, mut stop: watch::Receiver<bool>) {
+        let metrics = &self.gateway.telemetry.metrics;
+        let conn = match tokio::time::timeout(self.handshake_timeout, incoming).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                metrics.tls_failures.with_label_values(&[&self.name, "quic_handshake"]).inc();
+                tracing::debug!(listener = %self.name, "QUIC handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                metrics.tls_failures.with_label_values(&[&self.name, "timeout"]).inc();
+                return;
+            }
+        };
+        let certificate = conn
+            .peer_identity()
+            .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
+            .and_then(|chain| chain.first().and_then(|leaf| qaqpa_certs::inspect(leaf).ok()));
+        let addr = conn.remote_address();
+        if certificate.is_none() {
+            conn.close(H3_NO_ERROR, b"client certificate required");
+            return;
+        }
+        let peer = Arc::new(Peer { addr, certificate });
+        let slot = match client_slot(&self.gateway, Role::Data, &peer) {
+            Ok(slot) => slot,
+            Err(system) => {
+                self.refused("client_full");
+                tracing::debug!(listener = %self.name, %system, "too many connections");
+                conn.close(H3_EXCESSIVE_LOAD, b"too many open connections for this client system");
+                return;
+            }
+        };
+        let open = metrics.connections.with_label_values(&[&self.name]);
+        open.inc();
+        let mut h3: H3Connection = match h3::server::builder()
+            .max_field_section_size(self.max_header_bytes)
+            .build(h3_quinn::Connection::new(conn))
+            .await
+        {
+            Ok(h3) => h3,
+            Err(e) => {
+                tracing::debug!(listener = %self.name, "HTTP/3 setup failed: {e}");
+                open.dec();
+                return;
+            }
+        };
+        let mut requests = JoinSet::new();
+        let mut closing = *stop.borrow();
+        if closing {
+            let _ = h3.shutdown(0).await;
+        }
+        loop {
+            tokio::select! {
+                accepted = h3.accept() => match accepted {
+                    Ok(Some(resolver)) => {
+                        let gateway = self.gateway.clone();
+                        let peer = peer.clone();
+                        let idle = self.body_idle_timeout;
+                        requests.spawn(async move { serve_request(gateway, peer, resolver, idle).await });
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(listener = %self.name, "HTTP/3 connection ended: {e}");
+                        break;
+                    }
+                },
+                Some(_) = requests.join_next(), if !requests.is_empty() => {}
+                _ = stop.changed(), if !closing => {
+                    closing = true;
+                    // GOAWAY: no new requests; the ones accepted so far finish.
+                    let _ = h3.shutdown(0).await;
+                }
+            }
+        }
+        while requests.join_next().await.is_some() {}
+        open.dec();
+        drop(slot);
+    }
+}
+
+/// HTTP/3 error codes (RFC 9114 §8.1) used when closing a connection.
+const H3_NO_ERROR: quinn::VarInt = quinn::VarInt::from_u32(0x100);
+const H3_EXCESSIVE_LOAD: quinn::VarInt = quinn::VarInt::from_u32(0x107);
+
+async fn serve_request(gateway: Arc<Gateway>, peer: Arc<Peer>, resolver: RequestResolver, idle: Duration) {
+    let (req, stream) = match resolver.resolve_request().await {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            tracing::debug!("HTTP/3 request refused: {e}");
+            return;
+        }
+    };
+    let (mut send, mut recv) = stream.split();
+    // Read the first piece before routing: a request that ended with its headers
+    // gets an empty body, so it is forwarded without one (not as an empty chunked body).
+    let body = match recv.recv_data().await {
+        Ok(None) => ClientBody::empty(),
+        first => {
+            let declared =
+                req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            let (tx, rx) = mpsc::channel(4);
+            let first = first.map(|b| b.map(|mut b| b.copy_to_bytes(b.remaining())));
+            tokio::spawn(async move {
+                let mut next = first;
+                loop {
+                    let item = match next {
+                        Ok(Some(bytes)) => Ok(bytes),
+                        Ok(None) => return,
+                        Err(e) => Err(ClientBodyError::Stream(e.to_string())),
+                    };
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
+                    next = recv.recv_data().await.map(|b| b.map(|mut b| b.copy_to_bytes(b.remaining())));
+                }
+            });
+            ClientBody::channel(rx, Some(idle), declared)
+        }
+    };
+    let response = crate::pipeline::serve(gateway, peer, req.map(|()| body)).await;
+    let (parts, mut body) = response.into_parts();
+    if let Err(e) = send.send_response(http::Response::from_parts(parts, ())).await {
+        tracing::debug!("HTTP/3 response head not sent: {e}");
+        return;
+    }
+    while let Some(frame) = body.frame().await {
+        let sent = match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => send.send_data(data).await,
+                Err(frame) => match frame.into_trailers() {
+                    Ok(trailers) => send.send_trailers(trailers).await,
+                    Err(_) => Ok(()),
+                },
+            },
+            Err(e) => {
+                tracing::debug!("provider's response body failed: {e}");
+                send.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
+                return;
+            }
+        };
+        if let Err(e) = sent {
+            tracing::debug!("HTTP/3 client went away: {e}");
+            return;
+        }
+    }
+    let _ = send.finish().await;
+}
