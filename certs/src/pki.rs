@@ -96,6 +96,26 @@ impl DevCa {
         self.sign_leaf(params, not_before, not_after)
     }
 
+    /// A client certificate for a key made elsewhere (RSA from openssl, an HSM's key):
+    /// `key_pem` is its PKCS#8 private key (only the public half is used).
+    pub fn issue_client_for_key(
+        &self,
+        system: &SystemId,
+        key_pem: &str,
+        now: OffsetDateTime,
+    ) -> Result<String, PkiError> {
+        let key = KeyPair::from_pem(key_pem).map_err(|_| PkiError::BadPem("private key"))?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(system.as_str());
+        params.subject_alt_names = vec![SanType::URI(system.san_uri().try_into()?)];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        params.not_before = now - Duration::minutes(5);
+        params.not_after = now + LEAF_VALIDITY;
+        Ok(params.signed_by(&key, &self.issuer)?.pem())
+    }
+
     fn sign_leaf(
         &self,
         mut params: CertificateParams,

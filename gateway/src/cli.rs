@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use qaqpa_routing::SystemId;
+use rustls_pki_types::pem::PemObject;
 use time::OffsetDateTime;
 
 use crate::{config, demo, gateway, pki_files};
@@ -62,6 +63,10 @@ pub enum CertsCommand {
     },
     /// Issue one more certificate from the CA in DIR.
     Issue(IssueArgs),
+    /// Sign a SOAP message (XMLDSig in its Header) or a payload (detached JWS).
+    Sign(crate::certs_cli::SignArgs),
+    /// Verify a signed SOAP message or a detached JWS; prints signer, chain, verdict (exit 1 if invalid).
+    Verify(crate::certs_cli::VerifyArgs),
     /// Write a CRL (DIR/ca.crl, signed by the CA in DIR) revoking these certificates;
     /// name it in a listener's `tls.crls` and reload.
     Revoke {
@@ -94,6 +99,10 @@ pub struct IssueArgs {
     /// File stem for the new files (default: the system's short name, or "server").
     #[arg(long)]
     name: Option<String>,
+    /// Certify this existing key (PKCS#8 PEM: an RSA key from openssl, say) instead of
+    /// generating one; with --system only. Only the certificate is written.
+    #[arg(long)]
+    key: Option<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
@@ -162,6 +171,21 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Certs(CertsCommand::Issue(args)) => {
             let ca = pki_files::load_ca(&args.dir)?;
             let now = OffsetDateTime::now_utc();
+            if let Some(key) = &args.key {
+                let system =
+                    args.target.system.as_deref().ok_or_else(|| anyhow::anyhow!("--key goes with --system"))?;
+                let system = SystemId::parse(system).map_err(|e| anyhow::anyhow!("--system {system}: {e}"))?;
+                let key_pem = std::fs::read_to_string(key).map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?;
+                let cert_pem = ca.issue_client_for_key(&system, &key_pem, now)?;
+                let stem = args.name.unwrap_or_else(|| system.short_name().to_owned());
+                let path = args.dir.join(format!("{stem}.crt"));
+                pki_files::write_file(&path, &cert_pem, false)?;
+                let der = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes())
+                    .map_err(|_| anyhow::anyhow!("issued certificate unreadable"))?;
+                println!("wrote {}", path.display());
+                println!("cert_sha256 = \"{}\"", qaqpa_certs::fingerprint_hex(&qaqpa_certs::inspect(&der)?.sha256));
+                return Ok(ExitCode::SUCCESS);
+            }
             let (pair, stem) = match (&args.target.system, &args.target.server) {
                 (Some(system), _) => {
                     let system = SystemId::parse(system).map_err(|e| anyhow::anyhow!("--system {system}: {e}"))?;
@@ -179,6 +203,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("cert_sha256 = \"{}\"", qaqpa_certs::fingerprint_hex(&fingerprint));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Certs(CertsCommand::Sign(args)) => crate::certs_cli::sign(args),
+        Command::Certs(CertsCommand::Verify(args)) => crate::certs_cli::verify(args),
         Command::Certs(CertsCommand::Revoke { dir, certs }) => {
             let path = pki_files::revoke(&dir, &certs)?;
             println!("wrote {} ({} certificates revoked)", path.display(), certs.len());

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod certs_cli;
 pub mod cli;
 pub mod client_body;
 pub mod config;

@@ -1,0 +1,97 @@
+use super::*;
+
+fn c14n(doc: &str, element: &str, options: &C14nOptions) -> String {
+    let start = doc.find(element).unwrap_or_else(|| panic!("{element} not in doc"));
+    let mut out = Vec::new();
+    canonicalize(doc.as_bytes(), start, None, options, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn exc(doc: &str, element: &str) -> String {
+    c14n(doc, element, &C14nOptions::default())
+}
+
+#[test]
+fn a_subtree_declares_only_the_namespaces_it_uses() {
+    let doc = r#"<soap:Envelope xmlns:soap="urn:s" xmlns:x="urn:x" xmlns:unused="urn:u"><soap:Header/><soap:Body x:Id="b"><p:op xmlns:p="urn:p"><p:a>1</p:a></p:op></soap:Body></soap:Envelope>"#;
+    assert_eq!(
+        exc(doc, "<soap:Body"),
+        r#"<soap:Body xmlns:soap="urn:s" xmlns:x="urn:x" x:Id="b"><p:op xmlns:p="urn:p"><p:a>1</p:a></p:op></soap:Body>"#
+    );
+}
+
+#[test]
+fn attributes_sort_by_namespace_then_name_and_empty_elements_expand() {
+    let doc = r#"<r xmlns:b="urn:b" xmlns:a="urn:z"><e z="1" b:y="2" a:x="3" a="4"/></r>"#;
+    // Unqualified first (empty URI), then urn:b, then urn:z; declarations by prefix.
+    assert_eq!(exc(doc, "<e"), r#"<e xmlns:a="urn:z" xmlns:b="urn:b" a="4" z="1" b:y="2" a:x="3"></e>"#);
+}
+
+#[test]
+fn default_namespaces_are_declared_and_undeclared_as_used() {
+    let doc = r#"<r xmlns="urn:d"><a><b xmlns=""><c/></b></a></r>"#;
+    assert_eq!(exc(doc, "<a"), r#"<a xmlns="urn:d"><b xmlns=""><c></c></b></a>"#);
+    // An unqualified apex with no default namespace declares nothing.
+    let plain = r#"<r><a><b/></a></r>"#;
+    assert_eq!(exc(plain, "<a"), "<a><b></b></a>");
+}
+
+#[test]
+fn redeclarations_are_output_only_where_they_change() {
+    let doc = r#"<p:a xmlns:p="urn:1"><p:b xmlns:p="urn:1"><p:c xmlns:p="urn:2"/></p:b></p:a>"#;
+    assert_eq!(exc(doc, "<p:a"), r#"<p:a xmlns:p="urn:1"><p:b><p:c xmlns:p="urn:2"></p:c></p:b></p:a>"#);
+}
+
+#[test]
+fn text_and_attribute_values_are_escaped_canonically() {
+    let doc = "<a t=\"x&#x9;y\n&quot;z&gt;\">1 &lt; 2 &amp;&amp; 3 > 2\r\nnext&#xD;<![CDATA[<raw> & ]]></a>";
+    assert_eq!(
+        exc(doc, "<a"),
+        "<a t=\"x&#x9;y &quot;z>\">1 &lt; 2 &amp;&amp; 3 &gt; 2\nnext&#xD;&lt;raw&gt; &amp; </a>"
+    );
+}
+
+#[test]
+fn comments_go_only_with_comments() {
+    let doc = "<a><!-- note -->x<?pi data?></a>";
+    assert_eq!(exc(doc, "<a"), "<a>x<?pi data?></a>");
+    let with = C14nOptions { with_comments: true, ..Default::default() };
+    assert_eq!(c14n(doc, "<a", &with), "<a><!-- note -->x<?pi data?></a>");
+}
+
+#[test]
+fn the_inclusive_prefix_list_keeps_named_namespaces() {
+    let doc = r#"<r xmlns:keep="urn:k" xmlns:drop="urn:d" xmlns="urn:def"><x:a xmlns:x="urn:x">v</x:a></r>"#;
+    let options = C14nOptions { inclusive_prefixes: vec!["keep".into(), "#default".into()], ..Default::default() };
+    assert_eq!(c14n(doc, "<x:a", &options), r#"<x:a xmlns="urn:def" xmlns:keep="urn:k" xmlns:x="urn:x">v</x:a>"#);
+}
+
+#[test]
+fn an_excluded_subtree_is_left_out() {
+    let doc = r#"<a><keep/><ds:Signature xmlns:ds="urn:ds"><ds:x/></ds:Signature><tail/></a>"#;
+    let start = doc.find("<a").unwrap();
+    let sig = doc.find("<ds:Signature").unwrap();
+    let mut out = Vec::new();
+    canonicalize(doc.as_bytes(), start, Some(sig), &C14nOptions::default(), &mut out).unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), "<a><keep></keep><tail></tail></a>");
+}
+
+#[test]
+fn hostile_or_broken_input_is_an_error_not_a_panic() {
+    let options = C14nOptions::default();
+    let cases: &[(&str, usize)] = &[
+        ("<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>", 0),
+        ("<a>&e;</a>", 0),
+        ("<a><b></a>", 0),
+        ("<a>", 0),
+        ("<p:a/>", 0),
+        ("<a q:x=\"1\"/>", 0),
+        ("<a/>", 1),
+        ("", 0),
+        ("<a b=\"&#xFFFFFFFF;\"/>", 0),
+    ];
+    for (doc, start) in cases {
+        let mut out = Vec::new();
+        assert!(canonicalize(doc.as_bytes(), *start, None, &options, &mut out).is_err(), "{doc:?} at {start}");
+    }
+}

@@ -1,0 +1,631 @@
+//! XMLDSig for SOAP messages (DESIGN §6): an enveloped signature in the SOAP Header
+//! signing, by Id reference, the Body, every X-Road header element and a
+//! `wsu:Timestamp`; exclusive c14n; rsa-sha256, ecdsa-sha256 (P-256), ed25519;
+//! sha256 / sha512 digests; the signer's X.509 chain in KeyInfo.
+//!
+//! Verification defeats signature wrapping by position, not by name: every Id in the
+//! document must be unique, each Reference resolves to exactly one element, and the
+//! elements the gateway routes and forwards — the Envelope's one Body and the
+//! Header's own X-Road children — must be among the signed ones. A signed Body moved
+//! into the Header or an Object, an unsigned second Body, an unsigned header beside
+//! a signed one: each leaves an element the gateway would use unsigned, and is refused.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use qaqpa_adapters::soap::{SOAP11_NS, SOAP12_NS, XROAD_NS};
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::NsReader;
+
+use crate::c14n::{self, C14nError, C14nOptions};
+use crate::keys::{self, KeyError, SignatureAlg, SigningKey};
+
+pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
+pub const WSU_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+pub const EXC_C14N_COMMENTS: &str = "http://www.w3.org/2001/10/xml-exc-c14n#WithComments";
+pub const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+
+/// Most References one signature may carry (each costs a canonicalization).
+pub const MAX_REFERENCES: usize = 32;
+/// Most certificates in KeyInfo.
+pub const MAX_CHAIN: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DigestAlg {
+    Sha256,
+    Sha512,
+}
+
+impl DigestAlg {
+    pub fn uri(self) -> &'static str {
+        match self {
+            Self::Sha256 => "http://www.w3.org/2001/04/xmlenc#sha256",
+            Self::Sha512 => "http://www.w3.org/2001/04/xmlenc#sha512",
+        }
+    }
+
+    fn from_uri(uri: &str) -> Option<Self> {
+        [Self::Sha256, Self::Sha512].into_iter().find(|d| d.uri() == uri)
+    }
+
+    fn digest(self, data: &[u8]) -> Vec<u8> {
+        let alg = match self {
+            Self::Sha256 => &ring::digest::SHA256,
+            Self::Sha512 => &ring::digest::SHA512,
+        };
+        ring::digest::digest(alg, data).as_ref().to_vec()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DsigError {
+    #[error("malformed XML: {0}")]
+    Xml(String),
+    #[error("not a SOAP envelope with one Header and one Body")]
+    NotSoap,
+    #[error("the message is not signed")]
+    NoSignature,
+    #[error("more than one signature")]
+    TooManySignatures,
+    #[error("the signature must be a direct child of the SOAP Header")]
+    MisplacedSignature,
+    #[error("malformed signature: {0}")]
+    Malformed(&'static str),
+    #[error("the Id {0:?} appears more than once")]
+    DuplicateId(String),
+    #[error("reference {0:?} must be a same-document Id reference (#id)")]
+    BadReferenceUri(String),
+    #[error("reference #{0} names no element")]
+    UnresolvedReference(String),
+    #[error("unsupported or disallowed algorithm {0}")]
+    Algorithm(String),
+    #[error("the digest of #{0} does not match: the element was changed")]
+    DigestMismatch(String),
+    #[error("the signature over SignedInfo does not verify ({0})")]
+    SignatureValue(KeyError),
+    #[error("KeyInfo carries no X.509 certificate")]
+    NoCertificate,
+    #[error("{0} is not covered by the signature")]
+    Unsigned(String),
+    #[error("wsu:Timestamp/wsu:Created is missing or not an RFC 3339 time")]
+    Timestamp,
+    #[error("canonicalization: {0}")]
+    C14n(#[from] C14nError),
+    #[error("the message already carries a signature")]
+    AlreadySigned,
+    #[error("{0}")]
+    Key(KeyError),
+}
+
+/// An element of the document: where it is and what it is.
+#[derive(Debug, Clone)]
+struct Element {
+    /// Start tag: `<` .. just past `>`.
+    start: usize,
+    start_tag_end: usize,
+    /// End tag's `<`; the element ends just past its `>`.
+    end_tag: usize,
+    name_len: usize,
+    parent: Option<usize>,
+    ns: String,
+    local: String,
+    id: Option<String>,
+    /// Declares the `wsu` prefix (as what URI).
+    declares_wsu: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Reference {
+    uri: String,
+    transforms: Vec<(String, Option<Vec<String>>)>,
+    digest_alg: String,
+    digest_value: String,
+}
+
+#[derive(Debug, Default)]
+struct SignatureParts {
+    element: usize,
+    signed_info: Option<usize>,
+    c14n_alg: String,
+    c14n_prefixes: Option<Vec<String>>,
+    signature_alg: String,
+    references: Vec<Reference>,
+    value: String,
+    certificates: Vec<String>,
+}
+
+/// One pass over the document: every element, the Id index, the signatures.
+struct Index {
+    elements: Vec<Element>,
+    ids: HashMap<String, usize>,
+    signatures: Vec<SignatureParts>,
+    /// Text of each `wsu:Created` element, by element index.
+    created: HashMap<usize, String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Capture {
+    DigestValue,
+    SignatureValue,
+    Certificate,
+    Created,
+}
+
+fn is_id_attribute(local: &[u8], ns: Option<&[u8]>) -> bool {
+    match ns {
+        None => matches!(local, b"Id" | b"ID" | b"id"),
+        Some(ns) => ns == WSU_NS.as_bytes() && local == b"Id",
+    }
+}
+
+fn index(doc: &[u8]) -> Result<Index, DsigError> {
+    let mut reader = NsReader::from_reader(doc);
+    let config = reader.config_mut();
+    config.check_end_names = true;
+    config.expand_empty_elements = true;
+    let xml = |e: &dyn std::fmt::Display| DsigError::Xml(e.to_string());
+    let mut elements: Vec<Element> = Vec::new();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut signatures: Vec<SignatureParts> = Vec::new();
+    let mut created = HashMap::new();
+    let mut stack: Vec<usize> = Vec::new();
+    let mut capture: Option<(Capture, usize, String)> = None;
+    loop {
+        let at = reader.buffer_position() as usize;
+        let event = reader.read_event().map_err(|e| xml(&e))?;
+        match event {
+            Event::Start(e) => {
+                let (ns, local) = reader.resolve_element(e.name());
+                let ns = match ns {
+                    ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
+                    ResolveResult::Unbound => String::new(),
+                    ResolveResult::Unknown(p) => {
+                        return Err(DsigError::Xml(format!("unbound prefix {}", String::from_utf8_lossy(&p))))
+                    }
+                };
+                let local = String::from_utf8_lossy(local.as_ref()).into_owned();
+                let index = elements.len();
+                let mut element = Element {
+                    start: at,
+                    start_tag_end: reader.buffer_position() as usize,
+                    end_tag: 0,
+                    name_len: e.name().as_ref().len(),
+                    parent: stack.last().copied(),
+                    ns,
+                    local,
+                    id: None,
+                    declares_wsu: None,
+                };
+                let mut attrs = Vec::new();
+                for attr in e.attributes() {
+                    let attr = attr.map_err(|e| xml(&e))?;
+                    let (attr_ns, attr_local) = reader.resolve_attribute(attr.key);
+                    let attr_ns = match attr_ns {
+                        ResolveResult::Bound(n) => Some(n.as_ref().to_vec()),
+                        _ => None,
+                    };
+                    let value = attr.unescape_value().map_err(|e| xml(&e))?.into_owned();
+                    if attr.key.as_ref() == b"xmlns:wsu" {
+                        element.declares_wsu = Some(value.clone());
+                    }
+                    if is_id_attribute(attr_local.as_ref(), attr_ns.as_deref()) {
+                        if ids.insert(value.clone(), index).is_some() || element.id.is_some() {
+                            return Err(DsigError::DuplicateId(value));
+                        }
+                        element.id = Some(value.clone());
+                    }
+                    attrs.push((attr_local.as_ref().to_vec(), attr_ns, value));
+                }
+                let attr = |name: &[u8]| attrs.iter().find(|(l, n, _)| l == name && n.is_none()).map(|a| a.2.clone());
+                if element.ns == DSIG_NS {
+                    dsig_start(&element, index, &elements, &attr, &mut signatures, &mut capture)?;
+                } else if element.ns == EXC_C14N && element.local == "InclusiveNamespaces" {
+                    let prefixes = attr(b"PrefixList").unwrap_or_default();
+                    let list = Some(prefixes.split_whitespace().map(str::to_owned).collect());
+                    let parent = element.parent.map(|p| elements[p].local.as_str());
+                    let sig = signatures.last_mut().ok_or(DsigError::Malformed("InclusiveNamespaces outside"))?;
+                    match parent {
+                        Some("Transform") => {
+                            let t = sig.references.last_mut().and_then(|r| r.transforms.last_mut());
+                            t.ok_or(DsigError::Malformed("InclusiveNamespaces without a Transform"))?.1 = list;
+                        }
+                        Some("CanonicalizationMethod") => sig.c14n_prefixes = list,
+                        _ => return Err(DsigError::Malformed("InclusiveNamespaces out of place")),
+                    }
+                } else if element.ns == WSU_NS && element.local == "Created" {
+                    capture = Some((Capture::Created, index, String::new()));
+                }
+                elements.push(element);
+                stack.push(index);
+            }
+            Event::End(_) => {
+                let index = stack.pop().ok_or_else(|| DsigError::Xml("unbalanced end tag".into()))?;
+                elements[index].end_tag = at;
+                if let Some((what, _, text)) = capture.take_if(|(_, owner, _)| *owner == index) {
+                    let sig = signatures.last_mut();
+                    match (what, sig) {
+                        (Capture::Created, _) => {
+                            created.insert(index, text);
+                        }
+                        (Capture::DigestValue, Some(sig)) => {
+                            if let Some(r) = sig.references.last_mut() {
+                                r.digest_value = text;
+                            }
+                        }
+                        (Capture::SignatureValue, Some(sig)) => sig.value = text,
+                        (Capture::Certificate, Some(sig)) => sig.certificates.push(text),
+                        _ => {}
+                    }
+                }
+            }
+            Event::Text(t) => {
+                if let Some((_, _, text)) = capture.as_mut() {
+                    text.push_str(&String::from_utf8_lossy(&t));
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some((_, _, text)) = capture.as_mut() {
+                    match r.resolve_char_ref().map_err(|e| xml(&e))? {
+                        Some(c) => text.push(c),
+                        None => text.push(
+                            qaqpa_adapters::soap::predefined_entity(&r)
+                                .ok_or_else(|| DsigError::Xml("unknown entity".into()))?,
+                        ),
+                    }
+                }
+            }
+            Event::DocType(_) => return Err(DsigError::Xml("a DOCTYPE is not allowed".into())),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !stack.is_empty() || elements.is_empty() {
+        return Err(DsigError::Xml("the document is incomplete".into()));
+    }
+    Ok(Index { elements, ids, signatures, created })
+}
+
+/// Collects the parts of a `ds:` element of a Signature, checking it sits where
+/// XMLDSig puts it.
+fn dsig_start(
+    element: &Element,
+    index: usize,
+    elements: &[Element],
+    attr: &dyn Fn(&[u8]) -> Option<String>,
+    signatures: &mut Vec<SignatureParts>,
+    capture: &mut Option<(Capture, usize, String)>,
+) -> Result<(), DsigError> {
+    let parent = element.parent.map(|p| (&elements[p].ns, elements[p].local.as_str()));
+    let parent_is = |name: &str| matches!(parent, Some((ns, local)) if ns == DSIG_NS && local == name);
+    let in_signature = signatures.last().is_some_and(|s| elements[s.element].end_tag == 0);
+    if element.local == "Signature" {
+        if in_signature {
+            return Err(DsigError::Malformed("a Signature inside a Signature"));
+        }
+        signatures.push(SignatureParts { element: index, ..Default::default() });
+        return Ok(());
+    }
+    if !in_signature {
+        // ds: elements elsewhere (e.g. a wrapped copy) are not part of a signature.
+        return Ok(());
+    }
+    let sig = signatures.last_mut().expect("in a signature");
+    let misplaced = DsigError::Malformed("a SignedInfo part out of place");
+    match element.local.as_str() {
+        "SignedInfo" if parent_is("Signature") && sig.signed_info.is_some() => {
+            return Err(DsigError::Malformed("two SignedInfo"))
+        }
+        "SignedInfo" if parent_is("Signature") => sig.signed_info = Some(element.start),
+        "CanonicalizationMethod" if parent_is("SignedInfo") => sig.c14n_alg = attr(b"Algorithm").unwrap_or_default(),
+        "SignatureMethod" if parent_is("SignedInfo") => sig.signature_alg = attr(b"Algorithm").unwrap_or_default(),
+        "Reference" if parent_is("SignedInfo") => {
+            if sig.references.len() == MAX_REFERENCES {
+                return Err(DsigError::Malformed("too many References"));
+            }
+            let uri = attr(b"URI").ok_or(DsigError::BadReferenceUri(String::new()))?;
+            sig.references.push(Reference { uri, ..Default::default() });
+        }
+        "Transforms" if parent_is("Reference") => {}
+        "Transform" if parent_is("Transforms") => {
+            let r = sig.references.last_mut().ok_or(misplaced)?;
+            if r.transforms.len() == 4 {
+                return Err(DsigError::Malformed("too many Transforms"));
+            }
+            r.transforms.push((attr(b"Algorithm").unwrap_or_default(), None));
+        }
+        "DigestMethod" if parent_is("Reference") => {
+            sig.references.last_mut().ok_or(misplaced)?.digest_alg = attr(b"Algorithm").unwrap_or_default()
+        }
+        "DigestValue" if parent_is("Reference") => *capture = Some((Capture::DigestValue, index, String::new())),
+        "SignatureValue" if parent_is("Signature") => *capture = Some((Capture::SignatureValue, index, String::new())),
+        "X509Certificate" if parent_is("X509Data") => {
+            if sig.certificates.len() == MAX_CHAIN {
+                return Err(DsigError::Malformed("too many certificates"));
+            }
+            *capture = Some((Capture::Certificate, index, String::new()))
+        }
+        "KeyInfo" | "X509Data" | "Object" => {}
+        "SignedInfo"
+        | "CanonicalizationMethod"
+        | "SignatureMethod"
+        | "Reference"
+        | "Transforms"
+        | "Transform"
+        | "DigestMethod"
+        | "DigestValue"
+        | "SignatureValue"
+        | "X509Certificate" => return Err(misplaced),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn base64_decode(text: &str) -> Result<Vec<u8>, DsigError> {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    STANDARD.decode(compact).map_err(|_| DsigError::Malformed("bad base64"))
+}
+
+fn c14n_options(alg: &str, prefixes: Option<&Vec<String>>) -> Result<C14nOptions, DsigError> {
+    let with_comments = match alg {
+        EXC_C14N => false,
+        EXC_C14N_COMMENTS => true,
+        other => return Err(DsigError::Algorithm(other.to_owned())),
+    };
+    Ok(C14nOptions { with_comments, inclusive_prefixes: prefixes.cloned().unwrap_or_default() })
+}
+
+/// The SOAP structure the policy is about: Envelope, its one Header and one Body.
+struct Soap {
+    header: usize,
+    body: usize,
+}
+
+fn soap_structure(index: &Index) -> Result<Soap, DsigError> {
+    let envelope = &index.elements[0];
+    if envelope.local != "Envelope" || (envelope.ns != SOAP11_NS && envelope.ns != SOAP12_NS) {
+        return Err(DsigError::NotSoap);
+    }
+    let children = |local: &str| {
+        index
+            .elements
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.parent == Some(0) && e.ns == envelope.ns && e.local == local)
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
+    };
+    match (children("Header").as_slice(), children("Body").as_slice()) {
+        ([header], [body]) => Ok(Soap { header: *header, body: *body }),
+        _ => Err(DsigError::NotSoap),
+    }
+}
+
+/// What a verified SOAP signature vouches for.
+#[derive(Debug, Clone)]
+pub struct SoapSignature {
+    pub alg: SignatureAlg,
+    /// The signer's chain from KeyInfo, leaf first (trust is the caller's check).
+    pub chain: Vec<Vec<u8>>,
+    /// `wsu:Created` of the signed Timestamp, Unix seconds.
+    pub created: i64,
+    pub signature_value: Vec<u8>,
+    /// Byte range of the signed Body element.
+    pub body: Range<usize>,
+}
+
+/// Verifies the signature of a SOAP message and that it covers what the gateway
+/// uses. The chain's trust and the timestamp's freshness are the caller's to judge.
+pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
+    let index = index(doc)?;
+    let soap = soap_structure(&index)?;
+    let sig = match index.signatures.as_slice() {
+        [] => return Err(DsigError::NoSignature),
+        [one] => one,
+        _ => return Err(DsigError::TooManySignatures),
+    };
+    if index.elements[sig.element].parent != Some(soap.header) {
+        return Err(DsigError::MisplacedSignature);
+    }
+    let signed_info = sig.signed_info.ok_or(DsigError::Malformed("no SignedInfo"))?;
+    let alg = SignatureAlg::from_xmldsig_uri(&sig.signature_alg)
+        .ok_or_else(|| DsigError::Algorithm(sig.signature_alg.clone()))?;
+    let info_options = c14n_options(&sig.c14n_alg, sig.c14n_prefixes.as_ref())?;
+    if sig.references.is_empty() {
+        return Err(DsigError::Malformed("no Reference"));
+    }
+    let signature_start = index.elements[sig.element].start;
+    let mut signed = Vec::with_capacity(sig.references.len());
+    let mut canonical = Vec::new();
+    for reference in &sig.references {
+        let id = reference
+            .uri
+            .strip_prefix('#')
+            .filter(|id| !id.is_empty() && !id.starts_with("xpointer("))
+            .ok_or_else(|| DsigError::BadReferenceUri(reference.uri.clone()))?;
+        let target = *index.ids.get(id).ok_or_else(|| DsigError::UnresolvedReference(id.to_owned()))?;
+        let mut options = None;
+        let mut enveloped = false;
+        for (alg, prefixes) in &reference.transforms {
+            match alg.as_str() {
+                ENVELOPED => enveloped = true,
+                EXC_C14N | EXC_C14N_COMMENTS if options.is_none() => {
+                    options = Some(c14n_options(alg, prefixes.as_ref())?)
+                }
+                other => return Err(DsigError::Algorithm(other.to_owned())),
+            }
+        }
+        let options = options.ok_or(DsigError::Algorithm("(no exclusive c14n transform)".to_owned()))?;
+        let digest_alg = DigestAlg::from_uri(&reference.digest_alg)
+            .ok_or_else(|| DsigError::Algorithm(reference.digest_alg.clone()))?;
+        canonical.clear();
+        let exclude = enveloped.then_some(signature_start);
+        c14n::canonicalize(doc, index.elements[target].start, exclude, &options, &mut canonical)?;
+        if digest_alg.digest(&canonical) != base64_decode(&reference.digest_value)? {
+            return Err(DsigError::DigestMismatch(id.to_owned()));
+        }
+        signed.push(target);
+    }
+    if sig.certificates.is_empty() {
+        return Err(DsigError::NoCertificate);
+    }
+    let chain = sig.certificates.iter().map(|c| base64_decode(c)).collect::<Result<Vec<_>, _>>()?;
+    canonical.clear();
+    c14n::canonicalize(doc, signed_info, None, &info_options, &mut canonical)?;
+    let value = base64_decode(&sig.value)?;
+    keys::verify(alg, &chain[0], &canonical, &value).map_err(DsigError::SignatureValue)?;
+
+    // Coverage: what the gateway routes and forwards must be what was signed.
+    let is_signed = |i: usize| signed.contains(&i);
+    if !is_signed(soap.body) {
+        return Err(DsigError::Unsigned("the SOAP Body".into()));
+    }
+    let mut timestamp = None;
+    for (i, e) in index.elements.iter().enumerate().filter(|(_, e)| e.parent == Some(soap.header)) {
+        if e.ns == XROAD_NS && !is_signed(i) {
+            return Err(DsigError::Unsigned(format!("the X-Road header element {}", e.local)));
+        }
+        if e.ns == WSU_NS && e.local == "Timestamp" && (timestamp.replace(i).is_some() || !is_signed(i)) {
+            return Err(DsigError::Unsigned("the wsu:Timestamp".into()));
+        }
+    }
+    let timestamp = timestamp.ok_or(DsigError::Timestamp)?;
+    let created = index
+        .elements
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.parent == Some(timestamp) && e.ns == WSU_NS && e.local == "Created")
+        .and_then(|(i, _)| index.created.get(&i))
+        .and_then(|t| time::OffsetDateTime::parse(t.trim(), &time::format_description::well_known::Rfc3339).ok())
+        .ok_or(DsigError::Timestamp)?;
+    let body = &index.elements[soap.body];
+    let body_end = body.end_tag + doc[body.end_tag..].iter().position(|&b| b == b'>').map_or(0, |p| p + 1);
+    Ok(SoapSignature {
+        alg,
+        chain,
+        created: created.unix_timestamp(),
+        signature_value: value,
+        body: body.start..body_end,
+    })
+}
+
+/// Signs a SOAP message: gives the Body and the X-Road header elements `wsu:Id`s
+/// where they have none, adds a signed `wsu:Timestamp` (created `now_unix`) and a
+/// `ds:Signature` as the Header's last child. Nothing else of the message changes.
+pub fn sign_soap(
+    doc: &[u8],
+    key: &SigningKey,
+    chain: &[Vec<u8>],
+    digest: DigestAlg,
+    now_unix: i64,
+) -> Result<Vec<u8>, DsigError> {
+    let index = index(doc)?;
+    let soap = soap_structure(&index)?;
+    if !index.signatures.is_empty() {
+        return Err(DsigError::AlreadySigned);
+    }
+    // Splices by offset: (where, text). Ids first, then the Timestamp.
+    let mut splices: Vec<(usize, String)> = Vec::new();
+    let mut targets = Vec::new();
+    let mut fresh = 0;
+    let mut new_id = |index: &Index| loop {
+        fresh += 1;
+        let id = format!("qaqpa-{fresh}");
+        if !index.ids.contains_key(&id) {
+            return id;
+        }
+    };
+    let header = &index.elements[soap.header];
+    let to_sign = index
+        .elements
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| *i == soap.body || (e.parent == Some(soap.header) && e.ns == XROAD_NS));
+    for (_, element) in to_sign {
+        match &element.id {
+            Some(id) => targets.push(id.clone()),
+            None => {
+                let id = new_id(&index);
+                let declare = match element.declares_wsu.as_deref() {
+                    None => format!(" xmlns:wsu=\"{WSU_NS}\""),
+                    Some(WSU_NS) => String::new(),
+                    Some(_) => return Err(DsigError::Malformed("the wsu prefix is bound to another namespace")),
+                };
+                splices.push((element.start + 1 + element.name_len, format!("{declare} wsu:Id=\"{id}\"")));
+                targets.push(id);
+            }
+        }
+    }
+    let timestamp_id = new_id(&index);
+    let created = time::OffsetDateTime::from_unix_timestamp(now_unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .ok_or(DsigError::Timestamp)?;
+    splices.push((
+        header.start_tag_end,
+        format!(
+            "<wsu:Timestamp xmlns:wsu=\"{WSU_NS}\" wsu:Id=\"{timestamp_id}\"><wsu:Created>{created}</wsu:Created></wsu:Timestamp>"
+        ),
+    ));
+    targets.push(timestamp_id);
+    let with_ids = splice(doc, &mut splices);
+
+    // Digests over the message as it will be sent.
+    let index = self::index(&with_ids)?;
+    let options = C14nOptions::default();
+    let mut references = String::new();
+    let mut canonical = Vec::new();
+    for id in &targets {
+        let target = index.ids.get(id).ok_or_else(|| DsigError::UnresolvedReference(id.clone()))?;
+        canonical.clear();
+        c14n::canonicalize(&with_ids, index.elements[*target].start, None, &options, &mut canonical)?;
+        let value = STANDARD.encode(digest.digest(&canonical));
+        references.push_str(&format!(
+            "<ds:Reference URI=\"#{id}\"><ds:Transforms><ds:Transform Algorithm=\"{EXC_C14N}\"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm=\"{}\"></ds:DigestMethod><ds:DigestValue>{value}</ds:DigestValue></ds:Reference>",
+            digest.uri()
+        ));
+    }
+    let certificates: String =
+        chain.iter().map(|c| format!("<ds:X509Certificate>{}</ds:X509Certificate>", STANDARD.encode(c))).collect();
+    let head = format!(
+        "<ds:Signature xmlns:ds=\"{DSIG_NS}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"></ds:CanonicalizationMethod><ds:SignatureMethod Algorithm=\"{}\"></ds:SignatureMethod>{references}</ds:SignedInfo><ds:SignatureValue>",
+        key.alg().xmldsig_uri()
+    );
+    let tail = format!(
+        "</ds:SignatureValue><ds:KeyInfo><ds:X509Data>{certificates}</ds:X509Data></ds:KeyInfo></ds:Signature>"
+    );
+    let header = &index.elements[soap_structure(&index)?.header];
+    let insert_at = header.end_tag;
+    let mut signed = Vec::with_capacity(with_ids.len() + head.len() + tail.len() + 512);
+    signed.extend_from_slice(&with_ids[..insert_at]);
+    signed.extend_from_slice(head.as_bytes());
+    let value_at = signed.len();
+    signed.extend_from_slice(tail.as_bytes());
+    signed.extend_from_slice(&with_ids[insert_at..]);
+    // SignedInfo as canonicalized in place (its namespace context is the message's).
+    let signed_info = insert_at + head.find("<ds:SignedInfo>").expect("written above");
+    canonical.clear();
+    c14n::canonicalize(&signed, signed_info, None, &options, &mut canonical)?;
+    let value = STANDARD.encode(key.sign(&canonical).map_err(DsigError::Key)?);
+    signed.splice(value_at..value_at, value.into_bytes());
+    Ok(signed)
+}
+
+fn splice(doc: &[u8], splices: &mut [(usize, String)]) -> Vec<u8> {
+    splices.sort_by_key(|(at, _)| *at);
+    let mut out = Vec::with_capacity(doc.len() + splices.iter().map(|(_, s)| s.len()).sum::<usize>());
+    let mut from = 0;
+    for (at, text) in splices.iter() {
+        out.extend_from_slice(&doc[from..*at]);
+        out.extend_from_slice(text.as_bytes());
+        from = *at;
+    }
+    out.extend_from_slice(&doc[from..]);
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+use super::*;
+use crate::pki::DevCa;
+use qaqpa_routing::SystemId;
+
+pub(crate) const MESSAGE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xrd="http://x-road.eu/xsd/xroad.xsd" xmlns:id="http://x-road.eu/xsd/identifiers">
+  <soap:Header>
+    <xrd:client id:objectType="SUBSYSTEM"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass><id:memberCode>000000000003</id:memberCode><id:subsystemCode>egov-portal</id:subsystemCode></xrd:client>
+    <xrd:service id:objectType="SERVICE"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass><id:memberCode>000000000002</id:memberCode><id:subsystemCode>legacy-tax</id:subsystemCode><id:serviceCode>debt</id:serviceCode><id:serviceVersion>v1</id:serviceVersion></xrd:service>
+    <xrd:id>msg-1</xrd:id>
+    <xrd:protocolVersion>4.0</xrd:protocolVersion>
+  </soap:Header>
+  <soap:Body>
+    <tax:GetDebt xmlns:tax="http://legacy-tax.gov.kz/debt"><tax:iin>900101300123</tax:iin></tax:GetDebt>
+  </soap:Body>
+</soap:Envelope>"#;
+
+const NOW: i64 = 1_795_000_000;
+
+struct Signer {
+    key: SigningKey,
+    chain: Vec<Vec<u8>>,
+}
+
+fn signer() -> Signer {
+    let now = time::OffsetDateTime::from_unix_timestamp(NOW).unwrap();
+    let ca = DevCa::generate("CA", now).unwrap();
+    let pair = ca.issue_client(&SystemId::parse("KZ/GOV/000000000003/egov-portal").unwrap(), now).unwrap();
+    Signer {
+        key: SigningKey::from_pem(pair.key_pem.as_bytes()).unwrap(),
+        chain: vec![pair.cert_der().unwrap().to_vec()],
+    }
+}
+
+fn signed(s: &Signer) -> String {
+    String::from_utf8(sign_soap(MESSAGE.as_bytes(), &s.key, &s.chain, DigestAlg::Sha256, NOW).unwrap()).unwrap()
+}
+
+#[test]
+fn a_signed_message_verifies_and_names_what_it_covers() {
+    let s = signer();
+    let doc = signed(&s);
+    let v = verify_soap(doc.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{doc}"));
+    assert_eq!(v.alg, SignatureAlg::EcdsaP256Sha256);
+    assert_eq!(v.created, NOW);
+    assert_eq!(v.chain, s.chain);
+    assert!(doc[v.body.clone()].starts_with("<soap:Body") && doc[v.body].ends_with("</soap:Body>"));
+    // Only additions: the original text of the operation is untouched.
+    assert!(doc.contains(
+        "<tax:GetDebt xmlns:tax=\"http://legacy-tax.gov.kz/debt\"><tax:iin>900101300123</tax:iin></tax:GetDebt>"
+    ));
+    // SHA-512 and Ed25519 too.
+    let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    let now = time::OffsetDateTime::from_unix_timestamp(NOW).unwrap();
+    let ca = DevCa::generate("CA", now).unwrap();
+    let cert = ca.issue_client_for_key(&SystemId::parse("KZ/GOV/1/a").unwrap(), &ed.serialize_pem(), now).unwrap();
+    let ed_signer = Signer {
+        key: SigningKey::from_pem(ed.serialize_pem().as_bytes()).unwrap(),
+        chain: vec![rustls_pki_types::CertificateDer::from_pem_slice(cert.as_bytes()).unwrap().to_vec()],
+    };
+    let doc = sign_soap(MESSAGE.as_bytes(), &ed_signer.key, &ed_signer.chain, DigestAlg::Sha512, NOW).unwrap();
+    assert_eq!(verify_soap(&doc).unwrap().alg, SignatureAlg::Ed25519);
+    assert!(String::from_utf8(doc).unwrap().contains("xmlenc#sha512"));
+}
+
+use rustls_pki_types::pem::PemObject;
+
+#[track_caller]
+fn refused(doc: &str) -> DsigError {
+    verify_soap(doc.as_bytes()).expect_err("must be refused")
+}
+
+#[test]
+fn a_changed_byte_anywhere_signed_is_refused() {
+    let doc = signed(&signer());
+    assert!(doc.contains(">msg-1</xrd:id>"));
+    let body = doc.replace("900101300123</tax:iin>", "900101300124</tax:iin>");
+    assert!(matches!(refused(&body), DsigError::DigestMismatch(_)));
+    let header = doc.replace(">msg-1</xrd:id>", ">msg-2</xrd:id>");
+    assert!(matches!(refused(&header), DsigError::DigestMismatch(_)));
+    let info = doc.replace("xmlenc#sha256\"></ds:DigestMethod>", "xmlenc#sha256\" ></ds:DigestMethod>");
+    assert_eq!(
+        verify_soap(info.as_bytes()).map(|_| ()),
+        Ok(()),
+        "insignificant whitespace inside a tag is not a change"
+    );
+    let info = doc.replacen("<ds:DigestValue>", "<ds:DigestValue> ", 1);
+    assert!(matches!(refused(&info), DsigError::SignatureValue(_)), "SignedInfo changed");
+    let created = doc.split("<wsu:Created>").nth(1).unwrap().split('<').next().unwrap();
+    assert_eq!(created, "2026-11-18T11:06:40Z");
+    let stamp = doc.replace(created, "2026-11-18T11:06:41Z");
+    assert!(matches!(refused(&stamp), DsigError::DigestMismatch(_)));
+}
+
+/// The signed message's Body element, and the message with it cut out.
+fn cut_body(doc: &str) -> (String, String) {
+    let start = doc.find("<soap:Body").unwrap();
+    let end = doc.find("</soap:Body>").unwrap() + "</soap:Body>".len();
+    (doc[start..end].to_owned(), format!("{}{}", &doc[..start], &doc[end..]))
+}
+
+const EVIL_BODY: &str = "<soap:Body><tax:GetDebt xmlns:tax=\"http://legacy-tax.gov.kz/debt\"><tax:iin>111111111111</tax:iin></tax:GetDebt></soap:Body>";
+
+#[test]
+fn signature_wrapping_is_refused() {
+    let doc = signed(&signer());
+    let (body, without) = cut_body(&doc);
+    // 1. Signed Body moved into the Header, an unsigned Body in its place.
+    let moved_to_header = without
+        .replacen("</soap:Header>", &format!("<w:Wrapper xmlns:w=\"urn:w\">{body}</w:Wrapper></soap:Header>"), 1)
+        .replacen("</soap:Envelope>", &format!("{EVIL_BODY}</soap:Envelope>"), 1);
+    assert_eq!(refused(&moved_to_header), DsigError::Unsigned("the SOAP Body".into()));
+    // 2. Signed Body moved into a ds:Object of the Signature.
+    let moved_to_object = without
+        .replacen("</ds:Signature>", &format!("<ds:Object>{body}</ds:Object></ds:Signature>"), 1)
+        .replacen("</soap:Envelope>", &format!("{EVIL_BODY}</soap:Envelope>"), 1);
+    assert_eq!(refused(&moved_to_object), DsigError::Unsigned("the SOAP Body".into()));
+    // 3. An unsigned second Body beside the signed one.
+    let two_bodies = doc.replacen("</soap:Envelope>", &format!("{EVIL_BODY}</soap:Envelope>"), 1);
+    assert_eq!(refused(&two_bodies), DsigError::NotSoap);
+    // 4. A forged Body carrying the signed Body's Id (the original kept elsewhere).
+    let id = body.split("wsu:Id=\"").nth(1).unwrap().split('"').next().unwrap();
+    let evil_with_id =
+        EVIL_BODY.replacen("<soap:Body>", &format!("<soap:Body xmlns:wsu=\"{WSU_NS}\" wsu:Id=\"{id}\">"), 1);
+    let duplicate_id = without
+        .replacen("</soap:Header>", &format!("<w:Wrapper xmlns:w=\"urn:w\">{body}</w:Wrapper></soap:Header>"), 1)
+        .replacen("</soap:Envelope>", &format!("{evil_with_id}</soap:Envelope>"), 1);
+    assert_eq!(refused(&duplicate_id), DsigError::DuplicateId(id.to_owned()));
+    // 5. The signed client header wrapped away, an unsigned one in its place.
+    let client_start = doc.find("<xrd:client").unwrap();
+    let client_end = doc.find("</xrd:client>").unwrap() + "</xrd:client>".len();
+    let client = &doc[client_start..client_end];
+    let forged_client = client
+        .replace("000000000003", "000000000009")
+        .replace(" xmlns:wsu=", " xmlns:x=")
+        .replace(" wsu:Id=\"qaqpa-1\"", "");
+    let swapped = format!(
+        "{}{forged_client}<w:Keep xmlns:w=\"urn:w\">{client}</w:Keep>{}",
+        &doc[..client_start],
+        &doc[client_end..]
+    );
+    assert_eq!(refused(&swapped), DsigError::Unsigned("the X-Road header element client".into()));
+    // 6. An extra unsigned X-Road header element.
+    let extra = doc.replacen("</soap:Header>", "<xrd:userId>intruder</xrd:userId></soap:Header>", 1);
+    assert_eq!(refused(&extra), DsigError::Unsigned("the X-Road header element userId".into()));
+    // 7. The Signature moved out of the Header into the Body.
+    let sig_start = doc.find("<ds:Signature").unwrap();
+    let sig_end = doc.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let sig = &doc[sig_start..sig_end];
+    let outside =
+        format!("{}{}", &doc[..sig_start], &doc[sig_end..]).replacen("</soap:Body>", &format!("{sig}</soap:Body>"), 1);
+    assert!(matches!(refused(&outside), DsigError::MisplacedSignature | DsigError::DigestMismatch(_)));
+    // 8. References other than #id: whole document, XPointer.
+    let whole = doc.replacen("URI=\"#qaqpa-1\"", "URI=\"\"", 1);
+    assert!(matches!(refused(&whole), DsigError::BadReferenceUri(_)));
+    let xpointer = doc.replacen("URI=\"#qaqpa-1\"", "URI=\"#xpointer(/)\"", 1);
+    assert!(matches!(refused(&xpointer), DsigError::BadReferenceUri(_)));
+    // 9. A second Signature.
+    let twice = doc.replacen("</soap:Header>", &format!("{sig}</soap:Header>"), 1);
+    assert_eq!(refused(&twice), DsigError::TooManySignatures);
+}
+
+#[test]
+fn weak_or_unknown_algorithms_and_missing_parts_are_refused() {
+    let doc = signed(&signer());
+    let sha1 = doc.replacen("http://www.w3.org/2001/04/xmlenc#sha256", "http://www.w3.org/2000/09/xmldsig#sha1", 1);
+    assert!(matches!(refused(&sha1), DsigError::Algorithm(_)));
+    let rsa_sha1 =
+        doc.replace(SignatureAlg::EcdsaP256Sha256.xmldsig_uri(), "http://www.w3.org/2000/09/xmldsig#rsa-sha1");
+    assert!(matches!(refused(&rsa_sha1), DsigError::Algorithm(_)));
+    let confused = doc.replace(SignatureAlg::EcdsaP256Sha256.xmldsig_uri(), SignatureAlg::RsaSha256.xmldsig_uri());
+    assert!(matches!(refused(&confused), DsigError::SignatureValue(KeyError::AlgorithmMismatch(_))));
+    let xslt = doc.replacen(
+        &format!("Algorithm=\"{EXC_C14N}\"></ds:Transform>"),
+        "Algorithm=\"http://www.w3.org/TR/1999/REC-xslt-19991116\"></ds:Transform>",
+        1,
+    );
+    assert!(matches!(refused(&xslt), DsigError::Algorithm(_)));
+    let start = doc.find("<ds:KeyInfo>").unwrap();
+    let end = doc.find("</ds:KeyInfo>").unwrap() + "</ds:KeyInfo>".len();
+    let no_key = format!("{}{}", &doc[..start], &doc[end..]);
+    assert_eq!(refused(&no_key), DsigError::NoCertificate);
+    assert_eq!(refused(MESSAGE), DsigError::NoSignature);
+    assert_eq!(refused("<a/>"), DsigError::NotSoap);
+    assert!(matches!(refused("<a>"), DsigError::Xml(_)));
+    // Signing a signed message is refused rather than nested.
+    let s = signer();
+    assert_eq!(sign_soap(doc.as_bytes(), &s.key, &s.chain, DigestAlg::Sha256, NOW), Err(DsigError::AlreadySigned));
+}
+
+#[test]
+fn truncations_and_garbage_never_panic() {
+    let doc = signed(&signer());
+    let bytes = doc.as_bytes();
+    for cut in (0..bytes.len()).step_by(7) {
+        let _ = verify_soap(&bytes[..cut]);
+    }
+    let mut state = 0x2545F4914F6CDD1Du64;
+    for _ in 0..2000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mut damaged = bytes.to_vec();
+        let at = (state as usize) % damaged.len();
+        damaged[at] = (state >> 40) as u8;
+        let _ = verify_soap(&damaged);
+    }
+}
