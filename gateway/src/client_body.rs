@@ -30,7 +30,13 @@ pub type FrameReceiver = mpsc::Receiver<Result<Bytes, ClientBodyError>>;
 
 enum Inner {
     Hyper(Incoming),
-    Channel { frames: FrameReceiver, done: bool, declared: Option<u64> },
+    /// Read whole already (to check its signature).
+    Full(Option<Bytes>),
+    Channel {
+        frames: FrameReceiver,
+        done: bool,
+        declared: Option<u64>,
+    },
 }
 
 pub struct ClientBody {
@@ -50,6 +56,11 @@ impl ClientBody {
         Self { inner: Inner::Channel { frames, done: false, declared }, idle, deadline: None }
     }
 
+    /// A body the gateway has read whole.
+    pub fn full(bytes: Bytes) -> Self {
+        Self { inner: Inner::Full(Some(bytes).filter(|b| !b.is_empty())), idle: None, deadline: None }
+    }
+
     /// An empty body (e.g. HTTP/3 requests that end with their headers).
     pub fn empty() -> Self {
         let (_, frames) = mpsc::channel(1);
@@ -59,6 +70,7 @@ impl ClientBody {
     fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
         match &mut self.inner {
             Inner::Hyper(body) => Pin::new(body).poll_frame(cx).map(|f| f.map(|r| r.map_err(Into::into))),
+            Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Inner::Channel { done: true, .. } => Poll::Ready(None),
             Inner::Channel { frames, done, .. } => match frames.poll_recv(cx) {
                 Poll::Ready(Some(r)) => Poll::Ready(Some(r.map(Frame::data))),
@@ -99,6 +111,7 @@ impl Body for ClientBody {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Hyper(body) => body.is_end_stream(),
+            Inner::Full(bytes) => bytes.is_none(),
             Inner::Channel { done, .. } => *done,
         }
     }
@@ -106,6 +119,7 @@ impl Body for ClientBody {
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Hyper(body) => body.size_hint(),
+            Inner::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Inner::Channel { declared: Some(n), .. } => SizeHint::with_exact(*n),
             Inner::Channel { .. } => SizeHint::default(),
         }

@@ -73,6 +73,12 @@ pub async fn deliver(
         return Err(too_large(limits.max_body_bytes));
     }
     let head_digest = headers::request_head_digest(&parts);
+    // A body the gateway holds whole (possibly changed: signed on behalf) goes with
+    // its own length, whatever the client declared.
+    if let Source::Buffered(buffered) = &body {
+        let len = buffered.as_ref().map_or(0, |b| b.len());
+        parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
     route.retry_budget.deposit();
     let mut endpoint = route.pick(None).ok_or_else(|| all_open(route))?;
     // A request without a body whose method (or service) is idempotent may be sent

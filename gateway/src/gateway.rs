@@ -34,6 +34,8 @@ pub struct Gateway {
     pub limiter: Limiter,
     pub overload: Overload,
     pub client_connections: Arc<ClientConnections>,
+    /// Message ids seen per client (services with a signature policy).
+    pub replay: Option<crate::replay::ReplayGuard>,
     /// The TLS of each running listener, swapped on reload.
     listener_tls: std::sync::Mutex<Vec<ListenerTls>>,
 }
@@ -179,6 +181,18 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         limit: AtomicU32::new(config.overload.max_in_flight),
     };
     let overload_config = config.overload.clone();
+    let replay = match &config.signatures {
+        Some(sig) => Some(
+            crate::replay::ReplayGuard::open(
+                &data_dir.join("replay.log"),
+                sig.replay_window.as_secs(),
+                sig.replay_capacity,
+                crate::signatures::now_unix().max(0) as u64,
+            )
+            .map_err(dir_error)?,
+        ),
+        None => None,
+    };
     let telemetry =
         Telemetry { metrics: Metrics::new(), monitoring, sla: SlaTracker::default(), node: config.node.clone() };
     let gateway = Arc::new(Gateway {
@@ -189,6 +203,7 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         limiter,
         overload,
         client_connections: Arc::default(),
+        replay,
         listener_tls: std::sync::Mutex::new(Vec::new()),
     });
     let (stop, stopped) = watch::channel(false);

@@ -9,6 +9,8 @@ use sha2::{Digest, Sha512};
 
 pub const X_ROAD_CLIENT: &str = "x-road-client";
 pub const X_ROAD_ID: &str = "x-road-id";
+pub const X_ROAD_USER_ID: &str = "x-road-userid";
+pub const X_ROAD_ISSUE: &str = "x-road-issue";
 pub const X_ROAD_REQUEST_HASH: &str = "x-road-request-hash";
 
 /// Longest client-chosen message id (DESIGN §3).

@@ -127,9 +127,9 @@ pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<ClientBo
 
 async fn run_stages(
     gateway: &Gateway,
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     peer: &Peer,
-    req: Request<ClientBody>,
+    mut req: Request<ClientBody>,
     exchange: &mut Exchange,
 ) -> Result<(Reply, Admission), GatewayError> {
     let client = identify(runtime, peer, req.headers())?;
@@ -146,6 +146,9 @@ async fn run_stages(
         }
     }
     let admission = limit_stage::admit(gateway, route, &client).await?;
+    if route.signature != crate::config::SignaturePolicy::None {
+        req = verify(gateway, runtime, route, &client, req, exchange.id().to_owned()).await?;
+    }
     if let (crate::config::ServiceKind::Soap, Some(mediation)) = (route.kind, route.mediation.as_deref()) {
         // A REST client calling a SOAP provider: adapt.
         let rest = target.rest.as_deref().unwrap_or("");
@@ -164,6 +167,27 @@ async fn run_stages(
     let response =
         crate::forward::deliver(route, &target.path, parts, body, peer, exchange, &runtime.config.limits).await?;
     Ok((Reply::Stream(response), admission))
+}
+
+/// Stage: the request's signature (the body is read whole to check it).
+async fn verify(
+    gateway: &Gateway,
+    runtime: &Arc<Runtime>,
+    route: &Route,
+    client: &Arc<Client>,
+    req: Request<ClientBody>,
+    message_id: String,
+) -> Result<Request<ClientBody>, GatewayError> {
+    let limit = runtime.signatures.as_ref().map_or(0, |s| s.max_body_bytes);
+    let (mut parts, body) = req.into_parts();
+    let bytes = crate::body::collect_bounded(body, limit).await.map_err(|e| match e {
+        crate::body::Collect::TooLarge => {
+            GatewayError::new(ErrorCode::TooLarge, format!("a signed request body is limited to {limit} bytes"))
+        }
+        crate::body::Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
+    })?;
+    crate::signatures::rest(gateway, runtime, route, client, &message_id, &mut parts, &bytes).await?;
+    Ok(Request::from_parts(parts, ClientBody::full(bytes)))
 }
 
 /// Where a REST request goes.

@@ -18,7 +18,9 @@ use qaqpa_routing::{AccessList, RouteTable, ServiceId, SystemId};
 use tokio::sync::Semaphore;
 
 use crate::body::ForwardBody;
-use crate::config::{Config, HealthCheck, LimitRule, ServiceConfig, ServiceKind, SlaObjective, UpstreamProtocol};
+use crate::config::{
+    Config, HealthCheck, LimitRule, ServiceConfig, ServiceKind, SignaturePolicy, SlaObjective, UpstreamProtocol,
+};
 use crate::limits::{pair_key, stable_key};
 use crate::tls::{self, TlsError};
 
@@ -31,6 +33,32 @@ pub struct Runtime {
     pub systems: HashMap<Box<str>, Arc<Client>>,
     /// Certificate fingerprints bound to systems in the registry.
     pub fingerprints: HashMap<[u8; 32], Arc<Client>>,
+    /// Trust for message signatures, if configured (rebuilt on reload: CRLs too).
+    pub signatures: Option<Arc<SignatureTrust>>,
+}
+
+/// A key the gateway signs with, and its certificate chain (leaf first).
+pub struct Signer {
+    pub key: qaqpa_certs::keys::SigningKey,
+    pub chain: Vec<Vec<u8>>,
+}
+
+impl Signer {
+    fn load(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, TlsError> {
+        let pem = std::fs::read(key).map_err(|source| TlsError::Read { path: key.display().to_string(), source })?;
+        let key = qaqpa_certs::keys::SigningKey::from_pem(&pem)
+            .map_err(|e| TlsError::Signing(format!("{}: {e}", key.display())))?;
+        let chain = tls::load_certs(cert)?.into_iter().map(|c| c.to_vec()).collect();
+        Ok(Self { key, chain })
+    }
+}
+
+pub struct SignatureTrust {
+    pub store: qaqpa_certs::trust::TrustStore,
+    pub max_clock_skew: Duration,
+    pub max_body_bytes: usize,
+    /// The gateway's own signer (signed responses).
+    pub gateway: Option<Signer>,
 }
 
 /// A registered system as a client: its id, its limiter key, its consumer-wide rate.
@@ -38,6 +66,8 @@ pub struct Client {
     pub id: SystemId,
     pub key: u64,
     pub rate: Option<Rate>,
+    /// The key the gateway holds to sign on this (legacy) system's behalf.
+    pub signer: Option<Signer>,
 }
 
 /// Limits of one (client, service) pair.
@@ -83,6 +113,8 @@ pub struct Route {
     pub concurrency: Option<Arc<Semaphore>>,
     pub limits_fail_open: bool,
     pub sla: Option<SlaObjective>,
+    pub signature: SignaturePolicy,
+    pub sign_responses: bool,
     pub mediation: Option<Arc<crate::config::Mediation>>,
     /// `qaqpa_quota_remaining` handles by (pair key, period).
     pub quota_gauges: dashmap::DashMap<(u64, qaqpa_routing::limit::QuotaPeriod), prometheus::IntGauge>,
@@ -138,6 +170,8 @@ impl Runtime {
                 concurrency: service.max_concurrency.map(|n| Arc::new(Semaphore::new(n as usize))),
                 limits_fail_open: service.limits_fail_open,
                 sla: service.sla.clone(),
+                signature: service.signature,
+                sign_responses: service.sign_responses,
                 mediation: service.mediation.clone(),
                 quota_gauges: dashmap::DashMap::new(),
                 id: service.id.clone(),
@@ -159,14 +193,35 @@ impl Runtime {
         let mut fingerprints = HashMap::new();
         for s in &config.systems {
             let rate = config.limit_rules.iter().find(|r| r.service.is_none() && r.client.as_ref() == Some(&s.id));
-            let client =
-                Arc::new(Client { id: s.id.clone(), key: stable_key(s.id.as_str()), rate: rate.and_then(|r| r.rate) });
+            let signer = s.signing.as_ref().map(|(cert, key)| Signer::load(cert, key)).transpose()?;
+            let client = Arc::new(Client {
+                id: s.id.clone(),
+                key: stable_key(s.id.as_str()),
+                rate: rate.and_then(|r| r.rate),
+                signer,
+            });
             if let Some(fp) = s.cert_sha256 {
                 fingerprints.insert(fp, client.clone());
             }
             systems.insert(s.id.as_str().into(), client);
         }
-        Ok(Self { routes: routes.build(), systems, fingerprints, config })
+        let signatures = match &config.signatures {
+            None => None,
+            Some(sig) => {
+                let anchors = tls::load_certs(&sig.trust_anchors)?;
+                let crls = tls::load_crls(&sig.crls)?;
+                let store = qaqpa_certs::trust::TrustStore::new(&anchors, &crls)
+                    .map_err(|e| TlsError::Signing(e.to_string()))?;
+                let gateway = sig.gateway_key.as_ref().map(|(cert, key)| Signer::load(cert, key)).transpose()?;
+                Some(Arc::new(SignatureTrust {
+                    store,
+                    max_clock_skew: sig.max_clock_skew,
+                    max_body_bytes: sig.max_body_bytes,
+                    gateway,
+                }))
+            }
+        };
+        Ok(Self { routes: routes.build(), systems, fingerprints, signatures, config })
     }
 }
 

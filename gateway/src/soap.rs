@@ -173,7 +173,7 @@ fn finish_with_fault(exchange: &mut Exchange, version: SoapVersion, error: Gatew
 
 async fn run_stages(
     gateway: &Gateway,
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     peer: &Peer,
     parts: http::request::Parts,
     bytes: Bytes,
@@ -216,6 +216,10 @@ async fn run_stages(
     };
     authorize(route, &client).map_err(fail)?;
     let admission = limit_stage::admit(gateway, route, &client).await.map_err(fail)?;
+    let message_id = exchange.id().to_owned();
+    // Signed on behalf, the message grows a Signature; mediation reads the original.
+    let forwarded =
+        crate::signatures::soap(gateway, runtime, route, &client, &message_id, bytes.clone()).await.map_err(fail)?;
     if let Some(mediation) = mediation {
         // A SOAP client calling a REST provider: adapt.
         let built = crate::mediate::soap_to_rest(runtime, route, mediation, envelope, &bytes, &client, peer, exchange)
@@ -228,7 +232,7 @@ async fn run_stages(
         route,
         &path,
         parts,
-        Source::Buffered(Some(bytes)),
+        Source::Buffered(Some(forwarded)),
         peer,
         exchange,
         &runtime.config.limits,

@@ -20,6 +20,8 @@ pub enum TlsError {
     Pem { path: String, what: &'static str },
     #[error("TLS configuration rejected: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("message signatures: {0}")]
+    Signing(String),
     #[error("QUIC: {0}")]
     Quic(String),
     #[error("client CA bundle rejected: {0}")]

@@ -84,6 +84,30 @@ pub struct Config {
     pub storage: Storage,
     pub monitoring: Monitoring,
     pub xml: Xml,
+    pub signatures: Option<Signatures>,
+}
+
+/// Message signatures (DESIGN §6): whom to trust, how fresh, replay memory.
+#[derive(Debug, Clone)]
+pub struct Signatures {
+    pub trust_anchors: PathBuf,
+    pub crls: Vec<PathBuf>,
+    pub max_clock_skew: Duration,
+    pub replay_window: Duration,
+    pub replay_capacity: usize,
+    pub max_body_bytes: usize,
+    /// The gateway's own signing certificate and key.
+    pub gateway_key: Option<(PathBuf, PathBuf)>,
+}
+
+/// What a service demands of its requests' signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignaturePolicy {
+    None,
+    /// The client must sign (XMLDSig / JWS), with a trusted certificate of its own system.
+    Verify,
+    /// As `Verify`, but the gateway signs unsigned requests of systems whose key it holds.
+    SignOnBehalf,
 }
 
 /// Limits on SOAP/XML messages.
@@ -135,6 +159,8 @@ pub struct Limits {
 pub struct SystemConfig {
     pub id: SystemId,
     pub cert_sha256: Option<[u8; 32]>,
+    /// Certificate and key the gateway signs with on this system's behalf.
+    pub signing: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,6 +204,8 @@ pub struct ServiceConfig {
     /// When the shared limiter (Redis) cannot answer: admit (`true`) or refuse.
     pub limits_fail_open: bool,
     pub sla: Option<SlaObjective>,
+    pub signature: SignaturePolicy,
+    pub sign_responses: bool,
 }
 
 /// Active health checking of a service's endpoints.

@@ -27,6 +27,24 @@ pub struct RawConfig {
     pub storage: Option<RawStorage>,
     pub xml: Option<RawXml>,
     pub monitoring: Option<RawMonitoring>,
+    pub signatures: Option<RawSignatures>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignatures {
+    /// CA certificates that message signers' chains must reach.
+    pub trust_anchors: Spanned<String>,
+    #[serde(default)]
+    pub crls: Vec<Spanned<String>>,
+    pub max_clock_skew: Option<Spanned<String>>,
+    pub replay_window: Option<Spanned<String>>,
+    pub replay_capacity: Option<Spanned<u32>>,
+    /// Largest REST body buffered to check its signature.
+    pub max_body_bytes: Option<Spanned<usize>>,
+    /// The gateway's own signing certificate and key (signed responses).
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +197,10 @@ fn default_max_body_bytes() -> Spanned<u64> {
 pub struct RawSystem {
     pub id: Spanned<String>,
     pub cert_sha256: Option<Spanned<String>>,
+    /// A legacy system's signing certificate and key, held by the gateway to sign
+    /// on its behalf (services with signature = "sign-on-behalf").
+    pub signing_cert: Option<Spanned<String>>,
+    pub signing_key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -206,6 +228,11 @@ pub struct RawService {
     pub rest: Option<RawMediation>,
     pub limits_fail: Option<Spanned<String>>,
     pub sla: Option<RawSla>,
+    /// "none" (default), "verify" or "sign-on-behalf".
+    pub signature: Option<Spanned<String>>,
+    /// The gateway signs the provider's responses with its own key.
+    #[serde(default)]
+    pub sign_responses: bool,
 }
 
 #[derive(Deserialize)]

@@ -153,6 +153,70 @@ impl Checker<'_> {
         })
     }
 
+    /// A certificate and its private key, both or neither; the key must be one the
+    /// gateway can sign with and belong to the certificate.
+    fn key_pair(
+        &mut self,
+        cert: Option<&Spanned<String>>,
+        key: Option<&Spanned<String>>,
+        table: &str,
+        cert_key: &str,
+        key_key: &str,
+    ) -> Option<(PathBuf, PathBuf)> {
+        match (cert, key) {
+            (None, None) => None,
+            (Some(c), None) => {
+                self.error(c.span(), format!("{table}.{key_key}"), format!("missing: {cert_key} needs {key_key}"));
+                None
+            }
+            (None, Some(k)) => {
+                self.error(k.span(), format!("{table}.{cert_key}"), format!("missing: {key_key} needs {cert_key}"));
+                None
+            }
+            (Some(c), Some(k)) => {
+                let cert_path = self.pem_file(c, &format!("{table}.{cert_key}"), PemKind::Certificates);
+                let key_path = self.pem_file(k, &format!("{table}.{key_key}"), PemKind::PrivateKey);
+                let (Ok(cert_pem), Ok(key_pem)) = (std::fs::read(&cert_path), std::fs::read(&key_path)) else {
+                    return None; // reported by pem_file
+                };
+                match qaqpa_certs::keys::SigningKey::from_pem(&key_pem) {
+                    Err(e) => self.error(k.span(), format!("{table}.{key_key}"), e.to_string()),
+                    Ok(signing) => {
+                        let leaf = CertificateDer::pem_slice_iter(&cert_pem).next().and_then(Result::ok);
+                        let matches = leaf
+                            .and_then(|l| qaqpa_certs::keys::certificate_key(&l).ok())
+                            .is_some_and(|(_, bits)| bits == signing.public_key());
+                        if !matches {
+                            self.error(k.span(), format!("{table}.{key_key}"), format!("is not the key of {cert_key}"));
+                        }
+                    }
+                }
+                Some((cert_path, key_path))
+            }
+        }
+    }
+
+    fn signatures(&mut self, raw: &RawSignatures) -> Signatures {
+        let trust_anchors = self.pem_file(&raw.trust_anchors, "signatures.trust_anchors", PemKind::Certificates);
+        let crls = raw
+            .crls
+            .iter()
+            .enumerate()
+            .map(|(i, crl)| self.pem_file(crl, &format!("signatures.crls[{i}]"), PemKind::Crl))
+            .collect();
+        let max_clock_skew = self.duration(raw.max_clock_skew.as_ref(), "5m", "signatures.max_clock_skew");
+        let replay_window = self.duration(raw.replay_window.as_ref(), "24h", "signatures.replay_window");
+        if replay_window < max_clock_skew * 2 {
+            let span = raw.replay_window.as_ref().map_or(0..0, |w| w.span());
+            self.error(span, "signatures.replay_window", "must cover at least twice max_clock_skew");
+        }
+        let replay_capacity =
+            self.positive(raw.replay_capacity.as_ref(), 2_000_000, "signatures.replay_capacity") as usize;
+        let max_body_bytes = raw.max_body_bytes.as_ref().map_or(10 * 1024 * 1024, |m| *m.get_ref());
+        let gateway_key = self.key_pair(raw.cert.as_ref(), raw.key.as_ref(), "signatures", "cert", "key");
+        Signatures { trust_anchors, crls, max_clock_skew, replay_window, replay_capacity, max_body_bytes, gateway_key }
+    }
+
     /// A count that must be at least 1, or its default when absent.
     fn positive(&mut self, value: Option<&Spanned<u32>>, default: u32, key: &str) -> u32 {
         match value {
@@ -300,6 +364,19 @@ impl Checker<'_> {
                 self.duration(b.open_for.as_ref(), "10s", &format!("{key}.breaker.open_for")).as_nanos() as u64;
         }
         let health_check = raw.health_check.as_ref().and_then(|h| self.health_check(h, &format!("{key}.health_check")));
+        let signature = match raw.signature.as_ref().map(|s| (s, s.get_ref().as_str())) {
+            None | Some((_, "none")) => SignaturePolicy::None,
+            Some((_, "verify")) => SignaturePolicy::Verify,
+            Some((_, "sign-on-behalf")) => SignaturePolicy::SignOnBehalf,
+            Some((v, other)) => {
+                self.error(
+                    v.span(),
+                    format!("{key}.signature"),
+                    format!("unknown {other:?}; use \"none\", \"verify\" or \"sign-on-behalf\""),
+                );
+                SignaturePolicy::None
+            }
+        };
         let wsdl = raw.wsdl.as_ref().and_then(|w| {
             let path = self.base.join(w.get_ref());
             match std::fs::read_to_string(&path) {
@@ -396,6 +473,8 @@ impl Checker<'_> {
             max_concurrency: raw.max_concurrency.as_ref().map(|c| *c.get_ref()),
             breaker,
             health_check,
+            signature,
+            sign_responses: raw.sign_responses,
             idempotent: raw.idempotent,
             wsdl,
             openapi,
@@ -613,9 +692,11 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
             }
             parsed
         });
-        systems.push(SystemConfig { id, cert_sha256 });
+        let signing = c.key_pair(s.signing_cert.as_ref(), s.signing_key.as_ref(), &key, "signing_cert", "signing_key");
+        systems.push(SystemConfig { id, cert_sha256, signing });
     }
 
+    let signatures = raw.signatures.as_ref().map(|s| c.signatures(s));
     let mut services = Vec::new();
     let mut table = RouteTable::builder();
     for (i, s) in raw.services.iter().enumerate() {
@@ -623,6 +704,13 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         let Some(service) = c.service(s, &key, &known_systems) else {
             continue;
         };
+        if (service.signature != SignaturePolicy::None || service.sign_responses) && signatures.is_none() {
+            let span = s.signature.as_ref().map_or(s.id.span(), |v| v.span());
+            c.error(span, format!("{key}.signature"), "needs a [signatures] table (trust anchors)");
+        }
+        if service.sign_responses && signatures.as_ref().is_some_and(|s| s.gateway_key.is_none()) {
+            c.error(s.id.span(), format!("{key}.sign_responses"), "needs signatures.cert and signatures.key");
+        }
         if let Err(e) = table.insert(&service.id, ()) {
             c.error(s.id.span(), format!("{key}.id"), e.to_string());
             continue;
@@ -794,7 +882,6 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         }
     };
     let storage = Storage { data_dir: base.join(data_dir), limits: limits_backend };
-
     let raw_monitoring = raw.monitoring.as_ref();
     let monitoring = Monitoring {
         retention: c.duration(raw_monitoring.and_then(|m| m.retention.as_ref()), "30d", "monitoring.retention"),
@@ -824,6 +911,7 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
 
     if c.errors.is_empty() {
         Ok(Config {
+            signatures,
             xml,
             node,
             listeners,

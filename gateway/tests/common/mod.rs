@@ -165,6 +165,17 @@ async fn provider(req: Request<Incoming>, seen: Arc<Seen>) -> Response<ProviderB
         });
         return full(json.to_string());
     }
+    if path == "/base/mirror" {
+        // The request body back, with the signature header it arrived with.
+        let signature = req.headers().get("qaqpa-signature").cloned();
+        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let mut r = Response::new(BodyExt::boxed(Full::new(body)));
+        r.headers_mut().insert("content-type", http::HeaderValue::from_static("text/xml; charset=utf-8"));
+        if let Some(s) = signature {
+            r.headers_mut().insert("x-seen-signature", s);
+        }
+        return r;
+    }
     if path == "/base/sink" {
         let mut body = req.into_body();
         let mut total = 0u64;

@@ -1,0 +1,161 @@
+//! Replay protection: a message id is accepted once per client within the replay
+//! window. Kept as 128-bit hashes of (client, id) in time buckets (memory bounded by
+//! `capacity`: past it the oldest bucket is forgotten early, and counted), and
+//! appended to a file in the data directory so a restart — or a kill -9, the write
+//! is in the kernel before the request goes on — remembers them. The file is
+//! compacted to the live window when the gateway starts.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+pub struct ReplayGuard {
+    state: Mutex<State>,
+    log: Mutex<std::fs::File>,
+    window: u64,
+    bucket: u64,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct State {
+    buckets: VecDeque<(u64, HashSet<u128>)>,
+    total: usize,
+    /// Entries forgotten before their time because the guard was full.
+    evicted: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed;
+
+fn key(client: &str, id: &str) -> u128 {
+    let mut h = Sha256::new();
+    h.update(client.as_bytes());
+    h.update([0]);
+    h.update(id.as_bytes());
+    let digest = h.finalize();
+    u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"))
+}
+
+impl ReplayGuard {
+    /// Opens (and compacts) the guard's file at `path`; `window` and `now` in seconds.
+    pub fn open(path: &Path, window: u64, capacity: usize, now: u64) -> std::io::Result<Self> {
+        let window = window.max(1);
+        let this_state = Mutex::new(State::default());
+        let mut kept: Vec<(u64, u128)> = Vec::new();
+        if let Ok(file) = std::fs::File::open(path) {
+            for line in std::io::BufReader::new(file).lines() {
+                let line = line?;
+                let Some((ts, hex)) = line.split_once(' ') else { continue };
+                let (Ok(ts), Ok(k)) = (ts.parse::<u64>(), u128::from_str_radix(hex, 16)) else { continue };
+                if ts + window > now {
+                    kept.push((ts, k));
+                }
+            }
+        }
+        let tmp: PathBuf = path.with_extension("compacting");
+        {
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+            for (ts, k) in &kept {
+                writeln!(out, "{ts} {k:032x}")?;
+            }
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        let log = std::fs::OpenOptions::new().append(true).open(path)?;
+        let guard = Self { state: this_state, log: Mutex::new(log), window, bucket: (window / 24).max(60), capacity };
+        {
+            let mut state = guard.state.lock().unwrap_or_else(|e| e.into_inner());
+            for (ts, k) in kept {
+                guard.insert(&mut state, ts, k);
+            }
+        }
+        Ok(guard)
+    }
+
+    /// Records (client, id) at `now`, or refuses it if seen within the window.
+    pub fn check(&self, client: &str, id: &str, now: u64) -> Result<(), Replayed> {
+        let k = key(client, id);
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            while state.buckets.front().is_some_and(|(start, _)| start + self.bucket + self.window <= now) {
+                let (_, gone) = state.buckets.pop_front().expect("checked");
+                state.total -= gone.len();
+            }
+            if state.buckets.iter().any(|(_, keys)| keys.contains(&k)) {
+                return Err(Replayed);
+            }
+            self.insert(&mut state, now, k);
+        }
+        let line = format!("{now} {k:032x}\n");
+        if let Err(e) = self.log.lock().unwrap_or_else(|e| e.into_inner()).write_all(line.as_bytes()) {
+            tracing::error!("replay guard file: {e}; this id is remembered until restart only");
+        }
+        Ok(())
+    }
+
+    fn insert(&self, state: &mut State, ts: u64, k: u128) {
+        if state.total >= self.capacity {
+            if let Some((_, gone)) = state.buckets.pop_front() {
+                state.total -= gone.len();
+                state.evicted += gone.len() as u64;
+                tracing::warn!(forgotten = gone.len(), "replay guard full: oldest ids forgotten early");
+            }
+        }
+        let start = ts - ts % self.bucket;
+        match state.buckets.back_mut() {
+            // Clocks step back a little: such an entry joins the newest bucket.
+            Some((last, keys)) if *last >= start => {
+                keys.insert(k);
+            }
+            _ => state.buckets.push_back((start, HashSet::from([k]))),
+        }
+        state.total += 1;
+    }
+
+    /// (ids remembered, ids forgotten early because the guard was full).
+    pub fn stats(&self) -> (usize, u64) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        (state.total, state.evicted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_is_accepted_once_per_client_within_the_window_and_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay.log");
+        let day = 86_400;
+        let g = ReplayGuard::open(&path, day, 1000, 1_000_000).unwrap();
+        assert_eq!(g.check("KZ/GOV/1/a", "m-1", 1_000_000), Ok(()));
+        assert_eq!(g.check("KZ/GOV/1/a", "m-1", 1_000_100), Err(Replayed));
+        assert_eq!(g.check("KZ/GOV/1/b", "m-1", 1_000_100), Ok(()), "ids are per client");
+        drop(g);
+        // A restart remembers; the window's end forgets.
+        let g = ReplayGuard::open(&path, day, 1000, 1_000_200).unwrap();
+        assert_eq!(g.check("KZ/GOV/1/a", "m-1", 1_000_200), Err(Replayed));
+        assert_eq!(g.stats().0, 2);
+        let later = 1_000_000 + day + 3_600 * 2;
+        assert_eq!(g.check("KZ/GOV/1/a", "m-1", later), Ok(()), "past the window");
+        drop(g);
+        let g = ReplayGuard::open(&path, day, 1000, later + day + 7_200).unwrap();
+        assert_eq!(g.stats().0, 0, "the file was compacted to the live window");
+    }
+
+    #[test]
+    fn memory_is_bounded_by_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = ReplayGuard::open(&dir.path().join("r"), 86_400, 100, 0).unwrap();
+        for i in 0..1000u64 {
+            g.check("c", &i.to_string(), i * 10).unwrap();
+        }
+        let (live, evicted) = g.stats();
+        assert!(live <= 100 && evicted > 0, "{live} live, {evicted} evicted");
+    }
+}

@@ -1,0 +1,210 @@
+//! Stage: verify (DESIGN §2, §6). For a service whose policy is `verify` the client
+//! must have signed — XMLDSig in the SOAP Header, or a detached JWS in
+//! `Qaqpa-Signature` over the REST body and the routed headers — with a certificate
+//! that chains to the signature trust anchors, is valid now, is not revoked, and
+//! belongs to the client system itself. Under `sign-on-behalf` the gateway signs an
+//! unsigned request with the key it holds for a legacy system. Either way the signed
+//! time must be within the allowed clock skew and the message id new for the client
+//! (replay protection), else `client.replay`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use qaqpa_adapters::ErrorCode;
+use qaqpa_certs::jws;
+use qaqpa_certs::xmldsig::{self, DigestAlg, DsigError};
+use rustls_pki_types::CertificateDer;
+use serde_json::Value;
+
+use crate::config::SignaturePolicy;
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::runtime::{Client, Route, Runtime, SignatureTrust, Signer};
+
+pub const QAQPA_SIGNATURE: &str = "qaqpa-signature";
+
+/// Messages larger than this are signed and verified on a blocking thread.
+const OFFLOAD_BYTES: usize = 256 * 1024;
+
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn bad_signature(why: impl std::fmt::Display) -> GatewayError {
+    GatewayError::new(ErrorCode::BadSignature, why.to_string())
+}
+
+async fn offload<T: Send + 'static>(size: usize, work: impl FnOnce() -> T + Send + 'static) -> T {
+    if size > OFFLOAD_BYTES {
+        match tokio::task::spawn_blocking(work).await {
+            Ok(out) => out,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    } else {
+        work()
+    }
+}
+
+/// What a verified signature said, for the checks common to SOAP and REST.
+struct Signed {
+    chain: Vec<Vec<u8>>,
+    /// Signed time, Unix seconds.
+    at: i64,
+}
+
+fn trust_of(runtime: &Runtime) -> Result<&SignatureTrust, GatewayError> {
+    runtime
+        .signatures
+        .as_deref()
+        .ok_or_else(|| GatewayError::new(ErrorCode::Internal, "signature policy without [signatures] trust"))
+}
+
+/// Trust, signer binding, freshness, replay.
+fn accept(
+    gateway: &Gateway,
+    runtime: &Runtime,
+    client: &Client,
+    message_id: &str,
+    signed: &Signed,
+    by_gateway: bool,
+) -> Result<(), GatewayError> {
+    let trust = trust_of(runtime)?;
+    let now = now_unix();
+    if !by_gateway {
+        let chain: Vec<CertificateDer<'_>> = signed.chain.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
+        trust.store.verify(&chain, now.max(0) as u64).map_err(bad_signature)?;
+        let identity = qaqpa_certs::inspect(&signed.chain[0]).map_err(bad_signature)?;
+        let signer = crate::pipeline::peer_system(runtime, &identity);
+        if signer.map(|s| s.id.as_str()) != Some(client.id.as_str()) {
+            return Err(bad_signature(format!("the signer's certificate does not belong to {}", client.id)));
+        }
+    }
+    let skew = trust.max_clock_skew.as_secs() as i64;
+    if (signed.at - now).abs() > skew {
+        return Err(GatewayError::new(
+            ErrorCode::Replay,
+            format!("the signed time is {} s from the gateway's clock (allowed ±{skew} s)", signed.at - now),
+        ));
+    }
+    let guard = gateway.replay.as_ref().ok_or_else(|| GatewayError::new(ErrorCode::Internal, "no replay guard"))?;
+    guard.check(client.id.as_str(), message_id, now.max(0) as u64).map_err(|_| {
+        GatewayError::new(ErrorCode::Replay, format!("message id {message_id} was already received from {}", client.id))
+    })
+}
+
+/// SOAP: verifies the client's signature, or signs for it; returns the bytes to forward.
+pub async fn soap(
+    gateway: &Gateway,
+    runtime: &Arc<Runtime>,
+    route: &Route,
+    client: &Arc<Client>,
+    message_id: &str,
+    bytes: Bytes,
+) -> Result<Bytes, GatewayError> {
+    if route.signature == SignaturePolicy::None {
+        return Ok(bytes);
+    }
+    let may_sign = route.signature == SignaturePolicy::SignOnBehalf && client.signer.is_some();
+    let size = bytes.len();
+    let held = client.clone();
+    let (bytes, verified, by_gateway) = offload(size, move || match xmldsig::verify_soap(&bytes) {
+        Ok(v) => Ok((bytes, v, false)),
+        Err(DsigError::NoSignature) if may_sign => {
+            let signer = held.signer.as_ref().expect("checked above");
+            let signed = xmldsig::sign_soap(&bytes, &signer.key, &signer.chain, DigestAlg::Sha256, now_unix())
+                .map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("cannot sign on behalf: {e}")))?;
+            let v = xmldsig::verify_soap(&signed).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))?;
+            Ok((Bytes::from(signed), v, true))
+        }
+        Err(e) => Err(bad_signature(e)),
+    })
+    .await?;
+    let signed = Signed { chain: verified.chain, at: verified.created };
+    accept(gateway, runtime, client, message_id, &signed, by_gateway)?;
+    Ok(bytes)
+}
+
+/// The JWS claims that bind a REST request's routing to its signature.
+fn expected_claims(
+    parts: &http::request::Parts,
+    client: &Client,
+    route: &Route,
+    message_id: &str,
+) -> Vec<(&'static str, String)> {
+    let mut claims = vec![
+        ("x-road-client", client.id.to_string()),
+        ("x-road-service", route.id.to_string()),
+        ("x-road-id", message_id.to_owned()),
+        ("htm", parts.method.to_string()),
+        ("htu", parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned()),
+    ];
+    for header in [crate::headers::X_ROAD_USER_ID, crate::headers::X_ROAD_ISSUE] {
+        if let Some(v) = parts.headers.get(header).and_then(|v| v.to_str().ok()) {
+            claims.push((header, v.to_owned()));
+        }
+    }
+    claims
+}
+
+/// REST: verifies `Qaqpa-Signature` over `body` and the routed headers, or adds one
+/// made with the key held for the client.
+pub async fn rest(
+    gateway: &Gateway,
+    runtime: &Arc<Runtime>,
+    route: &Route,
+    client: &Arc<Client>,
+    message_id: &str,
+    parts: &mut http::request::Parts,
+    body: &Bytes,
+) -> Result<(), GatewayError> {
+    if route.signature == SignaturePolicy::None {
+        return Ok(());
+    }
+    let expected = expected_claims(parts, client, route, message_id);
+    let token = parts.headers.get(QAQPA_SIGNATURE).map(|v| v.to_str().map(str::to_owned));
+    let (signed, by_gateway) = match token {
+        Some(Ok(token)) => {
+            let payload = body.clone();
+            let verified =
+                offload(body.len(), move || jws::verify_detached(&token, &payload)).await.map_err(bad_signature)?;
+            for (name, value) in &expected {
+                if verified.header.get(*name).and_then(Value::as_str) != Some(value.as_str()) {
+                    return Err(bad_signature(format!("the signature's {name} does not match the request")));
+                }
+            }
+            for optional in [crate::headers::X_ROAD_USER_ID, crate::headers::X_ROAD_ISSUE] {
+                if verified.header.contains_key(optional) && !expected.iter().any(|(n, _)| *n == optional) {
+                    return Err(bad_signature(format!("{optional} is signed but not sent")));
+                }
+            }
+            let at = verified.header.get("iat").and_then(Value::as_i64).ok_or_else(|| bad_signature("no iat"))?;
+            (Signed { chain: verified.chain, at }, false)
+        }
+        Some(Err(_)) => return Err(bad_signature("Qaqpa-Signature is not ASCII")),
+        None => match (&client.signer, route.signature) {
+            (Some(signer), SignaturePolicy::SignOnBehalf) => {
+                let at = now_unix();
+                let token = sign_rest(signer, &expected, at, body)?;
+                parts.headers.insert(
+                    QAQPA_SIGNATURE,
+                    HeaderValue::from_str(&token).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))?,
+                );
+                (Signed { chain: signer.chain.clone(), at }, true)
+            }
+            _ => return Err(bad_signature("the service requires a Qaqpa-Signature (detached JWS)")),
+        },
+    };
+    accept(gateway, runtime, client, message_id, &signed, by_gateway)
+}
+
+/// A detached JWS over `body` carrying `claims` and the time.
+pub fn sign_rest(signer: &Signer, claims: &[(&str, String)], at: i64, body: &[u8]) -> Result<String, GatewayError> {
+    let mut map = serde_json::Map::new();
+    map.insert("iat".into(), at.into());
+    for (name, value) in claims {
+        map.insert((*name).to_owned(), value.clone().into());
+    }
+    jws::sign_detached(&signer.key, &signer.chain, map, body)
+        .map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))
+}
