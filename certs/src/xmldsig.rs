@@ -523,6 +523,12 @@ pub fn sign_soap(
     now_unix: i64,
 ) -> Result<Vec<u8>, DsigError> {
     let index = index(doc)?;
+    if soap_structure(&index).is_err() {
+        // A message without a Header (a provider's answer, a fault) gets an empty one.
+        if let Some(with_header) = add_header(doc, &index) {
+            return sign_soap(&with_header, key, chain, digest, now_unix);
+        }
+    }
     let soap = soap_structure(&index)?;
     if !index.signatures.is_empty() {
         return Err(DsigError::AlreadySigned);
@@ -612,6 +618,21 @@ pub fn sign_soap(
     let value = STANDARD.encode(key.sign(&canonical).map_err(DsigError::Key)?);
     signed.splice(value_at..value_at, value.into_bytes());
     Ok(signed)
+}
+
+/// The message with an empty Header before its Body, if it is an Envelope with a
+/// Body and no Header.
+fn add_header(doc: &[u8], index: &Index) -> Option<Vec<u8>> {
+    let envelope = &index.elements[0];
+    let is_envelope = envelope.local == "Envelope" && (envelope.ns == SOAP11_NS || envelope.ns == SOAP12_NS);
+    let child = |local: &str| index.elements.iter().filter(|e| e.parent == Some(0) && e.local == local).count();
+    if !is_envelope || child("Header") != 0 || child("Body") != 1 {
+        return None;
+    }
+    let qname = std::str::from_utf8(&doc[envelope.start + 1..envelope.start + 1 + envelope.name_len]).ok()?;
+    let prefix = qname.split_once(':').map_or(String::new(), |(p, _)| format!("{p}:"));
+    let header = format!("<{prefix}Header></{prefix}Header>");
+    Some(splice(doc, &mut [(envelope.start_tag_end, header)]))
 }
 
 fn splice(doc: &[u8], splices: &mut [(usize, String)]) -> Vec<u8> {

@@ -166,6 +166,11 @@ async fn run_stages(
     let body = crate::body::Source::Stream(body);
     let response =
         crate::forward::deliver(route, &target.path, parts, body, peer, exchange, &runtime.config.limits).await?;
+    if route.sign_responses {
+        let id = exchange.id().to_owned();
+        let signed = crate::signatures::sign_response(runtime, route, &client, &id, response).await?;
+        return Ok((Reply::Built(signed), admission));
+    }
     Ok((Reply::Stream(response), admission))
 }
 

@@ -208,3 +208,60 @@ pub fn sign_rest(signer: &Signer, claims: &[(&str, String)], at: i64, body: &[u8
     jws::sign_detached(&signer.key, &signer.chain, map, body)
         .map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))
 }
+
+/// The provider's response signed by the gateway (services with `sign_responses`):
+/// SOAP with XMLDSig in its Header, REST with `Qaqpa-Signature` over the body, the
+/// message id, the parties and the status. Read whole (bounded) to sign it.
+pub async fn sign_response(
+    runtime: &Runtime,
+    route: &Route,
+    client: &Client,
+    message_id: &str,
+    response: http::Response<hyper::body::Incoming>,
+) -> Result<http::Response<Bytes>, GatewayError> {
+    let trust = trust_of(runtime)?;
+    let signer = trust
+        .gateway
+        .as_ref()
+        .ok_or_else(|| GatewayError::new(ErrorCode::Internal, "sign_responses without the gateway's signing key"))?;
+    let (mut parts, body) = response.into_parts();
+    let limit = trust.max_body_bytes;
+    let bytes = crate::body::collect_bounded(body, limit).await.map_err(|e| {
+        let why = match e {
+            crate::body::Collect::TooLarge => {
+                format!("the provider's answer exceeds {limit} bytes and cannot be signed")
+            }
+            crate::body::Collect::CutOff => "the provider's answer was cut off".to_owned(),
+        };
+        GatewayError::new(ErrorCode::UpstreamUnavailable, why)
+    })?;
+    let now = now_unix();
+    let signed = match route.kind {
+        crate::config::ServiceKind::Soap => {
+            let signed =
+                xmldsig::sign_soap(&bytes, &signer.key, &signer.chain, DigestAlg::Sha256, now).map_err(|e| {
+                    GatewayError::new(
+                        ErrorCode::UpstreamUnavailable,
+                        format!("the provider's answer cannot be signed: {e}"),
+                    )
+                })?;
+            Bytes::from(signed)
+        }
+        crate::config::ServiceKind::Rest => {
+            let claims = [
+                ("x-road-client", client.id.to_string()),
+                ("x-road-service", route.id.to_string()),
+                ("x-road-id", message_id.to_owned()),
+                ("status", parts.status.as_u16().to_string()),
+            ];
+            let token = sign_rest(signer, &claims, now, &bytes)?;
+            let value =
+                HeaderValue::from_str(&token).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))?;
+            parts.headers.insert(QAQPA_SIGNATURE, value);
+            bytes
+        }
+    };
+    parts.headers.remove(http::header::TRANSFER_ENCODING);
+    parts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(signed.len()));
+    Ok(http::Response::from_parts(parts, signed))
+}

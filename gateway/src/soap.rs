@@ -239,6 +239,11 @@ async fn run_stages(
     )
     .await
     .map_err(fail)?;
+    if route.sign_responses {
+        let signed =
+            crate::signatures::sign_response(runtime, route, &client, &message_id, response).await.map_err(fail)?;
+        return Ok((Reply::Built(signed), admission));
+    }
     Ok((Reply::Stream(response), admission))
 }
 

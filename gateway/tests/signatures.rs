@@ -21,6 +21,8 @@ const SIGNED_SOAP: &str = "KZ/GOV/000000000001/population-register/signed-soap/v
 const SOB_SOAP: &str = "KZ/GOV/000000000001/population-register/sob-soap/v1";
 const SIGNED_REST: &str = "KZ/GOV/000000000001/population-register/signed-rest/v1";
 const SOB_REST: &str = "KZ/GOV/000000000001/population-register/sob-rest/v1";
+const ANSWERS_SOAP: &str = "KZ/GOV/000000000001/population-register/answers-soap/v1";
+const ANSWERS_REST: &str = "KZ/GOV/000000000001/population-register/answers-rest/v1";
 
 /// A tool the interop tests need: present, or (outside CI) a skip.
 fn have(tool: &str) -> bool {
@@ -85,6 +87,8 @@ trust_anchors = "pki/ca.crt"
 crls = ["pki/signatures.crl"]
 max_clock_skew = "5m"
 replay_window = "24h"
+cert = "pki/gateway.crt"
+key = "pki/gateway.key"
 
 [[system]]
 id = "{LEGACY_EC}"
@@ -97,14 +101,16 @@ signing_cert = "pki/legacy-rsa-sign.crt"
 signing_key = "pki/legacy-rsa-sign.key"
 "#
         );
-        for (id, kind, path, policy) in [
-            (SIGNED_SOAP, "soap", "/base/mirror", "verify"),
-            (SOB_SOAP, "soap", "/base/mirror", "sign-on-behalf"),
-            (SIGNED_REST, "rest", "/base", "verify"),
-            (SOB_REST, "rest", "/base", "sign-on-behalf"),
+        for (id, kind, path, policy, answers) in [
+            (SIGNED_SOAP, "soap", "/base/mirror", "verify", false),
+            (SOB_SOAP, "soap", "/base/mirror", "sign-on-behalf", false),
+            (SIGNED_REST, "rest", "/base", "verify", false),
+            (SOB_REST, "rest", "/base", "sign-on-behalf", false),
+            (ANSWERS_SOAP, "soap", "/base/mirror", "none", true),
+            (ANSWERS_REST, "rest", "/base", "none", true),
         ] {
             extra.push_str(&format!(
-                "\n[[service]]\nid = \"{id}\"\nkind = \"{kind}\"\nupstream = [\"http://{provider}{path}\"]\nsignature = \"{policy}\"\n\n[[access]]\nservice = \"{id}\"\nclients = {everyone}\n"
+                "\n[[service]]\nid = \"{id}\"\nkind = \"{kind}\"\nupstream = [\"http://{provider}{path}\"]\nsignature = \"{policy}\"\nsign_responses = {answers}\n\n[[access]]\nservice = \"{id}\"\nclients = {everyone}\n"
             ));
         }
         // The legacy systems are registered where the other systems are.
@@ -454,4 +460,35 @@ async fn jws_from_jwcrypto_is_accepted_and_the_gateways_verifies_in_jwcrypto() {
     std::fs::write(&payload, b"changed").unwrap();
     let out = Command::new("python3").args([&jws_script(), "verify", &token]).arg(&payload).output().unwrap();
     assert!(!out.status.success(), "jwcrypto accepted the token over another payload");
+}
+
+#[tokio::test]
+async fn responses_are_signed_by_the_gateway_where_configured() {
+    let gw = gateway().await;
+    let gateway_cert = qaqpa_gateway::tls::load_certs(&gw.pki.path("gateway.crt")).unwrap()[0].to_vec();
+    // SOAP: the provider's answer (the mirror sends back the request) arrives signed.
+    let (status, code, answer) =
+        post_soap(&gw, "egov-portal", envelope(CLIENT, ANSWERS_SOAP, "ans-1", "900101300123")).await;
+    assert_eq!((status, code.as_str()), (200, ""), "{answer}");
+    let verified = xmldsig::verify_soap(answer.as_bytes()).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    assert_eq!(verified.chain[0], gateway_cert, "signed with the gateway's key");
+    if have("xmlsec1") {
+        xmlsec1_verify(&gw, &answer).unwrap_or_else(|e| panic!("xmlsec1 refused the signed answer: {e}"));
+    }
+    // REST: Qaqpa-Signature over the body, the id, the parties and the status.
+    let r = gw
+        .client()
+        .get(gw.tls_url(&format!("/r1/{ANSWERS_REST}/echo/x")))
+        .header("x-road-client", CLIENT)
+        .header("x-road-id", "ans-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let token = r.headers()["qaqpa-signature"].to_str().unwrap().to_owned();
+    let body = r.bytes().await.unwrap();
+    let v = qaqpa_certs::jws::verify_detached(&token, &body).unwrap();
+    assert_eq!(v.chain[0], gateway_cert);
+    assert_eq!((v.header["x-road-id"].as_str(), v.header["status"].as_str()), (Some("ans-2"), Some("200")));
+    assert!(qaqpa_certs::jws::verify_detached(&token, b"{}").is_err());
 }

@@ -206,3 +206,18 @@ fn truncations_and_garbage_never_panic() {
         let _ = verify_soap(&damaged);
     }
 }
+
+#[test]
+fn a_message_without_a_header_gets_one_and_is_signed() {
+    let s = signer();
+    let bare =
+        r#"<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body><r>42</r></e:Body></e:Envelope>"#;
+    let doc = sign_soap(bare.as_bytes(), &s.key, &s.chain, DigestAlg::Sha256, NOW).unwrap();
+    let text = String::from_utf8(doc.clone()).unwrap();
+    assert!(
+        text.starts_with("<e:Envelope xmlns:e=\"http://www.w3.org/2003/05/soap-envelope\"><e:Header><wsu:Timestamp"),
+        "{text}"
+    );
+    assert_eq!(verify_soap(&doc).unwrap().created, NOW);
+    assert!(sign_soap(b"<a><b/></a>", &s.key, &s.chain, DigestAlg::Sha256, NOW).is_err(), "not SOAP");
+}
