@@ -9,8 +9,6 @@
 //! envelope reader. Documents with a DOCTYPE or entity references beyond the five
 //! predefined ones are refused (the gateway never expands entities).
 
-use std::collections::BTreeMap;
-
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
@@ -46,7 +44,8 @@ struct Binding {
 
 /// Canonicalizes the element whose start tag begins at byte `start` of `doc`, leaving
 /// out the subtree of the element starting at `exclude` (the enveloped-signature
-/// transform), appending the result to `out`.
+/// transform), appending the result to `out`. Reads the document from its start to
+/// learn the element's namespace context.
 pub fn canonicalize(
     doc: &[u8],
     start: usize,
@@ -54,13 +53,39 @@ pub fn canonicalize(
     options: &C14nOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), C14nError> {
-    let mut reader = Reader::from_reader(doc);
+    run(doc, 0, Vec::new(), start, exclude, options, out)
+}
+
+/// The same, given the namespace declarations in scope at the element (prefix and
+/// URI, outermost first, as its ancestors declare them): reads only the element's
+/// own bytes, so several elements of one document cost one pass between them.
+pub fn canonicalize_in_context(
+    doc: &[u8],
+    start: usize,
+    inherited: &[(String, String)],
+    exclude: Option<usize>,
+    options: &C14nOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), C14nError> {
+    let scope = inherited.iter().map(|(prefix, uri)| Binding { prefix: prefix.clone(), uri: uri.clone() }).collect();
+    run(doc, start.min(doc.len()), scope, start, exclude, options, out)
+}
+
+fn run(
+    doc: &[u8],
+    from: usize,
+    mut scope: Vec<Binding>,
+    start: usize,
+    exclude: Option<usize>,
+    options: &C14nOptions,
+    out: &mut Vec<u8>,
+) -> Result<(), C14nError> {
+    let mut reader = Reader::from_reader(&doc[from..]);
     let config = reader.config_mut();
     config.check_end_names = true;
     config.expand_empty_elements = true;
     config.trim_text(false);
-    // Bindings in document scope, with the scope length at each open element.
-    let mut scope: Vec<Binding> = Vec::new();
+    // Bindings in document scope (`scope`), with the scope length at each open element.
     let mut scope_marks: Vec<usize> = Vec::new();
     // What the output has declared so far, per open output element.
     let mut rendered: Vec<Binding> = Vec::new();
@@ -69,11 +94,11 @@ pub fn canonicalize(
     let mut apex_depth: Option<usize> = None;
     let mut excluded_depth: Option<usize> = None;
     let malformed = |reader: &Reader<&[u8]>, e: &dyn std::fmt::Display| C14nError::Malformed {
-        at: reader.error_position() as usize,
+        at: from + reader.error_position() as usize,
         message: e.to_string(),
     };
     loop {
-        let at = reader.buffer_position() as usize;
+        let at = from + reader.buffer_position() as usize;
         let event = reader.read_event().map_err(|e| malformed(&reader, &e))?;
         let depth = scope_marks.len();
         let inside = apex_depth.is_some() && excluded_depth.is_none();
@@ -153,6 +178,9 @@ pub fn canonicalize(
 /// and normalized as an XML processor reports them.
 pub(crate) fn read_attributes(e: &BytesStart<'_>, reader: &Reader<&[u8]>) -> Result<Vec<(String, String)>, C14nError> {
     let mut out = Vec::new();
+    if e.attributes_raw().iter().all(u8::is_ascii_whitespace) {
+        return Ok(out);
+    }
     for attr in e.attributes() {
         let attr = attr
             .map_err(|err| C14nError::Malformed { at: reader.buffer_position() as usize, message: err.to_string() })?;
@@ -165,6 +193,9 @@ pub(crate) fn read_attributes(e: &BytesStart<'_>, reader: &Reader<&[u8]>) -> Res
 /// Attribute-value normalization for CDATA attributes (XML 1.0 §3.3.3): literal
 /// whitespace becomes a space, references become their character.
 fn attribute_value(raw: &[u8]) -> Result<String, C14nError> {
+    if !raw.iter().any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r')) {
+        return Ok(String::from_utf8_lossy(raw).into_owned());
+    }
     let text = String::from_utf8_lossy(&normalize_newlines(raw)).replace(['\t', '\n'], " ");
     let mut value = String::with_capacity(text.len());
     let mut rest = text.as_str();
@@ -204,6 +235,28 @@ fn lookup<'a>(bindings: &'a [Binding], prefix: &str) -> Option<&'a str> {
     bindings.iter().rev().find(|b| b.prefix == prefix).map(|b| b.uri.as_str())
 }
 
+/// Adds `prefix`'s declaration to those the element outputs, if it is not there yet
+/// and the output context lacks it (an inclusive-list prefix out of scope is skipped).
+fn consider<'a>(
+    prefix: &'a str,
+    inclusive: bool,
+    scope: &'a [Binding],
+    rendered: &[Binding],
+    declarations: &mut Vec<(&'a str, &'a str)>,
+) -> Result<(), C14nError> {
+    if prefix == "xml" || declarations.iter().any(|(p, _)| *p == prefix) {
+        return Ok(());
+    }
+    let uri = lookup(scope, prefix).unwrap_or("");
+    if uri.is_empty() && !prefix.is_empty() {
+        return if inclusive { Ok(()) } else { Err(C14nError::UnboundPrefix(prefix.to_owned())) };
+    }
+    if lookup(rendered, prefix).unwrap_or("") != uri {
+        declarations.push((prefix, uri));
+    }
+    Ok(())
+}
+
 fn render_start(
     e: &BytesStart<'_>,
     attributes: &[(String, String)],
@@ -212,11 +265,15 @@ fn render_start(
     options: &C14nOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), C14nError> {
-    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-    // Prefixes visibly utilized: the element's own, and those of its prefixed attributes.
-    let mut utilized: Vec<&str> = vec![prefix_of(&name)];
-    let mut plain: Vec<(&str, &str, &str)> = Vec::new(); // (namespace URI, local name, qname)
-    for (attr, _) in attributes {
+    let name = std::str::from_utf8(e.name().into_inner())
+        .map_err(|_| C14nError::Malformed { at: 0, message: "element name is not UTF-8".into() })?;
+    // Declarations to output (allocated only when there is one): the namespaces
+    // visibly utilized — the element's own prefix, its prefixed attributes' — and
+    // the inclusive list's, where the output does not have them already.
+    let mut declarations: Vec<(&str, &str)> = Vec::new();
+    consider(prefix_of(name), false, scope, rendered, &mut declarations)?;
+    let mut plain: Vec<(&str, &str, &str, &str)> = Vec::new(); // (namespace URI, local name, qname, value)
+    for (attr, value) in attributes {
         if declared_prefix(attr).is_some() {
             continue;
         }
@@ -227,32 +284,17 @@ fn render_start(
             p => lookup(scope, p).filter(|u| !u.is_empty()).ok_or_else(|| C14nError::UnboundPrefix(p.to_owned()))?,
         };
         if !prefix.is_empty() {
-            utilized.push(prefix);
+            consider(prefix, false, scope, rendered, &mut declarations)?;
         }
         let local = attr.split_once(':').map_or(attr.as_str(), |(_, l)| l);
-        plain.push((uri, local, attr));
+        plain.push((uri, local, attr, value));
     }
     for p in &options.inclusive_prefixes {
-        utilized.push(if p == "#default" { "" } else { p.as_str() });
+        consider(if p == "#default" { "" } else { p.as_str() }, true, scope, rendered, &mut declarations)?;
     }
-    // Declarations to output: sorted by prefix, the default first.
-    let mut declarations: BTreeMap<&str, &str> = BTreeMap::new();
-    for prefix in utilized {
-        if prefix == "xml" || declarations.contains_key(prefix) {
-            continue;
-        }
-        let uri = lookup(scope, prefix).unwrap_or("");
-        if uri.is_empty() && !prefix.is_empty() {
-            // A prefix in the inclusive list but not in scope: nothing to declare.
-            if options.inclusive_prefixes.iter().any(|p| p == prefix) {
-                continue;
-            }
-            return Err(C14nError::UnboundPrefix(prefix.to_owned()));
-        }
-        let already = lookup(rendered, prefix).unwrap_or("");
-        if already != uri {
-            declarations.insert(prefix, uri);
-        }
+    // Sorted by prefix, the default (empty) first.
+    if declarations.len() > 1 {
+        declarations.sort_unstable_by(|a, b| a.0.cmp(b.0));
     }
     out.push(b'<');
     out.extend_from_slice(name.as_bytes());
@@ -270,9 +312,10 @@ fn render_start(
     for (prefix, uri) in declarations {
         rendered.push(Binding { prefix: prefix.to_owned(), uri: uri.to_owned() });
     }
-    plain.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    for (_, _, qname) in plain {
-        let value = attributes.iter().find(|(n, _)| n == qname).map_or("", |(_, v)| v.as_str());
+    if plain.len() > 1 {
+        plain.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    }
+    for (_, _, qname, value) in plain {
         out.push(b' ');
         out.extend_from_slice(qname.as_bytes());
         out.extend_from_slice(b"=\"");
@@ -305,15 +348,20 @@ fn normalize_newlines(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 fn escape_text(text: &[u8], out: &mut Vec<u8>) {
-    for &b in text {
-        match b {
-            b'&' => out.extend_from_slice(b"&amp;"),
-            b'<' => out.extend_from_slice(b"&lt;"),
-            b'>' => out.extend_from_slice(b"&gt;"),
-            b'\r' => out.extend_from_slice(b"&#xD;"),
-            _ => out.push(b),
-        }
+    let mut run = 0;
+    for (i, &b) in text.iter().enumerate() {
+        let replacement: &[u8] = match b {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'\r' => b"&#xD;",
+            _ => continue,
+        };
+        out.extend_from_slice(&text[run..i]);
+        out.extend_from_slice(replacement);
+        run = i + 1;
     }
+    out.extend_from_slice(&text[run..]);
 }
 
 fn escape_attribute(value: &str, out: &mut Vec<u8>) {

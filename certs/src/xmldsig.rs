@@ -111,11 +111,15 @@ struct Element {
     end_tag: usize,
     name_len: usize,
     parent: Option<usize>,
-    ns: String,
+    /// One of the namespaces the signature policy is about, or "" for any other.
+    ns: &'static str,
+    /// The local name, for elements of those namespaces only.
     local: String,
     id: Option<String>,
     /// Declares the `wsu` prefix (as what URI).
     declares_wsu: Option<String>,
+    /// Namespace declarations on this element: (prefix, "" for the default; URI).
+    declarations: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -155,6 +159,11 @@ enum Capture {
     Created,
 }
 
+/// The namespaces the policy is about, as static strings: no allocation per element.
+fn known_ns(uri: &[u8]) -> &'static str {
+    [SOAP11_NS, SOAP12_NS, DSIG_NS, WSU_NS, XROAD_NS, EXC_C14N].into_iter().find(|n| n.as_bytes() == uri).unwrap_or("")
+}
+
 fn is_id_attribute(local: &[u8], ns: Option<&[u8]>) -> bool {
     match ns {
         None => matches!(local, b"Id" | b"ID" | b"id"),
@@ -181,13 +190,16 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
             Event::Start(e) => {
                 let (ns, local) = reader.resolve_element(e.name());
                 let ns = match ns {
-                    ResolveResult::Bound(n) => String::from_utf8_lossy(n.as_ref()).into_owned(),
-                    ResolveResult::Unbound => String::new(),
+                    ResolveResult::Bound(n) => known_ns(n.as_ref()),
+                    ResolveResult::Unbound => "",
                     ResolveResult::Unknown(p) => {
                         return Err(DsigError::Xml(format!("unbound prefix {}", String::from_utf8_lossy(&p))))
                     }
                 };
-                let local = String::from_utf8_lossy(local.as_ref()).into_owned();
+                // Elements of other namespaces (the Body's content) need no name: no
+                // allocation for them.
+                let local =
+                    if ns.is_empty() { String::new() } else { String::from_utf8_lossy(local.as_ref()).into_owned() };
                 let index = elements.len();
                 let mut element = Element {
                     start: at,
@@ -199,10 +211,17 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                     local,
                     id: None,
                     declares_wsu: None,
+                    declarations: Vec::new(),
                 };
                 let mut attrs = Vec::new();
                 for attr in e.attributes() {
                     let attr = attr.map_err(|e| xml(&e))?;
+                    let key = attr.key.as_ref();
+                    let declaration = key == b"xmlns" || key.starts_with(b"xmlns:");
+                    let id_like = matches!(key.rsplit(|&b| b == b':').next(), Some(b"Id" | b"ID" | b"id"));
+                    if !(declaration || id_like || !element.ns.is_empty()) {
+                        continue; // an attribute no check looks at
+                    }
                     let (attr_ns, attr_local) = reader.resolve_attribute(attr.key);
                     let attr_ns = match attr_ns {
                         ResolveResult::Bound(n) => Some(n.as_ref().to_vec()),
@@ -211,6 +230,12 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                     let value = attr.unescape_value().map_err(|e| xml(&e))?.into_owned();
                     if attr.key.as_ref() == b"xmlns:wsu" {
                         element.declares_wsu = Some(value.clone());
+                    }
+                    if let Some(prefix) = attr.key.as_ref().strip_prefix(b"xmlns") {
+                        if prefix.is_empty() || prefix[0] == b':' {
+                            let prefix = String::from_utf8_lossy(prefix.get(1..).unwrap_or_default()).into_owned();
+                            element.declarations.push((prefix, value.clone()));
+                        }
                     }
                     if is_id_attribute(attr_local.as_ref(), attr_ns.as_deref()) {
                         if ids.insert(value.clone(), index).is_some() || element.id.is_some() {
@@ -299,7 +324,7 @@ fn dsig_start(
     signatures: &mut Vec<SignatureParts>,
     capture: &mut Option<(Capture, usize, String)>,
 ) -> Result<(), DsigError> {
-    let parent = element.parent.map(|p| (&elements[p].ns, elements[p].local.as_str()));
+    let parent = element.parent.map(|p| (elements[p].ns, elements[p].local.as_str()));
     let parent_is = |name: &str| matches!(parent, Some((ns, local)) if ns == DSIG_NS && local == name);
     let in_signature = signatures.last().is_some_and(|s| elements[s.element].end_tag == 0);
     if element.local == "Signature" {
@@ -362,6 +387,33 @@ fn dsig_start(
         _ => {}
     }
     Ok(())
+}
+
+impl Index {
+    /// The namespace declarations in scope at element `i` from its ancestors,
+    /// outermost first.
+    fn scope_of(&self, i: usize) -> Vec<(String, String)> {
+        let mut ancestors = Vec::new();
+        let mut at = self.elements[i].parent;
+        while let Some(p) = at {
+            ancestors.push(p);
+            at = self.elements[p].parent;
+        }
+        ancestors.iter().rev().flat_map(|&a| self.elements[a].declarations.iter().cloned()).collect()
+    }
+
+    /// Canonicalizes element `i`, reading only its own bytes.
+    fn canonicalize(
+        &self,
+        doc: &[u8],
+        i: usize,
+        exclude: Option<usize>,
+        options: &C14nOptions,
+        out: &mut Vec<u8>,
+    ) -> Result<(), DsigError> {
+        let scope = self.scope_of(i);
+        Ok(c14n::canonicalize_in_context(doc, self.elements[i].start, &scope, exclude, options, out)?)
+    }
 }
 
 fn base64_decode(text: &str) -> Result<Vec<u8>, DsigError> {
@@ -463,7 +515,7 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
             .ok_or_else(|| DsigError::Algorithm(reference.digest_alg.clone()))?;
         canonical.clear();
         let exclude = enveloped.then_some(signature_start);
-        c14n::canonicalize(doc, index.elements[target].start, exclude, &options, &mut canonical)?;
+        index.canonicalize(doc, target, exclude, &options, &mut canonical)?;
         if digest_alg.digest(&canonical) != base64_decode(&reference.digest_value)? {
             return Err(DsigError::DigestMismatch(id.to_owned()));
         }
@@ -474,7 +526,8 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
     }
     let chain = sig.certificates.iter().map(|c| base64_decode(c)).collect::<Result<Vec<_>, _>>()?;
     canonical.clear();
-    c14n::canonicalize(doc, signed_info, None, &info_options, &mut canonical)?;
+    let info_element = index.elements.iter().position(|e| e.start == signed_info).expect("indexed");
+    index.canonicalize(doc, info_element, None, &info_options, &mut canonical)?;
     let value = base64_decode(&sig.value)?;
     keys::verify(alg, &chain[0], &canonical, &value).map_err(DsigError::SignatureValue)?;
 
@@ -587,7 +640,7 @@ pub fn sign_soap(
     for id in &targets {
         let target = index.ids.get(id).ok_or_else(|| DsigError::UnresolvedReference(id.clone()))?;
         canonical.clear();
-        c14n::canonicalize(&with_ids, index.elements[*target].start, None, &options, &mut canonical)?;
+        index.canonicalize(&with_ids, *target, None, &options, &mut canonical)?;
         let value = STANDARD.encode(digest.digest(&canonical));
         references.push_str(&format!(
             "<ds:Reference URI=\"#{id}\"><ds:Transforms><ds:Transform Algorithm=\"{EXC_C14N}\"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm=\"{}\"></ds:DigestMethod><ds:DigestValue>{value}</ds:DigestValue></ds:Reference>",
@@ -603,8 +656,13 @@ pub fn sign_soap(
     let tail = format!(
         "</ds:SignatureValue><ds:KeyInfo><ds:X509Data>{certificates}</ds:X509Data></ds:KeyInfo></ds:Signature>"
     );
-    let header = &index.elements[soap_structure(&index)?.header];
+    let header_index = soap_structure(&index)?.header;
+    let header = &index.elements[header_index];
     let insert_at = header.end_tag;
+    // SignedInfo's namespace context: the Header's, and the Signature's ds prefix.
+    let mut scope = index.scope_of(header_index);
+    scope.extend(header.declarations.iter().cloned());
+    scope.push(("ds".to_owned(), DSIG_NS.to_owned()));
     let mut signed = Vec::with_capacity(with_ids.len() + head.len() + tail.len() + 512);
     signed.extend_from_slice(&with_ids[..insert_at]);
     signed.extend_from_slice(head.as_bytes());
@@ -614,7 +672,7 @@ pub fn sign_soap(
     // SignedInfo as canonicalized in place (its namespace context is the message's).
     let signed_info = insert_at + head.find("<ds:SignedInfo>").expect("written above");
     canonical.clear();
-    c14n::canonicalize(&signed, signed_info, None, &options, &mut canonical)?;
+    c14n::canonicalize_in_context(&signed, signed_info, &scope, None, &options, &mut canonical)?;
     let value = STANDARD.encode(key.sign(&canonical).map_err(DsigError::Key)?);
     signed.splice(value_at..value_at, value.into_bytes());
     Ok(signed)

@@ -95,3 +95,24 @@ fn hostile_or_broken_input_is_an_error_not_a_panic() {
         assert!(canonicalize(doc.as_bytes(), *start, None, &options, &mut out).is_err(), "{doc:?} at {start}");
     }
 }
+
+#[test]
+fn in_context_equals_reading_from_the_start() {
+    let doc = r#"<s:E xmlns:s="urn:s" xmlns="urn:d" xmlns:x="urn:x"><s:H><x:a q="1">t</x:a></s:H><s:B x:id="b"><p xmlns:y="urn:y"><y:z/></p></s:B></s:E>"#;
+    let inherited = vec![
+        ("s".to_owned(), "urn:s".to_owned()),
+        ("".to_owned(), "urn:d".to_owned()),
+        ("x".to_owned(), "urn:x".to_owned()),
+    ];
+    for element in ["<s:B", "<x:a", "<s:H"] {
+        let start = doc.find(element).unwrap();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        canonicalize(doc.as_bytes(), start, None, &C14nOptions::default(), &mut a).unwrap();
+        canonicalize_in_context(doc.as_bytes(), start, &inherited, None, &C14nOptions::default(), &mut b).unwrap();
+        assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap(), "{element}");
+    }
+    let mut out = Vec::new();
+    assert!(
+        canonicalize_in_context(doc.as_bytes(), doc.len() + 5, &[], None, &C14nOptions::default(), &mut out).is_err()
+    );
+}
