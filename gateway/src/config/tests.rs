@@ -39,6 +39,11 @@ fn the_documented_example_is_valid() {
     assert_eq!(c.limits.body_idle_timeout, std::time::Duration::from_secs(30));
     assert_eq!(c.limits.max_connections_per_client, 2_000);
     assert_eq!((c.limits.max_concurrent_streams, c.limits.max_pending_resets), (256, 20));
+    let signatures = c.signatures.as_ref().expect("the example has a [signatures] table");
+    assert_eq!((signatures.max_clock_skew.as_secs(), signatures.replay_window.as_secs()), (300, 86_400));
+    assert!(signatures.gateway_key.is_some());
+    assert_eq!(c.services[0].signature, SignaturePolicy::Verify);
+    assert!(c.services[0].sign_responses);
     let check = c.services[0].health_check.as_ref().expect("the example has a health check");
     assert_eq!(
         (check.path.as_str(), check.interval, check.thresholds.unhealthy),
@@ -315,4 +320,37 @@ fn operations_keys_are_checked() {
 
     let h3_plain = "[[listener]]\naddress = \"127.0.0.1:8080\"\ninsecure = true\nhttp = [\"h1\", \"h3\"]\n";
     assert_error(&errors(h3_plain, dir.path()), 4, "listener[0].http", "HTTP/3 needs TLS");
+}
+
+#[test]
+fn signature_keys_are_checked() {
+    let dir = pki();
+    let src = EXAMPLE
+        .replace("signature = \"verify\"", "signature = \"maybe\"")
+        .replace("max_clock_skew = \"5m\"", "max_clock_skew = \"13h\"")
+        .replace("key = \"pki/gateway.key\"\n\n[storage]", "key = \"pki/egov-portal.key\"\n\n[storage]");
+    let e = errors(&src, dir.path());
+    assert_error(&e, line_of(&src, "\"maybe\""), "service[0].signature", "unknown");
+    assert_error(&e, line_of(&src, "replay_window = "), "signatures.replay_window", "twice max_clock_skew");
+    assert_error(&e, line_of(&src, "key = \"pki/egov-portal.key\""), "signatures.key", "is not the key of cert");
+
+    let without_table = EXAMPLE.split("# Trust for message signatures").next().unwrap().to_owned()
+        + "[storage]"
+        + EXAMPLE.split("\n[storage]").nth(1).unwrap();
+    let e = errors(&without_table, dir.path());
+    assert_error(
+        &e,
+        line_of(&without_table, "signature = \"verify\""),
+        "service[0].signature",
+        "needs a [signatures] table",
+    );
+
+    let half =
+        EXAMPLE.replace("# signing_cert = \"pki/legacy-tax-signing.crt\"", "signing_cert = \"pki/egov-portal.crt\"");
+    assert_error(
+        &errors(&half, dir.path()),
+        line_of(&half, "signing_cert = \"pki/egov-portal.crt\""),
+        "system[2].signing_key",
+        "missing",
+    );
 }
