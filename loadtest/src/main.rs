@@ -74,6 +74,18 @@ struct Args {
     /// Request body from a file (e.g. a SOAP envelope) instead of --body-bytes.
     #[arg(long)]
     body_file: Option<std::path::PathBuf>,
+    /// Pre-sign this many copies of --body-file (a SOAP message with an `{id}`
+    /// placeholder, replaced by a unique message id each) with XMLDSig before the run
+    /// and send them in turn: signed exchanges past the gateway's replay guard.
+    /// Signing happens before the clock starts; keep --max-requests at most N.
+    #[arg(long, requires_all = ["body_file", "sign_key", "sign_cert"])]
+    signed_soap: Option<usize>,
+    /// Signing key (PKCS#8 PEM) for --signed-soap.
+    #[arg(long)]
+    sign_key: Option<std::path::PathBuf>,
+    /// Signing certificate (PEM) for --signed-soap.
+    #[arg(long)]
+    sign_cert: Option<std::path::PathBuf>,
     /// Idle mode: open this many keep-alive connections (one request each), hold
     /// them for --duration, print how many were held, and exit.
     #[arg(long)]
@@ -123,12 +135,15 @@ struct Template {
     method: http::Method,
     uri: http::Uri,
     headers: http::HeaderMap,
-    body: Bytes,
+    /// One body, or (pre-signed) many sent in turn.
+    bodies: Vec<Bytes>,
+    next: std::sync::atomic::AtomicUsize,
 }
 
 impl Template {
     fn request(&self) -> http::Request<Full<Bytes>> {
-        let mut req = http::Request::new(Full::new(self.body.clone()));
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.bodies.len();
+        let mut req = http::Request::new(Full::new(self.bodies[i].clone()));
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
         *req.headers_mut() = self.headers.clone();
@@ -160,10 +175,41 @@ fn template(args: &Args) -> anyhow::Result<(Template, Connector)> {
         Some(path) => Bytes::from(std::fs::read(path)?),
         None => Bytes::from(vec![b'x'; args.body_bytes]),
     };
+    let bodies = match args.signed_soap {
+        Some(n) => signed_bodies(args, &body, n)?,
+        None => vec![body],
+    };
     let port = authority.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
     let connector = Connector::new(format!("{host}:{port}"), host, args.h2, tls.as_ref())?;
     let uri = if args.h2 { uri } else { path };
-    Ok((Template { method: args.method.parse()?, uri, headers, body }, connector))
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    Ok((Template { method: args.method.parse()?, uri, headers, bodies, next }, connector))
+}
+
+/// `n` copies of the SOAP template, each with its own message id, signed.
+fn signed_bodies(args: &Args, template: &[u8], n: usize) -> anyhow::Result<Vec<Bytes>> {
+    let text = std::str::from_utf8(template)?;
+    anyhow::ensure!(text.contains("{id}"), "--signed-soap needs an {{id}} placeholder in the body file");
+    let key_path = args.sign_key.as_ref().expect("clap requires it");
+    let key = qaqpa_certs::keys::SigningKey::from_pem(&std::fs::read(key_path)?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
+    let cert_pem = std::fs::read(args.sign_cert.as_ref().expect("clap requires it"))?;
+    use rustls_pki_types::pem::PemObject;
+    let chain: Vec<Vec<u8>> =
+        rustls_pki_types::CertificateDer::pem_slice_iter(&cert_pem).filter_map(Result::ok).map(|c| c.to_vec()).collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let run = std::process::id();
+    let started = Instant::now();
+    let bodies = (0..n)
+        .map(|i| {
+            let message = text.replace("{id}", &format!("load-{run}-{i}"));
+            qaqpa_certs::xmldsig::sign_soap(message.as_bytes(), &key, &chain, qaqpa_certs::xmldsig::DigestAlg::Sha256, now)
+                .map(Bytes::from)
+                .map_err(|e| anyhow::anyhow!("signing: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    eprintln!("signed {n} messages in {:.1} s (before the run)", started.elapsed().as_secs_f64());
+    Ok(bodies)
 }
 
 #[tokio::main]
