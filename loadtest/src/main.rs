@@ -195,17 +195,25 @@ fn signed_bodies(args: &Args, template: &[u8], n: usize) -> anyhow::Result<Vec<B
         .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
     let cert_pem = std::fs::read(args.sign_cert.as_ref().expect("clap requires it"))?;
     use rustls_pki_types::pem::PemObject;
-    let chain: Vec<Vec<u8>> =
-        rustls_pki_types::CertificateDer::pem_slice_iter(&cert_pem).filter_map(Result::ok).map(|c| c.to_vec()).collect();
+    let chain: Vec<Vec<u8>> = rustls_pki_types::CertificateDer::pem_slice_iter(&cert_pem)
+        .filter_map(Result::ok)
+        .map(|c| c.to_vec())
+        .collect();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
     let run = std::process::id();
     let started = Instant::now();
     let bodies = (0..n)
         .map(|i| {
             let message = text.replace("{id}", &format!("load-{run}-{i}"));
-            qaqpa_certs::xmldsig::sign_soap(message.as_bytes(), &key, &chain, qaqpa_certs::xmldsig::DigestAlg::Sha256, now)
-                .map(Bytes::from)
-                .map_err(|e| anyhow::anyhow!("signing: {e}"))
+            qaqpa_certs::xmldsig::sign_soap(
+                message.as_bytes(),
+                &key,
+                &chain,
+                qaqpa_certs::xmldsig::DigestAlg::Sha256,
+                now,
+            )
+            .map(Bytes::from)
+            .map_err(|e| anyhow::anyhow!("signing: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     eprintln!("signed {n} messages in {:.1} s (before the run)", started.elapsed().as_secs_f64());
