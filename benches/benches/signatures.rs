@@ -107,5 +107,56 @@ fn jws_detached(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, c14n, xmldsig, jws_detached);
+/// Message log: records serialized, chained and sealed per 1,000 (what the writer
+/// does before its write and fsync), and offline verification.
+fn message_log(c: &mut Criterion) {
+    use qaqpa_certs::msglog::{self, Line, Record};
+    let (key, chain) = signer();
+    let build = |n: u64| {
+        let mut out = Vec::with_capacity(n as usize * 400);
+        let mut prev = msglog::GENESIS.to_owned();
+        let mut leaves = Vec::with_capacity(1000);
+        for seq in 1..=n {
+            let record = Record {
+                seq,
+                time: 1_795_000_000_000_000,
+                node: "node-1".into(),
+                id: format!("0192c3d4-aaaa-7bbb-8ccc-{seq:012}"),
+                client: "KZ/GOV/000000000003/egov-portal".into(),
+                service: "KZ/GOV/000000000001/population-register/person/v1".into(),
+                status: 200,
+                code: None,
+                body_sha512: Some("x".repeat(88)),
+                signature: None,
+                prev: std::mem::take(&mut prev),
+            };
+            let line = serde_json::to_vec(&Line::Record(record)).unwrap();
+            let hash = msglog::sha256(&line);
+            prev = msglog::hex(&hash);
+            leaves.push(hash);
+            out.extend_from_slice(&line);
+            out.push(b'\n');
+            if leaves.len() == 1000 || seq == n {
+                let first = seq + 1 - leaves.len() as u64;
+                let seal = msglog::seal(&key, &chain, first, seq, &leaves, 0, prev.clone()).unwrap();
+                let line = serde_json::to_vec(&Line::Seal(seal)).unwrap();
+                prev = msglog::hex(&msglog::sha256(&line));
+                out.extend_from_slice(&line);
+                out.push(b'\n');
+                leaves.clear();
+            }
+        }
+        out
+    };
+    let mut group = c.benchmark_group("message log");
+    group.throughput(Throughput::Elements(10_000));
+    group.bench_function("append + seal 10k records", |b| b.iter(|| build(black_box(10_000)).len()));
+    let segments = vec![("seg-000001.log".to_owned(), build(10_000))];
+    group.bench_function("verify 10k records", |b| {
+        b.iter(|| msglog::verify(black_box(&segments), Some(&chain[0])).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, c14n, xmldsig, jws_detached, message_log);
 criterion_main!(benches);

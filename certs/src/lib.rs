@@ -6,6 +6,7 @@ pub mod c14n;
 pub mod identity;
 pub mod jws;
 pub mod keys;
+pub mod msglog;
 pub mod pki;
 pub mod trust;
 pub mod xmldsig;

@@ -43,6 +43,9 @@ pub enum Command {
     Certs(CertsCommand),
     /// Run the whole bus on this machine: dev PKI, config, gateway and two demo systems.
     Demo(demo::DemoArgs),
+    /// The message log: verify it offline, export evidence for one message.
+    #[command(subcommand)]
+    Log(crate::log_cli::LogCommand),
 }
 
 #[derive(Subcommand)]
@@ -210,6 +213,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("wrote {} ({} certificates revoked)", path.display(), certs.len());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Log(command) => crate::log_cli::run(command),
         Command::Demo(args) => {
             runtime()?.block_on(demo::run(args))?;
             Ok(ExitCode::SUCCESS)

@@ -36,6 +36,8 @@ pub struct Gateway {
     pub client_connections: Arc<ClientConnections>,
     /// Message ids seen per client (services with a signature policy).
     pub replay: Option<crate::replay::ReplayGuard>,
+    /// The tamper-evident log of every exchange (DATA_DIR/log).
+    pub message_log: Option<crate::msglog::MessageLog>,
     /// The TLS of each running listener, swapped on reload.
     listener_tls: std::sync::Mutex<Vec<ListenerTls>>,
 }
@@ -195,6 +197,30 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     };
     let telemetry =
         Telemetry { metrics: Metrics::new(), monitoring, sla: SlaTracker::default(), node: config.node.clone() };
+    // Seals are signed with the gateway's signing key, or its first listener's TLS key.
+    let seal_key = config.signatures.as_ref().and_then(|s| s.gateway_key.clone()).or_else(|| {
+        config
+            .listeners
+            .iter()
+            .chain(config.admin.iter())
+            .find_map(|l| l.tls.as_ref())
+            .map(|t| (t.cert.clone(), t.key.clone()))
+    });
+    let message_log = match seal_key {
+        Some((cert, key)) => Some(
+            crate::msglog::MessageLog::open(
+                &data_dir.join("log"),
+                crate::runtime::Signer::load(&cert, &key)?,
+                telemetry.metrics.message_log_records.clone(),
+                telemetry.metrics.message_log_dropped.clone(),
+            )
+            .map_err(dir_error)?,
+        ),
+        None => {
+            tracing::warn!("no signing key (signatures.key or a TLS listener): the message log is off");
+            None
+        }
+    };
     let gateway = Arc::new(Gateway {
         runtime: ArcSwap::from_pointee(Runtime::build(config)?),
         config_path,
@@ -204,6 +230,7 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         overload,
         client_connections: Arc::default(),
         replay,
+        message_log,
         listener_tls: std::sync::Mutex::new(Vec::new()),
     });
     let (stop, stopped) = watch::channel(false);
@@ -281,6 +308,14 @@ impl Running {
         self.gateway.ready.store(false, Ordering::Release);
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        // Every exchange has finished: seal and fsync the last batch.
+        let gateway = self.gateway.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(log) = &gateway.message_log {
+                log.close();
+            }
+        })
+        .await;
     }
 
     /// Serves until Ctrl-C or SIGTERM; reloads the config on SIGHUP.

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     pub upstream_healthy: IntGaugeVec,
     pub health_checks: IntCounterVec,
+    pub message_log_records: IntCounter,
+    pub message_log_dropped: IntCounter,
 }
 
 /// Label for a client or service the gateway could not identify.
@@ -46,6 +48,14 @@ impl Metrics {
             }};
         }
         Self {
+            message_log_records: reg!(IntCounter::new(
+                "qaqpa_message_log_records_total",
+                "Exchange records written to the message log and sealed"
+            )),
+            message_log_dropped: reg!(IntCounter::new(
+                "qaqpa_message_log_dropped_total",
+                "Exchange records the message log could not take (writer behind or stopped)"
+            )),
             connections: reg!(IntGaugeVec::new(
                 Opts::new("qaqpa_connections", "Open client connections by listener"),
                 &["listener"]

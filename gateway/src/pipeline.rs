@@ -147,7 +147,7 @@ async fn run_stages(
     }
     let admission = limit_stage::admit(gateway, route, &client).await?;
     if route.signature != crate::config::SignaturePolicy::None {
-        req = verify(gateway, runtime, route, &client, req, exchange.id().to_owned()).await?;
+        req = verify(gateway, runtime, route, &client, req, exchange).await?;
     }
     if let (crate::config::ServiceKind::Soap, Some(mediation)) = (route.kind, route.mediation.as_deref()) {
         // A REST client calling a SOAP provider: adapt.
@@ -181,8 +181,9 @@ async fn verify(
     route: &Route,
     client: &Arc<Client>,
     req: Request<ClientBody>,
-    message_id: String,
+    exchange: &mut Exchange,
 ) -> Result<Request<ClientBody>, GatewayError> {
+    let message_id = exchange.id().to_owned();
     let limit = runtime.signatures.as_ref().map_or(0, |s| s.max_body_bytes);
     let (mut parts, body) = req.into_parts();
     let bytes = crate::body::collect_bounded(body, limit).await.map_err(|e| match e {
@@ -191,7 +192,11 @@ async fn verify(
         }
         crate::body::Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
     })?;
-    crate::signatures::rest(gateway, runtime, route, client, &message_id, &mut parts, &bytes).await?;
+    if let Some(value) =
+        crate::signatures::rest(gateway, runtime, route, client, &message_id, &mut parts, &bytes).await?
+    {
+        exchange.set_signature(value);
+    }
     Ok(Request::from_parts(parts, ClientBody::full(bytes)))
 }
 

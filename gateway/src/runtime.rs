@@ -44,7 +44,7 @@ pub struct Signer {
 }
 
 impl Signer {
-    fn load(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, TlsError> {
+    pub fn load(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, TlsError> {
         let pem = std::fs::read(key).map_err(|source| TlsError::Read { path: key.display().to_string(), source })?;
         let key = qaqpa_certs::keys::SigningKey::from_pem(&pem)
             .map_err(|e| TlsError::Signing(format!("{}: {e}", key.display())))?;

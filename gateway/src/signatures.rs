@@ -51,6 +51,8 @@ struct Signed {
     chain: Vec<Vec<u8>>,
     /// Signed time, Unix seconds.
     at: i64,
+    /// The signature value.
+    value: Vec<u8>,
 }
 
 fn trust_of(runtime: &Runtime) -> Result<&SignatureTrust, GatewayError> {
@@ -93,7 +95,8 @@ fn accept(
     })
 }
 
-/// SOAP: verifies the client's signature, or signs for it; returns the bytes to forward.
+/// SOAP: verifies the client's signature, or signs for it; returns the bytes to
+/// forward and the signature value (for the message log).
 pub async fn soap(
     gateway: &Gateway,
     runtime: &Arc<Runtime>,
@@ -101,9 +104,9 @@ pub async fn soap(
     client: &Arc<Client>,
     message_id: &str,
     bytes: Bytes,
-) -> Result<Bytes, GatewayError> {
+) -> Result<(Bytes, Option<Vec<u8>>), GatewayError> {
     if route.signature == SignaturePolicy::None {
-        return Ok(bytes);
+        return Ok((bytes, None));
     }
     let may_sign = route.signature == SignaturePolicy::SignOnBehalf && client.signer.is_some();
     let size = bytes.len();
@@ -120,9 +123,9 @@ pub async fn soap(
         Err(e) => Err(bad_signature(e)),
     })
     .await?;
-    let signed = Signed { chain: verified.chain, at: verified.created };
+    let signed = Signed { chain: verified.chain, at: verified.created, value: Vec::new() };
     accept(gateway, runtime, client, message_id, &signed, by_gateway)?;
-    Ok(bytes)
+    Ok((bytes, Some(verified.signature_value)))
 }
 
 /// The JWS claims that bind a REST request's routing to its signature.
@@ -148,7 +151,7 @@ fn expected_claims(
 }
 
 /// REST: verifies `Qaqpa-Signature` over `body` and the routed headers, or adds one
-/// made with the key held for the client.
+/// made with the key held for the client; returns the signature value.
 pub async fn rest(
     gateway: &Gateway,
     runtime: &Arc<Runtime>,
@@ -157,9 +160,9 @@ pub async fn rest(
     message_id: &str,
     parts: &mut http::request::Parts,
     body: &Bytes,
-) -> Result<(), GatewayError> {
+) -> Result<Option<Vec<u8>>, GatewayError> {
     if route.signature == SignaturePolicy::None {
-        return Ok(());
+        return Ok(None);
     }
     let expected = expected_claims(parts, client, route, message_id);
     let token = parts.headers.get(QAQPA_SIGNATURE).map(|v| v.to_str().map(str::to_owned));
@@ -179,7 +182,7 @@ pub async fn rest(
                 }
             }
             let at = verified.header.get("iat").and_then(Value::as_i64).ok_or_else(|| bad_signature("no iat"))?;
-            (Signed { chain: verified.chain, at }, false)
+            (Signed { chain: verified.chain, at, value: verified.signature }, false)
         }
         Some(Err(_)) => return Err(bad_signature("Qaqpa-Signature is not ASCII")),
         None => match (&client.signer, route.signature) {
@@ -190,12 +193,17 @@ pub async fn rest(
                     QAQPA_SIGNATURE,
                     HeaderValue::from_str(&token).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))?,
                 );
-                (Signed { chain: signer.chain.clone(), at }, true)
+                let value = token
+                    .rsplit('.')
+                    .next()
+                    .and_then(|s| base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, s).ok());
+                (Signed { chain: signer.chain.clone(), at, value: value.unwrap_or_default() }, true)
             }
             _ => return Err(bad_signature("the service requires a Qaqpa-Signature (detached JWS)")),
         },
     };
-    accept(gateway, runtime, client, message_id, &signed, by_gateway)
+    accept(gateway, runtime, client, message_id, &signed, by_gateway)?;
+    Ok(Some(signed.value))
 }
 
 /// A detached JWS over `body` carrying `claims` and the time.

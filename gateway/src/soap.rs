@@ -218,8 +218,11 @@ async fn run_stages(
     let admission = limit_stage::admit(gateway, route, &client).await.map_err(fail)?;
     let message_id = exchange.id().to_owned();
     // Signed on behalf, the message grows a Signature; mediation reads the original.
-    let forwarded =
+    let (forwarded, signature) =
         crate::signatures::soap(gateway, runtime, route, &client, &message_id, bytes.clone()).await.map_err(fail)?;
+    if let Some(value) = signature {
+        exchange.set_signature(value);
+    }
     if let Some(mediation) = mediation {
         // A SOAP client calling a REST provider: adapt.
         let built = crate::mediate::soap_to_rest(runtime, route, mediation, envelope, &bytes, &client, peer, exchange)

@@ -42,6 +42,8 @@ pub struct Exchange {
     admission: Option<Admission>,
     /// Whether this value owns the in-flight count (a `take`n-from shell does not).
     counted: bool,
+    /// The request's signature value, for the message log.
+    signature: Option<Vec<u8>>,
 }
 
 impl Exchange {
@@ -63,6 +65,7 @@ impl Exchange {
             head_out: Duration::ZERO,
             admission: None,
             counted: true,
+            signature: None,
         }
     }
 
@@ -72,6 +75,10 @@ impl Exchange {
 
     pub fn set_client(&mut self, client: &Arc<Client>) {
         self.client = Some(client.clone());
+    }
+
+    pub fn set_signature(&mut self, value: Vec<u8>) {
+        self.signature = Some(value);
     }
 
     pub fn set_service(&mut self, route: &Route) {
@@ -118,6 +125,7 @@ impl Exchange {
             head_out: self.head_out,
             admission: self.admission.take(),
             counted: std::mem::replace(&mut self.counted, false),
+            signature: self.signature.take(),
         }
     }
 
@@ -142,6 +150,23 @@ impl Exchange {
             let slow = self.head_out > sla.latency;
             let keep = (sla.window.as_secs() / 3600).max(1) as i64 + 1;
             t.sla.record(id.as_str(), self.request_in, server_error, slow, keep);
+        }
+        if let Some(log) = &self.gateway.message_log {
+            let body_sha512 = match self.request_body.as_ref().map(|b| b.get()) {
+                Some(crate::body::Outcome::Complete(digest)) => Some(digest),
+                _ => None,
+            };
+            log.append(crate::msglog::Entry {
+                time: self.request_in,
+                node: t.node.clone(),
+                id: self.id.clone(),
+                client: client.to_owned(),
+                service: service.to_owned(),
+                status: self.status,
+                code: self.code.map(|c| c.as_str().to_owned()),
+                body_sha512,
+                signature: self.signature.take(),
+            });
         }
         let record = Record {
             id: std::mem::take(&mut self.id),

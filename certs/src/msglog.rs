@@ -1,0 +1,353 @@
+//! The message log's format and its offline verification (DESIGN §6): append-only
+//! segments of JSON lines. Every line carries `prev`, the SHA-256 of the line before
+//! it (across segments), so the lines form one hash chain. Record lines describe one
+//! exchange each; after every batch a seal line holds the Merkle root of the batch's
+//! record hashes and the gateway's signature over it. An auditor needs only the files
+//! and the gateway's certificate: `verify` names the first line that breaks the
+//! chain, a seal, or the sequence; an evidence bundle proves one record to its seal.
+//!
+//! Pure: the writer (disk, clock, batching) is the gateway's.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{self, SignatureAlg, SigningKey};
+
+/// `prev` of the very first line.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One exchange as logged. Bodies are not kept (personal data): their digests are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub seq: u64,
+    /// Microseconds since the Unix epoch.
+    pub time: i64,
+    pub node: String,
+    pub id: String,
+    pub client: String,
+    pub service: String,
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// Base64 SHA-512 of the request body as received, when it was read to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_sha512: Option<String>,
+    /// Base64 signature value of the request (XMLDSig SignatureValue or JWS signature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    pub prev: String,
+}
+
+/// The gateway's signature over one batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seal {
+    /// First and last record sequence of the batch.
+    pub first: u64,
+    pub last: u64,
+    /// Hex Merkle root of the batch's record-line hashes.
+    pub root: String,
+    pub time: i64,
+    /// JWS algorithm name of `sig`.
+    pub alg: String,
+    /// Base64 DER of the signing certificate chain, leaf first.
+    pub chain: Vec<String>,
+    pub sig: String,
+    pub prev: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Line {
+    Record(Record),
+    Seal(Seal),
+}
+
+impl Line {
+    fn prev(&self) -> &str {
+        match self {
+            Line::Record(r) => &r.prev,
+            Line::Seal(s) => &s.prev,
+        }
+    }
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    ring::digest::digest(&ring::digest::SHA256, data).as_ref().try_into().expect("32 bytes")
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// RFC 6962-style tree: leaves and inner nodes hashed apart, an odd node promoted.
+pub fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
+    if leaves.is_empty() {
+        return sha256(b"");
+    }
+    let mut level: Vec<[u8; 32]> = leaves.iter().map(leaf_hash).collect();
+    while level.len() > 1 {
+        level =
+            level.chunks(2).map(|pair| if pair.len() == 2 { node_hash(&pair[0], &pair[1]) } else { pair[0] }).collect();
+    }
+    level[0]
+}
+
+fn leaf_hash(leaf: &[u8; 32]) -> [u8; 32] {
+    let mut buf = [0u8; 33];
+    buf[1..].copy_from_slice(leaf);
+    sha256(&buf)
+}
+
+fn node_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    let mut buf = [0u8; 65];
+    buf[0] = 1;
+    buf[1..33].copy_from_slice(left);
+    buf[33..].copy_from_slice(right);
+    sha256(&buf)
+}
+
+/// The sibling hashes from leaf `index` to the root: (sibling is on the right, hash).
+pub fn merkle_proof(leaves: &[[u8; 32]], mut index: usize) -> Vec<(bool, String)> {
+    let mut proof = Vec::new();
+    let mut level: Vec<[u8; 32]> = leaves.iter().map(leaf_hash).collect();
+    while level.len() > 1 {
+        let sibling = index ^ 1;
+        if sibling < level.len() {
+            proof.push((sibling > index, hex(&level[sibling])));
+        }
+        level =
+            level.chunks(2).map(|pair| if pair.len() == 2 { node_hash(&pair[0], &pair[1]) } else { pair[0] }).collect();
+        index /= 2;
+    }
+    proof
+}
+
+pub fn proof_root(leaf: &[u8; 32], proof: &[(bool, String)]) -> Option<[u8; 32]> {
+    let mut at = leaf_hash(leaf);
+    for (right, sibling) in proof {
+        let sibling: [u8; 32] = from_hex(sibling)?;
+        at = if *right { node_hash(&at, &sibling) } else { node_hash(&sibling, &at) };
+    }
+    Some(at)
+}
+
+fn from_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn seal_input(first: u64, last: u64, root: &str, time: i64) -> Vec<u8> {
+    format!("qaqpa-message-log-seal\n{first}\n{last}\n{root}\n{time}").into_bytes()
+}
+
+/// A seal over records `first..=last` whose line hashes are `leaves`.
+pub fn seal(
+    key: &SigningKey,
+    chain: &[Vec<u8>],
+    first: u64,
+    last: u64,
+    leaves: &[[u8; 32]],
+    time: i64,
+    prev: String,
+) -> Result<Seal, keys::KeyError> {
+    let root = hex(&merkle_root(leaves));
+    let sig = STANDARD.encode(key.sign(&seal_input(first, last, &root, time))?);
+    let chain = chain.iter().map(|c| STANDARD.encode(c)).collect();
+    Ok(Seal { first, last, root, time, alg: key.alg().jws_name().to_owned(), chain, sig, prev })
+}
+
+fn check_seal_signature(seal: &Seal, expected_signer: Option<&[u8]>) -> Result<(), String> {
+    let alg = SignatureAlg::from_jws_name(&seal.alg).ok_or_else(|| format!("unknown seal algorithm {}", seal.alg))?;
+    let leaf = seal.chain.first().and_then(|c| STANDARD.decode(c).ok()).ok_or("the seal carries no certificate")?;
+    if let Some(expected) = expected_signer {
+        if leaf != expected {
+            return Err("the seal is signed by another certificate than the gateway's".into());
+        }
+    }
+    let sig = STANDARD.decode(&seal.sig).map_err(|_| "the seal's signature is not base64")?;
+    keys::verify(alg, &leaf, &seal_input(seal.first, seal.last, &seal.root, seal.time), &sig)
+        .map_err(|e| format!("the seal's signature does not verify ({e})"))
+}
+
+/// Where verification failed: the segment, the line (1-based) and, for a record,
+/// its sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{segment}:{line}{}: {reason}", seq.map(|s| format!(" (record {s})")).unwrap_or_default())]
+pub struct LogFault {
+    pub segment: String,
+    pub line: usize,
+    pub seq: Option<u64>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub records: u64,
+    pub seals: u64,
+}
+
+/// Checks segments (name, bytes) in order: the record sequence, every line's `prev`,
+/// every seal's root and signature (by `signer` when given, else by the certificate
+/// of the first seal throughout), and that the log ends with a seal.
+pub fn verify(segments: &[(String, Vec<u8>)], signer: Option<&[u8]>) -> Result<Summary, LogFault> {
+    let mut prev = GENESIS.to_owned();
+    let mut next_seq = None::<u64>;
+    let mut batch: Vec<[u8; 32]> = Vec::new();
+    let mut batch_first = None;
+    let mut summary = Summary::default();
+    let mut last_place = (String::new(), 0usize);
+    // The previous line's record sequence (None after a seal).
+    let mut last_seq = None::<u64>;
+    // Without a given signer, every seal must be by the first seal's certificate.
+    let mut first_signer: Option<Vec<u8>> = None;
+    for (name, bytes) in segments {
+        let fault =
+            |line: usize, seq: Option<u64>, reason: String| LogFault { segment: name.clone(), line, seq, reason };
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            let line = bytes.split(|&b| b == b'\n').count();
+            return Err(fault(line, None, "the segment ends in the middle of a line (truncated)".into()));
+        }
+        for (i, raw) in bytes.split(|&b| b == b'\n').enumerate().filter(|(_, l)| !l.is_empty()) {
+            let n = i + 1;
+            last_place = (name.clone(), n);
+            let line: Line = serde_json::from_slice(raw).map_err(|e| fault(n, None, format!("not a log line: {e}")))?;
+            let seq = match &line {
+                Line::Record(r) => Some(r.seq),
+                Line::Seal(_) => None,
+            };
+            // Sequence first: a deleted or swapped record shows as a gap or a step back.
+            if let (Some(seq), Some(expected)) = (seq, next_seq) {
+                if seq != expected {
+                    return Err(fault(
+                        n,
+                        Some(seq),
+                        format!("record {seq} where {expected} was due (deleted or reordered)"),
+                    ));
+                }
+            }
+            if line.prev() != prev {
+                // The line before was changed (its hash moved), or this line's prev was.
+                let (line, seq) = if n > 1 { (n - 1, last_seq) } else { (n, seq) };
+                return Err(fault(line, seq, "changed: its hash is not the prev the next line holds".into()));
+            }
+            let hash = sha256(raw);
+            match line {
+                Line::Record(r) => {
+                    next_seq = Some(r.seq + 1);
+                    last_seq = Some(r.seq);
+                    batch_first.get_or_insert(r.seq);
+                    batch.push(hash);
+                    summary.records += 1;
+                }
+                Line::Seal(s) => {
+                    last_seq = None;
+                    let signer = signer.or(first_signer.as_deref());
+                    let (first, last) = (batch_first.unwrap_or(s.first), next_seq.map_or(s.last, |n| n - 1));
+                    if batch.is_empty() || s.first != first || s.last != last {
+                        return Err(fault(
+                            n,
+                            None,
+                            format!("the seal covers {}..={} but the batch is {first}..={last}", s.first, s.last),
+                        ));
+                    }
+                    if hex(&merkle_root(&batch)) != s.root {
+                        return Err(fault(n, None, "the seal's Merkle root does not match its records".into()));
+                    }
+                    check_seal_signature(&s, signer).map_err(|reason| fault(n, None, reason))?;
+                    if first_signer.is_none() {
+                        first_signer = s.chain.first().and_then(|c| STANDARD.decode(c).ok());
+                    }
+                    batch.clear();
+                    batch_first = None;
+                    summary.seals += 1;
+                }
+            }
+            prev = hex(&hash);
+        }
+    }
+    if !batch.is_empty() {
+        return Err(LogFault {
+            segment: last_place.0,
+            line: last_place.1,
+            seq: next_seq.map(|n| n - 1),
+            reason: format!(
+                "{} records at the end are not sealed (the log was truncated, or the gateway did not stop cleanly)",
+                batch.len()
+            ),
+        });
+    }
+    Ok(summary)
+}
+
+/// One record with the proof that its batch's seal covers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// The record line exactly as logged.
+    pub record: String,
+    /// Its place in the batch and the sibling hashes up to the root.
+    pub index: usize,
+    pub proof: Vec<(bool, String)>,
+    /// The seal line exactly as logged.
+    pub seal: String,
+}
+
+/// Builds the evidence for the record with message id `id` from the segments.
+pub fn evidence(segments: &[(String, Vec<u8>)], id: &str) -> Option<Evidence> {
+    let mut batch: Vec<(String, [u8; 32])> = Vec::new();
+    let mut wanted: Option<usize> = None;
+    for (_, bytes) in segments {
+        for raw in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<Line>(raw).ok()? {
+                Line::Record(r) => {
+                    if r.id == id && wanted.is_none() {
+                        wanted = Some(batch.len());
+                    }
+                    batch.push((String::from_utf8_lossy(raw).into_owned(), sha256(raw)));
+                }
+                Line::Seal(_) => {
+                    if let Some(index) = wanted {
+                        let leaves: Vec<[u8; 32]> = batch.iter().map(|(_, h)| *h).collect();
+                        return Some(Evidence {
+                            record: batch[index].0.clone(),
+                            index,
+                            proof: merkle_proof(&leaves, index),
+                            seal: String::from_utf8_lossy(raw).into_owned(),
+                        });
+                    }
+                    batch.clear();
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Checks an evidence bundle alone: the record hashes up the proof to the seal's
+/// root, and the seal's signature holds. Returns the record.
+pub fn verify_evidence(evidence: &Evidence, signer: Option<&[u8]>) -> Result<Record, String> {
+    let Line::Record(record) = serde_json::from_str(&evidence.record).map_err(|e| format!("record: {e}"))? else {
+        return Err("the record is a seal".into());
+    };
+    let Line::Seal(seal) = serde_json::from_str(&evidence.seal).map_err(|e| format!("seal: {e}"))? else {
+        return Err("the seal is a record".into());
+    };
+    if !(seal.first..=seal.last).contains(&record.seq) {
+        return Err(format!("record {} is outside the seal's {}..={}", record.seq, seal.first, seal.last));
+    }
+    let root = proof_root(&sha256(evidence.record.as_bytes()), &evidence.proof).ok_or("malformed proof")?;
+    if hex(&root) != seal.root {
+        return Err("the record does not hash to the seal's Merkle root (changed record or proof)".into());
+    }
+    check_seal_signature(&seal, signer)?;
+    Ok(record)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+use super::*;
+use crate::pki::DevCa;
+
+struct Key {
+    key: SigningKey,
+    chain: Vec<Vec<u8>>,
+}
+
+fn key(name: &str) -> Key {
+    let now = time::OffsetDateTime::now_utc();
+    let ca = DevCa::generate(name, now).unwrap();
+    let pair = ca.issue_server(&["gateway"], now).unwrap();
+    Key { key: SigningKey::from_pem(pair.key_pem.as_bytes()).unwrap(), chain: vec![pair.cert_der().unwrap().to_vec()] }
+}
+
+/// A log of `n` records sealed every `batch`, as the gateway writes it.
+fn log(k: &Key, n: u64, batch: u64) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut prev = GENESIS.to_owned();
+    let mut leaves = Vec::new();
+    let push = |line: Line, lines: &mut Vec<String>, prev: &mut String| -> [u8; 32] {
+        let text = serde_json::to_string(&line).unwrap();
+        let hash = sha256(text.as_bytes());
+        *prev = hex(&hash);
+        lines.push(text);
+        hash
+    };
+    for seq in 1..=n {
+        let record = Record {
+            seq,
+            time: 1_795_000_000_000_000 + seq as i64,
+            node: "node-1".into(),
+            id: format!("msg-{seq}"),
+            client: "KZ/GOV/000000000003/egov-portal".into(),
+            service: "KZ/GOV/000000000001/population-register/person/v1".into(),
+            status: 200,
+            code: None,
+            body_sha512: Some("AAAA".into()),
+            signature: None,
+            prev: prev.clone(),
+        };
+        leaves.push(push(Line::Record(record), &mut lines, &mut prev));
+        if seq % batch == 0 || seq == n {
+            let first = seq + 1 - leaves.len() as u64;
+            let s = seal(&k.key, &k.chain, first, seq, &leaves, 1_795_000_000_000_000, prev.clone()).unwrap();
+            push(Line::Seal(s), &mut lines, &mut prev);
+            leaves.clear();
+        }
+    }
+    lines
+}
+
+fn segments(lines: &[String], split: usize) -> Vec<(String, Vec<u8>)> {
+    let join = |l: &[String]| l.iter().map(|x| format!("{x}\n")).collect::<String>().into_bytes();
+    vec![("seg-1".into(), join(&lines[..split])), ("seg-2".into(), join(&lines[split..]))]
+}
+
+#[test]
+fn a_whole_log_verifies_across_segments() {
+    let k = key("A");
+    let lines = log(&k, 10, 4);
+    assert_eq!(lines.len(), 13, "10 records, 3 seals");
+    let summary = verify(&segments(&lines, 6), Some(&k.chain[0])).unwrap();
+    assert_eq!(summary, Summary { records: 10, seals: 3 });
+    assert_eq!(verify(&segments(&lines, 6), None).unwrap(), summary);
+}
+
+fn fault(segs: &[(String, Vec<u8>)], k: &Key) -> LogFault {
+    verify(segs, Some(&k.chain[0])).expect_err("tampering must be detected")
+}
+
+#[test]
+fn each_kind_of_tampering_is_detected_and_named() {
+    let k = key("A");
+    let lines = log(&k, 10, 4);
+    // Record 3 (line 3) with one byte changed: its status.
+    let mut flipped = lines.clone();
+    flipped[2] = flipped[2].replace("\"status\":200", "\"status\":201");
+    let f = fault(&segments(&flipped, 6), &k);
+    assert_eq!((f.segment.as_str(), f.line, f.seq), ("seg-1", 3, Some(3)), "{f}");
+    // Record 3 deleted.
+    let mut deleted = lines.clone();
+    deleted.remove(2);
+    let f = fault(&segments(&deleted, 6), &k);
+    assert_eq!((f.line, f.seq), (3, Some(4)), "{f}");
+    assert!(f.reason.contains("deleted or reordered"));
+    // Records 2 and 3 swapped.
+    let mut swapped = lines.clone();
+    swapped.swap(1, 2);
+    let f = fault(&segments(&swapped, 6), &k);
+    assert_eq!((f.line, f.seq), (2, Some(3)), "{f}");
+    // Truncated in the middle of the last line, and whole lines cut off the end.
+    let mut segs = segments(&lines, 6);
+    let cut = segs[1].1.len() - 10;
+    segs[1].1.truncate(cut);
+    let f = fault(&segs, &k);
+    assert!(f.reason.contains("truncated") && f.segment == "seg-2", "{f}");
+    let f = fault(&segments(&lines[..lines.len() - 1], 6), &k);
+    assert!(f.reason.contains("not sealed"), "{f}");
+    assert_eq!(f.seq, Some(10));
+    // A seal re-made by another key (the attacker re-signs a changed batch).
+    let other = key("B");
+    let mut forged = lines.clone();
+    let Line::Seal(original) = serde_json::from_str(&forged[4]).unwrap() else { panic!() };
+    let leaves: Vec<[u8; 32]> = forged[..4].iter().map(|l| sha256(l.as_bytes())).collect();
+    let fake = seal(&other.key, &other.chain, 1, 4, &leaves, original.time, original.prev.clone()).unwrap();
+    forged[4] = serde_json::to_string(&Line::Seal(fake)).unwrap();
+    // Its hash changed too, so re-link the next line as an attacker would.
+    let mut next: Line = serde_json::from_str(&forged[5]).unwrap();
+    if let Line::Record(r) = &mut next {
+        r.prev = hex(&sha256(forged[4].as_bytes()));
+    }
+    forged[5] = serde_json::to_string(&next).unwrap();
+    let f = fault(&segments(&forged, 6), &k);
+    assert!(f.reason.contains("another certificate") && f.line == 5, "{f}");
+    // Without the gateway's certificate, every seal must be by the first seal's signer.
+    let mut late = lines.clone();
+    let Line::Seal(original) = serde_json::from_str(&late[9]).unwrap() else { panic!() };
+    let leaves: Vec<[u8; 32]> = late[5..9].iter().map(|l| sha256(l.as_bytes())).collect();
+    late[9] = serde_json::to_string(&Line::Seal(
+        seal(&other.key, &other.chain, 5, 8, &leaves, original.time, original.prev).unwrap(),
+    ))
+    .unwrap();
+    let mut after: Line = serde_json::from_str(&late[10]).unwrap();
+    if let Line::Record(r) = &mut after {
+        r.prev = hex(&sha256(late[9].as_bytes()));
+    }
+    late[10] = serde_json::to_string(&after).unwrap();
+    let f = verify(&segments(&late, 6), None).expect_err("a second signer");
+    assert!(f.reason.contains("another certificate") && f.line == 4 && f.segment == "seg-2", "{f}");
+}
+
+#[test]
+fn evidence_proves_one_record_and_nothing_else() {
+    let k = key("A");
+    let lines = log(&k, 11, 4);
+    let segs = segments(&lines, 7);
+    for id in ["msg-1", "msg-6", "msg-11"] {
+        let e = evidence(&segs, id).unwrap();
+        let record = verify_evidence(&e, Some(&k.chain[0])).unwrap();
+        assert_eq!(record.id, id);
+        let mut changed = e.clone();
+        changed.record = changed.record.replace("\"status\":200", "\"status\":500");
+        assert!(verify_evidence(&changed, Some(&k.chain[0])).is_err());
+        let other = key("B");
+        assert!(verify_evidence(&e, Some(&other.chain[0])).unwrap_err().contains("another certificate"));
+    }
+    assert!(evidence(&segs, "msg-99").is_none());
+}
+
+#[test]
+fn merkle_proofs_hold_for_every_leaf_and_size() {
+    for n in 1..=9usize {
+        let leaves: Vec<[u8; 32]> = (0..n).map(|i| sha256(&[i as u8])).collect();
+        let root = merkle_root(&leaves);
+        for i in 0..n {
+            assert_eq!(proof_root(&leaves[i], &merkle_proof(&leaves, i)), Some(root), "n={n} i={i}");
+        }
+    }
+}
