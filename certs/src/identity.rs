@@ -48,7 +48,7 @@ pub fn inspect(der: &[u8]) -> Result<CertIdentity, IdentityError> {
 
 /// Lower-case hex without separators, the form the config uses.
 pub fn fingerprint_hex(sha256: &[u8; 32]) -> String {
-    sha256.iter().map(|b| format!("{b:02x}")).collect()
+    crate::msglog::hex(sha256)
 }
 
 #[cfg(test)]
