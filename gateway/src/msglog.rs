@@ -14,8 +14,6 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use qaqpa_certs::msglog::{self, Line, Record};
 
 use crate::runtime::Signer;
@@ -26,21 +24,8 @@ pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Records waiting for the writer at most; past it they are counted as dropped.
 const QUEUE: usize = 65_536;
 
-/// What one exchange leaves in the log (the writer adds sequence and chain).
-pub struct Entry {
-    pub time: i64,
-    pub node: String,
-    pub id: String,
-    pub client: String,
-    pub service: String,
-    pub status: u16,
-    pub code: Option<String>,
-    pub body_sha512: Option<[u8; 64]>,
-    pub signature: Option<Vec<u8>>,
-}
-
 pub struct MessageLog {
-    sender: Mutex<Option<SyncSender<Entry>>>,
+    sender: Mutex<Option<SyncSender<Record>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     dropped: prometheus::IntCounter,
 }
@@ -123,8 +108,9 @@ impl MessageLog {
         Ok(Self { sender: Mutex::new(Some(sender)), writer: Mutex::new(Some(handle)), dropped })
     }
 
-    /// Queues an exchange's record; never blocks a request.
-    pub fn append(&self, entry: Entry) {
+    /// Queues an exchange's record (its `seq` and `prev` are the writer's to set);
+    /// never blocks a request.
+    pub fn append(&self, entry: Record) {
         let guard = self.sender.lock().unwrap_or_else(|e| e.into_inner());
         let sent = match guard.as_ref() {
             Some(s) => s.try_send(entry),
@@ -166,7 +152,7 @@ impl Writer {
         Ok(Self { dir, signer, tail, file, size, batch_first, buffer: Vec::with_capacity(1 << 20), written })
     }
 
-    fn run(mut self, receiver: mpsc::Receiver<Entry>) {
+    fn run(mut self, receiver: mpsc::Receiver<Record>) {
         let mut deadline: Option<Instant> = None;
         loop {
             let wait = deadline.map_or(Duration::from_secs(3600), |d| d.saturating_duration_since(Instant::now()));
@@ -191,20 +177,9 @@ impl Writer {
         }
     }
 
-    fn push(&mut self, e: Entry) {
-        let record = Record {
-            seq: self.tail.seq,
-            time: e.time,
-            node: e.node,
-            id: e.id,
-            client: e.client,
-            service: e.service,
-            status: e.status,
-            code: e.code,
-            body_sha512: e.body_sha512.map(|d| STANDARD.encode(d)),
-            signature: e.signature.map(|s| STANDARD.encode(s)),
-            prev: std::mem::take(&mut self.tail.prev),
-        };
+    fn push(&mut self, mut record: Record) {
+        record.seq = self.tail.seq;
+        record.prev = std::mem::take(&mut self.tail.prev);
         self.tail.seq += 1;
         self.line(&Line::Record(record), true);
     }

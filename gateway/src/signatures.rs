@@ -123,9 +123,9 @@ pub async fn soap(
         Err(e) => Err(bad_signature(e)),
     })
     .await?;
-    let signed = Signed { chain: verified.chain, at: verified.created, value: Vec::new() };
+    let signed = Signed { chain: verified.chain, at: verified.created, value: verified.signature_value };
     accept(gateway, runtime, client, message_id, &signed, by_gateway)?;
-    Ok((bytes, Some(verified.signature_value)))
+    Ok((bytes, Some(signed.value)))
 }
 
 /// The JWS claims that bind a REST request's routing to its signature.

@@ -152,11 +152,15 @@ impl Exchange {
             t.sla.record(id.as_str(), self.request_in, server_error, slow, keep);
         }
         if let Some(log) = &self.gateway.message_log {
+            use base64::Engine;
+            let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
             let body_sha512 = match self.request_body.as_ref().map(|b| b.get()) {
-                Some(crate::body::Outcome::Complete(digest)) => Some(digest),
+                Some(crate::body::Outcome::Complete(digest)) => Some(b64(&digest)),
                 _ => None,
             };
-            log.append(crate::msglog::Entry {
+            log.append(qaqpa_certs::msglog::Record {
+                seq: 0,
+                prev: String::new(),
                 time: self.request_in,
                 node: t.node.clone(),
                 id: self.id.clone(),
@@ -165,7 +169,7 @@ impl Exchange {
                 status: self.status,
                 code: self.code.map(|c| c.as_str().to_owned()),
                 body_sha512,
-                signature: self.signature.take(),
+                signature: self.signature.take().map(|s| b64(&s)),
             });
         }
         let record = Record {

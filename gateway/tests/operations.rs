@@ -266,16 +266,22 @@ async fn health_checks_eject_a_dead_endpoint_and_bring_it_back() {
             .find(|l| l.starts_with("qaqpa_upstream_healthy") && l.contains(&addr.to_string()))
             .map(|l| l.rsplit(' ').next().unwrap().to_owned())
     };
-    // Ejected within a few check intervals.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let m = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
-        if healthy_line(&m, spare).as_deref() == Some("0") {
-            break;
+    let wait_for = |standing: &'static str, what: &'static str| {
+        let metrics_url = metrics_url.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let m = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
+                if healthy_line(&m, spare).as_deref() == Some(standing) {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{what}:\n{m}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        assert!(Instant::now() < deadline, "dead endpoint never ejected:\n{m}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
+    // Ejected within a few check intervals.
+    wait_for("0", "dead endpoint never ejected").await;
     // Now every request goes to the live endpoint: no failures at all.
     for _ in 0..50 {
         let r = client.get(&url).header("X-Road-Client", CLIENT).send().await.unwrap();
@@ -283,15 +289,7 @@ async fn health_checks_eject_a_dead_endpoint_and_bring_it_back() {
     }
     // The endpoint comes back and rejoins after two good checks.
     let revived = start_provider_on(spare, false, None).await;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let m = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
-        if healthy_line(&m, spare).as_deref() == Some("1") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "revived endpoint never rejoined");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for("1", "revived endpoint never rejoined").await;
     let probes = revived.seen.requests.load(std::sync::atomic::Ordering::SeqCst);
     for _ in 0..60 {
         let r = client.get(&url).header("X-Road-Client", CLIENT).send().await.unwrap();
