@@ -176,6 +176,14 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
         assert!(Instant::now() < deadline, "demo did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The printed message-log check passes over what the demo just carried.
+    let verify = rx.try_iter().find(|l| l.starts_with("qaqpa log verify")).expect("demo printed the log check");
+    let args: Vec<&str> = verify.split_whitespace().skip(1).collect();
+    let out = Command::new(QAQPA).args(&args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.starts_with("VALID: "), "{verify}: {text}");
+    let records: u64 = text["VALID: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert_eq!(records, 5, "the five exchanges are logged (the WSDL download is not one): {text}");
 }
 
 /// A free loopback port (bound, then released for the child process to take).

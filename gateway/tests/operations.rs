@@ -400,3 +400,26 @@ async fn http3_with_a_client_certificate_is_routed_like_http1() {
     let records = reqwest::get(gw.admin_url("/admin/v1/monitoring")).await.unwrap().text().await.unwrap();
     assert!(records.contains("h3-msg-1"), "{records}");
 }
+
+#[tokio::test]
+async fn shutdown_lets_an_http3_request_in_flight_finish() {
+    let gw = TestGateway::start_with("", |_, text| with_data_listener(text, "http = [\"h1\", \"h2\", \"h3\"]")).await;
+    let addr = gw.running.data_addrs[0];
+    let mut send = h3_client(&gw.pki, "egov-portal", addr).await.unwrap();
+    let req = http::Request::get(format!("https://localhost:{}/r1/{SERVICE}/delay?ms=700", addr.port()))
+        .header("x-road-client", CLIENT)
+        .body(())
+        .unwrap();
+    let in_flight = tokio::spawn(async move { h3_exchange(&mut send, req, None).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let TestGateway { pki, running, .. } = gw;
+    running.shutdown().await;
+    let (response, body) = in_flight.await.unwrap().expect("the request in flight is answered");
+    assert_eq!(response.status(), 200);
+    assert_eq!(body, b"waited 700 ms");
+    assert!(started.elapsed() < Duration::from_secs(10), "drained promptly: {:?}", started.elapsed());
+    // After the drain nothing is accepted: a new QUIC connection fails.
+    let late = tokio::time::timeout(Duration::from_secs(2), h3_client(&pki, "egov-portal", addr)).await;
+    assert!(!matches!(late, Ok(Ok(_))), "a connection was accepted after shutdown");
+}

@@ -208,5 +208,9 @@ fn print_tour(dir: &Path, tls: SocketAddr, plain: SocketAddr, admin: SocketAddr)
     );
     println!("# monitoring records: curl 'http://{admin}/admin/v1/monitoring?format=csv'");
     println!("# health: curl http://{admin}/healthz   readiness: curl http://{admin}/readyz");
+    println!(
+        "# every exchange is in the signed message log; after Ctrl-C check it offline:\nqaqpa log verify {}/data/log --cert {pki}/gateway.crt",
+        dir.display()
+    );
     println!("# Ctrl-C stops the gateway and the demo systems.");
 }
