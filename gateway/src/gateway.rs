@@ -34,8 +34,10 @@ pub struct Gateway {
     pub limiter: Limiter,
     pub overload: Overload,
     pub client_connections: Arc<ClientConnections>,
-    /// Message ids seen per client (services with a signature policy).
-    pub replay: Option<crate::replay::ReplayGuard>,
+    /// Message ids seen per client (services with a signature policy). Always open,
+    /// so a reload that adds signed services finds it; window and capacity are the
+    /// starting config's.
+    pub replay: crate::replay::ReplayGuard,
     /// The tamper-evident log of every exchange (DATA_DIR/log).
     pub message_log: Option<crate::msglog::MessageLog>,
     /// The TLS of each running listener, swapped on reload.
@@ -183,18 +185,19 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         limit: AtomicU32::new(config.overload.max_in_flight),
     };
     let overload_config = config.overload.clone();
-    let replay = match &config.signatures {
-        Some(sig) => Some(
-            crate::replay::ReplayGuard::open(
-                &data_dir.join("replay.log"),
-                sig.replay_window.as_secs(),
-                sig.replay_capacity,
-                crate::signatures::now_unix().max(0) as u64,
-            )
-            .map_err(dir_error)?,
-        ),
-        None => None,
-    };
+    let (window, capacity) = config
+        .signatures
+        .as_ref()
+        .map_or((crate::config::DEFAULT_REPLAY_WINDOW, crate::config::DEFAULT_REPLAY_CAPACITY), |s| {
+            (s.replay_window, s.replay_capacity)
+        });
+    let replay = crate::replay::ReplayGuard::open(
+        &data_dir.join("replay.log"),
+        window.as_secs(),
+        capacity,
+        crate::signatures::now_unix().max(0) as u64,
+    )
+    .map_err(dir_error)?;
     let telemetry =
         Telemetry { metrics: Metrics::new(), monitoring, sla: SlaTracker::default(), node: config.node.clone() };
     // Seals are signed with the gateway's signing key, or its first listener's TLS key.

@@ -89,8 +89,7 @@ fn accept(
             format!("the signed time is {} s from the gateway's clock (allowed ±{skew} s)", signed.at - now),
         ));
     }
-    let guard = gateway.replay.as_ref().ok_or_else(|| GatewayError::new(ErrorCode::Internal, "no replay guard"))?;
-    guard.check(client.id.as_str(), message_id, now.max(0) as u64).map_err(|_| {
+    gateway.replay.check(client.id.as_str(), message_id, now.max(0) as u64).map_err(|_| {
         GatewayError::new(ErrorCode::Replay, format!("message id {message_id} was already received from {}", client.id))
     })
 }

@@ -87,6 +87,9 @@ pub struct Config {
     pub signatures: Option<Signatures>,
 }
 
+pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_REPLAY_CAPACITY: usize = 2_000_000;
+
 /// Message signatures (DESIGN §6): whom to trust, how fresh, replay memory.
 #[derive(Debug, Clone)]
 pub struct Signatures {

@@ -205,13 +205,18 @@ impl Checker<'_> {
             .map(|(i, crl)| self.pem_file(crl, &format!("signatures.crls[{i}]"), PemKind::Crl))
             .collect();
         let max_clock_skew = self.duration(raw.max_clock_skew.as_ref(), "5m", "signatures.max_clock_skew");
-        let replay_window = self.duration(raw.replay_window.as_ref(), "24h", "signatures.replay_window");
+        let replay_window = raw
+            .replay_window
+            .as_ref()
+            .map_or(DEFAULT_REPLAY_WINDOW, |w| self.duration(Some(w), "24h", "signatures.replay_window"));
         if replay_window < max_clock_skew * 2 {
             let span = raw.replay_window.as_ref().map_or(0..0, |w| w.span());
             self.error(span, "signatures.replay_window", "must cover at least twice max_clock_skew");
         }
-        let replay_capacity =
-            self.positive(raw.replay_capacity.as_ref(), 2_000_000, "signatures.replay_capacity") as usize;
+        let replay_capacity = raw
+            .replay_capacity
+            .as_ref()
+            .map_or(DEFAULT_REPLAY_CAPACITY, |c| self.positive(Some(c), 1, "signatures.replay_capacity") as usize);
         let max_body_bytes = raw.max_body_bytes.as_ref().map_or(10 * 1024 * 1024, |m| *m.get_ref());
         let gateway_key = self.key_pair(raw.cert.as_ref(), raw.key.as_ref(), "signatures", "cert", "key");
         Signatures { trust_anchors, crls, max_clock_skew, replay_window, replay_capacity, max_body_bytes, gateway_key }
