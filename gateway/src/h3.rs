@@ -209,19 +209,25 @@ async fn serve_request(gateway: Arc<Gateway>, peer: Arc<Peer>, resolver: Request
         }
     };
     let (mut send, mut recv) = stream.split();
-    // Read the first piece before routing: a request that ended with its headers
-    // gets an empty body, so it is forwarded without one (not as an empty chunked body).
-    let body = match recv.recv_data().await {
-        Ok(None) => ClientBody::empty(),
+    // Wait (at most the idle body timeout) for the first piece before routing: a
+    // request that ended with its headers gets an empty body, so it is forwarded
+    // without one (not as an empty chunked body). A client that sends nothing more is
+    // routed anyway, and its body's own idle timer cuts it once it is read.
+    let first = tokio::time::timeout(idle, recv.recv_data()).await.ok();
+    let body = match first {
+        Some(Ok(None)) => ClientBody::empty(),
         first => {
             let declared =
                 req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
             let (tx, rx) = mpsc::channel(4);
-            let first = first.map(|b| b.map(|mut b| b.copy_to_bytes(b.remaining())));
+            let mut next = first.map(|r| r.map(|b| b.map(|mut b| b.copy_to_bytes(b.remaining()))));
             tokio::spawn(async move {
-                let mut next = first;
                 loop {
-                    let item = match next {
+                    let read = match next.take() {
+                        Some(read) => read,
+                        None => recv.recv_data().await.map(|b| b.map(|mut b| b.copy_to_bytes(b.remaining()))),
+                    };
+                    let item = match read {
                         Ok(Some(bytes)) => Ok(bytes),
                         Ok(None) => return,
                         Err(e) => Err(ClientBodyError::Stream(e.to_string())),
@@ -230,7 +236,6 @@ async fn serve_request(gateway: Arc<Gateway>, peer: Arc<Peer>, resolver: Request
                     if tx.send(item).await.is_err() || failed {
                         return;
                     }
-                    next = recv.recv_data().await.map(|b| b.map(|mut b| b.copy_to_bytes(b.remaining())));
                 }
             });
             ClientBody::channel(rx, Some(idle), declared)

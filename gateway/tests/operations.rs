@@ -423,3 +423,29 @@ async fn shutdown_lets_an_http3_request_in_flight_finish() {
     let late = tokio::time::timeout(Duration::from_secs(2), h3_client(&pki, "egov-portal", addr)).await;
     assert!(!matches!(late, Ok(Ok(_))), "a connection was accepted after shutdown");
 }
+
+#[tokio::test]
+async fn an_http3_client_that_never_sends_its_body_is_cut_at_the_idle_timeout() {
+    let gw = TestGateway::start_with("body_idle_timeout = \"500ms\"", |_, text| {
+        with_data_listener(text, "http = [\"h1\", \"h2\", \"h3\"]")
+    })
+    .await;
+    let addr = gw.running.data_addrs[0];
+    let mut send = h3_client(&gw.pki, "egov-portal", addr).await.unwrap();
+    let req = http::Request::post(format!("https://localhost:{}/r1/{SERVICE}/sink", addr.port()))
+        .header("x-road-client", CLIENT)
+        .header("content-length", "1000")
+        .body(())
+        .unwrap();
+    let started = Instant::now();
+    let mut stream = send.send_request(req).await.unwrap();
+    // Headers only: no data, no end of stream.
+    let response = tokio::time::timeout(Duration::from_secs(10), stream.recv_response())
+        .await
+        .expect("answered, not left hanging")
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["x-road-error"], "client.bad_request");
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(450) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
