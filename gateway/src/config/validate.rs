@@ -222,6 +222,23 @@ impl Checker<'_> {
         Signatures { trust_anchors, crls, max_clock_skew, replay_window, replay_capacity, max_body_bytes, gateway_key }
     }
 
+    /// One of a fixed set of words; absent, the first option. An unknown word is an
+    /// error naming the options.
+    fn choice<T: Copy>(&mut self, value: Option<&Spanned<String>>, key: &str, options: &[(&str, T)]) -> T {
+        let default = options[0].1;
+        let Some(value) = value else { return default };
+        match options.iter().find(|(word, _)| *word == value.get_ref().as_str()) {
+            Some((_, chosen)) => *chosen,
+            None => {
+                let words: Vec<String> = options.iter().map(|(w, _)| format!("{w:?}")).collect();
+                let (last, rest) = words.split_last().expect("options are not empty");
+                let message = format!("unknown {:?}; use {} or {last}", value.get_ref(), rest.join(", "));
+                self.error(value.span(), key, message);
+                default
+            }
+        }
+    }
+
     /// A count that must be at least 1, or its default when absent.
     fn positive(&mut self, value: Option<&Spanned<u32>>, default: u32, key: &str) -> u32 {
         match value {
@@ -323,34 +340,16 @@ impl Checker<'_> {
                 None
             }
         };
-        let protocol = match raw.upstream_protocol.as_ref().map(|p| (p, p.get_ref().as_str())) {
-            None | Some((_, "auto")) => UpstreamProtocol::Auto,
-            Some((_, "h1")) => UpstreamProtocol::Http1,
-            Some((_, "h2")) => UpstreamProtocol::Http2,
-            Some((p, other)) => {
-                self.error(
-                    p.span(),
-                    format!("{key}.upstream_protocol"),
-                    format!("unknown {other:?}; use \"auto\", \"h1\" or \"h2\""),
-                );
-                UpstreamProtocol::Auto
-            }
-        };
+        let protocol = self.choice(
+            raw.upstream_protocol.as_ref(),
+            &format!("{key}.upstream_protocol"),
+            &[("auto", UpstreamProtocol::Auto), ("h1", UpstreamProtocol::Http1), ("h2", UpstreamProtocol::Http2)],
+        );
         let connect_timeout =
             self.duration(raw.connect_timeout.as_ref(), DEFAULT_CONNECT_TIMEOUT, &format!("{key}.connect_timeout"));
         let timeout = self.duration(raw.timeout.as_ref(), DEFAULT_TIMEOUT, &format!("{key}.timeout"));
-        let limits_fail_open = match raw.limits_fail.as_ref().map(|v| (v, v.get_ref().as_str())) {
-            None | Some((_, "open")) => true,
-            Some((_, "closed")) => false,
-            Some((v, other)) => {
-                self.error(
-                    v.span(),
-                    format!("{key}.limits_fail"),
-                    format!("unknown {other:?}; use \"open\" or \"closed\""),
-                );
-                true
-            }
-        };
+        let limits_fail_open =
+            self.choice(raw.limits_fail.as_ref(), &format!("{key}.limits_fail"), &[("open", true), ("closed", false)]);
         if let Some(c) = &raw.max_concurrency {
             if *c.get_ref() == 0 {
                 self.error(c.span(), format!("{key}.max_concurrency"), "must be at least 1");
@@ -369,19 +368,15 @@ impl Checker<'_> {
                 self.duration(b.open_for.as_ref(), "10s", &format!("{key}.breaker.open_for")).as_nanos() as u64;
         }
         let health_check = raw.health_check.as_ref().and_then(|h| self.health_check(h, &format!("{key}.health_check")));
-        let signature = match raw.signature.as_ref().map(|s| (s, s.get_ref().as_str())) {
-            None | Some((_, "none")) => SignaturePolicy::None,
-            Some((_, "verify")) => SignaturePolicy::Verify,
-            Some((_, "sign-on-behalf")) => SignaturePolicy::SignOnBehalf,
-            Some((v, other)) => {
-                self.error(
-                    v.span(),
-                    format!("{key}.signature"),
-                    format!("unknown {other:?}; use \"none\", \"verify\" or \"sign-on-behalf\""),
-                );
-                SignaturePolicy::None
-            }
-        };
+        let signature = self.choice(
+            raw.signature.as_ref(),
+            &format!("{key}.signature"),
+            &[
+                ("none", SignaturePolicy::None),
+                ("verify", SignaturePolicy::Verify),
+                ("sign-on-behalf", SignaturePolicy::SignOnBehalf),
+            ],
+        );
         let wsdl = raw.wsdl.as_ref().and_then(|w| {
             let path = self.base.join(w.get_ref());
             match std::fs::read_to_string(&path) {
