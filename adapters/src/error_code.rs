@@ -8,6 +8,7 @@ use std::fmt;
 pub enum ErrorCode {
     BadRequest,
     UnknownService,
+    UnknownMessage,
     AccessDenied,
     IdentityMismatch,
     BadSignature,
@@ -23,9 +24,10 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 15] = [
         Self::BadRequest,
         Self::UnknownService,
+        Self::UnknownMessage,
         Self::AccessDenied,
         Self::IdentityMismatch,
         Self::BadSignature,
@@ -44,6 +46,7 @@ impl ErrorCode {
         match self {
             Self::BadRequest => "client.bad_request",
             Self::UnknownService => "client.unknown_service",
+            Self::UnknownMessage => "client.unknown_message",
             Self::AccessDenied => "client.access_denied",
             Self::IdentityMismatch => "client.identity_mismatch",
             Self::BadSignature => "client.bad_signature",
@@ -69,7 +72,7 @@ impl ErrorCode {
             Self::BadRequest | Self::BadXml => 400,
             Self::BadSignature => 401,
             Self::AccessDenied | Self::IdentityMismatch => 403,
-            Self::UnknownService => 404,
+            Self::UnknownService | Self::UnknownMessage => 404,
             Self::Replay => 409,
             Self::TooLarge => 413,
             Self::RateLimited | Self::QuotaExhausted => 429,
@@ -85,6 +88,7 @@ impl ErrorCode {
         match self {
             Self::BadRequest => "The request is malformed",
             Self::UnknownService => "No such service is registered",
+            Self::UnknownMessage => "No such message waits for this system",
             Self::AccessDenied => "The client is not on the service's access list",
             Self::IdentityMismatch => "The claimed client is not the certificate's system",
             Self::BadSignature => "The message signature is missing or invalid",

@@ -29,14 +29,61 @@ pub async fn serve(gateway: &Gateway, req: Request<Incoming>) -> Response<Gatewa
         },
         (&Method::GET, "/metrics") => {
             refresh_sla_gauges(gateway);
+            refresh_mailbox_gauges(gateway).await;
             text(StatusCode::OK, "text/plain; version=0.0.4", gateway.telemetry.metrics.render())
         }
         (&Method::GET, "/admin/v1/sla") => json(serde_json::to_value(sla_reports(gateway)).unwrap_or_default()),
         (&Method::GET, "/admin/v1/stats") => json(crate::stats::live(gateway)),
         (&Method::GET, "/admin/v1/monitoring") => monitoring(gateway, &query, &req).await,
         (&Method::GET, "/ui" | "/ui/") => text(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
+        (&Method::GET, "/admin/v1/mailboxes") => {
+            match (gateway.mailboxes.depths().await, gateway.mailboxes.dead_count().await) {
+                (Ok(depths), Ok(dead)) => json(serde_json::json!({
+                    "backend": gateway.mailboxes.backend(),
+                    "queues": depths,
+                    "dead_letters": dead,
+                })),
+                (Err(e), _) | (_, Err(e)) => mailbox_error(e),
+            }
+        }
+        (&Method::GET, "/admin/v1/dead-letters") => {
+            let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 10_000);
+            match gateway.mailboxes.dead_letters(limit).await {
+                Ok(list) => json(serde_json::to_value(list).unwrap_or_default()),
+                Err(e) => mailbox_error(e),
+            }
+        }
+        (method, path) if path.starts_with(DEAD_LETTERS) => {
+            dead_letter(gateway, method, &path[DEAD_LETTERS.len()..]).await
+        }
         _ => error_response(ErrorCode::BadRequest, "no such admin endpoint", None),
     }
+}
+
+const DEAD_LETTERS: &str = "/admin/v1/dead-letters/";
+
+/// `POST …/{id}/replay` puts a dead letter back in its queue; `DELETE …/{id}` drops it.
+async fn dead_letter(gateway: &Gateway, method: &Method, rest: &str) -> Response<GatewayBody> {
+    let (id, action) = rest.split_once('/').unwrap_or((rest, ""));
+    let Ok(mid) = uuid::Uuid::parse_str(id) else {
+        return error_response(ErrorCode::BadRequest, "the message id must be a UUID", None);
+    };
+    let result = match (method, action) {
+        (&Method::POST, "replay") => gateway.mailboxes.replay(mid).await.map(|_| "replayed"),
+        (&Method::DELETE, "") => gateway.mailboxes.drop_dead(mid).await.map(|_| "dropped"),
+        _ => return error_response(ErrorCode::BadRequest, "use POST …/{id}/replay or DELETE …/{id}", None),
+    };
+    match result {
+        Ok(done) => {
+            tracing::info!(%mid, done, "dead letter handled by an operator");
+            json(serde_json::json!({ "id": mid, done: true }))
+        }
+        Err(e) => mailbox_error(e),
+    }
+}
+
+fn mailbox_error(e: crate::mailbox::MailboxError) -> Response<GatewayBody> {
+    crate::error::GatewayError::from(e).into_response(None)
 }
 
 fn sla_reports(gateway: &Gateway) -> Vec<crate::sla::SlaReport> {
@@ -48,6 +95,22 @@ fn sla_reports(gateway: &Gateway) -> Vec<crate::sla::SlaReport> {
         .iter()
         .filter_map(|s| Some(gateway.telemetry.sla.report(s.id.as_str(), s.sla.as_ref()?, now)))
         .collect()
+}
+
+/// Mailbox depths as gauges, read at scrape time.
+async fn refresh_mailbox_gauges(gateway: &Gateway) {
+    let m = &gateway.telemetry.metrics;
+    if let Ok(depths) = gateway.mailboxes.depths().await {
+        m.mailbox_depth.reset();
+        for d in depths {
+            for (state, n) in [("ready", d.ready), ("in_flight", d.in_flight), ("waiting", d.waiting)] {
+                m.mailbox_depth.with_label_values(&[&d.queue, d.kind, state]).set(n as i64);
+            }
+        }
+    }
+    if let Ok(dead) = gateway.mailboxes.dead_count().await {
+        m.mailbox_dead_letters.set(dead as i64);
+    }
 }
 
 fn refresh_sla_gauges(gateway: &Gateway) {
@@ -115,7 +178,7 @@ async fn monitoring(
     }
 }
 
-fn parse_query(query: &str) -> HashMap<String, String> {
+pub fn parse_query(query: &str) -> HashMap<String, String> {
     query
         .split('&')
         .filter_map(|pair| {

@@ -30,6 +30,10 @@ impl ProviderPath {
         }
         Self(s)
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 fn endpoint_uri(upstream: &Upstream, path: &ProviderPath) -> Result<Uri, GatewayError> {

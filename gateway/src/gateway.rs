@@ -40,6 +40,8 @@ pub struct Gateway {
     pub replay: crate::replay::ReplayGuard,
     /// The tamper-evident log of every exchange (DATA_DIR/log).
     pub message_log: Option<crate::msglog::MessageLog>,
+    /// Asynchronous mailboxes (embedded store or JetStream).
+    pub mailboxes: crate::mailbox::Mailboxes,
     /// The TLS of each running listener, swapped on reload.
     listener_tls: std::sync::Mutex<Vec<ListenerTls>>,
 }
@@ -69,6 +71,8 @@ pub enum StartError {
     DataDir { path: String, source: std::io::Error },
     #[error("{0}")]
     Limits(#[from] crate::limits::LimitError),
+    #[error("mailbox: {0}")]
+    Mailbox(#[from] crate::mailbox::MailboxError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +138,7 @@ impl Gateway {
         })
         .await??;
         let services = runtime.routes.len();
+        self.mailboxes.configure(&runtime.config);
         self.runtime.store(Arc::new(runtime));
         for (listener, new) in self.listener_tls.lock().unwrap_or_else(|e| e.into_inner()).iter().zip(tls) {
             let Some(new) = new else { continue };
@@ -224,6 +229,8 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
             None
         }
     };
+    let mailboxes = crate::mailbox::Mailboxes::open(&config.mailbox, &data_dir, &config.node).await?;
+    mailboxes.configure(&config);
     let gateway = Arc::new(Gateway {
         runtime: ArcSwap::from_pointee(Runtime::build(config)?),
         config_path,
@@ -234,6 +241,7 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         client_connections: Arc::default(),
         replay,
         message_log,
+        mailboxes,
         listener_tls: std::sync::Mutex::new(Vec::new()),
     });
     let (stop, stopped) = watch::channel(false);
@@ -241,6 +249,8 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     tasks.spawn(housekeeping(gateway.clone(), stopped.clone()));
     tasks.spawn(overload_probe(gateway.clone(), overload_config, stopped.clone()));
     tasks.spawn(crate::health::run(gateway.clone(), stopped.clone()));
+    tasks.spawn(crate::mailbox::push::run(gateway.clone(), stopped.clone()));
+    tasks.spawn(crate::mailbox::housekeeping(gateway.clone(), stopped.clone()));
     let mut data_addrs = Vec::new();
     let mut bound = Vec::new();
     for l in listeners.iter().map(|l| (l, Role::Data)).chain(admin.iter().map(|l| (l, Role::Admin))) {

@@ -20,6 +20,7 @@ pub mod health;
 pub mod limits;
 pub mod listener;
 pub mod log_cli;
+pub mod mailbox;
 pub mod mediate;
 pub mod metrics;
 pub mod monitoring;

@@ -31,6 +31,9 @@ pub struct Metrics {
     pub health_checks: IntCounterVec,
     pub message_log_records: IntCounter,
     pub message_log_dropped: IntCounter,
+    pub mailbox_events: IntCounterVec,
+    pub mailbox_depth: IntGaugeVec,
+    pub mailbox_dead_letters: IntGauge,
 }
 
 /// Label for a client or service the gateway could not identify.
@@ -48,6 +51,21 @@ impl Metrics {
             }};
         }
         Self {
+            mailbox_events: reg!(IntCounterVec::new(
+                Opts::new(
+                    "qaqpa_mailbox_messages_total",
+                    "Asynchronous messages by event: sent, duplicate, delivered, replied, acked, failed, dead"
+                ),
+                &["event"]
+            )),
+            mailbox_depth: reg!(IntGaugeVec::new(
+                Opts::new("qaqpa_mailbox_depth", "Messages in a mailbox queue by state (refreshed per scrape)"),
+                &["queue", "kind", "state"]
+            )),
+            mailbox_dead_letters: reg!(IntGauge::new(
+                "qaqpa_mailbox_dead_letters",
+                "Dead letters waiting for an operator (refreshed per scrape)"
+            )),
             message_log_records: reg!(IntCounter::new(
                 "qaqpa_message_log_records_total",
                 "Exchange records written to the message log and sealed"

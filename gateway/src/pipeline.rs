@@ -67,8 +67,10 @@ pub fn respond(reply: Reply, admission: Admission, mut exchange: Exchange) -> Re
         Reply::Built(response) => {
             let (mut parts, body) = response.into_parts();
             admission.add_headers(&mut parts.headers);
-            if let Ok(id) = HeaderValue::from_str(exchange.id()) {
-                parts.headers.insert(crate::headers::X_ROAD_ID, id);
+            if !parts.headers.contains_key(crate::headers::X_ROAD_ID) {
+                if let Ok(id) = HeaderValue::from_str(exchange.id()) {
+                    parts.headers.insert(crate::headers::X_ROAD_ID, id);
+                }
             }
             exchange.response_head(parts.status.as_u16(), None, admission);
             exchange.finish(body.len() as u64);
@@ -78,7 +80,7 @@ pub fn respond(reply: Reply, admission: Admission, mut exchange: Exchange) -> Re
 }
 
 /// The client's response for a refused or failed exchange, measured at once.
-fn refuse(mut exchange: Exchange, error: GatewayError) -> Response<GatewayBody> {
+pub fn refuse(mut exchange: Exchange, error: GatewayError) -> Response<GatewayBody> {
     let code = error.code;
     let response = error.into_response(Some(exchange.id()));
     exchange.response_head(response.status().as_u16(), Some(code), Admission::none());
@@ -95,6 +97,12 @@ pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<ClientBo
     }
     if crate::soap::is_wsdl_request(&req) {
         return crate::soap::serve_wsdl(gateway, peer, req).await;
+    }
+    if req.uri().path().starts_with(crate::mailbox::api::PREFIX) {
+        return crate::mailbox::api::serve(gateway, peer, req).await;
+    }
+    if req.uri().path().starts_with(crate::mailbox::events_api::PREFIX) {
+        return crate::mailbox::events_api::serve(gateway, peer, req).await;
     }
     let started = Instant::now();
     let message_id = match headers::message_id(req.headers()) {
@@ -175,7 +183,7 @@ async fn run_stages(
 }
 
 /// Stage: the request's signature (the body is read whole to check it).
-async fn verify(
+pub async fn verify(
     gateway: &Gateway,
     runtime: &Arc<Runtime>,
     route: &Route,
@@ -207,6 +215,13 @@ pub struct Target<'r> {
     /// The path after the service id, kept only where a stage needs it (mediation,
     /// the OpenAPI document).
     pub rest: Option<String>,
+}
+
+impl Target<'_> {
+    /// The path after the service id, with the query.
+    pub fn rest_and_query(&self) -> String {
+        self.path.as_str().to_owned()
+    }
 }
 
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -255,10 +270,14 @@ pub fn peer_system<'r>(runtime: &'r Runtime, cert: &CertIdentity) -> Option<&'r 
 
 /// Stage: the service the path names, and the provider URI the request goes to.
 pub fn route<'r>(runtime: &'r Runtime, uri: &Uri) -> Result<Target<'r>, GatewayError> {
-    let path = uri
-        .path()
-        .strip_prefix(REST_PREFIX)
-        .ok_or_else(|| GatewayError::new(ErrorCode::BadRequest, "path must start with /r1/{service id}"))?;
+    route_under(runtime, uri, REST_PREFIX)
+}
+
+/// [`route`] for a path under `prefix` (`/r1/` for REST, `/a1/` for mailboxes).
+pub fn route_under<'r>(runtime: &'r Runtime, uri: &Uri, prefix: &str) -> Result<Target<'r>, GatewayError> {
+    let path = uri.path().strip_prefix(prefix).ok_or_else(|| {
+        GatewayError::new(ErrorCode::BadRequest, format!("path must start with {prefix}{{service id}}"))
+    })?;
     let target = split_rest_path(path).map_err(|e| GatewayError::new(ErrorCode::BadRequest, e.to_string()))?;
     let (route, rest) = runtime.routes.resolve(target).ok_or_else(|| {
         GatewayError::new(ErrorCode::UnknownService, format!("no service {} is registered", target.key))

@@ -192,6 +192,11 @@ async fn run_stages(
     let client = identify_claim(runtime, peer, &claimed).map_err(fail)?;
     tracing::Span::current().record("client", client.id.as_str());
     exchange.set_client(&client);
+    if envelope.operation.as_ref().is_some_and(|(ns, _)| ns == crate::mailbox::soap_ops::NS) {
+        let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let call = crate::mailbox::soap_ops::Call { gateway, runtime, peer, client, content_type, bytes, envelope };
+        return crate::mailbox::soap_ops::serve(call, exchange).await.map_err(fail);
+    }
     let service_id = envelope
         .header
         .service
@@ -256,6 +261,14 @@ pub async fn serve_wsdl(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Cli
     let runtime = gateway.runtime();
     let problem = |code: ErrorCode, detail: String| GatewayError::new(code, detail).into_response(None);
     let id = req.uri().path().trim_start_matches("/soap/").trim_end_matches('/');
+    if id == ASYNC_WSDL_ID {
+        let Some(location) = endpoint_location(&req, peer.certificate.is_some()) else {
+            return problem(ErrorCode::BadRequest, "a Host header is needed to point the WSDL at this gateway".into());
+        };
+        return wsdl_response(
+            qaqpa_adapters::wsdl::rewrite_endpoint(qaqpa_adapters::wsdl::ASYNC_WSDL, &location).map(|(t, _)| t),
+        );
+    }
     let Some(route) = runtime.routes.get(id) else {
         return problem(ErrorCode::UnknownService, format!("no service {id} is registered"));
     };
@@ -268,23 +281,35 @@ pub async fn serve_wsdl(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Cli
         }
     }
     let service = runtime.config.services.iter().find(|s| s.id == route.id);
-    let scheme = if peer.certificate.is_some() { "https" } else { "http" };
-    let host = req.headers().get(HOST).and_then(|v| v.to_str().ok()).or(req.uri().authority().map(|a| a.as_str()));
-    let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))) else {
+    let Some(location) = endpoint_location(&req, peer.certificate.is_some()) else {
         return problem(ErrorCode::BadRequest, "a Host header is needed to point the WSDL at this gateway".into());
     };
-    let location = format!("{scheme}://{host}{SOAP_PATH}");
     let document = match (service.and_then(|s| s.wsdl.as_ref()), route.kind, route.mediation.as_deref()) {
         (Some(wsdl), _, _) => qaqpa_adapters::wsdl::rewrite_endpoint(wsdl, &location).map(|(text, _)| text),
         (None, ServiceKind::Rest, Some(m)) => Ok(crate::contracts::generated_wsdl(route, m, &location)),
         _ => return problem(ErrorCode::UnknownService, format!("{} has no WSDL", route.id)),
     };
+    wsdl_response(document)
+}
+
+/// `/soap/a1?wsdl`: the asynchronous operations' WSDL.
+const ASYNC_WSDL_ID: &str = "a1";
+
+/// This gateway's SOAP endpoint as the client reached it.
+fn endpoint_location<B>(req: &Request<B>, tls: bool) -> Option<String> {
+    let scheme = if tls { "https" } else { "http" };
+    let host = req.headers().get(HOST).and_then(|v| v.to_str().ok()).or(req.uri().authority().map(|a| a.as_str()));
+    let host = host.filter(|h| h.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))?;
+    Some(format!("{scheme}://{host}{SOAP_PATH}"))
+}
+
+fn wsdl_response<E: std::fmt::Display>(document: Result<String, E>) -> Response<GatewayBody> {
     match document {
         Ok(text) => {
             let mut r = Response::new(full_body(text));
             r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
             r
         }
-        Err(e) => problem(ErrorCode::Internal, format!("the configured WSDL cannot be served: {e}")),
+        Err(e) => GatewayError::new(ErrorCode::Internal, format!("the WSDL cannot be served: {e}")).into_response(None),
     }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qaqpa_adapters::ErrorCode;
-use qaqpa_routing::ServiceId;
 
 use crate::body::BodyOutcome;
 use crate::config::SlaObjective;
@@ -29,7 +28,7 @@ pub struct Exchange {
     gateway: Arc<Gateway>,
     id: String,
     client: Option<Arc<Client>>,
-    service: Option<(ServiceId, Option<SlaObjective>)>,
+    service: Option<(String, Option<SlaObjective>)>,
     started: Instant,
     request_in: i64,
     request_out: Option<i64>,
@@ -82,7 +81,18 @@ impl Exchange {
     }
 
     pub fn set_service(&mut self, route: &Route) {
-        self.service = Some((route.id.clone(), route.sla.clone()));
+        self.service = Some((route.id.to_string(), route.sla.clone()));
+    }
+
+    /// Names what a gateway-level operation acted on (an async queue operation), in
+    /// place of a service, outside SLA accounting.
+    pub fn set_subject(&mut self, name: &str) {
+        self.service = Some((name.to_owned(), None));
+    }
+
+    /// A request body the gateway read whole (async messages): its digest goes to the log.
+    pub fn set_request_body(&mut self, body: &[u8]) {
+        self.request_body = Some(crate::body::BodyOutcome::complete(body));
     }
 
     /// The request is leaving for the provider.

@@ -125,7 +125,7 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     });
     let mut curls = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while curls.len() < 6 {
+    while curls.len() < 10 {
         let line =
             rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("demo printed no curl lines");
         if line.starts_with("curl ") {
@@ -163,6 +163,17 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     let tls_port = curls[0].rsplit("https://127.0.0.1:").next().unwrap().split('/').next().unwrap();
     assert!(wsdl.contains(&format!("<soap:address location=\"https://127.0.0.1:{tls_port}/soap\"/>")), "{wsdl}");
     assert!(wsdl.contains(&format!("<soap12:address location=\"https://127.0.0.1:{tls_port}/soap\"/>")));
+    let sent: serde_json::Value = serde_json::from_str(&run(&curls[6])).unwrap();
+    assert_eq!((sent["message_id"].as_str(), sent["duplicate"].as_bool()), (Some("demo-async-1"), Some(false)));
+    let taken = run(&curls[7]);
+    assert!(taken.starts_with("HTTP/1.1 200"), "{taken}");
+    assert!(taken.contains(&format!("qaqpa-message-id: {}", sent["id"].as_str().unwrap())), "{taken}");
+    assert!(taken.ends_with(r#"{"iin":"900101300123","address":"Astana"}"#), "the body as sent: {taken}");
+    let published: serde_json::Value = serde_json::from_str(&run(&curls[8])).unwrap();
+    assert_eq!(published["seq"], 1, "{published}");
+    let event = run(&curls[9]);
+    assert!(event.starts_with("HTTP/1.1 200") && event.contains("qaqpa-event-seq: 1"), "{event}");
+    assert!(event.ends_with(r#"{"iin":"900101300123"}"#), "{event}");
 
     // SIGTERM drains and exits 0.
     let pid = child.0.id().to_string();
@@ -183,7 +194,7 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.starts_with("VALID: "), "{verify}: {text}");
     let records: u64 = text["VALID: ".len()..].split(' ').next().unwrap().parse().unwrap();
-    assert_eq!(records, 5, "the five exchanges are logged (the WSDL download is not one): {text}");
+    assert_eq!(records, 9, "the nine exchanges are logged (the WSDL download is not one): {text}");
 }
 
 /// A free loopback port (bound, then released for the child process to take).

@@ -43,8 +43,25 @@ async fn dashboard_shows_live_services_in_chromium() {
         eprintln!("SKIPPED: no chromium on this machine");
         return;
     };
-    let gw = TestGateway::start().await;
+    const NOTICES: &str = "KZ/GOV/000000000001/population-register/notices/v1";
+    let gw = TestGateway::start_with("", |_, text| {
+        format!(
+            "{text}\n[[service]]\nid = \"{NOTICES}\"\nkind = \"rest\"\nupstream = [\"http://127.0.0.1:9/\"]\nmailbox = \"pull\"\n\n[[access]]\nservice = \"{NOTICES}\"\nclients = [\"{CLIENT}\"]\n"
+        )
+    })
+    .await;
     let client = gw.client();
+    for n in 0..3 {
+        let r = client
+            .post(gw.tls_url(&format!("/a1/{NOTICES}")))
+            .header("X-Road-Client", CLIENT)
+            .header("X-Road-Id", format!("dash-{n}"))
+            .body("notice")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+    }
     for _ in 0..20 {
         let r = client
             .get(gw.tls_url(&format!("/r1/{SERVICE}/echo/x")))
@@ -83,6 +100,10 @@ async fn dashboard_shows_live_services_in_chromium() {
     assert!(row.contains(CLIENT), "top consumers should name the client: {row}");
     assert!(html.contains(&format!("data-service=\"{DOWN_SERVICE}\"")), "every registered service has a row");
     assert!(html.contains("id=\"node\">test<"), "node name shown");
+    let queue = html.find(&format!("data-queue=\"{NOTICES}\"")).unwrap_or_else(|| panic!("no mailbox row: {html}"));
+    let queue_row = &html[queue..queue + html[queue..].find("</tr>").unwrap()];
+    assert!(queue_row.contains("class=\"ready\">3<"), "three messages ready: {queue_row}");
+    assert!(html.contains("id=\"dead-letters\">0<"), "no dead letters shown as 0");
     let (shot, target) = shot;
     assert!(shot.status.success(), "{}", String::from_utf8_lossy(&shot.stderr));
     let png = std::fs::read(&target).unwrap();

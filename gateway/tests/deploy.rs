@@ -170,6 +170,10 @@ fn the_cluster_config_is_valid_and_names_each_node_by_its_host() {
     assert_eq!(config.node, expected);
     assert!(config.listeners[0].http3 && !config.listeners[0].tls.as_ref().unwrap().crls.is_empty());
     assert!(matches!(config.storage.limits, qaqpa_gateway::config::LimitsBackend::Redis { .. }));
+    assert!(
+        matches!(config.mailbox.backend, qaqpa_gateway::config::MailboxBackend::Nats { replicas: 3, .. }),
+        "mailboxes shared through JetStream, replicated three ways"
+    );
     assert!(config.services[0].upstreams.len() >= 2 && config.services[0].health_check.is_some());
 }
 

@@ -34,16 +34,6 @@ fn have(tool: &str) -> bool {
     found
 }
 
-fn python_has(module: &str) -> bool {
-    let found =
-        Command::new("python3").args(["-c", &format!("import {module}")]).output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: python3 module {module} is required");
-        eprintln!("SKIPPED: python3 module {module} is not installed");
-    }
-    found
-}
-
 fn openssl_rsa_key(path: &Path) {
     let out = Command::new("openssl")
         .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])

@@ -3,6 +3,8 @@
 //! zeep client from the served WSDL; hostile XML refused with its exact code while
 //! the gateway keeps serving.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -227,11 +229,7 @@ async fn hostile_xml_gets_its_exact_code_and_the_next_request_works() {
 
 #[tokio::test]
 async fn zeep_loads_the_wsdl_from_the_gateway_and_calls_over_soap_11_and_12() {
-    let has_zeep =
-        std::process::Command::new("python3").args(["-c", "import zeep"]).status().is_ok_and(|s| s.success());
-    if !has_zeep {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: zeep is required (pip install zeep)");
-        eprintln!("SKIPPED: python3 with zeep not available");
+    if !common::python_has("zeep") {
         return;
     }
     let demo = Demo::start().await;

@@ -7,6 +7,7 @@ pub mod health;
 pub mod ids;
 pub mod limit;
 pub mod path;
+pub mod retry;
 pub mod table;
 
 pub use ids::{IdError, ServiceId, SystemId};

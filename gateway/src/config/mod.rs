@@ -85,6 +85,53 @@ pub struct Config {
     pub monitoring: Monitoring,
     pub xml: Xml,
     pub signatures: Option<Signatures>,
+    pub mailbox: MailboxConfig,
+    pub topics: Vec<TopicConfig>,
+}
+
+/// An event topic and who may read it.
+#[derive(Debug, Clone)]
+pub struct TopicConfig {
+    /// Same shape as a service id: the owner system, then the topic's name.
+    pub id: ServiceId,
+    pub subscribers: AccessList,
+    pub retention: Duration,
+    pub max_bytes: u64,
+    /// (subscriber, the subscriber's service events are posted to).
+    pub push: Vec<(SystemId, ServiceId)>,
+}
+
+/// Where asynchronous messages live and how they are retried (DESIGN §4).
+#[derive(Debug, Clone)]
+pub struct MailboxConfig {
+    pub backend: MailboxBackend,
+    pub visibility_timeout: Duration,
+    pub max_attempts: u32,
+    pub backoff: qaqpa_routing::retry::Backoff,
+    pub dedupe_window: Duration,
+    pub max_wait: Duration,
+    pub max_message_bytes: usize,
+    pub max_queue_depth: u32,
+    pub push_concurrency: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxBackend {
+    /// One redb file in the data directory.
+    Embedded,
+    /// NATS JetStream, for a cluster of gateways.
+    Nats { url: String, prefix: String, replicas: usize },
+}
+
+/// How a service takes asynchronous requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxMode {
+    /// Synchronous only.
+    None,
+    /// The provider takes work from `GET /a1/inbox/{system}`.
+    Pull,
+    /// The gateway posts each request to the service's upstream.
+    Push,
 }
 
 pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
@@ -209,6 +256,9 @@ pub struct ServiceConfig {
     pub sla: Option<SlaObjective>,
     pub signature: SignaturePolicy,
     pub sign_responses: bool,
+    pub mailbox: MailboxMode,
+    /// Asynchronous messages of one client to this service are delivered in order.
+    pub ordered: bool,
 }
 
 /// Active health checking of a service's endpoints.

@@ -28,6 +28,63 @@ pub struct RawConfig {
     pub xml: Option<RawXml>,
     pub monitoring: Option<RawMonitoring>,
     pub signatures: Option<RawSignatures>,
+    pub mailbox: Option<RawMailbox>,
+    #[serde(default, rename = "topic")]
+    pub topics: Vec<RawTopic>,
+}
+
+/// An event topic (DESIGN §4): owned by the system its id begins with.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopic {
+    /// `SYSTEM/TOPIC[/VERSION]`, e.g. `KZ/GOV/…/population-register/person-changed/v1`.
+    pub id: Spanned<String>,
+    /// The owner's access list: systems that may subscribe.
+    #[serde(default)]
+    pub subscribers: Vec<Spanned<String>>,
+    /// Events older than this are deleted.
+    pub retention: Option<Spanned<String>>,
+    /// Past this many bytes of events the oldest are deleted.
+    pub max_bytes: Option<Spanned<u64>>,
+    /// Subscribers that get events pushed to one of their registered services.
+    #[serde(default)]
+    pub push: Vec<RawPush>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPush {
+    pub subscriber: Spanned<String>,
+    pub service: Spanned<String>,
+}
+
+/// Asynchronous delivery (DESIGN §4): where mailboxes live and how they retry.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMailbox {
+    /// "embedded" (default: DATA_DIR/mailbox.redb) or "nats" (JetStream).
+    pub backend: Option<Spanned<String>>,
+    pub nats_url: Option<Spanned<String>>,
+    /// Prefix of the JetStream streams and buckets, so several buses share a server.
+    pub nats_prefix: Option<Spanned<String>>,
+    /// Copies JetStream keeps of each stream: 3 in a three-node NATS cluster.
+    pub nats_replicas: Option<Spanned<u32>>,
+    /// How long a taken message stays invisible before it is delivered again.
+    pub visibility_timeout: Option<Spanned<String>>,
+    /// Deliveries before a message goes to the dead letters.
+    pub max_attempts: Option<Spanned<u32>>,
+    /// First retry delay of push delivery; doubles per failure, with jitter.
+    pub retry_base: Option<Spanned<String>>,
+    pub retry_max: Option<Spanned<String>>,
+    /// How long a (client, message id) is remembered after its message is done.
+    pub dedupe_window: Option<Spanned<String>>,
+    /// Longest long-poll a client may ask for.
+    pub max_wait: Option<Spanned<String>>,
+    pub max_message_bytes: Option<Spanned<usize>>,
+    /// Messages one queue (a service's requests, a client's responses) holds at most.
+    pub max_queue_depth: Option<Spanned<u32>>,
+    /// Push deliveries in flight per service.
+    pub push_concurrency: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +290,12 @@ pub struct RawService {
     /// The gateway signs the provider's responses with its own key.
     #[serde(default)]
     pub sign_responses: bool,
+    /// Asynchronous requests: "none" (default), "pull" (the provider long-polls its
+    /// inbox) or "push" (the gateway posts each request to the upstream).
+    pub mailbox: Option<Spanned<String>>,
+    /// Deliver one (client, service)'s messages strictly in the order sent.
+    #[serde(default)]
+    pub ordered: bool,
 }
 
 #[derive(Deserialize)]

@@ -55,6 +55,12 @@ fn the_documented_example_is_valid() {
     assert_eq!(c.services[1].upstreams.len(), 2);
     assert_eq!(c.services[1].timeout, Duration::from_secs(10));
     assert_eq!(c.services[0].connect_timeout, Duration::from_secs(2));
+    assert_eq!((c.services[1].mailbox, c.services[1].ordered), (MailboxMode::Push, true));
+    assert_eq!((c.mailbox.backend.clone(), c.mailbox.max_attempts), (MailboxBackend::Embedded, 5));
+    assert_eq!(c.mailbox.visibility_timeout, Duration::from_secs(30));
+    assert_eq!(c.topics.len(), 1);
+    assert_eq!(c.topics[0].push.len(), 1);
+    assert!(c.topics[0].subscribers.allows("KZ/GOV/000000000003/egov-portal"));
     assert_eq!(c.limits.max_headers, 100);
     let tax = ServiceId::parse("KZ/GOV/000000000002/legacy-tax/debt/v1").unwrap();
     assert!(c.access[&tax].allows("KZ/GOV/000000000001/population-register"));
@@ -353,4 +359,64 @@ fn signature_keys_are_checked() {
         "system[2].signing_key",
         "missing",
     );
+}
+
+#[test]
+fn mailbox_and_topic_mistakes_name_key_and_line() {
+    let dir = pki();
+    let src = r#"
+[[system]]
+id = "KZ/GOV/000000000001/register"
+
+[[system]]
+id = "KZ/GOV/000000000003/portal"
+
+[[service]]
+id = "KZ/GOV/000000000001/register/person/v1"
+kind = "rest"
+upstream = ["http://127.0.0.1:1/"]
+mailbox = "later"
+
+[[service]]
+id = "KZ/GOV/000000000001/register/sync/v1"
+kind = "rest"
+upstream = ["http://127.0.0.1:1/"]
+ordered = true
+
+[[service]]
+id = "KZ/GOV/000000000001/register/pushed/v1"
+kind = "rest"
+upstream = ["http://127.0.0.1:1/"]
+mailbox = "push"
+timeout = "45s"
+
+[[topic]]
+id = "KZ/GOV/000000000009/stranger/changes"
+subscribers = ["KZ/GOV/000000000003/nobody"]
+retention = "soon"
+push = [{ subscriber = "KZ/GOV/000000000003/portal", service = "KZ/GOV/000000000001/register/person/v1" }]
+
+[mailbox]
+backend = "kafka"
+max_attempts = 0
+retry_base = "10s"
+retry_max = "1s"
+"#;
+    let e = errors(src, dir.path());
+    assert_error(&e, line_of(src, "\"later\""), "service[0].mailbox", "use \"none\", \"pull\" or \"push\"");
+    assert_error(&e, line_of(src, "register/sync/v1"), "service[1].ordered", "needs mailbox");
+    assert_error(&e, line_of(src, "stranger/changes"), "topic[0].id", "not registered");
+    assert_error(&e, line_of(src, "nobody"), "topic[0].subscribers", "not registered");
+    assert_error(&e, line_of(src, "\"soon\""), "topic[0].retention", "not a duration");
+    assert_error(
+        &e,
+        line_of(src, "push = [{ subscriber"),
+        "topic[0].push[0].subscriber",
+        "not among the topic's subscribers",
+    );
+    assert_error(&e, line_of(src, "push = [{ subscriber"), "topic[0].push[0].service", "not a service of");
+    assert_error(&e, line_of(src, "\"45s\""), "service[2].timeout", "before mailbox.visibility_timeout");
+    assert_error(&e, line_of(src, "\"kafka\""), "mailbox.backend", "use \"embedded\" or \"nats\"");
+    assert_error(&e, line_of(src, "max_attempts = 0"), "mailbox.max_attempts", "at least 1");
+    assert_error(&e, line_of(src, "retry_max"), "mailbox.retry_max", "at least retry_base");
 }

@@ -475,6 +475,12 @@ impl Checker<'_> {
             health_check,
             signature,
             sign_responses: raw.sign_responses,
+            mailbox: self.choice(
+                raw.mailbox.as_ref(),
+                &format!("{key}.mailbox"),
+                &[("none", MailboxMode::None), ("pull", MailboxMode::Pull), ("push", MailboxMode::Push)],
+            ),
+            ordered: raw.ordered,
             idempotent: raw.idempotent,
             wsdl,
             openapi,
@@ -697,6 +703,7 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
     }
 
     let signatures = raw.signatures.as_ref().map(|s| c.signatures(s));
+    let mailbox = mailbox(&mut c, raw.mailbox.as_ref());
     let mut services = Vec::new();
     let mut table = RouteTable::builder();
     for (i, s) in raw.services.iter().enumerate() {
@@ -710,6 +717,24 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         }
         if service.sign_responses && signatures.as_ref().is_some_and(|s| s.gateway_key.is_none()) {
             c.error(s.id.span(), format!("{key}.sign_responses"), "needs signatures.cert and signatures.key");
+        }
+        // A push must end before its lease does, or the message is handed out twice.
+        if service.mailbox == MailboxMode::Push && service.timeout >= mailbox.visibility_timeout {
+            c.error(
+                s.timeout.as_ref().map_or(s.id.span(), |t| t.span()),
+                format!("{key}.timeout"),
+                format!(
+                    "a push service must time out before mailbox.visibility_timeout ({:?})",
+                    mailbox.visibility_timeout
+                ),
+            );
+        }
+        if service.ordered && service.mailbox == MailboxMode::None {
+            c.error(
+                s.id.span(),
+                format!("{key}.ordered"),
+                "orders asynchronous requests: needs mailbox = \"pull\" or \"push\"",
+            );
         }
         if let Err(e) = table.insert(&service.id, ()) {
             c.error(s.id.span(), format!("{key}.id"), e.to_string());
@@ -758,6 +783,68 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
             clients.push(id);
         }
         access.insert(service, AccessList::new(clients));
+    }
+
+    let mut topics: Vec<TopicConfig> = Vec::new();
+    for (i, t) in raw.topics.iter().enumerate() {
+        let key = format!("topic[{i}]");
+        let Ok(id) = ServiceId::parse(t.id.get_ref()) else {
+            c.error(t.id.span(), format!("{key}.id"), "not SYSTEM/TOPIC[/VERSION]");
+            continue;
+        };
+        if !known_systems.contains(&id.system()) {
+            c.error(
+                t.id.span(),
+                format!("{key}.id"),
+                format!("owner {} is not registered in a [[system]] table", id.system()),
+            );
+        }
+        if topics.iter().any(|other| other.id == id) {
+            c.error(t.id.span(), format!("{key}.id"), format!("topic {id} is given twice"));
+        }
+        let mut subscribers = Vec::new();
+        for s in &t.subscribers {
+            match c.system_id(s, &format!("{key}.subscribers")) {
+                Some(sys) if known_systems.contains(&sys) => subscribers.push(sys),
+                Some(sys) => c.error(
+                    s.span(),
+                    format!("{key}.subscribers"),
+                    format!("system {sys} is not registered in a [[system]] table"),
+                ),
+                None => {}
+            }
+        }
+        let mut push = Vec::new();
+        for (j, p) in t.push.iter().enumerate() {
+            let pkey = format!("{key}.push[{j}]");
+            let Some(sys) = c.system_id(&p.subscriber, &format!("{pkey}.subscriber")) else { continue };
+            if !subscribers.contains(&sys) {
+                c.error(
+                    p.subscriber.span(),
+                    format!("{pkey}.subscriber"),
+                    format!("{sys} is not among the topic's subscribers"),
+                );
+            }
+            match ServiceId::parse(p.service.get_ref()) {
+                Ok(service) if table.get(service.as_str()).is_some() && service.system() == sys => {
+                    push.push((sys, service))
+                }
+                Ok(service) if table.get(service.as_str()).is_some() => {
+                    c.error(p.service.span(), format!("{pkey}.service"), format!("{service} is not a service of {sys}"))
+                }
+                _ => c.error(p.service.span(), format!("{pkey}.service"), "not a registered [[service]] id"),
+            }
+        }
+        let max_bytes = match &t.max_bytes {
+            Some(v) if *v.get_ref() == 0 => {
+                c.error(v.span(), format!("{key}.max_bytes"), "must be positive");
+                DEFAULT_TOPIC_BYTES
+            }
+            Some(v) => *v.get_ref(),
+            None => DEFAULT_TOPIC_BYTES,
+        };
+        let retention = c.duration(t.retention.as_ref(), "7d", &format!("{key}.retention"));
+        topics.push(TopicConfig { id, subscribers: AccessList::new(subscribers), retention, max_bytes, push });
     }
 
     let mut limit_rules: Vec<LimitRule> = Vec::new();
@@ -924,9 +1011,80 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
             overload,
             storage,
             monitoring,
+            mailbox,
+            topics,
         })
     } else {
         c.errors.sort_by_key(|e| e.line.unwrap_or(0));
         Err(c.errors)
     }
 }
+
+fn mailbox(c: &mut Checker, raw: Option<&RawMailbox>) -> MailboxConfig {
+    let value = |get: fn(&RawMailbox) -> Option<&Spanned<String>>| raw.and_then(get);
+    let backend = match value(|m| m.backend.as_ref()).map(|b| (b, b.get_ref().as_str())) {
+        None | Some((_, "embedded")) => MailboxBackend::Embedded,
+        Some((_, "nats")) => {
+            let url = value(|m| m.nats_url.as_ref());
+            if let Some(u) = url.filter(|u| !u.get_ref().starts_with("nats://") && !u.get_ref().starts_with("tls://")) {
+                c.error(u.span(), "mailbox.nats_url", "must start with nats:// or tls://");
+            }
+            let prefix = value(|m| m.nats_prefix.as_ref());
+            if let Some(p) = prefix.filter(|p| {
+                p.get_ref().is_empty() || !p.get_ref().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            }) {
+                c.error(p.span(), "mailbox.nats_prefix", "must be letters, digits and _");
+            }
+            let replicas = match raw.and_then(|m| m.nats_replicas.as_ref()) {
+                Some(r) if !(1..=5).contains(r.get_ref()) => {
+                    c.error(r.span(), "mailbox.nats_replicas", "must be 1 to 5");
+                    1
+                }
+                Some(r) => *r.get_ref() as usize,
+                None => 1,
+            };
+            MailboxBackend::Nats {
+                url: url.map_or_else(|| "nats://127.0.0.1:4222".to_owned(), |u| u.get_ref().clone()),
+                prefix: prefix.map_or_else(|| "QAQPA".to_owned(), |p| p.get_ref().clone()),
+                replicas,
+            }
+        }
+        Some((b, other)) => {
+            c.error(b.span(), "mailbox.backend", format!("unknown {other:?}; use \"embedded\" or \"nats\""));
+            MailboxBackend::Embedded
+        }
+    };
+    let backoff = qaqpa_routing::retry::Backoff {
+        base: c.duration(value(|m| m.retry_base.as_ref()), "1s", "mailbox.retry_base"),
+        max: c.duration(value(|m| m.retry_max.as_ref()), "5m", "mailbox.retry_max"),
+    };
+    if backoff.max < backoff.base {
+        let span = value(|m| m.retry_max.as_ref()).map(|v| v.span()).unwrap_or(0..0);
+        c.error(span, "mailbox.retry_max", "must be at least retry_base");
+    }
+    let max_message_bytes = match raw.and_then(|m| m.max_message_bytes.as_ref()) {
+        Some(v) if *v.get_ref() == 0 => {
+            c.error(v.span(), "mailbox.max_message_bytes", "must be positive");
+            DEFAULT_MAILBOX_MESSAGE_BYTES
+        }
+        Some(v) => *v.get_ref(),
+        None => DEFAULT_MAILBOX_MESSAGE_BYTES,
+    };
+    MailboxConfig {
+        backend,
+        visibility_timeout: c.duration(value(|m| m.visibility_timeout.as_ref()), "30s", "mailbox.visibility_timeout"),
+        max_attempts: c.positive(raw.and_then(|m| m.max_attempts.as_ref()), 5, "mailbox.max_attempts"),
+        backoff,
+        dedupe_window: c.duration(value(|m| m.dedupe_window.as_ref()), "24h", "mailbox.dedupe_window"),
+        max_wait: c.duration(value(|m| m.max_wait.as_ref()), "60s", "mailbox.max_wait"),
+        max_message_bytes,
+        max_queue_depth: c.positive(raw.and_then(|m| m.max_queue_depth.as_ref()), 1_000_000, "mailbox.max_queue_depth"),
+        push_concurrency: c.positive(raw.and_then(|m| m.push_concurrency.as_ref()), 16, "mailbox.push_concurrency"),
+    }
+}
+
+/// A topic keeps at most this many bytes of events by default (1 GiB).
+pub const DEFAULT_TOPIC_BYTES: u64 = 1 << 30;
+
+/// Largest asynchronous message body by default: these are stored, not streamed.
+pub const DEFAULT_MAILBOX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;

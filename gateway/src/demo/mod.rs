@@ -23,6 +23,10 @@ pub const SOAP_SERVICE: &str = "KZ/GOV/000000000002/legacy-tax/debt/v1";
 pub const LEGACY_TAX_WSDL: &str = include_str!("legacy-tax.wsdl");
 /// A person the demo register knows.
 pub const DEMO_IIN: &str = "900101300123";
+/// The register's asynchronous intake: clients leave address changes, it takes them.
+pub const ASYNC_SERVICE: &str = "KZ/GOV/000000000001/population-register/address-change/v1";
+/// The register's change notifications, for its subscribers.
+pub const TOPIC: &str = "KZ/GOV/000000000001/population-register/person-changed/v1";
 
 #[derive(Args, Clone, Debug)]
 pub struct DemoArgs {
@@ -127,8 +131,25 @@ method = "GET"
 path = "/{{iin}}"
 soap_action = "http://legacy-tax.gov.kz/debt/GetDebt"
 
+# Asynchronous: clients POST /a1/{{service}} and get 202 once it is on disk; the
+# register takes work from GET /a1/inbox/{{its system}} (docs/asynchronous.md).
+[[service]]
+id = "{ASYNC_SERVICE}"
+kind = "rest"
+upstream = ["http://{rest}/persons"]
+mailbox = "pull"
+
+# Events: the register announces changed records; its subscribers read them in order.
+[[topic]]
+id = "{TOPIC}"
+subscribers = ["{CLIENT_SYSTEM}"]
+
 [[access]]
 service = "{REST_SERVICE}"
+clients = ["{CLIENT_SYSTEM}"]
+
+[[access]]
+service = "{ASYNC_SERVICE}"
 clients = ["{CLIENT_SYSTEM}"]
 
 [[access]]
@@ -202,6 +223,19 @@ fn print_tour(dir: &Path, tls: SocketAddr, plain: SocketAddr, admin: SocketAddr)
     println!(
         "curl --cacert {pki}/ca.crt --cert {pki}/egov-portal.crt --key {pki}/egov-portal.key 'https://{tls}/soap/{SOAP_SERVICE}?wsdl'"
     );
+    println!();
+    println!("# asynchronous: leave a request in the register's mailbox (202 once it is on disk; a resend gets the same id),");
+    println!(
+        "curl -H 'X-Road-Client: {CLIENT_SYSTEM}' -H 'X-Road-Id: demo-async-1' -H 'Content-Type: application/json' --data '{{\"iin\":\"{DEMO_IIN}\",\"address\":\"Astana\"}}' http://{plain}/a1/{ASYNC_SERVICE}"
+    );
+    println!("# then take it as the register (long-poll; answer with POST /a1/reply/{{id}}, or POST /a1/ack/{{id}}):");
+    println!("curl -i -H 'X-Road-Client: {REST_SYSTEM}' 'http://{plain}/a1/inbox/{REST_SYSTEM}?wait=5s'");
+    println!();
+    println!("# events: the register announces a change; a subscriber reads it (then POST /e1/ack/{{topic}}?seq=N):");
+    println!(
+        "curl -H 'X-Road-Client: {REST_SYSTEM}' -H 'Content-Type: application/json' --data '{{\"iin\":\"{DEMO_IIN}\"}}' http://{plain}/e1/{TOPIC}"
+    );
+    println!("curl -i -H 'X-Road-Client: {CLIENT_SYSTEM}' 'http://{plain}/e1/{TOPIC}?wait=5s'");
     println!();
     println!(
         "# operator dashboard: http://{admin}/ui   metrics: http://{admin}/metrics   SLA: http://{admin}/admin/v1/sla"

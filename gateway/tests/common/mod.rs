@@ -41,7 +41,11 @@ pub struct Pki {
 impl Pki {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let systems = [SystemId::parse(CLIENT).unwrap(), SystemId::parse(OTHER_CLIENT).unwrap()];
+        let systems = [
+            SystemId::parse(CLIENT).unwrap(),
+            SystemId::parse(OTHER_CLIENT).unwrap(),
+            SystemId::parse(PROVIDER).unwrap(),
+        ];
         let names = ["localhost".to_string(), "127.0.0.1".to_string()];
         qaqpa_gateway::pki_files::init(&dir.path().join("pki"), &systems, &names, false).unwrap();
         let foreign = DevCa::generate("Foreign CA", time::OffsetDateTime::now_utc()).unwrap();
@@ -425,4 +429,20 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+pub mod async_bus;
+
+/// Whether python3 can import `module` (an interop peer: zeep, jwcrypto). Outside CI
+/// a missing one skips the test, saying so; in CI it fails it.
+pub fn python_has(module: &str) -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: python3 module {module} is required");
+        eprintln!("SKIPPED: python3 module {module} is not installed");
+    }
+    found
 }

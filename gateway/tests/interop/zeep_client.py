@@ -10,27 +10,10 @@ import json
 import sys
 
 from lxml import etree
-from requests import Session
 from zeep import Client
 from zeep.transports import Transport
 
-XRD = "http://x-road.eu/xsd/xroad.xsd"
-ID = "http://x-road.eu/xsd/identifiers"
-
-
-def identifier(tag, object_type, parts):
-    el = etree.Element("{%s}%s" % (XRD, tag), nsmap={"xrd": XRD, "id": ID})
-    el.set("{%s}objectType" % ID, object_type)
-    for name, value in parts:
-        etree.SubElement(el, "{%s}%s" % (ID, name)).text = value
-    return el
-
-
-def text(tag, value):
-    el = etree.Element("{%s}%s" % (XRD, tag), nsmap={"xrd": XRD})
-    el.text = value
-    return el
-
+from xroad import identifier, mtls_session, text
 
 def xroad_headers(member_code, subsystem, service_code, message_id):
     """The X-Road 4.0 header: the demo client calling SERVICE of MEMBER_CODE/SUBSYSTEM, v1."""
@@ -55,12 +38,7 @@ def xroad_headers(member_code, subsystem, service_code, message_id):
 
 def main():
     wsdl, person_wsdl, ca, cert, key = sys.argv[1:6]
-    session = Session()
-    # REQUESTS_CA_BUNDLE and friends would override session.verify (a known requests
-    # quirk); this client trusts only the gateway's CA, and no proxy.
-    session.trust_env = False
-    session.verify = ca
-    session.cert = (cert, key)
+    session = mtls_session(ca, cert, key)
     client = Client(wsdl, transport=Transport(session=session, timeout=10))
     out = {}
     for port, version in (("TaxPort", "soap11"), ("TaxPort12", "soap12")):

@@ -1,0 +1,470 @@
+//! The mailbox store on NATS JetStream, for a cluster of gateways that share queues.
+//!
+//! - Stream `{P}_MAILBOX` (work-queue retention): requests on `{P}.req.{service}`,
+//!   responses on `{P}.rep.{client}` (ids hashed into subject tokens). A durable pull
+//!   consumer per queue; its `ack_wait` is the visibility timeout, so JetStream itself
+//!   redelivers what a taker never acknowledged, on any node.
+//! - Idempotency: each message is published with `Nats-Msg-Id` = its mailbox id, and
+//!   the stream's duplicate window is `mailbox.dedupe_window`.
+//! - Ordered services: their consumer allows one unacknowledged message at a time,
+//!   which orders per service (stricter than per client and service).
+//! - Leases (who may ack, and the JetStream ack subject) live in the KV bucket
+//!   `{P}_LEASES`, so a reply or ack reaches any node; attempt histories in
+//!   `{P}_HISTORY`.
+//! - Dead letters: a message delivered more than `max_attempts` times is moved to
+//!   the stream `{P}_DEAD` with its history when next fetched.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream, AckKind};
+use bytes::Bytes;
+use dashmap::DashMap;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{now_ms, Attempt, DeadLetter, Delivery, Depth, Envelope, Kind, MailboxError, Policy, Queue, Sent};
+
+#[path = "nats_events.rs"]
+mod events;
+
+pub struct Nats {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    prefix: String,
+    mailbox: stream::Stream,
+    dead: stream::Stream,
+    leases: Bucket,
+    history: Bucket,
+    consumers: DashMap<Queue, consumer::PullConsumer>,
+    /// Services whose consumer holds one message at a time.
+    ordered: DashMap<String, ()>,
+    policy: Policy,
+    replicas: usize,
+    event_consumers: DashMap<(String, String), consumer::PullConsumer>,
+}
+
+/// What a node must know to finish another node's delivery.
+#[derive(Serialize, Deserialize)]
+struct Lease {
+    /// JetStream's ack subject of the delivery.
+    ack: String,
+    owner: String,
+    kind: Kind,
+    /// The message's envelope, from which a reply builds the response.
+    envelope: Envelope,
+}
+
+impl Nats {
+    pub async fn connect(url: &str, prefix: &str, replicas: usize, policy: Policy) -> Result<Self, MailboxError> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .name("qaqpa")
+            .connect(url)
+            .await
+            .map_err(|e| MailboxError::Store(format!("cannot reach NATS at {url}: {e}")))?;
+        let js = jetstream::new(client.clone());
+        let mailbox = js
+            .get_or_create_stream(stream::Config {
+                name: format!("{prefix}_MAILBOX"),
+                subjects: vec![format!("{prefix}.req.*"), format!("{prefix}.rep.*")],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                duplicate_window: policy.dedupe_window,
+                max_messages_per_subject: i64::from(policy.max_queue_depth),
+                discard: stream::DiscardPolicy::New,
+                discard_new_per_subject: true,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats_error(format!("creating stream {prefix}_MAILBOX: {e}")))?;
+        let dead = js
+            .get_or_create_stream(stream::Config {
+                name: format!("{prefix}_DEAD"),
+                subjects: vec![format!("{prefix}.dead.*")],
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(nats_error)?;
+        let leases = Bucket::open(&js, &format!("{prefix}_LEASES"), replicas).await?;
+        let history = Bucket::open(&js, &format!("{prefix}_HISTORY"), replicas).await?;
+        Ok(Self {
+            client,
+            js,
+            prefix: prefix.to_owned(),
+            mailbox,
+            dead,
+            leases,
+            history,
+            consumers: DashMap::new(),
+            ordered: DashMap::new(),
+            policy,
+            replicas,
+            event_consumers: DashMap::new(),
+        })
+    }
+
+    /// Services that asked for ordering (from the configuration).
+    pub fn set_ordered(&self, services: impl IntoIterator<Item = String>) {
+        for s in services {
+            self.ordered.insert(s, ());
+        }
+    }
+
+    fn subject(&self, queue: &Queue) -> String {
+        match queue {
+            Queue::Requests(s) => format!("{}.req.{}", self.prefix, token(s)),
+            Queue::Responses(c) => format!("{}.rep.{}", self.prefix, token(c)),
+        }
+    }
+
+    async fn consumer(&self, queue: &Queue) -> Result<consumer::PullConsumer, MailboxError> {
+        if let Some(c) = self.consumers.get(queue) {
+            return Ok(c.clone());
+        }
+        let subject = self.subject(queue);
+        let name = subject.replace('.', "_");
+        let ordered = matches!(queue, Queue::Requests(s) if self.ordered.contains_key(s));
+        let created = self
+            .mailbox
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    filter_subject: subject,
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: self.policy.visibility,
+                    max_deliver: -1,
+                    max_ack_pending: if ordered { 1 } else { 10_000 },
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(nats_error)?;
+        self.consumers.insert(queue.clone(), created.clone());
+        Ok(created)
+    }
+
+    pub async fn send(&self, envelope: Envelope, body: Bytes) -> Result<Sent, MailboxError> {
+        let mid = envelope.mid;
+        // The queue's consumer exists from the first message on, so depths see it.
+        self.consumer(&envelope.queue()).await?;
+        let subject = self.subject(&envelope.queue());
+        self.store(subject, &mid.to_string(), &envelope, &body).await.map(|duplicate| match duplicate {
+            true => Sent::Duplicate(mid),
+            false => Sent::New(mid),
+        })
+    }
+
+    /// Publishes and waits for JetStream's acknowledgement; `true` for a duplicate.
+    async fn store(
+        &self,
+        subject: String,
+        msg_id: &str,
+        envelope: &Envelope,
+        body: &[u8],
+    ) -> Result<bool, MailboxError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        let ack = self
+            .js
+            .publish_with_headers(subject, headers, super::frame(envelope, body))
+            .await
+            .map_err(nats_error)?
+            .await
+            .map_err(|e| {
+                // JetStream refuses past max_messages_per_subject with a text, not a kind.
+                if e.to_string().contains("maximum messages per subject") {
+                    MailboxError::Full(envelope.queue().name().to_owned())
+                } else {
+                    nats_error(e)
+                }
+            })?;
+        Ok(ack.duplicate)
+    }
+
+    pub async fn take(&self, queues: &[Queue], max: usize, wait: Duration) -> Result<Vec<Delivery>, MailboxError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let mut out = Vec::new();
+            // One queue can wait on the server; several are polled in turn.
+            let slice = if queues.len() == 1 { wait } else { Duration::from_millis(100) };
+            for queue in queues {
+                if out.len() >= max {
+                    break;
+                }
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let expires = slice.min(remaining).max(Duration::from_millis(10));
+                self.fetch(queue, max - out.len(), expires, &mut out).await?;
+            }
+            if !out.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn fetch(
+        &self,
+        queue: &Queue,
+        max: usize,
+        expires: Duration,
+        out: &mut Vec<Delivery>,
+    ) -> Result<(), MailboxError> {
+        let consumer = self.consumer(queue).await?;
+        let mut batch = consumer.fetch().max_messages(max).expires(expires).messages().await.map_err(nats_error)?;
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(nats_error)?;
+            let delivered = message.info().map_err(nats_error)?.delivered.max(1) as u32;
+            let Some((mut envelope, body)) = super::unframe::<Envelope>(&message.payload) else {
+                tracing::error!("an unreadable mailbox message was dropped");
+                let _ = message.ack_with(AckKind::Term).await;
+                continue;
+            };
+            let Some(ack) = message.reply.as_ref().map(|r| r.to_string()) else { continue };
+            let key = lease_key(envelope.kind, envelope.mid);
+            if delivered > self.policy.max_attempts {
+                envelope.history = self.history(envelope.mid).await;
+                let last = self.policy.attempt(format!("dead letter after {} attempts", self.policy.max_attempts));
+                super::push_attempt(&mut envelope.history, last);
+                let subject = format!("{}.dead.{}", self.prefix, envelope.mid.simple());
+                self.store(subject, &format!("dead-{}-{}", envelope.mid, now_ms()), &envelope, &body).await?;
+                message.ack().await.map_err(nats_error)?;
+                let _ = self.leases.delete(&key).await;
+                continue;
+            }
+            envelope.attempts = delivered;
+            envelope.history = self.note(envelope.mid, format!("delivered (attempt {delivered})")).await;
+            let lease = Lease { ack, owner: envelope.owner(), kind: envelope.kind, envelope: envelope.clone() };
+            let value = serde_json::to_vec(&lease).unwrap_or_default();
+            self.leases.put(&key, value.into()).await?;
+            out.push(Delivery { envelope, body });
+        }
+        Ok(())
+    }
+
+    async fn lease(&self, mid: uuid::Uuid, kind: Kind, owner: &str) -> Option<Lease> {
+        let value = self.leases.get(lease_key(kind, mid)).await.ok()??;
+        let lease: Lease = serde_json::from_slice(&value).ok()?;
+        (lease.owner == owner).then_some(lease)
+    }
+
+    async fn finish(&self, mid: uuid::Uuid, kind: Kind, lease: &Lease, how: &'static [u8]) -> Result<(), MailboxError> {
+        self.client.publish(lease.ack.clone(), Bytes::from_static(how)).await.map_err(nats_error)?;
+        self.client.flush().await.map_err(nats_error)?;
+        let _ = self.leases.delete(lease_key(kind, mid)).await;
+        Ok(())
+    }
+
+    pub async fn reply(
+        &self,
+        mid: uuid::Uuid,
+        provider: &str,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Bytes,
+    ) -> Result<(), MailboxError> {
+        let lease = self.lease(mid, Kind::Request, provider).await.ok_or(MailboxError::Unknown(mid))?;
+        let request = lease.envelope.clone();
+        self.note(mid, format!("answered by {provider} with {status}")).await;
+        let response = Envelope {
+            kind: Kind::Response,
+            headers,
+            status: Some(status),
+            ordered: false,
+            attempts: 0,
+            history: Vec::new(),
+            ..request
+        };
+        let subject = self.subject(&response.queue());
+        self.store(subject, &format!("rep-{mid}"), &response, &body).await?;
+        self.finish(mid, Kind::Request, &lease, b"+ACK").await
+    }
+
+    pub async fn ack(&self, mid: uuid::Uuid, system: &str) -> Result<(), MailboxError> {
+        for kind in [Kind::Response, Kind::Request] {
+            if let Some(lease) = self.lease(mid, kind, system).await {
+                self.finish(mid, kind, &lease, b"+ACK").await?;
+                if kind == Kind::Response {
+                    let _ = self.history.delete(mid.to_string()).await;
+                }
+                return Ok(());
+            }
+        }
+        Err(MailboxError::Unknown(mid))
+    }
+
+    pub async fn fail(&self, mid: uuid::Uuid, why: String) -> Result<(), MailboxError> {
+        let value = self.leases.get(lease_key(Kind::Request, mid)).await?;
+        let lease: Lease = value.and_then(|v| serde_json::from_slice(&v).ok()).ok_or(MailboxError::Unknown(mid))?;
+        let history = self.note(mid, format!("failed: {why}")).await;
+        let failed = history.iter().filter(|a| a.event.starts_with("delivered")).count() as u32;
+        // Out of attempts: back at once, and the next fetch buries it.
+        let delay = if failed >= self.policy.max_attempts { Duration::ZERO } else { self.policy.retry_delay(failed) };
+        let nak = format!("-NAK {{\"delay\":{}}}", delay.as_nanos());
+        self.client.publish(lease.ack.clone(), nak.into()).await.map_err(nats_error)?;
+        self.client.flush().await.map_err(nats_error)?;
+        let _ = self.leases.delete(lease_key(Kind::Request, mid)).await;
+        Ok(())
+    }
+
+    /// Adds an event to a message's history; returns the history as stored.
+    async fn note(&self, mid: uuid::Uuid, event: String) -> Vec<Attempt> {
+        let mut history = self.history(mid).await;
+        super::push_attempt(&mut history, self.policy.attempt(event));
+        let _ = self.history.put(mid.to_string(), serde_json::to_vec(&history).unwrap_or_default().into()).await;
+        history
+    }
+
+    async fn history(&self, mid: uuid::Uuid) -> Vec<Attempt> {
+        match self.history.get(mid.to_string()).await {
+            Ok(Some(v)) => serde_json::from_slice(&v).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub async fn depths(&self) -> Result<Vec<Depth>, MailboxError> {
+        let mut out = Vec::new();
+        let queues: Vec<(Queue, consumer::PullConsumer)> =
+            self.consumers.iter().map(|e| (e.key().clone(), e.value().clone())).collect();
+        for (queue, mut consumer) in queues {
+            let info = consumer.info().await.map_err(nats_error)?;
+            out.push(Depth {
+                queue: queue.name().to_owned(),
+                kind: match queue.kind() {
+                    Kind::Request => "requests",
+                    Kind::Response => "responses",
+                },
+                ready: info.num_pending,
+                in_flight: info.num_ack_pending as u64,
+                waiting: 0,
+            });
+        }
+        out.sort_by(|a, b| (a.kind, &a.queue).cmp(&(b.kind, &b.queue)));
+        Ok(out)
+    }
+
+    pub async fn dead_count(&self) -> Result<u64, MailboxError> {
+        let mut dead = self.dead.clone();
+        Ok(dead.info().await.map_err(nats_error)?.state.messages)
+    }
+
+    async fn dead_messages(&self, limit: usize) -> Result<Vec<(u64, Envelope, Bytes)>, MailboxError> {
+        let mut dead = self.dead.clone();
+        let state = dead.info().await.map_err(nats_error)?.state.clone();
+        let mut out = Vec::new();
+        let mut seq = state.first_sequence;
+        while seq <= state.last_sequence && out.len() < limit && state.messages > 0 {
+            if let Ok(message) = self.dead.get_raw_message(seq).await {
+                if let Some((envelope, body)) = super::unframe::<Envelope>(&message.payload) {
+                    out.push((seq, envelope, body));
+                }
+            }
+            seq += 1;
+        }
+        Ok(out)
+    }
+
+    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, MailboxError> {
+        Ok(self
+            .dead_messages(limit)
+            .await?
+            .into_iter()
+            .map(|(_, envelope, body)| DeadLetter { envelope, body_bytes: body.len() })
+            .collect())
+    }
+
+    async fn dead_one(&self, mid: uuid::Uuid) -> Result<(u64, Envelope, Bytes), MailboxError> {
+        let subject = format!("{}.dead.{}", self.prefix, mid.simple());
+        let message =
+            self.dead.get_last_raw_message_by_subject(&subject).await.map_err(|_| MailboxError::Unknown(mid))?;
+        let (envelope, body) = super::unframe::<Envelope>(&message.payload).ok_or(MailboxError::Unknown(mid))?;
+        Ok((message.sequence, envelope, body))
+    }
+
+    pub async fn replay(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
+        let (seq, mut envelope, body) = self.dead_one(mid).await?;
+        envelope.attempts = 0;
+        envelope.history.clear();
+        let _ = self.history.delete(mid.to_string()).await;
+        self.note(mid, "replayed by an operator".into()).await;
+        let subject = self.subject(&envelope.queue());
+        self.store(subject, &format!("replay-{mid}-{seq}"), &envelope, &body).await?;
+        self.dead.delete_message(seq).await.map_err(nats_error)?;
+        Ok(())
+    }
+
+    pub async fn drop_dead(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
+        let (seq, _, _) = self.dead_one(mid).await?;
+        self.dead.delete_message(seq).await.map_err(nats_error)?;
+        let _ = self.history.delete(mid.to_string()).await;
+        Ok(())
+    }
+}
+
+/// A last-value-per-key store on a plain stream (one message per subject): what a
+/// JetStream KV bucket is, built directly because the KV API of the client library
+/// expects a newer server than the 2.9 line deployments still run.
+struct Bucket {
+    js: jetstream::Context,
+    stream: stream::Stream,
+    name: String,
+}
+
+impl Bucket {
+    async fn open(js: &jetstream::Context, name: &str, replicas: usize) -> Result<Self, MailboxError> {
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: name.to_owned(),
+                subjects: vec![format!("{name}.>")],
+                storage: stream::StorageType::File,
+                max_messages_per_subject: 1,
+                max_age: Duration::from_secs(14 * 24 * 3600),
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| nats_error(format!("creating stream {name}: {e}")))?;
+        Ok(Self { js: js.clone(), stream, name: name.to_owned() })
+    }
+
+    async fn get(&self, key: impl AsRef<str>) -> Result<Option<Bytes>, MailboxError> {
+        let subject = format!("{}.{}", self.name, key.as_ref());
+        match self.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(m) if m.payload.is_empty() => Ok(None),
+            Ok(m) => Ok(Some(m.payload)),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(nats_error(e)),
+        }
+    }
+
+    async fn put(&self, key: impl AsRef<str>, value: Bytes) -> Result<(), MailboxError> {
+        let subject = format!("{}.{}", self.name, key.as_ref());
+        self.js.publish(subject, value).await.map_err(nats_error)?.await.map_err(nats_error)?;
+        Ok(())
+    }
+
+    /// An empty value is a deletion (the stream keeps one message per key).
+    async fn delete(&self, key: impl AsRef<str>) -> Result<(), MailboxError> {
+        self.put(key, Bytes::new()).await
+    }
+}
+
+fn lease_key(kind: Kind, mid: uuid::Uuid) -> String {
+    match kind {
+        Kind::Request => format!("rq.{mid}"),
+        Kind::Response => format!("rs.{mid}"),
+    }
+}
+
+/// A subject token for an id (ids hold `/` and `.`, which subjects cannot).
+fn token(id: &str) -> String {
+    let digest = Sha256::digest(id.as_bytes());
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn nats_error(e: impl std::fmt::Display) -> MailboxError {
+    MailboxError::Store(format!("NATS: {e}"))
+}

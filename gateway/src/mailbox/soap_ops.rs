@@ -1,0 +1,192 @@
+//! The mailbox operations as SOAP (DESIGN §4), for legacy systems: a Body whose
+//! element is in the namespace [`NS`] is one of
+//!
+//! | operation | who | Body fields | answer |
+//! |---|---|---|---|
+//! | `SendRequest` | a client (X-Road `service` names the target) | anything | `MessageId`, `Duplicate` |
+//! | `GetRequest` | a provider | `Wait` (seconds) | a `Message`, or none |
+//! | `SendResponse` | the provider | `MessageId` | `MessageId` |
+//! | `GetResponse` | the client | `Wait` | a `Message`, or none |
+//! | `Ack` | the owner | `MessageId` | `MessageId` |
+//!
+//! What `SendRequest` and `SendResponse` store is the whole envelope as received
+//! (signed on behalf where the service asks for it): a signature stays verifiable by
+//! whoever takes the message. `Message/Content` carries it base64-encoded, with
+//! `ContentType`, so a REST-sent message reaches a SOAP taker too, and back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Response};
+use qaqpa_adapters::soap::{self, escape};
+use qaqpa_adapters::ErrorCode;
+
+use super::{Delivery, Envelope, Kind, Sent};
+use crate::error::GatewayError;
+use crate::gateway::Gateway;
+use crate::limits::stage::Admission;
+use crate::pipeline::{authorize, Peer, Reply};
+use crate::runtime::{Client, Runtime};
+use crate::telemetry::Exchange;
+
+pub const NS: &str = "urn:qaqpa:async:1";
+
+/// One asynchronous SOAP call, after the client has been identified.
+pub struct Call<'a> {
+    pub gateway: &'a Gateway,
+    pub runtime: &'a Arc<Runtime>,
+    pub peer: &'a Peer,
+    pub client: Arc<Client>,
+    pub content_type: Option<String>,
+    pub bytes: Bytes,
+    pub envelope: &'a soap::Envelope,
+}
+
+pub async fn serve(call: Call<'_>, exchange: &mut Exchange) -> Result<(Reply, Admission), GatewayError> {
+    let operation = call.envelope.operation.as_ref().map_or("", |(_, name)| name.as_str());
+    let fields = fields(&call)?;
+    let field = |name: &str| fields.get(name).and_then(qaqpa_adapters::mapping::scalar_text);
+    let mid = || -> Result<uuid::Uuid, GatewayError> {
+        let text =
+            field("MessageId").ok_or_else(|| GatewayError::new(ErrorCode::BadRequest, "MessageId is required"))?;
+        uuid::Uuid::parse_str(text.trim())
+            .map_err(|_| GatewayError::new(ErrorCode::BadRequest, "MessageId must be a UUID"))
+    };
+    let wait = || -> Duration {
+        let seconds = field("Wait").and_then(|w| w.trim().parse::<u64>().ok()).unwrap_or(0);
+        Duration::from_secs(seconds).min(call.runtime.config.mailbox.max_wait)
+    };
+    let mailboxes = &call.gateway.mailboxes;
+    let metrics = &call.gateway.telemetry.metrics;
+    let system = call.client.id.to_string();
+    let body = match operation {
+        "SendRequest" => return send_request(&call, exchange).await,
+        "GetRequest" | "GetResponse" => {
+            let (kind, subject) = match operation {
+                "GetRequest" => (Kind::Request, "a1/inbox"),
+                _ => (Kind::Response, "a1/outbox"),
+            };
+            exchange.set_subject(subject);
+            let queues = super::api::queues(call.runtime, &system, kind);
+            if queues.is_empty() {
+                return Err(GatewayError::new(ErrorCode::BadRequest, format!("{system} provides no pull mailbox")));
+            }
+            let taken = mailboxes.take(&queues, 1, wait()).await?;
+            metrics.mailbox_events.with_label_values(&["delivered"]).inc_by(taken.len() as u64);
+            let message = taken.first().map(message_xml).unwrap_or_default();
+            format!("<q:{operation}Response xmlns:q=\"{NS}\">{message}</q:{operation}Response>")
+        }
+        "SendResponse" => {
+            exchange.set_subject("a1/reply");
+            let mid = mid()?;
+            exchange.set_request_body(&call.bytes);
+            let headers = content_type_header(&call);
+            mailboxes.reply(mid, &system, 200, headers, call.bytes.clone()).await?;
+            metrics.mailbox_events.with_label_values(&["replied"]).inc();
+            format!(
+                "<q:SendResponseResponse xmlns:q=\"{NS}\"><q:MessageId>{mid}</q:MessageId></q:SendResponseResponse>"
+            )
+        }
+        "Ack" => {
+            exchange.set_subject("a1/ack");
+            let mid = mid()?;
+            mailboxes.ack(mid, &system).await?;
+            metrics.mailbox_events.with_label_values(&["acked"]).inc();
+            format!("<q:AckResponse xmlns:q=\"{NS}\"><q:MessageId>{mid}</q:MessageId></q:AckResponse>")
+        }
+        other => {
+            return Err(GatewayError::new(
+                ErrorCode::BadRequest,
+                format!(
+                "{other:?} is not an asynchronous operation (SendRequest, GetRequest, SendResponse, GetResponse, Ack)"
+            ),
+            ))
+        }
+    };
+    Ok((Reply::Built(answer(&call, &body)), Admission::none()))
+}
+
+/// The operation element's children as a JSON object.
+fn fields(call: &Call<'_>) -> Result<serde_json::Map<String, serde_json::Value>, GatewayError> {
+    let limits = call.runtime.config.xml.limits;
+    let rules = qaqpa_adapters::mapping::Rules::default();
+    let body = &call.bytes[call.envelope.body.clone()];
+    let mapped = qaqpa_adapters::mapping::xml_to_json(body, &rules, &limits)
+        .map_err(|e| GatewayError::new(ErrorCode::BadXml, e.to_string()))?;
+    Ok(mapped.into_iter().next().and_then(|(_, v)| v.as_object().cloned()).unwrap_or_default())
+}
+
+fn content_type_header(call: &Call<'_>) -> Vec<(String, String)> {
+    let content_type = call.content_type.clone().unwrap_or_else(|| call.envelope.version.content_type().to_owned());
+    vec![("content-type".to_owned(), content_type)]
+}
+
+async fn send_request(call: &Call<'_>, exchange: &mut Exchange) -> Result<(Reply, Admission), GatewayError> {
+    let service_id = call
+        .envelope
+        .header
+        .service
+        .as_ref()
+        .and_then(|s| s.service_id())
+        .ok_or_else(|| GatewayError::new(ErrorCode::BadRequest, "SendRequest needs the X-Road header service"))?;
+    let route = call.runtime.routes.get(&service_id).ok_or_else(|| {
+        GatewayError::new(ErrorCode::UnknownService, format!("no service {service_id} is registered"))
+    })?;
+    exchange.set_service(route);
+    authorize(route, &call.client)?;
+    let ordered = super::api::mailbox_service(call.runtime, route)?.ordered;
+    let admission = crate::limits::stage::admit(call.gateway, route, &call.client).await?;
+    let message_id = exchange.id().to_owned();
+    let (stored, signature) =
+        crate::signatures::soap(call.gateway, call.runtime, route, &call.client, &message_id, call.bytes.clone())
+            .await?;
+    if let Some(value) = signature {
+        exchange.set_signature(value);
+    }
+    exchange.set_request_body(&stored);
+    let headers = content_type_header(call);
+    let envelope =
+        Envelope::request(call.client.id.as_str(), route.id.as_str(), &message_id, String::new(), headers, ordered);
+    let sent = call.gateway.mailboxes.send(envelope, stored).await?;
+    let duplicate = matches!(sent, Sent::Duplicate(_));
+    let event = if duplicate { "duplicate" } else { "sent" };
+    call.gateway.telemetry.metrics.mailbox_events.with_label_values(&[event]).inc();
+    let body = format!(
+        "<q:SendRequestResponse xmlns:q=\"{NS}\"><q:MessageId>{}</q:MessageId><q:Duplicate>{duplicate}</q:Duplicate></q:SendRequestResponse>",
+        sent.mid()
+    );
+    Ok((Reply::Built(answer(call, &body)), admission))
+}
+
+fn message_xml(d: &Delivery) -> String {
+    let e = &d.envelope;
+    let content_type = e.headers.iter().find(|(n, _)| n == "content-type").map_or("", |(_, v)| v.as_str());
+    let status = e.status.map(|s| format!("<q:Status>{s}</q:Status>")).unwrap_or_default();
+    format!(
+        concat!(
+            "<q:Message><q:MessageId>{}</q:MessageId><q:Client>{}</q:Client><q:Service>{}</q:Service>",
+            "<q:ClientMessageId>{}</q:ClientMessageId><q:Attempt>{}</q:Attempt>{}",
+            "<q:ContentType>{}</q:ContentType><q:Content>{}</q:Content></q:Message>"
+        ),
+        e.mid,
+        escape(&e.client),
+        escape(&e.service),
+        escape(&e.message_id),
+        e.attempts,
+        status,
+        escape(content_type),
+        base64::engine::general_purpose::STANDARD.encode(&d.body),
+    )
+}
+
+/// The answer envelope: the caller's X-Road header echoed, `body` in the Body.
+fn answer(call: &Call<'_>, body: &str) -> Response<Bytes> {
+    let version = call.envelope.version;
+    let text = soap::write_envelope(version, &call.envelope.header, body);
+    let mut response = Response::new(Bytes::from(text));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(version.content_type()));
+    response
+}
