@@ -10,12 +10,12 @@ use crate::soap::{escape, SoapError};
 pub const WSDL_SOAP11_NS: &str = "http://schemas.xmlsoap.org/wsdl/soap/";
 pub const WSDL_SOAP12_NS: &str = "http://schemas.xmlsoap.org/wsdl/soap12/";
 
-/// Returns `wsdl` with every SOAP address location replaced by `location`, and how
-/// many were replaced. Refuses DOCTYPEs like the envelope reader.
 /// The WSDL of the asynchronous mailbox operations (namespace `urn:qaqpa:async:1`),
 /// with a placeholder endpoint for [`rewrite_endpoint`].
 pub const ASYNC_WSDL: &str = include_str!("../contracts/async.wsdl");
 
+/// Returns `wsdl` with every SOAP address location replaced by `location`, and how
+/// many were replaced. Refuses DOCTYPEs like the envelope reader.
 pub fn rewrite_endpoint(wsdl: &str, location: &str) -> Result<(String, usize), SoapError> {
     let mut reader = NsReader::from_str(wsdl);
     let mut spans = Vec::new();

@@ -321,12 +321,14 @@ pub struct Evidence {
     pub seal: String,
 }
 
-/// Builds the evidence for the record with message id `id` from the segments.
-pub fn evidence(segments: &[(String, Vec<u8>)], id: &str) -> Option<Evidence> {
+/// Builds the evidence for the record with message id `id` from the segments'
+/// bytes, in order. Segments are taken one at a time, so a caller can read them
+/// lazily and stop holding each once it is scanned.
+pub fn evidence<S: AsRef<[u8]>>(segments: impl IntoIterator<Item = S>, id: &str) -> Option<Evidence> {
     let mut batch: Vec<(String, [u8; 32])> = Vec::new();
     let mut wanted: Option<usize> = None;
-    for (_, bytes) in segments {
-        for raw in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+    for bytes in segments {
+        for raw in bytes.as_ref().split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             match serde_json::from_slice::<Line>(raw).ok()? {
                 Line::Record(r) => {
                     if r.id == id && wanted.is_none() {

@@ -1,5 +1,7 @@
 //! The admin listener (DESIGN §4): health, readiness, reload, Prometheus metrics,
-//! SLA, monitoring records and the operator dashboard. Kept apart from the data
+//! SLA, monitoring records, the registry as enforced (systems, services, access,
+//! limits, topics), mailboxes and dead letters, message-log evidence, the operator
+//! dashboard and the API's OpenAPI document. Kept apart from the data
 //! listeners so operators' endpoints are never reachable by exchange clients.
 
 use std::collections::HashMap;
@@ -8,12 +10,16 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use qaqpa_adapters::ErrorCode;
 
+use crate::admin_views as views;
 use crate::error::error_response;
 use crate::gateway::Gateway;
 use crate::monitoring::{now_us, Query, CSV_HEADER};
 use crate::pipeline::{full_body, GatewayBody};
 
 const DASHBOARD: &str = include_str!("dashboard.html");
+/// The admin API's own description (OpenAPI 3.1); `tests/admin_api.rs` checks every
+/// documented path answers and every answer matches it.
+const ADMIN_OPENAPI: &str = include_str!("admin-openapi.json");
 /// Most records one monitoring query returns.
 pub const MAX_QUERY_RECORDS: usize = 100_000;
 
@@ -36,6 +42,17 @@ pub async fn serve(gateway: &Gateway, req: Request<Incoming>) -> Response<Gatewa
         (&Method::GET, "/admin/v1/stats") => json(crate::stats::live(gateway)),
         (&Method::GET, "/admin/v1/monitoring") => monitoring(gateway, &query, &req).await,
         (&Method::GET, "/ui" | "/ui/") => text(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
+        (&Method::GET, "/admin/v1/openapi.json") => text(StatusCode::OK, "application/json", ADMIN_OPENAPI),
+        (&Method::GET, "/admin/v1/systems") => json(views::systems(&gateway.runtime().config)),
+        (&Method::GET, "/admin/v1/services") => json(views::services(&gateway.runtime().config)),
+        (&Method::GET, "/admin/v1/access") => json(views::access(
+            &gateway.runtime().config,
+            query.get("client").map(String::as_str),
+            query.get("service").map(String::as_str),
+        )),
+        (&Method::GET, "/admin/v1/limits") => json(views::limits(&gateway.runtime().config)),
+        (&Method::GET, "/admin/v1/topics") => json(views::topics(&gateway.runtime().config)),
+        (&Method::GET, "/admin/v1/log/evidence") => evidence(gateway, query.get("id")).await,
         (&Method::GET, "/admin/v1/mailboxes") => {
             match (gateway.mailboxes.depths().await, gateway.mailboxes.dead_count().await) {
                 (Ok(depths), Ok(dead)) => json(serde_json::json!({
@@ -47,7 +64,11 @@ pub async fn serve(gateway: &Gateway, req: Request<Incoming>) -> Response<Gatewa
             }
         }
         (&Method::GET, "/admin/v1/dead-letters") => {
-            let limit = query.get("limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(100).clamp(1, 10_000);
+            let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
+                None => 100,
+                Some(Ok(n)) if (1..=10_000).contains(&n) => n,
+                Some(_) => return error_response(ErrorCode::BadRequest, "limit must be 1..=10000", None),
+            };
             match gateway.mailboxes.dead_letters(limit).await {
                 Ok(list) => json(serde_json::to_value(list).unwrap_or_default()),
                 Err(e) => mailbox_error(e),
@@ -79,6 +100,31 @@ async fn dead_letter(gateway: &Gateway, method: &Method, rest: &str) -> Response
             json(serde_json::json!({ "id": mid, done: true }))
         }
         Err(e) => mailbox_error(e),
+    }
+}
+
+/// `GET /admin/v1/log/evidence?id=…`: what `qaqpa log export` writes, for an
+/// auditor who asks the running gateway rather than reading its disk.
+async fn evidence(gateway: &Gateway, id: Option<&String>) -> Response<GatewayBody> {
+    let Some(id) = id.filter(|id| !id.is_empty()).cloned() else {
+        return error_response(ErrorCode::BadRequest, "the query parameter id (the message id) is required", None);
+    };
+    if gateway.message_log.is_none() {
+        return error_response(ErrorCode::UnknownMessage, "the message log is off (no signing key)", None);
+    }
+    let dir = gateway.runtime().config.storage.data_dir.join("log");
+    let found = tokio::task::spawn_blocking(move || crate::msglog::find_evidence(&dir, &id))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|found| found);
+    match found {
+        Ok(Some(evidence)) => json(serde_json::to_value(evidence).unwrap_or_default()),
+        Ok(None) => error_response(
+            ErrorCode::UnknownMessage,
+            "no sealed record of this message id (yet: seals come every 100 ms)",
+            None,
+        ),
+        Err(e) => error_response(ErrorCode::Internal, &format!("reading the message log: {e}"), None),
     }
 }
 
@@ -132,7 +178,7 @@ async fn monitoring(
     let time = |key: &str| -> Result<Option<i64>, String> {
         let Some(v) = params.get(key) else { return Ok(None) };
         if let Ok(secs) = v.parse::<i64>() {
-            return Ok(Some(secs * 1_000_000));
+            return secs.checked_mul(1_000_000).map(Some).ok_or_else(|| format!("{key} is out of range"));
         }
         time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
             .map(|t| Some((t.unix_timestamp_nanos() / 1000) as i64))
@@ -159,7 +205,12 @@ async fn monitoring(
         Ok(r) => r,
         Err(e) => return error_response(ErrorCode::Internal, &format!("reading monitoring records: {e}"), None),
     };
-    let wants_csv = params.get("format").is_some_and(|f| f == "csv")
+    let asked_csv = match params.get("format").map(String::as_str) {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return error_response(ErrorCode::BadRequest, "format must be csv or json", None),
+    };
+    let wants_csv = asked_csv
         || req
             .headers()
             .get(http::header::ACCEPT)

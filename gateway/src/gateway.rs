@@ -44,6 +44,8 @@ pub struct Gateway {
     pub mailboxes: crate::mailbox::Mailboxes,
     /// The TLS of each running listener, swapped on reload.
     listener_tls: std::sync::Mutex<Vec<ListenerTls>>,
+    /// Turns true when shutdown begins.
+    stopping: watch::Receiver<bool>,
 }
 
 /// Where a running listener's certificates live, so a reload can swap them.
@@ -91,6 +93,13 @@ impl Gateway {
     /// The runtime a new request runs on; it keeps it to the end even across a reload.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
+    }
+
+    /// Resolves once shutdown has begun: work that would wait (long-polls) stops
+    /// waiting, so a drain is not held up by it.
+    pub async fn draining(&self) {
+        let mut stopping = self.stopping.clone();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
     pub fn is_ready(&self) -> bool {
@@ -231,6 +240,7 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     };
     let mailboxes = crate::mailbox::Mailboxes::open(&config.mailbox, &data_dir, &config.node).await?;
     mailboxes.configure(&config);
+    let (stop, stopped) = watch::channel(false);
     let gateway = Arc::new(Gateway {
         runtime: ArcSwap::from_pointee(Runtime::build(config)?),
         config_path,
@@ -243,8 +253,8 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         message_log,
         mailboxes,
         listener_tls: std::sync::Mutex::new(Vec::new()),
+        stopping: stopped.clone(),
     });
-    let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(housekeeping(gateway.clone(), stopped.clone()));
     tasks.spawn(overload_probe(gateway.clone(), overload_config, stopped.clone()));

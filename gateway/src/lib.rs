@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admin_views;
 pub mod body;
 pub mod certs_cli;
 pub mod cli;

@@ -74,8 +74,7 @@ pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
             })
         }
         LogCommand::Export { dir, id, out } => {
-            let segments = crate::msglog::read_segments(&dir)?;
-            let evidence = msglog::evidence(&segments, &id)
+            let evidence = crate::msglog::find_evidence(&dir, &id)?
                 .ok_or_else(|| anyhow::anyhow!("no sealed record of message {id} in {}", dir.display()))?;
             std::fs::write(&out, serde_json::to_vec_pretty(&evidence)?)?;
             println!("wrote {}", out.display());

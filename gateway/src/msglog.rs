@@ -239,7 +239,25 @@ impl Writer {
     }
 }
 
-/// Reads a log directory's segments for verification or export.
+/// The evidence for message `id` in a log directory, reading one segment at a time
+/// (a log of many 64 MiB segments is never all in memory).
+pub fn find_evidence(dir: &Path, id: &str) -> std::io::Result<Option<qaqpa_certs::msglog::Evidence>> {
+    let mut failed = None;
+    let bytes = segments(dir)?.into_iter().map_while(|(_, path)| match std::fs::read(&path) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
+    });
+    let found = qaqpa_certs::msglog::evidence(bytes, id);
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
+}
+
+/// Reads a log directory's segments for verification.
 pub fn read_segments(dir: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
     segments(dir)?
         .into_iter()

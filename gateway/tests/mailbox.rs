@@ -151,7 +151,8 @@ both_backends!(
     dead_letters,
     push_retries_until_provider_returns,
     ordered_delivery,
-    refusals_and_depths
+    refusals_and_depths,
+    a_long_poll_ends_when_the_gateway_drains
 );
 
 async fn round_trip(backend: Backend) {
@@ -199,6 +200,20 @@ async fn round_trip(backend: Backend) {
     assert_eq!(sends.len(), 3, "three sends of m-1 logged: {text}");
     assert!(sends.iter().all(|r| r["status"] == 202 && r["body_sha512"].is_string()));
     assert!(text.contains("a1/reply") && text.contains("a1/ack") && text.contains("a1/inbox"));
+}
+
+async fn a_long_poll_ends_when_the_gateway_drains(backend: Backend) {
+    let Some(Bus { gw, provider, .. }) = bus(backend, free_addr()).await else { return };
+    let poll = provider.get(gw.tls_url(&format!("/a1/inbox/{PROVIDER}?wait=50s"))).send();
+    let poll = tokio::spawn(poll);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished(), "the long-poll waits while nothing comes");
+    let started = Instant::now();
+    let TestGateway { running, pki: _pki, .. } = gw;
+    running.shutdown().await;
+    assert!(started.elapsed() < Duration::from_secs(5), "drain took {:?}: the long-poll held it", started.elapsed());
+    let answered = poll.await.unwrap().unwrap();
+    assert_eq!(answered.status(), 204, "the poller hears 'nothing yet', not an error");
 }
 
 async fn redelivery_after_visibility_timeout(backend: Backend) {

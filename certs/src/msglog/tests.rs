@@ -136,7 +136,7 @@ fn evidence_proves_one_record_and_nothing_else() {
     let lines = log(&k, 11, 4);
     let segs = segments(&lines, 7);
     for id in ["msg-1", "msg-6", "msg-11"] {
-        let e = evidence(&segs, id).unwrap();
+        let e = evidence(segs.iter().map(|(_, b)| b), id).unwrap();
         let record = verify_evidence(&e, Some(&k.chain[0])).unwrap();
         assert_eq!(record.id, id);
         let mut changed = e.clone();
@@ -145,7 +145,7 @@ fn evidence_proves_one_record_and_nothing_else() {
         let other = key("B");
         assert!(verify_evidence(&e, Some(&other.chain[0])).unwrap_err().contains("another certificate"));
     }
-    assert!(evidence(&segs, "msg-99").is_none());
+    assert!(evidence(segs.iter().map(|(_, b)| b), "msg-99").is_none());
 }
 
 #[test]

@@ -126,6 +126,20 @@ async fn dispatch(
     }
 }
 
+/// A long-poll answers "nothing yet" (`204`) as soon as the gateway starts draining,
+/// so shutdown does not wait out `?wait=`. A message leased in that very instant is
+/// not lost: it comes back after its visibility timeout (at once on a restart).
+pub(super) async fn unless_draining<T: Default>(
+    gateway: &Gateway,
+    poll: impl std::future::Future<Output = Result<T, MailboxError>>,
+) -> Result<T, MailboxError> {
+    tokio::select! {
+        biased;
+        polled = poll => polled,
+        () = gateway.draining() => Ok(T::default()),
+    }
+}
+
 /// `wait` (a duration, capped at `mailbox.max_wait`; default 0) and `max` (1..=100; default 1).
 pub(super) fn wait_and_max(
     runtime: &Runtime,
@@ -294,7 +308,7 @@ async fn take(
     if queues.is_empty() {
         return Err(GatewayError::new(ErrorCode::BadRequest, format!("{} provides no pull mailbox", client.id)));
     }
-    let deliveries = gateway.mailboxes.take(&queues, max, wait).await?;
+    let deliveries = unless_draining(gateway, gateway.mailboxes.take(&queues, max, wait)).await?;
     gateway.telemetry.metrics.mailbox_events.with_label_values(&["delivered"]).inc_by(deliveries.len() as u64);
     if max == 1 {
         return Ok(match deliveries.into_iter().next() {

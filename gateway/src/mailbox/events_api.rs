@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use qaqpa_adapters::ErrorCode;
 
-use super::api::{carried, empty, header, json, read_body, wait_and_max, MESSAGE_ID};
+use super::api::{carried, empty, header, json, read_body, unless_draining, wait_and_max, MESSAGE_ID};
 use super::{EventDelivery, EventMeta, Published, TopicRules};
 use crate::client_body::ClientBody;
 use crate::config::TopicConfig;
@@ -105,7 +105,8 @@ pub(super) async fn dispatch(
             match (method, acking) {
                 (&Method::GET, false) => {
                     let (wait, max) = wait_and_max(runtime, &params)?;
-                    let events = gateway.mailboxes.pull(&rules, client.id.as_str(), max, wait).await?;
+                    let pulled = gateway.mailboxes.pull(&rules, client.id.as_str(), max, wait);
+                    let events = unless_draining(gateway, pulled).await?;
                     metrics.mailbox_events.with_label_values(&["event_delivered"]).inc_by(events.len() as u64);
                     if max == 1 {
                         return Ok(events.into_iter().next().map_or_else(|| empty(StatusCode::NO_CONTENT), raw));

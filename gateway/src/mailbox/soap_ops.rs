@@ -74,7 +74,7 @@ pub async fn serve(call: Call<'_>, exchange: &mut Exchange) -> Result<(Reply, Ad
             if queues.is_empty() {
                 return Err(GatewayError::new(ErrorCode::BadRequest, format!("{system} provides no pull mailbox")));
             }
-            let taken = mailboxes.take(&queues, 1, wait()).await?;
+            let taken = super::api::unless_draining(call.gateway, mailboxes.take(&queues, 1, wait())).await?;
             metrics.mailbox_events.with_label_values(&["delivered"]).inc_by(taken.len() as u64);
             let message = taken.first().map(message_xml).unwrap_or_default();
             format!("<q:{operation}Response xmlns:q=\"{NS}\">{message}</q:{operation}Response>")
