@@ -17,7 +17,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 cargo build --release -q -p qaqpa-gateway -p qaqpa-load
-QAQPA=$PWD/target/release/qaqpa; LOAD=$PWD/target/release/qaqpa-load
+# QAQPA=path runs another build of the gateway (an A/B in one session).
+QAQPA=${QAQPA:-$PWD/target/release/qaqpa}; LOAD=$PWD/target/release/qaqpa-load
 WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 CLIENT=KZ/GOV/000000000003/egov-portal; PROVIDER=KZ/GOV/000000000001/register
 TLS=127.0.0.1:18444

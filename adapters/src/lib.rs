@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error_code;
+pub mod frame;
 pub mod mapping;
 pub mod openapi;
 pub mod problem;
