@@ -13,10 +13,9 @@ cd "$(dirname "$0")/.."
 ROUNDS=3; DURATION=4
 while (($#)); do case "$1" in --rounds) ROUNDS=$2; shift 2 ;; --duration) DURATION=$2; shift 2 ;; *) exit 2 ;; esac; done
 command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null; }
-cargo build --release -q -p qaqpa-gateway -p qaqpa-load
-QAQPA=$PWD/target/release/qaqpa; LOAD=$PWD/target/release/qaqpa-load
-WORK=$(mktemp -d /tmp/qaqpa-limits.XXXXXX); PIDS=()
-trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
+source benches/lib.sh
+bench_build
+bench_workdir limits
 CLIENT=KZ/GOV/000000000003/egov-portal; SERVICE=KZ/GOV/000000000001/bench/echo/v1
 BODY=$(head -c 1024 /dev/zero | tr '\0' 'x')
 cat >"$WORK/up.conf" <<NGX
@@ -49,14 +48,14 @@ TOML
 taskset -c 1 nginx -c "$WORK/up.conf" & PIDS+=($!)
 TOKIO_WORKER_THREADS=1 taskset -c 0 "$QAQPA" --log-level error run --config "$WORK/off.toml" & OFF=$!; PIDS+=($OFF)
 TOKIO_WORKER_THREADS=1 taskset -c 0 "$QAQPA" --log-level error run --config "$WORK/on.toml" & ON=$!; PIDS+=($ON)
-sleep 1
+wait_port 18380; wait_port 18381; wait_port 18382
 RES=$WORK/res.txt
 for round in $(seq "$ROUNDS"); do
   for variant in off on; do
     pid=$OFF; port=18381; [ $variant = on ] && { pid=$ON; port=18382; }
-    before=$(awk '{print $14+$15}' /proc/$pid/stat)
+    before=$(cpu_ticks $pid)
     out=$(taskset -c 1 "$LOAD" "http://127.0.0.1:$port/r1/$SERVICE/item" -H "X-Road-Client: $CLIENT" --method POST --body-bytes 1024 --connections 32 --warmup 1s --duration "${DURATION}s" --json)
-    after=$(awk '{print $14+$15}' /proc/$pid/stat)
+    after=$(cpu_ticks $pid)
     python3 -c "import json,sys; r=json.loads(sys.argv[1]); t=int(sys.argv[4]); print(sys.argv[2], r['throughput_rps'], (int(sys.argv[3]))/t*1e6/max(1,r['requests']), sum(r['errors'].values()))" "$out" $variant $((after-before)) "$(getconf CLK_TCK)" >>"$RES"
   done
 done

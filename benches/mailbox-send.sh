@@ -8,18 +8,11 @@
 # Bounded: at most 600,000 requests, loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=10s; CONNECTIONS=128; N=600000
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) DURATION=$2; shift 2 ;;
-    --connections) CONNECTIONS=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration 10s] [--connections 128]" >&2; exit 2 ;;
-  esac
-done
-cargo build --release -q -p qaqpa-gateway -p qaqpa-load
-# QAQPA=path runs another build of the gateway (an A/B in one session).
-QAQPA=${QAQPA:-$PWD/target/release/qaqpa}; LOAD=$PWD/target/release/qaqpa-load
-WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+source benches/lib.sh
+N=600000
+bench_args 10s 128 "$@"
+bench_build
+bench_workdir send
 CLIENT=KZ/GOV/000000000003/egov-portal; PROVIDER=KZ/GOV/000000000001/register
 TLS=127.0.0.1:18444
 "$QAQPA" certs init --dir "$WORK/pki" --system "$CLIENT" >/dev/null
@@ -46,16 +39,15 @@ clients = ["$CLIENT"]
 TOML
 "$QAQPA" --log-level warn run --config "$WORK/qaqpa.toml" &
 GATEWAY=$!
-cpu() { awk '{print $14 + $15}' "/proc/$GATEWAY/stat"; }
-for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/18444) 2>/dev/null && break; sleep 0.1; done
-BEFORE=$(cpu)
+wait_port 18444
+BEFORE=$(cpu_ticks $GATEWAY)
 # No X-Road-Id: the gateway gives each send a fresh id, so none is a duplicate.
 echo "== POST /a1/{service}, 1 KiB, mTLS, $CONNECTIONS connections" >&2
 "$LOAD" "https://localhost:18444/a1/$PROVIDER/notices/v1" --method POST --body-bytes 1024 \
   -H "x-road-client: $CLIENT" -H "content-type: application/json" \
   --ca "$WORK/pki/ca.crt" --cert "$WORK/pki/egov-portal.crt" --key "$WORK/pki/egov-portal.key" \
   --connections "$CONNECTIONS" --duration "$DURATION" --warmup 1s --max-requests $N --json | tee "$WORK/send.json"
-TICKS=$(( $(cpu) - BEFORE ))
+TICKS=$(( $(cpu_ticks $GATEWAY) - BEFORE ))
 python3 - "$WORK/send.json" "$TICKS" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -36,17 +36,9 @@ done
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge 12000 ] || { echo "needs 12000 open files for the 10k-connection test" >&2; exit 1; }
 
-cargo build --release -q -p qaqpa-gateway -p qaqpa-load
-QAQPA=$PWD/target/release/qaqpa
-LOAD=$PWD/target/release/qaqpa-load
-WORK=$(mktemp -d /tmp/qaqpa-sbs.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source benches/lib.sh
+bench_build
+bench_workdir sbs
 
 CLIENT=KZ/GOV/000000000003/egov-portal
 SERVICE=KZ/GOV/000000000001/bench/echo/v1
@@ -117,8 +109,6 @@ wrk.headers["X-Road-Client"] = "$CLIENT"
 wrk.headers["Content-Type"] = "application/octet-stream"
 LUA
 
-wait_port() { for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; exit 1; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 taskset -c 1 nginx -c "$WORK/upstream.conf" & PIDS+=($!)

@@ -8,18 +8,12 @@
 # Bounded: at most 2 × 60,000 requests, loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=10s; CONNECTIONS=32; N=60000
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --duration) DURATION=$2; shift 2 ;;
-    --connections) CONNECTIONS=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration 10s] [--connections 32]" >&2; exit 2 ;;
-  esac
-done
+source benches/lib.sh
+N=60000
+bench_args 10s 32 "$@"
 command -v nginx >/dev/null || { echo "nginx is required (apt install nginx-light)" >&2; exit 1; }
-cargo build --release -q -p qaqpa-gateway -p qaqpa-load
-QAQPA=$PWD/target/release/qaqpa; LOAD=$PWD/target/release/qaqpa-load
-WORK=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
+bench_build
+bench_workdir signed
 CLIENT=KZ/GOV/000000000003/egov-portal; PROVIDER=KZ/GOV/000000000001/register
 UP=127.0.0.1:18391; TLS=127.0.0.1:18443
 "$QAQPA" certs init --dir "$WORK/pki" --system "$CLIENT" >/dev/null
@@ -61,7 +55,7 @@ service = "$PROVIDER/plain/v1"
 clients = ["$CLIENT"]
 TOML
 "$QAQPA" --log-level warn run --config "$WORK/qaqpa.toml" &
-for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/18443) 2>/dev/null && break; sleep 0.1; done
+wait_port 18443
 message() {
   cat <<XML
 <?xml version="1.0" encoding="UTF-8"?>
