@@ -9,7 +9,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, SyncSender, TryRecvError};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -27,7 +27,9 @@ pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 const QUEUE: usize = 65_536;
 
 pub struct MessageLog {
-    sender: Mutex<Option<SyncSender<Record>>>,
+    /// Boxed: the channel's ring is allocated (and touched) whole at start, so its
+    /// slots stay pointer-sized. `None` asks the writer to seal and stop.
+    sender: SyncSender<Option<Box<Record>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     dropped: prometheus::IntCounter,
 }
@@ -107,18 +109,13 @@ impl MessageLog {
         // What a crash left unsealed is sealed now, so the log verifies again.
         writer.seal_pending()?;
         let handle = std::thread::Builder::new().name("message-log".into()).spawn(move || writer.run(receiver))?;
-        Ok(Self { sender: Mutex::new(Some(sender)), writer: Mutex::new(Some(handle)), dropped })
+        Ok(Self { sender, writer: Mutex::new(Some(handle)), dropped })
     }
 
     /// Queues an exchange's record (its `seq` and `prev` are the writer's to set);
     /// never blocks a request.
     pub fn append(&self, entry: Record) {
-        let guard = self.sender.lock().unwrap_or_else(|e| e.into_inner());
-        let sent = match guard.as_ref() {
-            Some(s) => s.try_send(entry),
-            None => Err(TrySendError::Disconnected(entry)),
-        };
-        if sent.is_err() {
+        if self.sender.try_send(Some(Box::new(entry))).is_err() {
             self.dropped.inc();
             tracing::error!("message log: a record could not be queued (writer behind or stopped)");
         }
@@ -126,7 +123,7 @@ impl MessageLog {
 
     /// Writes and seals what is queued, fsyncs, stops the writer.
     pub fn close(&self) {
-        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let _ = self.sender.send(None);
         if let Some(handle) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = handle.join();
         }
@@ -154,18 +151,18 @@ impl Writer {
         Ok(Self { dir, signer, tail, file, size, batch_first, buffer: Vec::with_capacity(1 << 20), written })
     }
 
-    fn run(mut self, receiver: mpsc::Receiver<Record>) {
+    fn run(mut self, receiver: mpsc::Receiver<Option<Box<Record>>>) {
         // When the last seal is pending (at `deadline`).
         let mut deadline: Option<Instant> = None;
         loop {
             match deadline {
                 // All sealed: sleep until a record comes, one wake-up per batch.
                 None => match receiver.recv() {
-                    Ok(entry) => {
-                        self.push(entry);
+                    Ok(Some(entry)) => {
+                        self.push(*entry);
                         deadline = Some(Instant::now() + INTERVAL);
                     }
-                    Err(_) => return self.commit(),
+                    Ok(None) | Err(_) => return self.commit(),
                 },
                 // A batch is open: take what arrived on a tick. Appenders then find
                 // nobody to wake; a wake per record cost a futex call and a context
@@ -174,8 +171,8 @@ impl Writer {
             }
             loop {
                 match receiver.try_recv() {
-                    Ok(entry) => {
-                        self.push(entry);
+                    Ok(Some(entry)) => {
+                        self.push(*entry);
                         deadline.get_or_insert_with(|| Instant::now() + INTERVAL);
                         if self.tail.unsealed.len() >= BATCH {
                             self.commit();
@@ -183,7 +180,7 @@ impl Writer {
                         }
                     }
                     Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return self.commit(),
+                    Ok(None) | Err(TryRecvError::Disconnected) => return self.commit(),
                 }
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
