@@ -31,16 +31,20 @@ pub struct Record {
     pub code: Option<String>,
     /// Request in to response head out, microseconds.
     pub duration_us: u64,
+    /// The request carried a verified signature, or the gateway signed it on the
+    /// client's behalf (its value is in the message log record).
+    #[serde(default)]
+    pub signed: bool,
 }
 
-pub const CSV_HEADER: &str = "id,client,service,node,request_in,request_out,response_in,response_out,request_bytes,response_bytes,status,code,duration_us";
+pub const CSV_HEADER: &str = "id,client,service,node,request_in,request_out,response_in,response_out,request_bytes,response_bytes,status,code,duration_us,signed";
 
 impl Record {
     pub fn csv_line(&self) -> String {
         let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
         // Ids are printable ASCII without spaces; quote anyway so a comma cannot shift columns.
         format!(
-            "\"{}\",{},{},{},{},{},{},{},{},{},{},{},{}",
+            "\"{}\",{},{},{},{},{},{},{},{},{},{},{},{},{}",
             self.id.replace('"', "\"\""),
             self.client,
             self.service,
@@ -53,7 +57,8 @@ impl Record {
             self.response_bytes,
             self.status,
             self.code.as_deref().unwrap_or(""),
-            self.duration_us
+            self.duration_us,
+            self.signed
         )
     }
 }

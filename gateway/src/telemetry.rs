@@ -161,6 +161,7 @@ impl Exchange {
             let keep = (sla.window.as_secs() / 3600).max(1) as i64 + 1;
             t.sla.record(id.as_str(), self.request_in, server_error, slow, keep);
         }
+        let signed = self.signature.is_some();
         if let Some(log) = &self.gateway.message_log {
             use base64::Engine;
             let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -196,6 +197,7 @@ impl Exchange {
             status: self.status,
             code: self.code.map(|c| c.as_str().to_owned()),
             duration_us: self.head_out.as_micros() as u64,
+            signed,
         };
         if !t.monitoring.record(record) {
             m.monitoring_dropped.inc();

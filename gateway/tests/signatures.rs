@@ -234,6 +234,20 @@ async fn messages_signed_by_xmlsec1_are_accepted_and_forwarded_as_signed() {
     let (status, code, body) = post_soap(&gw, "legacy-rsa", rsa).await;
     assert_eq!((status, code.as_str()), (200, ""), "{body}");
     assert!(body.contains("rsa-sha256"));
+
+    // "Was it signed?" is answered by the monitoring record.
+    let url = gw.admin_url(&format!("/admin/v1/monitoring?service={SIGNED_SOAP}"));
+    let mut signed = Vec::new();
+    for _ in 0..50 {
+        let records: Vec<serde_json::Value> = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        signed = records.iter().filter(|r| r["signed"] == true).map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+        if signed.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    signed.sort();
+    assert_eq!(signed, ["xs-ec-1", "xs-rsa-1"]);
 }
 
 #[tokio::test]
@@ -256,6 +270,19 @@ async fn messages_the_gateway_signs_on_behalf_pass_xmlsec1() {
     // A client whose key the gateway does not hold must sign itself.
     let (status, code, _) = post_soap(&gw, "egov-portal", envelope(CLIENT, SOB_SOAP, "sob-no-key", "1")).await;
     assert_eq!((status, code.as_str()), (500, "client.bad_signature"));
+    let csv = gw.admin_url(&format!("/admin/v1/monitoring?service={SOB_SOAP}&format=csv"));
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        let text = reqwest::get(&csv).await.unwrap().text().await.unwrap();
+        lines = text.lines().skip(1).map(str::to_owned).collect();
+        if lines.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let signed_of = |id: &str| lines.iter().find(|l| l.starts_with(&format!("\"{id}\""))).map(|l| l.ends_with(",true"));
+    assert_eq!(signed_of("sob-legacy-ec"), Some(true), "{lines:?}");
+    assert_eq!(signed_of("sob-no-key"), Some(false), "{lines:?}");
 }
 
 #[tokio::test]
