@@ -30,7 +30,11 @@ pub async fn serve(gateway: &Gateway, req: Request<Incoming>) -> Response<Gatewa
         (&Method::GET, "/readyz") if gateway.is_ready() => text(StatusCode::OK, "text/plain", "ready\n"),
         (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n"),
         (&Method::POST, "/admin/v1/reload") => match gateway.reload().await {
-            Ok(services) => json(serde_json::json!({ "reloaded": true, "services": services })),
+            Ok(r) => json(serde_json::json!({
+                "reloaded": true,
+                "services": r.services,
+                "restart_needed": r.restart_needed,
+            })),
             Err(e) => error_response(ErrorCode::BadRequest, &e.to_string(), None),
         },
         (&Method::GET, "/metrics") => {

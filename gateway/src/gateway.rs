@@ -46,6 +46,8 @@ pub struct Gateway {
     listener_tls: std::sync::Mutex<Vec<ListenerTls>>,
     /// Turns true when shutdown begins.
     stopping: watch::Receiver<bool>,
+    /// The configuration as started: what start-only keys are compared against.
+    started: Config,
 }
 
 /// Where a running listener's certificates live, so a reload can swap them.
@@ -111,14 +113,14 @@ impl Gateway {
     /// building upstream pools run on a blocking thread, never on a request worker;
     /// nothing is swapped unless all of it succeeded. Listener addresses, protocols
     /// and connection limits stay as they were started.
-    pub async fn reload(&self) -> Result<usize, ReloadError> {
+    pub async fn reload(&self) -> Result<Reloaded, ReloadError> {
         let result = self.try_reload().await;
         let label = if result.is_ok() { "ok" } else { "refused" };
         self.telemetry.metrics.reloads.with_label_values(&[label]).inc();
         result
     }
 
-    async fn try_reload(&self) -> Result<usize, ReloadError> {
+    async fn try_reload(&self) -> Result<Reloaded, ReloadError> {
         let path = self.config_path.clone().ok_or(ReloadError::NoFile)?;
         let running: Vec<(String, bool, bool, bool)> = self
             .listener_tls
@@ -147,6 +149,10 @@ impl Gateway {
         })
         .await??;
         let services = runtime.routes.len();
+        let restart_needed = config::restart_needed(&self.started, &runtime.config);
+        if !restart_needed.is_empty() {
+            tracing::warn!(keys = ?restart_needed, "reloaded, but these changed keys take effect only at the next restart");
+        }
         self.mailboxes.configure(&runtime.config);
         self.runtime.store(Arc::new(runtime));
         for (listener, new) in self.listener_tls.lock().unwrap_or_else(|e| e.into_inner()).iter().zip(tls) {
@@ -157,8 +163,16 @@ impl Gateway {
             }
         }
         tracing::info!(services, "configuration reloaded");
-        Ok(services)
+        Ok(Reloaded { services, restart_needed })
     }
+}
+
+/// What a reload swapped in.
+#[derive(Debug, serde::Serialize)]
+pub struct Reloaded {
+    pub services: usize,
+    /// Changed keys the running gateway keeps until it restarts (`config::restart_needed`).
+    pub restart_needed: Vec<&'static str>,
 }
 
 /// A started gateway. Dropping it does not stop it; call [`Running::shutdown`].
@@ -241,6 +255,7 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     let mailboxes = crate::mailbox::Mailboxes::open(&config.mailbox, &data_dir, &config.node).await?;
     mailboxes.configure(&config);
     let (stop, stopped) = watch::channel(false);
+    let started = config.clone();
     let gateway = Arc::new(Gateway {
         runtime: ArcSwap::from_pointee(Runtime::build(config)?),
         config_path,
@@ -254,6 +269,7 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         mailboxes,
         listener_tls: std::sync::Mutex::new(Vec::new()),
         stopping: stopped.clone(),
+        started,
     });
     let mut tasks = JoinSet::new();
     tasks.spawn(housekeeping(gateway.clone(), stopped.clone()));

@@ -93,12 +93,25 @@ async fn the_registry_reads_back_as_enforced_and_follows_a_reload() {
     );
     assert_ne!(granted, text);
     std::fs::write(&gw.config_path, granted).unwrap();
-    let r = reqwest::Client::new().post(gw.admin_url("/admin/v1/reload")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    let reload = || async {
+        let r = reqwest::Client::new().post(gw.admin_url("/admin/v1/reload")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()
+    };
+    assert_eq!(reload().await["restart_needed"], serde_json::json!([]), "an access change applies at once");
     let grants = get_json(&gw.admin_url(&format!("/admin/v1/access?client={OTHER_CLIENT}"))).await;
     assert_eq!(grants, serde_json::json!([{ "client": OTHER_CLIENT, "service": SERVICE }]));
     let systems = get_json(&gw.admin_url("/admin/v1/systems")).await;
     assert_eq!(find(&systems, OTHER_CLIENT)["may_call"], serde_json::json!([SERVICE]));
+
+    // A key the store read at start is reloaded but named: it applies at restart,
+    // and stays named on every later reload until then.
+    let mut text = std::fs::read_to_string(&gw.config_path).unwrap();
+    text.push_str("\n[mailbox]\nvisibility_timeout = \"7s\"\n");
+    std::fs::write(&gw.config_path, text).unwrap();
+    for _ in 0..2 {
+        assert_eq!(reload().await["restart_needed"], serde_json::json!(["mailbox.visibility_timeout"]));
+    }
 }
 
 #[tokio::test]

@@ -7,7 +7,10 @@
 
 mod mediation;
 mod raw;
+mod restart;
 mod validate;
+
+pub use restart::restart_needed;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -357,7 +360,7 @@ pub struct LimitRule {
     pub quota_month: Option<u64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Overload {
     pub enabled: bool,
     pub max_in_flight: u32,
@@ -377,7 +380,7 @@ pub struct Storage {
     pub limits: LimitsBackend,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Monitoring {
     pub retention: Duration,
     pub ring: usize,

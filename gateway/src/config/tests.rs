@@ -420,3 +420,24 @@ retry_max = "1s"
     assert_error(&e, line_of(src, "max_attempts = 0"), "mailbox.max_attempts", "at least 1");
     assert_error(&e, line_of(src, "retry_max"), "mailbox.retry_max", "at least retry_base");
 }
+
+#[test]
+fn a_reload_names_exactly_the_changed_keys_read_at_start() {
+    let dir = pki();
+    let started = parse(EXAMPLE, dir.path()).unwrap();
+    let changed = |from: &str, to: &str| {
+        assert!(EXAMPLE.contains(from), "{from:?} not in the example");
+        restart_needed(&started, &parse(&EXAMPLE.replacen(from, to, 1), dir.path()).unwrap())
+    };
+    assert!(restart_needed(&started, &started.clone()).is_empty());
+    // Read per request: reloads.
+    assert!(changed("max_body_bytes = 134217728", "max_body_bytes = 1048576").is_empty());
+    assert!(changed("max_wait = \"60s\"", "max_wait = \"5s\"").is_empty());
+    // Read at start: named.
+    assert_eq!(changed("node = \"node-1\"", "node = \"node-2\""), ["gateway.node"]);
+    assert_eq!(
+        changed("header_read_timeout = \"10s\"", "header_read_timeout = \"3s\""),
+        ["limits (all but max_body_bytes, max_connections_per_client)"]
+    );
+    assert_eq!(changed("visibility_timeout = \"30s\"", "visibility_timeout = \"45s\""), ["mailbox.visibility_timeout"]);
+}
