@@ -190,6 +190,7 @@ async fn the_openapi_document_describes_every_answer() {
     let document = gw.pki.dir.path().join("admin-openapi.json");
     std::fs::write(&document, doc.to_string()).unwrap();
     let (document, base) = (document.to_str().unwrap().to_owned(), gw.admin_url(""));
+    let scratch = gw.pki.dir.path().to_owned();
     // The gateway serves from this test's runtime: wait for the run off it.
     let run = move || {
         std::process::Command::new("python3")
@@ -213,6 +214,8 @@ async fn the_openapi_document_describes_every_answer() {
             "--no-color",
         ])
         .env("SCHEMATHESIS_HOOKS", "")
+        // Its caches (.schemathesis, .hypothesis) go beside the PKI, not into the tree.
+        .current_dir(&scratch)
         .output()
         .unwrap()
     };
