@@ -111,8 +111,8 @@ impl Gateway {
     /// Re-reads the config file and swaps the runtime and every listener's TLS
     /// (certificates, client CA, CRLs). Parsing, validation, reading the files and
     /// building upstream pools run on a blocking thread, never on a request worker;
-    /// nothing is swapped unless all of it succeeded. Listener addresses, protocols
-    /// and connection limits stay as they were started.
+    /// nothing is swapped unless all of it succeeded. Keys read only at start keep
+    /// their running values and are named in [`Reloaded::restart_needed`].
     pub async fn reload(&self) -> Result<Reloaded, ReloadError> {
         let result = self.try_reload().await;
         let label = if result.is_ok() { "ok" } else { "refused" };
@@ -168,7 +168,7 @@ impl Gateway {
 }
 
 /// What a reload swapped in.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug)]
 pub struct Reloaded {
     pub services: usize,
     /// Changed keys the running gateway keeps until it restarts (`config::restart_needed`).
