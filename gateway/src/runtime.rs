@@ -115,6 +115,9 @@ pub struct Route {
     pub sla: Option<SlaObjective>,
     pub signature: SignaturePolicy,
     pub sign_responses: bool,
+    /// Asynchronous delivery (`mailbox`), and whether it keeps acceptance order.
+    pub mailbox: crate::config::MailboxMode,
+    pub ordered: bool,
     pub mediation: Option<Arc<crate::config::Mediation>>,
     /// `qaqpa_quota_remaining` handles by (pair key, period).
     pub quota_gauges: dashmap::DashMap<(u64, qaqpa_routing::limit::QuotaPeriod), prometheus::IntGauge>,
@@ -172,6 +175,8 @@ impl Runtime {
                 sla: service.sla.clone(),
                 signature: service.signature,
                 sign_responses: service.sign_responses,
+                mailbox: service.mailbox,
+                ordered: service.ordered,
                 mediation: service.mediation.clone(),
                 quota_gauges: dashmap::DashMap::new(),
                 id: service.id.clone(),

@@ -161,16 +161,14 @@ pub(super) fn wait_and_max(
 }
 
 /// The service's config, if it takes asynchronous requests.
-pub(super) fn mailbox_service<'r>(
-    runtime: &'r Runtime,
-    route: &crate::runtime::Route,
-) -> Result<&'r crate::config::ServiceConfig, GatewayError> {
-    runtime.config.services.iter().find(|s| s.id == route.id && s.mailbox != MailboxMode::None).ok_or_else(|| {
-        GatewayError::new(
+pub(super) fn mailbox_service(route: &crate::runtime::Route) -> Result<(), GatewayError> {
+    match route.mailbox {
+        MailboxMode::None => Err(GatewayError::new(
             ErrorCode::BadRequest,
             format!("{} takes no asynchronous requests (mailbox = \"none\")", route.id),
-        )
-    })
+        )),
+        MailboxMode::Pull | MailboxMode::Push => Ok(()),
+    }
 }
 
 /// The queues a system takes from: its services' pull mailboxes, or its outbox.
@@ -255,7 +253,7 @@ async fn send(
     let route = target.route;
     exchange.set_service(route);
     pipeline::authorize(route, &client)?;
-    let ordered = mailbox_service(runtime, route)?.ordered;
+    mailbox_service(route)?;
     let admission = crate::limits::stage::admit(gateway, route, &client).await?;
     if route.signature != crate::config::SignaturePolicy::None {
         req = pipeline::verify(gateway, runtime, route, &client, req, exchange).await?;
@@ -269,21 +267,27 @@ async fn send(
         exchange.id(),
         target.rest_and_query(),
         carried(&parts.headers),
-        ordered,
+        route.ordered,
     );
     let sent = gateway.mailboxes.send(envelope, body).await?;
     drop(admission);
-    let (event, duplicate) = match sent {
-        Sent::New(_) => ("sent", false),
-        Sent::Duplicate(_) => ("duplicate", true),
-    };
-    gateway.telemetry.metrics.mailbox_events.with_label_values(&[event]).inc();
+    let duplicate = count_sent(gateway, sent);
     let mut response = json(
         StatusCode::ACCEPTED,
         serde_json::json!({ "id": sent.mid(), "message_id": exchange.id(), "duplicate": duplicate }),
     );
     response.headers_mut().insert(MESSAGE_ID, header(&sent.mid().to_string()));
     Ok(response)
+}
+
+/// Counts a send by its outcome; true for a duplicate (nothing new was stored).
+pub(super) fn count_sent(gateway: &Gateway, sent: Sent) -> bool {
+    let (event, duplicate) = match sent {
+        Sent::New(_) => ("sent", false),
+        Sent::Duplicate(_) => ("duplicate", true),
+    };
+    gateway.telemetry.metrics.mailbox_events.with_label_values(&[event]).inc();
+    duplicate
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -24,7 +24,7 @@ use http::{HeaderValue, Response};
 use qaqpa_adapters::soap::{self, escape};
 use qaqpa_adapters::ErrorCode;
 
-use super::{Delivery, Envelope, Kind, Sent};
+use super::{Delivery, Envelope, Kind};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
 use crate::limits::stage::Admission;
@@ -137,7 +137,7 @@ async fn send_request(call: &Call<'_>, exchange: &mut Exchange) -> Result<(Reply
     })?;
     exchange.set_service(route);
     authorize(route, &call.client)?;
-    let ordered = super::api::mailbox_service(call.runtime, route)?.ordered;
+    super::api::mailbox_service(route)?;
     let admission = crate::limits::stage::admit(call.gateway, route, &call.client).await?;
     let message_id = exchange.id().to_owned();
     let (stored, signature) =
@@ -148,12 +148,16 @@ async fn send_request(call: &Call<'_>, exchange: &mut Exchange) -> Result<(Reply
     }
     exchange.set_request_body(&stored);
     let headers = content_type_header(call);
-    let envelope =
-        Envelope::request(call.client.id.as_str(), route.id.as_str(), &message_id, String::new(), headers, ordered);
+    let envelope = Envelope::request(
+        call.client.id.as_str(),
+        route.id.as_str(),
+        &message_id,
+        String::new(),
+        headers,
+        route.ordered,
+    );
     let sent = call.gateway.mailboxes.send(envelope, stored).await?;
-    let duplicate = matches!(sent, Sent::Duplicate(_));
-    let event = if duplicate { "duplicate" } else { "sent" };
-    call.gateway.telemetry.metrics.mailbox_events.with_label_values(&[event]).inc();
+    let duplicate = super::api::count_sent(call.gateway, sent);
     let body = format!(
         "<q:SendRequestResponse xmlns:q=\"{NS}\"><q:MessageId>{}</q:MessageId><q:Duplicate>{duplicate}</q:Duplicate></q:SendRequestResponse>",
         sent.mid()
