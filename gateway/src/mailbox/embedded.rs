@@ -69,7 +69,7 @@ pub struct Embedded {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     index: Mutex<Index>,
     changed: Notify,
-    policy: Policy,
+    pub(super) policy: Policy,
     next_seq: AtomicU64,
     events: Mutex<events::EventIndex>,
     events_changed: Notify,
@@ -277,11 +277,11 @@ impl Embedded {
 
     pub async fn ack(&self, mid: uuid::Uuid, system: &str) -> Result<(), MailboxError> {
         let key = mid.as_u128();
-        let kind = {
+        let seq = {
             let index = self.index();
             [Kind::Response, Kind::Request].into_iter().find_map(|k| index.owned(key, k, system).map(|e| e.seq))
         };
-        let seq = kind.ok_or(MailboxError::Unknown(mid))?;
+        let seq = seq.ok_or(MailboxError::Unknown(mid))?;
         let now = now_ms();
         // The message may have changed since the index was read (answered, buried):
         // only the one the caller saw is finished.

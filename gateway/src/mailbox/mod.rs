@@ -371,6 +371,15 @@ impl Mailboxes {
         }
     }
 
+    /// The delay before the next try after `failed` failed pushes: the store's
+    /// `mailbox.retry_*`, as started, for requests and events alike.
+    pub fn retry_delay(&self, failed: u32) -> Duration {
+        match self {
+            Mailboxes::Embedded(s) => s.policy.retry_delay(failed),
+            Mailboxes::Nats(s) => s.policy.retry_delay(failed),
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Mailboxes::Embedded(_) => "embedded",

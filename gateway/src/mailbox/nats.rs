@@ -39,7 +39,7 @@ pub struct Nats {
     consumers: DashMap<Queue, consumer::PullConsumer>,
     /// Services whose consumer holds one message at a time.
     ordered: DashMap<String, ()>,
-    policy: Policy,
+    pub(super) policy: Policy,
     replicas: usize,
     event_consumers: DashMap<(String, String), consumer::PullConsumer>,
 }

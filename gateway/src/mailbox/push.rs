@@ -127,7 +127,7 @@ async fn event_worker(
                     failures += 1;
                     tracing::info!(topic = %topic.id, seq = event.seq, %subscriber, "event push failed: {why}");
                     let _ = gateway.mailboxes.release(&topic, &subscriber, &events[i..]).await;
-                    let delay = gateway.runtime().config.mailbox.backoff.delay(failures, super::rand_u64());
+                    let delay = gateway.mailboxes.retry_delay(failures);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = halt.changed() => return,
