@@ -269,6 +269,21 @@ impl Checker<'_> {
         Some(HealthCheck { path: path.clone(), interval, timeout, thresholds })
     }
 
+    /// The systems of a list (an access list, a topic's subscribers), each one that
+    /// is malformed or not registered reported and left out.
+    fn registered_systems(&mut self, list: &[Spanned<String>], key: &str, known: &HashSet<SystemId>) -> Vec<SystemId> {
+        let mut systems = Vec::new();
+        for value in list {
+            let Some(id) = self.system_id(value, key) else { continue };
+            if known.contains(&id) {
+                systems.push(id);
+            } else {
+                self.error(value.span(), key, format!("system {id} is not registered in a [[system]] table"));
+            }
+        }
+        systems
+    }
+
     fn system_id(&mut self, value: &Spanned<String>, key: &str) -> Option<SystemId> {
         SystemId::parse(value.get_ref())
             .map_err(|e| self.error(value.span(), key, format!("bad system id {:?}: {e}", value.get_ref())))
@@ -767,21 +782,7 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
             );
             continue;
         }
-        let mut clients = Vec::new();
-        for client in &a.clients {
-            let Some(id) = c.system_id(client, &format!("{key}.clients")) else {
-                continue;
-            };
-            if !known_systems.contains(&id) {
-                c.error(
-                    client.span(),
-                    format!("{key}.clients"),
-                    format!("system {id} is not registered in a [[system]] table"),
-                );
-                continue;
-            }
-            clients.push(id);
-        }
+        let clients = c.registered_systems(&a.clients, &format!("{key}.clients"), &known_systems);
         access.insert(service, AccessList::new(clients));
     }
 
@@ -802,18 +803,7 @@ pub fn parse(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
         if topics.iter().any(|other| other.id == id) {
             c.error(t.id.span(), format!("{key}.id"), format!("topic {id} is given twice"));
         }
-        let mut subscribers = Vec::new();
-        for s in &t.subscribers {
-            match c.system_id(s, &format!("{key}.subscribers")) {
-                Some(sys) if known_systems.contains(&sys) => subscribers.push(sys),
-                Some(sys) => c.error(
-                    s.span(),
-                    format!("{key}.subscribers"),
-                    format!("system {sys} is not registered in a [[system]] table"),
-                ),
-                None => {}
-            }
-        }
+        let subscribers = c.registered_systems(&t.subscribers, &format!("{key}.subscribers"), &known_systems);
         let mut push = Vec::new();
         for (j, p) in t.push.iter().enumerate() {
             let pkey = format!("{key}.push[{j}]");
