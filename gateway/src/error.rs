@@ -7,7 +7,7 @@ use http::{HeaderValue, Response, StatusCode};
 use qaqpa_adapters::problem::{problem_json, CONTENT_TYPE};
 use qaqpa_adapters::ErrorCode;
 
-use crate::pipeline::{full_body, GatewayBody};
+use crate::exchange::{full_body, GatewayBody};
 
 /// Why an exchange was refused or failed. The message is the problem's `detail`:
 /// it names ids and limits, never request content or personal data.
@@ -49,7 +49,7 @@ pub fn error_response(code: ErrorCode, detail: &str, message_id: Option<&str>) -
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     headers.insert(X_ROAD_ERROR, HeaderValue::from_static(code.as_str()));
     if let Some(id) = message_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-        headers.insert(crate::headers::X_ROAD_ID, id);
+        headers.insert(crate::exchange::headers::X_ROAD_ID, id);
     }
     response
 }

@@ -13,17 +13,17 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::{self, Config, LimitsBackend};
-use crate::connections::ClientConnections;
-use crate::limits::local::LocalBackend;
-use crate::limits::redis::RedisBackend;
-use crate::limits::stage::Overload;
-use crate::limits::{now_ns, Limiter};
-use crate::listener::{self, Role, SwappableTls};
-use crate::metrics::Metrics;
-use crate::monitoring::Monitoring;
+use crate::server::connections::ClientConnections;
+use crate::exchange::limits::local::LocalBackend;
+use crate::exchange::limits::redis::RedisBackend;
+use crate::exchange::limits::stage::Overload;
+use crate::exchange::limits::{now_ns, Limiter};
+use crate::server::listener::{self, Role, SwappableTls};
+use crate::observe::metrics::Metrics;
+use crate::observe::monitoring::Monitoring;
 use crate::runtime::Runtime;
-use crate::sla::SlaTracker;
-use crate::telemetry::Telemetry;
+use crate::observe::sla::SlaTracker;
+use crate::observe::telemetry::Telemetry;
 use qaqpa_routing::limit::Aimd;
 
 pub struct Gateway {
@@ -37,9 +37,9 @@ pub struct Gateway {
     /// Message ids seen per client (services with a signature policy). Always open,
     /// so a reload that adds signed services finds it; window and capacity are the
     /// starting config's.
-    pub replay: crate::replay::ReplayGuard,
+    pub replay: crate::exchange::replay::ReplayGuard,
     /// The tamper-evident log of every exchange (DATA_DIR/log).
-    pub message_log: Option<crate::msglog::MessageLog>,
+    pub message_log: Option<crate::observe::message_log::MessageLog>,
     /// Asynchronous mailboxes (embedded store or JetStream).
     pub mailboxes: crate::mailbox::Mailboxes,
     /// The TLS of each running listener, swapped on reload.
@@ -68,13 +68,13 @@ struct NewListenerTls {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::server::tls::TlsError),
     #[error("cannot bind {name} listener on {address}: {source}")]
     Bind { name: String, address: SocketAddr, source: std::io::Error },
     #[error("data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
     #[error("{0}")]
-    Limits(#[from] crate::limits::LimitError),
+    Limits(#[from] crate::exchange::limits::LimitError),
     #[error("mailbox: {0}")]
     Mailbox(#[from] crate::mailbox::MailboxError),
 }
@@ -86,7 +86,7 @@ pub enum ReloadError {
     #[error("{0}")]
     Invalid(#[from] config::ConfigErrors),
     #[error("{0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::server::tls::TlsError),
     #[error("reload task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -140,10 +140,10 @@ impl Gateway {
                     continue;
                 };
                 let quic = match quic {
-                    true => Some(crate::h3::quic_config(files, &config.limits)?),
+                    true => Some(crate::server::h3::quic_config(files, &config.limits)?),
                     false => None,
                 };
-                tls.push(Some(NewListenerTls { tcp: crate::tls::server_config(files, http1, http2)?, quic }));
+                tls.push(Some(NewListenerTls { tcp: crate::server::tls::server_config(files, http1, http2)?, quic }));
             }
             Ok((Runtime::build(config)?, tls))
         })
@@ -219,11 +219,11 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         .map_or((crate::config::DEFAULT_REPLAY_WINDOW, crate::config::DEFAULT_REPLAY_CAPACITY), |s| {
             (s.replay_window, s.replay_capacity)
         });
-    let replay = crate::replay::ReplayGuard::open(
+    let replay = crate::exchange::replay::ReplayGuard::open(
         &data_dir.join("replay.log"),
         window.as_secs(),
         capacity,
-        crate::signatures::now_unix().max(0) as u64,
+        crate::exchange::signatures::now_unix().max(0) as u64,
     )
     .map_err(dir_error)?;
     let telemetry =
@@ -239,7 +239,7 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     });
     let message_log = match seal_key {
         Some((cert, key)) => Some(
-            crate::msglog::MessageLog::open(
+            crate::observe::message_log::MessageLog::open(
                 &data_dir.join("log"),
                 crate::runtime::Signer::load(&cert, &key)?,
                 telemetry.metrics.message_log_records.clone(),
@@ -274,7 +274,7 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     let mut tasks = JoinSet::new();
     tasks.spawn(housekeeping(gateway.clone(), stopped.clone()));
     tasks.spawn(overload_probe(gateway.clone(), overload_config, stopped.clone()));
-    tasks.spawn(crate::health::run(gateway.clone(), stopped.clone()));
+    tasks.spawn(crate::delivery::health::run(gateway.clone(), stopped.clone()));
     tasks.spawn(crate::mailbox::push::run(gateway.clone(), stopped.clone()));
     tasks.spawn(crate::mailbox::housekeeping(gateway.clone(), stopped.clone()));
     let mut data_addrs = Vec::new();
@@ -292,15 +292,15 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
             source,
         })?;
         let tls: Option<SwappableTls> = match &cfg.tls {
-            Some(files) => Some(Arc::new(ArcSwap::new(crate::tls::server_config(files, cfg.http1, cfg.http2)?))),
+            Some(files) => Some(Arc::new(ArcSwap::new(crate::server::tls::server_config(files, cfg.http1, cfg.http2)?))),
             None => None,
         };
         // HTTP/3 on the same port over UDP (the TCP port the OS chose, if it was 0).
         let h3 = match (&cfg.tls, cfg.http3 && role == Role::Data) {
             (Some(files), true) => {
-                let quic = crate::h3::quic_config(files, &limits)?;
+                let quic = crate::server::h3::quic_config(files, &limits)?;
                 let server =
-                    crate::h3::H3Server::bind(gateway.clone(), &cfg.name, addr, quic, &limits, cfg.max_connections)
+                    crate::server::h3::H3Server::bind(gateway.clone(), &cfg.name, addr, quic, &limits, cfg.max_connections)
                         .map_err(|source| StartError::Bind {
                             name: format!("{} (HTTP/3, UDP)", cfg.name),
                             address: addr,

@@ -1,38 +1,27 @@
-//! The Qaqpa gateway: listeners, the request pipeline, delivery and the admin API.
-//! `routing`, `adapters` and `certs` decide; this crate does the I/O.
+//! The Qaqpa gateway: listeners, the protocol faces, the one exchange pipeline,
+//! delivery, observation and the admin API. `routing`, `adapters` and `certs`
+//! decide; this crate does the I/O. The layers and the path of one request through
+//! them are drawn in `docs/architecture.md`:
+//!
+//! ```text
+//! server (listeners, TLS, HTTP/3, connection limits)
+//!   → dispatch (one face per request) → faces (one wire protocol each)
+//!     → exchange (identify → route → authorize → limit → verify) → delivery
+//! observe (metrics, SLA, monitoring, message log) beside them; admin and cli on top.
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod admin_views;
-pub mod body;
-pub mod certs_cli;
 pub mod cli;
-pub mod client_body;
 pub mod config;
-pub mod connections;
-pub mod contracts;
+pub mod delivery;
 pub mod demo;
+pub mod dispatch;
 pub mod error;
-pub mod forward;
+pub mod exchange;
+pub mod faces;
 pub mod gateway;
-pub mod h3;
-pub mod headers;
-pub mod health;
-pub mod limits;
-pub mod listener;
-pub mod log_cli;
 pub mod mailbox;
-pub mod mediate;
-pub mod metrics;
-pub mod monitoring;
-pub mod msglog;
-pub mod pipeline;
-pub mod pki_files;
-pub mod replay;
+pub mod observe;
 pub mod runtime;
-pub mod signatures;
-pub mod sla;
-pub mod soap;
-pub mod stats;
-pub mod telemetry;
-pub mod tls;
+pub mod server;

@@ -173,7 +173,7 @@ async fn monitoring_records_are_queryable_as_json_and_csv_and_sla_is_reported() 
 
     let csv = q(&format!("service={}&format=csv", enc(SERVICE))).await.unwrap().text().await.unwrap();
     let lines: Vec<_> = csv.lines().collect();
-    assert_eq!(lines[0], qaqpa_gateway::monitoring::CSV_HEADER);
+    assert_eq!(lines[0], qaqpa_gateway::observe::monitoring::CSV_HEADER);
     assert_eq!(lines.len(), 4);
     assert!(lines[1].starts_with("\"mon-0\","), "{csv}");
 

@@ -186,7 +186,7 @@ async fn round_trip(backend: Backend) {
     // Every call above is an exchange in the message log, the send with its body's digest.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let dir = b.gw.pki.dir.path().join("data/log");
-    let text: String = qaqpa_gateway::msglog::read_segments(&dir)
+    let text: String = qaqpa_gateway::observe::message_log::read_segments(&dir)
         .unwrap()
         .into_iter()
         .map(|(_, bytes)| String::from_utf8(bytes).unwrap())

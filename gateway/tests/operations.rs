@@ -26,7 +26,7 @@ fn rustls_client(pki: &Pki, stem: &str, alpn: &[u8]) -> rustls::ClientConfig {
     roots.add(CertificateDer::from_pem_slice(&pki.read("ca.crt")).unwrap()).unwrap();
     let certs = vec![CertificateDer::from_pem_slice(&pki.read(&format!("{stem}.crt"))).unwrap()];
     let key = PrivateKeyDer::from_pem_slice(&pki.read(&format!("{stem}.key"))).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(qaqpa_gateway::tls::provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(qaqpa_gateway::server::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
         .with_root_certificates(roots)
@@ -58,7 +58,7 @@ async fn server_leaf(pki: &Pki, stem: &str, addr: SocketAddr) -> Result<Vec<u8>,
 #[tokio::test]
 async fn reload_swaps_server_certificate_and_crl_for_new_connections() {
     let gw = TestGateway::start_with("", |pki, text| {
-        let ca = qaqpa_gateway::pki_files::load_ca(&pki.path("")).unwrap();
+        let ca = qaqpa_gateway::cli::pki_files::load_ca(&pki.path("")).unwrap();
         let empty = ca.revocation_list(&[], time::OffsetDateTime::now_utc(), time::Duration::days(1)).unwrap();
         std::fs::write(pki.path("ca.crl"), empty).unwrap();
         text.replacen(r#"client_ca = "pki/ca.crt" }"#, r#"client_ca = "pki/ca.crt", crls = ["pki/ca.crl"] }"#, 1)
@@ -74,10 +74,10 @@ async fn reload_swaps_server_certificate_and_crl_for_new_connections() {
 
     // New server certificate, and the client's certificate revoked.
     let pki_dir = gw.pki.path("");
-    let ca = qaqpa_gateway::pki_files::load_ca(&pki_dir).unwrap();
+    let ca = qaqpa_gateway::cli::pki_files::load_ca(&pki_dir).unwrap();
     let renewed = ca.issue_server(&["localhost", "127.0.0.1"], time::OffsetDateTime::now_utc()).unwrap();
-    qaqpa_gateway::pki_files::write_pair(&pki_dir, "gateway", &renewed).unwrap();
-    qaqpa_gateway::pki_files::revoke(&pki_dir, &[gw.pki.path("egov-portal.crt")]).unwrap();
+    qaqpa_gateway::cli::pki_files::write_pair(&pki_dir, "gateway", &renewed).unwrap();
+    qaqpa_gateway::cli::pki_files::revoke(&pki_dir, &[gw.pki.path("egov-portal.crt")]).unwrap();
     let r = reqwest::Client::new().post(gw.admin_url("/admin/v1/reload")).send().await.unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
 

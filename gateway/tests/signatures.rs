@@ -48,11 +48,11 @@ fn openssl_rsa_key(path: &Path) {
 async fn gateway() -> TestGateway {
     TestGateway::start_with("", |pki, text| {
         let dir = pki.path("");
-        let ca = qaqpa_gateway::pki_files::load_ca(&dir).unwrap();
+        let ca = qaqpa_gateway::cli::pki_files::load_ca(&dir).unwrap();
         let now = OffsetDateTime::now_utc();
         for (id, stem) in [(LEGACY_EC, "legacy-ec"), (LEGACY_RSA, "legacy-rsa")] {
             let pair = ca.issue_client(&SystemId::parse(id).unwrap(), now).unwrap();
-            qaqpa_gateway::pki_files::write_pair(&dir, stem, &pair).unwrap();
+            qaqpa_gateway::cli::pki_files::write_pair(&dir, stem, &pair).unwrap();
         }
         openssl_rsa_key(&pki.path("legacy-rsa-sign.key"));
         let key_pem = std::fs::read_to_string(pki.path("legacy-rsa-sign.key")).unwrap();
@@ -61,11 +61,11 @@ async fn gateway() -> TestGateway {
         // Certificates of CLIENT for the refusal tests: revoked, expired, not yet valid.
         let client = SystemId::parse(CLIENT).unwrap();
         let revoked = ca.issue_client(&client, now).unwrap();
-        qaqpa_gateway::pki_files::write_pair(&dir, "revoked", &revoked).unwrap();
+        qaqpa_gateway::cli::pki_files::write_pair(&dir, "revoked", &revoked).unwrap();
         let expired = ca.issue_client_valid(&client, now - Duration::days(30), now - Duration::days(1)).unwrap();
-        qaqpa_gateway::pki_files::write_pair(&dir, "expired", &expired).unwrap();
+        qaqpa_gateway::cli::pki_files::write_pair(&dir, "expired", &expired).unwrap();
         let early = ca.issue_client_valid(&client, now + Duration::days(1), now + Duration::days(30)).unwrap();
-        qaqpa_gateway::pki_files::write_pair(&dir, "early", &early).unwrap();
+        qaqpa_gateway::cli::pki_files::write_pair(&dir, "early", &early).unwrap();
         let crl = ca.revocation_list(&[&revoked.cert_pem], now, Duration::days(1)).unwrap();
         std::fs::write(pki.path("signatures.crl"), crl).unwrap();
         let provider = text.split("upstream = [\"http://").nth(1).unwrap().split('/').next().unwrap().to_owned();
@@ -124,7 +124,7 @@ fn envelope(client: &str, service: &str, id: &str, iin: &str) -> String {
 /// Signs with our implementation (key and certificate from the PKI directory) at `at`.
 fn sign_with(gw: &TestGateway, stem: &str, message: &str, at: OffsetDateTime) -> String {
     let key = SigningKey::from_pem(&gw.pki.read(&format!("{stem}.key"))).unwrap();
-    let chain: Vec<Vec<u8>> = qaqpa_gateway::tls::load_certs(&gw.pki.path(&format!("{stem}.crt")))
+    let chain: Vec<Vec<u8>> = qaqpa_gateway::server::tls::load_certs(&gw.pki.path(&format!("{stem}.crt")))
         .unwrap()
         .into_iter()
         .map(|c| c.to_vec())
@@ -482,7 +482,7 @@ async fn jws_from_jwcrypto_is_accepted_and_the_gateways_verifies_in_jwcrypto() {
 #[tokio::test]
 async fn responses_are_signed_by_the_gateway_where_configured() {
     let gw = gateway().await;
-    let gateway_cert = qaqpa_gateway::tls::load_certs(&gw.pki.path("gateway.crt")).unwrap()[0].to_vec();
+    let gateway_cert = qaqpa_gateway::server::tls::load_certs(&gw.pki.path("gateway.crt")).unwrap()[0].to_vec();
     // SOAP: the provider's answer (the mirror sends back the request) arrives signed.
     let (status, code, answer) =
         post_soap(&gw, "egov-portal", envelope(CLIENT, ANSWERS_SOAP, "ans-1", "900101300123")).await;

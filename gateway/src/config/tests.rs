@@ -7,7 +7,7 @@ const EXAMPLE: &str = include_str!("../../../deploy/qaqpa.example.toml");
 fn pki() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let systems = [SystemId::parse("KZ/GOV/000000000003/egov-portal").unwrap()];
-    crate::pki_files::init(&dir.path().join("pki"), &systems, &["localhost".into()], false).unwrap();
+    crate::cli::pki_files::init(&dir.path().join("pki"), &systems, &["localhost".into()], false).unwrap();
     dir
 }
 

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use qaqpa_routing::SystemId;
 
-use crate::{config, gateway, pki_files};
+use crate::cli::pki_files;
+use crate::{config, gateway};
 
 pub const CLIENT_SYSTEM: &str = "KZ/GOV/000000000003/egov-portal";
 pub const REST_SYSTEM: &str = "KZ/GOV/000000000001/population-register";

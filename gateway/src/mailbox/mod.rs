@@ -8,12 +8,9 @@
 //! Two stores keep the same promises: [`embedded`] (one redb file, group commit) and
 //! [`nats`] (JetStream, for a cluster). `tests/mailbox.rs` runs one suite against both.
 
-pub mod api;
 pub mod embedded;
-pub mod events_api;
 pub mod nats;
 pub mod push;
-pub mod soap_ops;
 
 use std::time::Duration;
 
@@ -510,7 +507,7 @@ pub async fn housekeeping(
             tracing::error!("mailbox housekeeping: {e}");
         }
         if n.is_multiple_of(10) {
-            let topics: Vec<TopicRules> = gateway.runtime().config.topics.iter().map(events_api::rules).collect();
+            let topics: Vec<TopicRules> = gateway.runtime().config.topics.iter().map(crate::faces::async_events::rules).collect();
             if let Err(e) = store.retain(&topics).await {
                 tracing::error!("event retention: {e}");
             }

@@ -17,13 +17,13 @@ use http::{Method, Request};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::{Delivery, Queue, TopicRules};
-use crate::body::Source;
+use crate::delivery::body::Source;
 use crate::config::MailboxMode;
-use crate::forward::ProviderPath;
+use crate::delivery::forward::ProviderPath;
 use crate::gateway::Gateway;
-use crate::headers::X_ROAD_CLIENT;
-use crate::pipeline::Peer;
-use crate::telemetry::Exchange;
+use crate::exchange::headers::X_ROAD_CLIENT;
+use crate::exchange::Peer;
+use crate::observe::telemetry::Exchange;
 
 /// How often the supervisor looks for services that start or stop pushing.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
@@ -45,7 +45,7 @@ fn wanted(runtime: &crate::runtime::Runtime) -> Vec<Job> {
         config.services.iter().filter(|s| s.mailbox == MailboxMode::Push).map(|s| Job::Requests(s.id.to_string()));
     let events = config.topics.iter().flat_map(|t| {
         t.push.iter().map(move |(subscriber, service)| Job::Events {
-            topic: super::events_api::rules(t),
+            topic: crate::faces::async_events::rules(t),
             subscriber: subscriber.to_string(),
             service: service.to_string(),
         })
@@ -141,8 +141,8 @@ async fn event_worker(
 
 async fn post_event(gateway: &Arc<Gateway>, service: &str, event: &super::EventDelivery) -> Result<(), String> {
     let mut headers = event.meta.headers.clone();
-    headers.push((super::events_api::TOPIC.into(), event.topic.clone()));
-    headers.push((super::events_api::SEQ.into(), event.seq.to_string()));
+    headers.push((crate::faces::async_events::TOPIC.into(), event.topic.clone()));
+    headers.push((crate::faces::async_events::SEQ.into(), event.seq.to_string()));
     let outgoing = Outgoing {
         service,
         message_id: &event.meta.message_id,
@@ -269,34 +269,34 @@ async fn send(gateway: &Arc<Gateway>, m: Outgoing<'_>) -> Result<(u16, Vec<(Stri
         .uri("/")
         .header(X_ROAD_CLIENT, m.client)
         .header("x-road-service", m.service)
-        .header(super::api::MESSAGE_ID, m.mid.to_string());
+        .header(crate::faces::async_mailbox::MESSAGE_ID, m.mid.to_string());
     let req = match m.attempt {
-        Some(attempt) => req.header(super::api::ATTEMPT, attempt),
+        Some(attempt) => req.header(crate::faces::async_mailbox::ATTEMPT, attempt),
         None => req,
     };
     let (mut parts, _) = req.body(()).map_err(|err| err.to_string())?.into_parts();
-    super::api::put_carried(&mut parts.headers, m.headers);
+    crate::faces::async_mailbox::put_carried(&mut parts.headers, m.headers);
     let (rest, query) = m.path.split_once('?').map_or((m.path, None), |(p, q)| (p, Some(q)));
     let peer = Peer { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), certificate: None };
     let limits = &runtime.config.limits;
     let body = Source::Buffered(Some(m.body));
     let result =
-        crate::forward::deliver(&route, &ProviderPath::new(rest, query), parts, body, &peer, &mut exchange, limits)
+        crate::delivery::forward::deliver(&route, &ProviderPath::new(rest, query), parts, body, &peer, &mut exchange, limits)
             .await;
     let response = match result {
         Ok(r) => r,
         Err(err) => {
             let status = err.code.http_status();
-            exchange.response_head(status, Some(err.code), crate::limits::stage::Admission::none());
+            exchange.response_head(status, Some(err.code), crate::exchange::limits::stage::Admission::none());
             exchange.finish(0);
             return Err(err.to_string());
         }
     };
     let status = response.status().as_u16();
-    let headers = super::api::pick(response.headers(), &["content-type"]);
-    exchange.response_head(status, None, crate::limits::stage::Admission::none());
+    let headers = crate::faces::async_mailbox::pick(response.headers(), &["content-type"]);
+    exchange.response_head(status, None, crate::exchange::limits::stage::Admission::none());
     let limit = runtime.config.mailbox.max_message_bytes;
-    let body = crate::body::collect_bounded(response.into_body(), limit)
+    let body = crate::delivery::body::collect_bounded(response.into_body(), limit)
         .await
         .map_err(|_| format!("the answer was cut off or over {limit} bytes"));
     exchange.finish(body.as_ref().map_or(0, |b| b.len() as u64));

@@ -47,11 +47,11 @@ impl Pki {
             SystemId::parse(PROVIDER).unwrap(),
         ];
         let names = ["localhost".to_string(), "127.0.0.1".to_string()];
-        qaqpa_gateway::pki_files::init(&dir.path().join("pki"), &systems, &names, false).unwrap();
+        qaqpa_gateway::cli::pki_files::init(&dir.path().join("pki"), &systems, &names, false).unwrap();
         let foreign = DevCa::generate("Foreign CA", time::OffsetDateTime::now_utc()).unwrap();
         let forged = foreign.issue_client(&systems[0], time::OffsetDateTime::now_utc()).unwrap();
-        qaqpa_gateway::pki_files::write_pair(&dir.path().join("pki"), "foreign", &forged).unwrap();
-        qaqpa_gateway::pki_files::write_file(&dir.path().join("pki/foreign-ca.crt"), &foreign.cert_pem, false).unwrap();
+        qaqpa_gateway::cli::pki_files::write_pair(&dir.path().join("pki"), "foreign", &forged).unwrap();
+        qaqpa_gateway::cli::pki_files::write_file(&dir.path().join("pki/foreign-ca.crt"), &foreign.cert_pem, false).unwrap();
         Self { dir }
     }
 
@@ -362,13 +362,13 @@ impl TestGateway {
         let pki = Pki::new();
         let provider = start_provider(false).await;
         let h2c = start_provider(true).await;
-        let mut server = rustls::ServerConfig::builder_with_provider(qaqpa_gateway::tls::provider())
+        let mut server = rustls::ServerConfig::builder_with_provider(qaqpa_gateway::server::tls::provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(
-                qaqpa_gateway::tls::load_certs(&pki.path("gateway.crt")).unwrap(),
-                qaqpa_gateway::tls::load_key(&pki.path("gateway.key")).unwrap(),
+                qaqpa_gateway::server::tls::load_certs(&pki.path("gateway.crt")).unwrap(),
+                qaqpa_gateway::server::tls::load_key(&pki.path("gateway.key")).unwrap(),
             )
             .unwrap();
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

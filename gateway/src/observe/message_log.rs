@@ -218,7 +218,7 @@ impl Writer {
     fn seal_pending(&mut self) -> std::io::Result<()> {
         if !self.tail.unsealed.is_empty() {
             let last = self.tail.seq - 1;
-            let time = crate::monitoring::now_us();
+            let time = crate::observe::monitoring::now_us();
             let seal = msglog::seal(
                 &self.signer.key,
                 &self.signer.chain,

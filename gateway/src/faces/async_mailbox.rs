@@ -21,16 +21,16 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use qaqpa_adapters::ErrorCode;
 use tracing::Instrument;
 
-use super::{Delivery, Envelope, Kind, MailboxError, Queue, Sent};
-use crate::client_body::ClientBody;
+use crate::mailbox::{Delivery, Envelope, Kind, MailboxError, Queue, Sent};
+use crate::server::client_body::ClientBody;
 use crate::config::MailboxMode;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
-use crate::headers::{self, X_ROAD_CLIENT, X_ROAD_ID};
-use crate::limits::stage::Admission;
-use crate::pipeline::{self, GatewayBody, Peer, Reply};
+use crate::exchange::headers::{self, X_ROAD_CLIENT, X_ROAD_ID};
+use crate::exchange::limits::stage::Admission;
+use crate::exchange::{self, GatewayBody, Peer, Reply};
 use crate::runtime::{Client, Runtime};
-use crate::telemetry::Exchange;
+use crate::observe::telemetry::Exchange;
 
 pub const PREFIX: &str = "/a1/";
 pub const MESSAGE_ID: &str = "qaqpa-message-id";
@@ -80,7 +80,7 @@ pub(super) async fn serve_as(
         Ok(id) => id,
         Err(why) => {
             let exchange = Exchange::begin(gateway.clone(), uuid::Uuid::now_v7().to_string(), started);
-            return pipeline::refuse(exchange, GatewayError::new(ErrorCode::BadRequest, why));
+            return exchange::refuse(exchange, GatewayError::new(ErrorCode::BadRequest, why));
         }
     };
     let span = tracing::info_span!("async", id = %message_id);
@@ -89,12 +89,12 @@ pub(super) async fn serve_as(
     let outcome = match api {
         Api::Mailboxes => dispatch(&gateway, &runtime, &peer, req, &mut exchange).instrument(span).await,
         Api::Events => {
-            super::events_api::dispatch(&gateway, &runtime, &peer, req, &mut exchange).instrument(span).await
+            super::async_events::dispatch(&gateway, &runtime, &peer, req, &mut exchange).instrument(span).await
         }
     };
     match outcome {
-        Ok(built) => pipeline::respond(Reply::Built(built), Admission::none(), exchange),
-        Err(e) => pipeline::refuse(exchange, e),
+        Ok(built) => exchange::respond(Reply::Built(built), Admission::none(), exchange),
+        Err(e) => exchange::refuse(exchange, e),
     }
 }
 
@@ -186,7 +186,7 @@ pub(super) fn queues(runtime: &Runtime, system: &str, kind: Kind) -> Vec<Queue> 
 }
 
 /// Puts a stored message's carried headers on its delivery.
-pub(super) fn put_carried(h: &mut HeaderMap, carried: &[(String, String)]) {
+pub(crate) fn put_carried(h: &mut HeaderMap, carried: &[(String, String)]) {
     for (name, value) in carried {
         if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
             h.insert(name, value);
@@ -218,16 +218,16 @@ fn caller(
         (None, Some(n)) => n,
         (None, None) => return Err(GatewayError::new(ErrorCode::BadRequest, "X-Road-Client header is required")),
     };
-    pipeline::identify_claim(runtime, peer, claimed)
+    exchange::identify_claim(runtime, peer, claimed)
 }
 
 pub(super) async fn read_body(runtime: &Runtime, body: ClientBody) -> Result<Bytes, GatewayError> {
     let limit = runtime.config.mailbox.max_message_bytes;
-    crate::body::collect_bounded(body, limit).await.map_err(|e| match e {
-        crate::body::Collect::TooLarge => {
+    crate::delivery::body::collect_bounded(body, limit).await.map_err(|e| match e {
+        crate::delivery::body::Collect::TooLarge => {
             GatewayError::new(ErrorCode::TooLarge, format!("an asynchronous message is limited to {limit} bytes"))
         }
-        crate::body::Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
+        crate::delivery::body::Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
     })
 }
 
@@ -236,7 +236,7 @@ pub(super) fn carried(headers: &HeaderMap) -> Vec<(String, String)> {
 }
 
 /// The named headers that are present and text, to store with a message.
-pub(super) fn pick(headers: &HeaderMap, names: &[&str]) -> Vec<(String, String)> {
+pub(crate) fn pick(headers: &HeaderMap, names: &[&str]) -> Vec<(String, String)> {
     names.iter().filter_map(|name| Some(((*name).to_owned(), headers.get(*name)?.to_str().ok()?.to_owned()))).collect()
 }
 
@@ -247,16 +247,16 @@ async fn send(
     mut req: Request<ClientBody>,
     exchange: &mut Exchange,
 ) -> Result<Response<Bytes>, GatewayError> {
-    let client = pipeline::identify(runtime, peer, req.headers())?;
+    let client = exchange::identify(runtime, peer, req.headers())?;
     exchange.set_client(&client);
-    let target = pipeline::route_under(runtime, req.uri(), PREFIX)?;
+    let target = exchange::route_under(runtime, req.uri(), PREFIX)?;
     let route = target.route;
     exchange.set_service(route);
-    pipeline::authorize(route, &client)?;
+    exchange::authorize(route, &client)?;
     mailbox_service(route)?;
-    let admission = crate::limits::stage::admit(gateway, route, &client).await?;
+    let admission = crate::exchange::limits::stage::admit(gateway, route, &client).await?;
     if route.signature != crate::config::SignaturePolicy::None {
-        req = pipeline::verify(gateway, runtime, route, &client, req, exchange).await?;
+        req = exchange::verify(gateway, runtime, route, &client, req, exchange).await?;
     }
     let (parts, body) = req.into_parts();
     let body = read_body(runtime, body).await?;

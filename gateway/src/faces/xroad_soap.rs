@@ -19,16 +19,16 @@ use qaqpa_adapters::soap::{self, SoapVersion};
 use qaqpa_adapters::ErrorCode;
 use tracing::{field, info_span, Instrument};
 
-use crate::body::{collect_bounded, Collect, Source};
-use crate::client_body::ClientBody;
+use crate::delivery::body::{collect_bounded, Collect, Source};
+use crate::server::client_body::ClientBody;
 use crate::config::ServiceKind;
 use crate::error::{GatewayError, X_ROAD_ERROR};
 use crate::gateway::Gateway;
-use crate::headers::{MAX_MESSAGE_ID_LEN, X_ROAD_ID};
-use crate::limits::stage::{self as limit_stage, Admission};
-use crate::pipeline::{authorize, full_body, identify_claim, peer_system, respond, GatewayBody, Peer, Reply};
+use crate::exchange::headers::{MAX_MESSAGE_ID_LEN, X_ROAD_ID};
+use crate::exchange::limits::stage::{self as limit_stage, Admission};
+use crate::exchange::{authorize, full_body, identify_claim, peer_system, respond, GatewayBody, Peer, Reply};
 use crate::runtime::Runtime;
-use crate::telemetry::Exchange;
+use crate::observe::telemetry::Exchange;
 
 pub const SOAP_PATH: &str = "/soap";
 /// Envelopes larger than this are parsed off the async workers.
@@ -192,10 +192,10 @@ async fn run_stages(
     let client = identify_claim(runtime, peer, &claimed).map_err(fail)?;
     tracing::Span::current().record("client", client.id.as_str());
     exchange.set_client(&client);
-    if envelope.operation.as_ref().is_some_and(|(ns, _)| ns == crate::mailbox::soap_ops::NS) {
+    if envelope.operation.as_ref().is_some_and(|(ns, _)| ns == crate::faces::async_soap::NS) {
         let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let call = crate::mailbox::soap_ops::Call { gateway, runtime, peer, client, content_type, bytes, envelope };
-        return crate::mailbox::soap_ops::serve(call, exchange).await.map_err(fail);
+        let call = crate::faces::async_soap::Call { gateway, runtime, peer, client, content_type, bytes, envelope };
+        return crate::faces::async_soap::serve(call, exchange).await.map_err(fail);
     }
     let service_id = envelope
         .header
@@ -224,19 +224,19 @@ async fn run_stages(
     let message_id = exchange.id().to_owned();
     // Signed on behalf, the message grows a Signature; mediation reads the original.
     let (forwarded, signature) =
-        crate::signatures::soap(gateway, runtime, route, &client, &message_id, bytes.clone()).await.map_err(fail)?;
+        crate::exchange::signatures::soap(gateway, runtime, route, &client, &message_id, bytes.clone()).await.map_err(fail)?;
     if let Some(value) = signature {
         exchange.set_signature(value);
     }
     if let Some(mediation) = mediation {
         // A SOAP client calling a REST provider: adapt.
-        let built = crate::mediate::soap_to_rest(runtime, route, mediation, envelope, &bytes, &client, peer, exchange)
+        let built = crate::delivery::mediate::soap_to_rest(runtime, route, mediation, envelope, &bytes, &client, peer, exchange)
             .await
             .map_err(fail)?;
         return Ok((Reply::Built(built), admission));
     }
-    let path = crate::forward::ProviderPath::new("", None);
-    let response = crate::forward::deliver(
+    let path = crate::delivery::forward::ProviderPath::new("", None);
+    let response = crate::delivery::forward::deliver(
         route,
         &path,
         parts,
@@ -249,7 +249,7 @@ async fn run_stages(
     .map_err(fail)?;
     if route.sign_responses {
         let signed =
-            crate::signatures::sign_response(runtime, route, &client, &message_id, response).await.map_err(fail)?;
+            crate::exchange::signatures::sign_response(runtime, route, &client, &message_id, response).await.map_err(fail)?;
         return Ok((Reply::Built(signed), admission));
     }
     Ok((Reply::Stream(response), admission))
@@ -286,7 +286,7 @@ pub async fn serve_wsdl(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<Cli
     };
     let document = match (service.and_then(|s| s.wsdl.as_ref()), route.kind, route.mediation.as_deref()) {
         (Some(wsdl), _, _) => qaqpa_adapters::wsdl::rewrite_endpoint(wsdl, &location).map(|(text, _)| text),
-        (None, ServiceKind::Rest, Some(m)) => Ok(crate::contracts::generated_wsdl(route, m, &location)),
+        (None, ServiceKind::Rest, Some(m)) => Ok(crate::faces::contracts::generated_wsdl(route, m, &location)),
         _ => return problem(ErrorCode::UnknownService, format!("{} has no WSDL", route.id)),
     };
     wsdl_response(document)

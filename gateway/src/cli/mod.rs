@@ -1,5 +1,9 @@
 //! The `qaqpa` command line.
 
+pub mod certs;
+pub mod log;
+pub mod pki_files;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,7 +12,7 @@ use qaqpa_routing::SystemId;
 use rustls_pki_types::pem::PemObject;
 use time::OffsetDateTime;
 
-use crate::{config, demo, gateway, pki_files};
+use crate::{config, demo, gateway};
 
 #[derive(Parser)]
 #[command(name = "qaqpa", version, about = "Qaqpa integration gateway: a service bus for signed government exchanges")]
@@ -45,7 +49,7 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// The message log: verify it offline, export evidence for one message.
     #[command(subcommand)]
-    Log(crate::log_cli::LogCommand),
+    Log(crate::cli::log::LogCommand),
 }
 
 #[derive(Subcommand)]
@@ -67,9 +71,9 @@ pub enum CertsCommand {
     /// Issue one more certificate from the CA in DIR.
     Issue(IssueArgs),
     /// Sign a SOAP message (XMLDSig in its Header) or a payload (detached JWS).
-    Sign(crate::certs_cli::SignArgs),
+    Sign(crate::cli::certs::SignArgs),
     /// Verify a signed SOAP message or a detached JWS; prints signer, chain, verdict (exit 1 if invalid).
-    Verify(crate::certs_cli::VerifyArgs),
+    Verify(crate::cli::certs::VerifyArgs),
     /// Write a CRL (DIR/ca.crl, signed by the CA in DIR) revoking these certificates;
     /// name it in a listener's `tls.crls` and reload.
     Revoke {
@@ -206,14 +210,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("cert_sha256 = \"{}\"", qaqpa_certs::fingerprint_hex(&fingerprint));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Certs(CertsCommand::Sign(args)) => crate::certs_cli::sign(args),
-        Command::Certs(CertsCommand::Verify(args)) => crate::certs_cli::verify(args),
+        Command::Certs(CertsCommand::Sign(args)) => crate::cli::certs::sign(args),
+        Command::Certs(CertsCommand::Verify(args)) => crate::cli::certs::verify(args),
         Command::Certs(CertsCommand::Revoke { dir, certs }) => {
             let path = pki_files::revoke(&dir, &certs)?;
             println!("wrote {} ({} certificates revoked)", path.display(), certs.len());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Log(command) => crate::log_cli::run(command),
+        Command::Log(command) => crate::cli::log::run(command),
         Command::Demo(args) => {
             runtime()?.block_on(demo::run(args))?;
             Ok(ExitCode::SUCCESS)

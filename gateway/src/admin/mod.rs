@@ -4,17 +4,18 @@
 //! dashboard and the API's OpenAPI document. Kept apart from the data
 //! listeners so operators' endpoints are never reachable by exchange clients.
 
+pub mod views;
+
 use std::collections::HashMap;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use qaqpa_adapters::ErrorCode;
 
-use crate::admin_views as views;
 use crate::error::error_response;
 use crate::gateway::Gateway;
-use crate::monitoring::{now_us, Query, CSV_HEADER};
-use crate::pipeline::{full_body, GatewayBody};
+use crate::observe::monitoring::{now_us, Query, CSV_HEADER};
+use crate::exchange::{full_body, GatewayBody};
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 /// The admin API's own description (OpenAPI 3.1); `tests/admin_api.rs` checks every
@@ -43,7 +44,7 @@ pub async fn serve(gateway: &Gateway, req: Request<Incoming>) -> Response<Gatewa
             text(StatusCode::OK, "text/plain; version=0.0.4", gateway.telemetry.metrics.render())
         }
         (&Method::GET, "/admin/v1/sla") => json(serde_json::to_value(sla_reports(gateway)).unwrap_or_default()),
-        (&Method::GET, "/admin/v1/stats") => json(crate::stats::live(gateway)),
+        (&Method::GET, "/admin/v1/stats") => json(crate::observe::stats::live(gateway)),
         (&Method::GET, "/admin/v1/monitoring") => monitoring(gateway, &query, &req).await,
         (&Method::GET, "/ui" | "/ui/") => text(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
         (&Method::GET, "/admin/v1/openapi.json") => text(StatusCode::OK, "application/json", ADMIN_OPENAPI),
@@ -117,7 +118,7 @@ async fn evidence(gateway: &Gateway, id: Option<&String>) -> Response<GatewayBod
         return error_response(ErrorCode::UnknownMessage, "the message log is off (no signing key)", None);
     }
     let dir = gateway.runtime().config.storage.data_dir.join("log");
-    let found = tokio::task::spawn_blocking(move || crate::msglog::find_evidence(&dir, &id))
+    let found = tokio::task::spawn_blocking(move || crate::observe::message_log::find_evidence(&dir, &id))
         .await
         .map_err(std::io::Error::other)
         .and_then(|found| found);
@@ -136,7 +137,7 @@ fn mailbox_error(e: crate::mailbox::MailboxError) -> Response<GatewayBody> {
     crate::error::GatewayError::from(e).into_response(None)
 }
 
-fn sla_reports(gateway: &Gateway) -> Vec<crate::sla::SlaReport> {
+fn sla_reports(gateway: &Gateway) -> Vec<crate::observe::sla::SlaReport> {
     let runtime = gateway.runtime();
     let now = now_us();
     runtime

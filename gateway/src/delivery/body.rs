@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha512};
 
-use crate::client_body::{ClientBody, ClientBodyError};
+use crate::server::client_body::{ClientBody, ClientBodyError};
 
 /// What the gateway learned about a request body once it went through.
 #[derive(Default)]
@@ -165,11 +165,11 @@ impl Body for ForwardBody {
 pub struct Tracked {
     inner: Incoming,
     bytes: u64,
-    exchange: Option<crate::telemetry::Exchange>,
+    exchange: Option<crate::observe::telemetry::Exchange>,
 }
 
 impl Tracked {
-    pub fn new(inner: Incoming, exchange: crate::telemetry::Exchange) -> Self {
+    pub fn new(inner: Incoming, exchange: crate::observe::telemetry::Exchange) -> Self {
         let mut this = Self { inner, bytes: 0, exchange: Some(exchange) };
         if this.inner.is_end_stream() {
             this.finish();

@@ -14,19 +14,19 @@ use rustls_pki_types::CertificateDer;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::client_body::{ClientBody, ClientBodyError};
+use crate::server::client_body::{ClientBody, ClientBodyError};
 use crate::config::{Limits, TlsFiles};
 use crate::gateway::Gateway;
-use crate::listener::{client_slot, Role};
-use crate::pipeline::Peer;
-use crate::tls::TlsError;
+use crate::server::listener::{client_slot, Role};
+use crate::exchange::Peer;
+use crate::server::tls::TlsError;
 
 type H3Connection = h3::server::Connection<h3_quinn::Connection, Bytes>;
 type RequestResolver = h3::server::RequestResolver<h3_quinn::Connection, Bytes>;
 
 /// QUIC transport and TLS for a listener; rebuilt on reload and swapped into the endpoint.
 pub fn quic_config(files: &TlsFiles, limits: &Limits) -> Result<quinn::ServerConfig, TlsError> {
-    let tls = crate::tls::quic_server_config(files)?;
+    let tls = crate::server::tls::quic_server_config(files)?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Quic(format!("no TLS 1.3 cipher suite for QUIC: {e}")))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -241,7 +241,7 @@ async fn serve_request(gateway: Arc<Gateway>, peer: Arc<Peer>, resolver: Request
             ClientBody::channel(rx, Some(idle), declared)
         }
     };
-    let response = crate::pipeline::serve(gateway, peer, req.map(|()| body)).await;
+    let response = crate::dispatch::serve(gateway, peer, req.map(|()| body)).await;
     let (parts, mut body) = response.into_parts();
     if let Err(e) = send.send_response(http::Response::from_parts(parts, ())).await {
         tracing::debug!("HTTP/3 response head not sent: {e}");

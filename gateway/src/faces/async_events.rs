@@ -18,16 +18,16 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use qaqpa_adapters::ErrorCode;
 
-use super::api::{carried, empty, header, json, read_body, unless_draining, wait_and_max, MESSAGE_ID};
-use super::{EventDelivery, EventMeta, Published, TopicRules};
-use crate::client_body::ClientBody;
+use super::async_mailbox::{carried, empty, header, json, read_body, unless_draining, wait_and_max, MESSAGE_ID};
+use crate::mailbox::{EventDelivery, EventMeta, Published, TopicRules};
+use crate::server::client_body::ClientBody;
 use crate::config::TopicConfig;
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
-use crate::headers::{X_ROAD_CLIENT, X_ROAD_ID};
-use crate::pipeline::{self, GatewayBody, Peer};
+use crate::exchange::headers::{X_ROAD_CLIENT, X_ROAD_ID};
+use crate::exchange::{self, GatewayBody, Peer};
 use crate::runtime::Runtime;
-use crate::telemetry::Exchange;
+use crate::observe::telemetry::Exchange;
 
 pub const PREFIX: &str = "/e1/";
 const ACK: &str = "ack/";
@@ -35,7 +35,7 @@ pub const TOPIC: &str = "qaqpa-topic";
 pub const SEQ: &str = "qaqpa-event-seq";
 
 pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<ClientBody>) -> Response<GatewayBody> {
-    super::api::serve_as(super::api::Api::Events, gateway, peer, req).await
+    super::async_mailbox::serve_as(super::async_mailbox::Api::Events, gateway, peer, req).await
 }
 
 pub fn rules(topic: &TopicConfig) -> TopicRules {
@@ -60,7 +60,7 @@ pub(super) async fn dispatch(
         .iter()
         .find(|t| t.id.as_str() == id)
         .ok_or_else(|| GatewayError::new(ErrorCode::UnknownService, format!("no topic {id} is registered")))?;
-    let client = pipeline::identify(runtime, peer, req.headers())?;
+    let client = exchange::identify(runtime, peer, req.headers())?;
     exchange.set_client(&client);
     exchange.set_subject(topic.id.as_str());
     let params = crate::admin::parse_query(req.uri().query().unwrap_or(""));
@@ -78,10 +78,10 @@ pub(super) async fn dispatch(
             let body = read_body(runtime, body).await?;
             exchange.set_request_body(&body);
             let meta = EventMeta {
-                mid: super::mailbox_id(client.id.as_str(), exchange.id()),
+                mid: crate::mailbox::mailbox_id(client.id.as_str(), exchange.id()),
                 message_id: exchange.id().to_owned(),
                 publisher: client.id.to_string(),
-                published: super::now_ms(),
+                published: crate::mailbox::now_ms(),
                 headers: carried(&parts.headers),
             };
             let mid = meta.mid;
@@ -132,7 +132,7 @@ pub(super) async fn dispatch(
 pub(super) fn raw(e: EventDelivery) -> Response<Bytes> {
     let mut response = Response::new(e.body.clone());
     let h = response.headers_mut();
-    super::api::put_carried(h, &e.meta.headers);
+    super::async_mailbox::put_carried(h, &e.meta.headers);
     h.insert(TOPIC, header(&e.topic));
     h.insert(SEQ, HeaderValue::from(e.seq));
     h.insert(MESSAGE_ID, header(&e.meta.mid.to_string()));

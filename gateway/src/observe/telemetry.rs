@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use qaqpa_adapters::ErrorCode;
 
-use crate::body::BodyOutcome;
+use crate::delivery::body::BodyOutcome;
 use crate::config::SlaObjective;
 use crate::gateway::Gateway;
-use crate::limits::stage::Admission;
-use crate::metrics::{Metrics, UNKNOWN};
-use crate::monitoring::{now_us, Monitoring, Record};
+use crate::exchange::limits::stage::Admission;
+use crate::observe::metrics::{Metrics, UNKNOWN};
+use crate::observe::monitoring::{now_us, Monitoring, Record};
 use crate::runtime::{Client, Route};
-use crate::sla::SlaTracker;
+use crate::observe::sla::SlaTracker;
 
 /// The gateway's measuring instruments; they outlive configuration reloads.
 pub struct Telemetry {
@@ -92,7 +92,7 @@ impl Exchange {
 
     /// A request body the gateway read whole (async messages): its digest goes to the log.
     pub fn set_request_body(&mut self, body: &[u8]) {
-        self.request_body = Some(crate::body::BodyOutcome::complete(body));
+        self.request_body = Some(crate::delivery::body::BodyOutcome::complete(body));
     }
 
     /// The request is leaving for the provider.
@@ -166,7 +166,7 @@ impl Exchange {
             use base64::Engine;
             let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
             let body_sha512 = match self.request_body.as_ref().map(|b| b.get()) {
-                Some(crate::body::Outcome::Complete(digest)) => Some(b64(&digest)),
+                Some(crate::delivery::body::Outcome::Complete(digest)) => Some(b64(&digest)),
                 _ => None,
             };
             log.append(qaqpa_certs::msglog::Record {

@@ -15,14 +15,14 @@ use qaqpa_adapters::soap::{self, SoapVersion, XRoadHeader, XRoadIdentifier};
 use qaqpa_adapters::ErrorCode;
 use serde_json::{Map, Value};
 
-use crate::body::{collect_bounded, Collect, Source};
-use crate::client_body::ClientBody;
+use crate::delivery::body::{collect_bounded, Collect, Source};
+use crate::server::client_body::ClientBody;
 use crate::config::{MediatedOperation, Mediation};
 use crate::error::GatewayError;
-use crate::headers::X_ROAD_CLIENT;
-use crate::pipeline::Peer;
+use crate::exchange::headers::X_ROAD_CLIENT;
+use crate::exchange::Peer;
 use crate::runtime::{Client, Route, Runtime};
-use crate::telemetry::Exchange;
+use crate::observe::telemetry::Exchange;
 
 /// Characters left as they are in a path segment filled from a SOAP field.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -84,7 +84,7 @@ pub async fn soap_to_rest(
     }
     let with_body = !matches!(op.method, Method::GET | Method::DELETE);
     let payload = if with_body { Bytes::from(Value::Object(fields).to_string()) } else { Bytes::new() };
-    let path = crate::forward::ProviderPath::new(&path, None);
+    let path = crate::delivery::forward::ProviderPath::new(&path, None);
     let mut request = Request::builder()
         .method(op.method.clone())
         .header(ACCEPT, "application/json")
@@ -98,7 +98,7 @@ pub async fn soap_to_rest(
         }
     }
     let (parts, ()) = request.body(()).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))?.into_parts();
-    let response = crate::forward::deliver(
+    let response = crate::delivery::forward::deliver(
         route,
         &path,
         parts,
@@ -214,8 +214,8 @@ pub async fn rest_to_soap(
     let action = op.soap_action.clone().unwrap_or_default();
     request = request.header("soapaction", format!("\"{action}\""));
     let (parts, ()) = request.body(()).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))?.into_parts();
-    let path = crate::forward::ProviderPath::new("", None);
-    let response = crate::forward::deliver(
+    let path = crate::delivery::forward::ProviderPath::new("", None);
+    let response = crate::delivery::forward::deliver(
         route,
         &path,
         parts,

@@ -2,7 +2,7 @@
 //! mandatory client certificate (or nothing on an insecure listener), the client
 //! system's connection limit, then HTTP/1.1 or HTTP/2 by ALPN or preface, each
 //! connection on its own task and watched for graceful shutdown. HTTP/3 is in
-//! [`crate::h3`]; both hand requests to the same pipeline.
+//! [`crate::server::h3`]; both hand requests to the same pipeline.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,11 +20,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::client_body::ClientBody;
+use crate::server::client_body::ClientBody;
 use crate::config::{Limits, ListenerConfig};
-use crate::connections::ClientSlot;
+use crate::server::connections::ClientSlot;
 use crate::gateway::Gateway;
-use crate::pipeline::Peer;
+use crate::exchange::Peer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -152,7 +152,7 @@ impl Server {
         let tls = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
-                let reason = crate::metrics::tls_failure_reason(&e);
+                let reason = crate::observe::metrics::tls_failure_reason(&e);
                 self.gateway.telemetry.metrics.tls_failures.with_label_values(&[&self.name, reason]).inc();
                 tracing::debug!(listener = %self.name, %addr, reason, "TLS handshake failed: {e}");
                 return;
@@ -221,7 +221,7 @@ impl Server {
             // that much. One allocation per request buys it back.
             Box::pin(async move {
                 let mut response = match role {
-                    Role::Data => crate::pipeline::serve(gateway, peer, req.map(|b| ClientBody::hyper(b, idle))).await,
+                    Role::Data => crate::dispatch::serve(gateway, peer, req.map(|b| ClientBody::hyper(b, idle))).await,
                     Role::Admin => crate::admin::serve(&gateway, req).await,
                 };
                 if let Some(v) = alt_svc {
@@ -244,7 +244,7 @@ pub fn client_slot(gateway: &Arc<Gateway>, role: Role, peer: &Peer) -> Result<Op
     let runtime = gateway.runtime();
     // A certificate bound to no system gets no place to count; the pipeline refuses
     // its requests with `client.identity_mismatch`.
-    let Some(client) = crate::pipeline::peer_system(&runtime, cert) else { return Ok(None) };
+    let Some(client) = crate::exchange::peer_system(&runtime, cert) else { return Ok(None) };
     let max = runtime.config.limits.max_connections_per_client;
     gateway.client_connections.try_enter(client.id.as_str(), max).map(Some).ok_or_else(|| client.id.to_string())
 }

@@ -77,7 +77,7 @@ fn accept(
         let chain: Vec<CertificateDer<'_>> = signed.chain.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
         trust.store.verify(&chain, now.max(0) as u64).map_err(bad_signature)?;
         let identity = qaqpa_certs::inspect(&signed.chain[0]).map_err(bad_signature)?;
-        let signer = crate::pipeline::peer_system(runtime, &identity);
+        let signer = crate::exchange::peer_system(runtime, &identity);
         if signer.map(|s| s.id.as_str()) != Some(client.id.as_str()) {
             return Err(bad_signature(format!("the signer's certificate does not belong to {}", client.id)));
         }
@@ -141,7 +141,7 @@ fn expected_claims(
         ("htm", parts.method.to_string()),
         ("htu", parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned()),
     ];
-    for header in [crate::headers::X_ROAD_USER_ID, crate::headers::X_ROAD_ISSUE] {
+    for header in [crate::exchange::headers::X_ROAD_USER_ID, crate::exchange::headers::X_ROAD_ISSUE] {
         if let Some(v) = parts.headers.get(header).and_then(|v| v.to_str().ok()) {
             claims.push((header, v.to_owned()));
         }
@@ -175,7 +175,7 @@ pub async fn rest(
                     return Err(bad_signature(format!("the signature's {name} does not match the request")));
                 }
             }
-            for optional in [crate::headers::X_ROAD_USER_ID, crate::headers::X_ROAD_ISSUE] {
+            for optional in [crate::exchange::headers::X_ROAD_USER_ID, crate::exchange::headers::X_ROAD_ISSUE] {
                 if verified.header.contains_key(optional) && !expected.iter().any(|(n, _)| *n == optional) {
                     return Err(bad_signature(format!("{optional} is signed but not sent")));
                 }
@@ -233,12 +233,12 @@ pub async fn sign_response(
         .ok_or_else(|| GatewayError::new(ErrorCode::Internal, "sign_responses without the gateway's signing key"))?;
     let (mut parts, body) = response.into_parts();
     let limit = trust.max_body_bytes;
-    let bytes = crate::body::collect_bounded(body, limit).await.map_err(|e| {
+    let bytes = crate::delivery::body::collect_bounded(body, limit).await.map_err(|e| {
         let why = match e {
-            crate::body::Collect::TooLarge => {
+            crate::delivery::body::Collect::TooLarge => {
                 format!("the provider's answer exceeds {limit} bytes and cannot be signed")
             }
-            crate::body::Collect::CutOff => "the provider's answer was cut off".to_owned(),
+            crate::delivery::body::Collect::CutOff => "the provider's answer was cut off".to_owned(),
         };
         GatewayError::new(ErrorCode::UpstreamUnavailable, why)
     })?;

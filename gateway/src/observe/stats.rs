@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use crate::gateway::Gateway;
-use crate::monitoring::now_us;
+use crate::observe::monitoring::now_us;
 
 pub fn live(gateway: &Gateway) -> Value {
     let now = now_us();

@@ -34,7 +34,7 @@ pub enum LogCommand {
 
 fn signer(cert: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
     Ok(match cert {
-        Some(path) => Some(crate::tls::load_certs(path)?.remove(0).to_vec()),
+        Some(path) => Some(crate::server::tls::load_certs(path)?.remove(0).to_vec()),
         None => None,
     })
 }
@@ -60,7 +60,7 @@ pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
                     }
                 });
             }
-            let segments = crate::msglog::read_segments(&path)?;
+            let segments = crate::observe::message_log::read_segments(&path)?;
             anyhow::ensure!(!segments.is_empty(), "{}: no seg-*.log files", path.display());
             Ok(match msglog::verify(&segments, signer.as_deref()) {
                 Ok(s) => {
@@ -74,7 +74,7 @@ pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
             })
         }
         LogCommand::Export { dir, id, out } => {
-            let evidence = crate::msglog::find_evidence(&dir, &id)?
+            let evidence = crate::observe::message_log::find_evidence(&dir, &id)?
                 .ok_or_else(|| anyhow::anyhow!("no sealed record of message {id} in {}", dir.display()))?;
             std::fs::write(&out, serde_json::to_vec_pretty(&evidence)?)?;
             println!("wrote {}", out.display());

@@ -10,6 +10,11 @@
 //! counts metrics, the SLA sample and the monitoring record.
 //! Later stages (verify, adapt, sign/log) slot in here.
 
+pub mod headers;
+pub mod limits;
+pub mod replay;
+pub mod signatures;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,15 +28,15 @@ use qaqpa_certs::CertIdentity;
 use qaqpa_routing::split_rest_path;
 use tracing::{field, info_span, Instrument};
 
-use crate::body::Tracked;
-use crate::client_body::ClientBody;
+use crate::delivery::body::Tracked;
+use crate::server::client_body::ClientBody;
 use crate::error::GatewayError;
-use crate::forward::ProviderPath;
+use crate::delivery::forward::ProviderPath;
 use crate::gateway::Gateway;
-use crate::headers::{self, X_ROAD_CLIENT};
-use crate::limits::stage::{self as limit_stage, Admission};
+use headers::X_ROAD_CLIENT;
+use crate::exchange::limits::stage::{self as limit_stage, Admission};
 use crate::runtime::{Client, Route, Runtime};
-use crate::telemetry::Exchange;
+use crate::observe::telemetry::Exchange;
 
 /// Response bodies: the provider's stream passed through (and measured), or a small one of ours.
 pub type GatewayBody = Either<Tracked, Full<Bytes>>;
@@ -67,9 +72,9 @@ pub fn respond(reply: Reply, admission: Admission, mut exchange: Exchange) -> Re
         Reply::Built(response) => {
             let (mut parts, body) = response.into_parts();
             admission.add_headers(&mut parts.headers);
-            if !parts.headers.contains_key(crate::headers::X_ROAD_ID) {
+            if !parts.headers.contains_key(crate::exchange::headers::X_ROAD_ID) {
                 if let Ok(id) = HeaderValue::from_str(exchange.id()) {
-                    parts.headers.insert(crate::headers::X_ROAD_ID, id);
+                    parts.headers.insert(crate::exchange::headers::X_ROAD_ID, id);
                 }
             }
             exchange.response_head(parts.status.as_u16(), None, admission);
@@ -92,17 +97,17 @@ pub fn refuse(mut exchange: Exchange, error: GatewayError) -> Response<GatewayBo
 pub const REST_PREFIX: &str = "/r1/";
 
 pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<ClientBody>) -> Response<GatewayBody> {
-    if crate::soap::is_soap_call(&req) {
-        return crate::soap::serve(gateway, peer, req).await;
+    if crate::faces::xroad_soap::is_soap_call(&req) {
+        return crate::faces::xroad_soap::serve(gateway, peer, req).await;
     }
-    if crate::soap::is_wsdl_request(&req) {
-        return crate::soap::serve_wsdl(gateway, peer, req).await;
+    if crate::faces::xroad_soap::is_wsdl_request(&req) {
+        return crate::faces::xroad_soap::serve_wsdl(gateway, peer, req).await;
     }
-    if req.uri().path().starts_with(crate::mailbox::api::PREFIX) {
-        return crate::mailbox::api::serve(gateway, peer, req).await;
+    if req.uri().path().starts_with(crate::faces::async_mailbox::PREFIX) {
+        return crate::faces::async_mailbox::serve(gateway, peer, req).await;
     }
-    if req.uri().path().starts_with(crate::mailbox::events_api::PREFIX) {
-        return crate::mailbox::events_api::serve(gateway, peer, req).await;
+    if req.uri().path().starts_with(crate::faces::async_events::PREFIX) {
+        return crate::faces::async_events::serve(gateway, peer, req).await;
     }
     let started = Instant::now();
     let message_id = match headers::message_id(req.headers()) {
@@ -149,7 +154,7 @@ async fn run_stages(
     exchange.set_service(route);
     authorize(route, &client)?;
     if target.rest.as_deref() == Some(OPENAPI_PATH) && req.method() == http::Method::GET {
-        if let Some(doc) = crate::contracts::openapi(runtime, route, &req, peer.certificate.is_some()) {
+        if let Some(doc) = crate::faces::contracts::openapi(runtime, route, &req, peer.certificate.is_some()) {
             return Ok((Reply::Built(doc), Admission::none()));
         }
     }
@@ -160,23 +165,23 @@ async fn run_stages(
     if let (crate::config::ServiceKind::Soap, Some(mediation)) = (route.kind, route.mediation.as_deref()) {
         // A REST client calling a SOAP provider: adapt.
         let rest = target.rest.as_deref().unwrap_or("");
-        let (op, params) = crate::mediate::find_operation(mediation, req.method(), rest).ok_or_else(|| {
+        let (op, params) = crate::delivery::mediate::find_operation(mediation, req.method(), rest).ok_or_else(|| {
             GatewayError::new(
                 ErrorCode::BadRequest,
                 format!("{} has no REST operation {} {rest}", route.id, req.method()),
             )
         })?;
         let built =
-            crate::mediate::rest_to_soap(runtime, route, mediation, op, params, req, &client, peer, exchange).await?;
+            crate::delivery::mediate::rest_to_soap(runtime, route, mediation, op, params, req, &client, peer, exchange).await?;
         return Ok((Reply::Built(built), admission));
     }
     let (parts, body) = req.into_parts();
-    let body = crate::body::Source::Stream(body);
+    let body = crate::delivery::body::Source::Stream(body);
     let response =
-        crate::forward::deliver(route, &target.path, parts, body, peer, exchange, &runtime.config.limits).await?;
+        crate::delivery::forward::deliver(route, &target.path, parts, body, peer, exchange, &runtime.config.limits).await?;
     if route.sign_responses {
         let id = exchange.id().to_owned();
-        let signed = crate::signatures::sign_response(runtime, route, &client, &id, response).await?;
+        let signed = crate::exchange::signatures::sign_response(runtime, route, &client, &id, response).await?;
         return Ok((Reply::Built(signed), admission));
     }
     Ok((Reply::Stream(response), admission))
@@ -194,14 +199,14 @@ pub async fn verify(
     let message_id = exchange.id().to_owned();
     let limit = runtime.signatures.as_ref().map_or(0, |s| s.max_body_bytes);
     let (mut parts, body) = req.into_parts();
-    let bytes = crate::body::collect_bounded(body, limit).await.map_err(|e| match e {
-        crate::body::Collect::TooLarge => {
+    let bytes = crate::delivery::body::collect_bounded(body, limit).await.map_err(|e| match e {
+        crate::delivery::body::Collect::TooLarge => {
             GatewayError::new(ErrorCode::TooLarge, format!("a signed request body is limited to {limit} bytes"))
         }
-        crate::body::Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
+        crate::delivery::body::Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
     })?;
     if let Some(value) =
-        crate::signatures::rest(gateway, runtime, route, client, &message_id, &mut parts, &bytes).await?
+        crate::exchange::signatures::rest(gateway, runtime, route, client, &message_id, &mut parts, &bytes).await?
     {
         exchange.set_signature(value);
     }

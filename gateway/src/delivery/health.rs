@@ -12,7 +12,7 @@ use http_body_util::BodyExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::body::{ForwardBody, Source};
+use crate::delivery::body::{ForwardBody, Source};
 use crate::config::HealthCheck;
 use crate::gateway::Gateway;
 use crate::runtime::{Route, Runtime};

@@ -24,13 +24,13 @@ use http::{HeaderValue, Response};
 use qaqpa_adapters::soap::{self, escape};
 use qaqpa_adapters::ErrorCode;
 
-use super::{Delivery, Envelope, Kind};
+use crate::mailbox::{Delivery, Envelope, Kind};
 use crate::error::GatewayError;
 use crate::gateway::Gateway;
-use crate::limits::stage::Admission;
-use crate::pipeline::{authorize, Peer, Reply};
+use crate::exchange::limits::stage::Admission;
+use crate::exchange::{authorize, Peer, Reply};
 use crate::runtime::{Client, Runtime};
-use crate::telemetry::Exchange;
+use crate::observe::telemetry::Exchange;
 
 pub const NS: &str = "urn:qaqpa:async:1";
 
@@ -70,11 +70,11 @@ pub async fn serve(call: Call<'_>, exchange: &mut Exchange) -> Result<(Reply, Ad
                 _ => (Kind::Response, "a1/outbox"),
             };
             exchange.set_subject(subject);
-            let queues = super::api::queues(call.runtime, &system, kind);
+            let queues = super::async_mailbox::queues(call.runtime, &system, kind);
             if queues.is_empty() {
                 return Err(GatewayError::new(ErrorCode::BadRequest, format!("{system} provides no pull mailbox")));
             }
-            let taken = super::api::unless_draining(call.gateway, mailboxes.take(&queues, 1, wait())).await?;
+            let taken = super::async_mailbox::unless_draining(call.gateway, mailboxes.take(&queues, 1, wait())).await?;
             metrics.mailbox_events.with_label_values(&["delivered"]).inc_by(taken.len() as u64);
             let message = taken.first().map(message_xml).unwrap_or_default();
             format!("<q:{operation}Response xmlns:q=\"{NS}\">{message}</q:{operation}Response>")
@@ -137,11 +137,11 @@ async fn send_request(call: &Call<'_>, exchange: &mut Exchange) -> Result<(Reply
     })?;
     exchange.set_service(route);
     authorize(route, &call.client)?;
-    super::api::mailbox_service(route)?;
-    let admission = crate::limits::stage::admit(call.gateway, route, &call.client).await?;
+    super::async_mailbox::mailbox_service(route)?;
+    let admission = crate::exchange::limits::stage::admit(call.gateway, route, &call.client).await?;
     let message_id = exchange.id().to_owned();
     let (stored, signature) =
-        crate::signatures::soap(call.gateway, call.runtime, route, &call.client, &message_id, call.bytes.clone())
+        crate::exchange::signatures::soap(call.gateway, call.runtime, route, &call.client, &message_id, call.bytes.clone())
             .await?;
     if let Some(value) = signature {
         exchange.set_signature(value);
@@ -157,7 +157,7 @@ async fn send_request(call: &Call<'_>, exchange: &mut Exchange) -> Result<(Reply
         route.ordered,
     );
     let sent = call.gateway.mailboxes.send(envelope, stored).await?;
-    let duplicate = super::api::count_sent(call.gateway, sent);
+    let duplicate = super::async_mailbox::count_sent(call.gateway, sent);
     let body = format!(
         "<q:SendRequestResponse xmlns:q=\"{NS}\"><q:MessageId>{}</q:MessageId><q:Duplicate>{duplicate}</q:Duplicate></q:SendRequestResponse>",
         sent.mid()
