@@ -7,7 +7,7 @@ use http::{HeaderValue, Response, StatusCode};
 use qaqpa_adapters::problem::{problem_json, CONTENT_TYPE};
 use qaqpa_adapters::ErrorCode;
 
-use crate::exchange::{full_body, GatewayBody};
+use crate::body::{full_body, GatewayBody};
 
 /// Why an exchange was refused or failed. The message is the problem's `detail`:
 /// it names ids and limits, never request content or personal data.

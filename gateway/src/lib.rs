@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod body;
 pub mod cli;
 pub mod config;
 pub mod delivery;
@@ -25,3 +26,4 @@ pub mod mailbox;
 pub mod observe;
 pub mod runtime;
 pub mod server;
+pub mod shared;

@@ -17,7 +17,7 @@ use qaqpa_routing::limit::Rate;
 use qaqpa_routing::{AccessList, RouteTable, ServiceId, SystemId};
 use tokio::sync::Semaphore;
 
-use crate::delivery::body::ForwardBody;
+use crate::body::ForwardBody;
 use crate::config::{
     Config, HealthCheck, LimitRule, ServiceConfig, ServiceKind, SignaturePolicy, SlaObjective, UpstreamProtocol,
 };

@@ -35,7 +35,7 @@ async fn restart(gw: TestGateway) -> TestGateway {
     let TestGateway { pki, provider, running, config_path } = gw;
     running.shutdown().await;
     let config = qaqpa_gateway::config::load(&config_path).unwrap();
-    let running = qaqpa_gateway::gateway::start(config, Some(config_path.clone())).await.unwrap();
+    let running = qaqpa_gateway::server::start(config, Some(config_path.clone())).await.unwrap();
     TestGateway { pki, provider, running, config_path }
 }
 

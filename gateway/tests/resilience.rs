@@ -160,7 +160,7 @@ async fn a_dead_endpoint_is_skipped_by_its_breaker_and_rejoins_when_back() {
         a.addr
     );
     let path = write_config(pki.dir.path(), &config);
-    let running = qaqpa_gateway::gateway::start(qaqpa_gateway::config::load(&path).unwrap(), None).await.unwrap();
+    let running = qaqpa_gateway::server::start(qaqpa_gateway::config::load(&path).unwrap(), None).await.unwrap();
     let url = format!("http://{}/r1/{service}/echo/x", running.data_addrs[0]);
     let client = reqwest::Client::new();
     let call = || client.get(&url).header("X-Road-Client", CLIENT).send();

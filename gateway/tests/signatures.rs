@@ -382,7 +382,7 @@ async fn the_replay_memory_survives_a_restart() {
     let TestGateway { pki, provider, running, config_path } = gw;
     running.shutdown().await;
     let config = qaqpa_gateway::config::load(&config_path).unwrap();
-    let running = qaqpa_gateway::gateway::start(config, Some(config_path.clone())).await.unwrap();
+    let running = qaqpa_gateway::server::start(config, Some(config_path.clone())).await.unwrap();
     let gw = TestGateway { pki, provider, running, config_path };
     let (status, code, _) = post_soap(&gw, "egov-portal", signed).await;
     assert_eq!((status, code.as_str()), (500, "client.replay"));

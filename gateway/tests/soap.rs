@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use qaqpa_gateway::demo::{self, upstreams, DemoArgs, REST_SERVICE, SOAP_SERVICE};
-use qaqpa_gateway::gateway::Running;
+use qaqpa_gateway::server::Running;
 
 struct Demo {
     dir: tempfile::TempDir,
@@ -31,7 +31,7 @@ impl Demo {
         let soap = upstreams::start_soap(any).await.unwrap();
         let path = demo::write_files(&args, rest.addr, soap.addr).unwrap();
         let config = qaqpa_gateway::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        let running = qaqpa_gateway::gateway::start(config, Some(path)).await.unwrap();
+        let running = qaqpa_gateway::server::start(config, Some(path)).await.unwrap();
         std::mem::forget((rest, soap)); // the demo systems live as long as the test
         Self { dir, running }
     }

@@ -4,18 +4,18 @@
 //! dashboard and the API's OpenAPI document. Kept apart from the data
 //! listeners so operators' endpoints are never reachable by exchange clients.
 
+pub mod live;
 pub mod views;
 
 use std::collections::HashMap;
 
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use qaqpa_adapters::ErrorCode;
 
+use crate::body::{full_body, GatewayBody};
 use crate::error::error_response;
 use crate::gateway::Gateway;
 use crate::observe::monitoring::{now_us, Query, CSV_HEADER};
-use crate::exchange::{full_body, GatewayBody};
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 /// The admin API's own description (OpenAPI 3.1); `tests/admin_api.rs` checks every
@@ -24,7 +24,7 @@ const ADMIN_OPENAPI: &str = include_str!("admin-openapi.json");
 /// Most records one monitoring query returns.
 pub const MAX_QUERY_RECORDS: usize = 100_000;
 
-pub async fn serve(gateway: &Gateway, req: Request<Incoming>) -> Response<GatewayBody> {
+pub async fn serve<B>(gateway: &Gateway, req: Request<B>) -> Response<GatewayBody> {
     let query = parse_query(req.uri().query().unwrap_or(""));
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n"),
@@ -44,7 +44,7 @@ pub async fn serve(gateway: &Gateway, req: Request<Incoming>) -> Response<Gatewa
             text(StatusCode::OK, "text/plain; version=0.0.4", gateway.telemetry.metrics.render())
         }
         (&Method::GET, "/admin/v1/sla") => json(serde_json::to_value(sla_reports(gateway)).unwrap_or_default()),
-        (&Method::GET, "/admin/v1/stats") => json(crate::observe::stats::live(gateway)),
+        (&Method::GET, "/admin/v1/stats") => json(crate::admin::live::live(gateway)),
         (&Method::GET, "/admin/v1/monitoring") => monitoring(gateway, &query, &req).await,
         (&Method::GET, "/ui" | "/ui/") => text(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
         (&Method::GET, "/admin/v1/openapi.json") => text(StatusCode::OK, "application/json", ADMIN_OPENAPI),
@@ -114,7 +114,7 @@ async fn evidence(gateway: &Gateway, id: Option<&String>) -> Response<GatewayBod
     let Some(id) = id.filter(|id| !id.is_empty()).cloned() else {
         return error_response(ErrorCode::BadRequest, "the query parameter id (the message id) is required", None);
     };
-    if gateway.message_log.is_none() {
+    if gateway.telemetry.message_log.is_none() {
         return error_response(ErrorCode::UnknownMessage, "the message log is off (no signing key)", None);
     }
     let dir = gateway.runtime().config.storage.data_dir.join("log");
@@ -175,11 +175,7 @@ fn refresh_sla_gauges(gateway: &Gateway) {
 }
 
 /// `from`/`to`: RFC 3339 or Unix seconds. `format=csv` (or `Accept: text/csv`) for CSV.
-async fn monitoring(
-    gateway: &Gateway,
-    params: &HashMap<String, String>,
-    req: &Request<Incoming>,
-) -> Response<GatewayBody> {
+async fn monitoring<B>(gateway: &Gateway, params: &HashMap<String, String>, req: &Request<B>) -> Response<GatewayBody> {
     let time = |key: &str| -> Result<Option<i64>, String> {
         let Some(v) = params.get(key) else { return Ok(None) };
         if let Ok(secs) = v.parse::<i64>() {

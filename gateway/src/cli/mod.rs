@@ -12,7 +12,7 @@ use qaqpa_routing::SystemId;
 use rustls_pki_types::pem::PemObject;
 use time::OffsetDateTime;
 
-use crate::{config, demo, gateway};
+use crate::{config, demo};
 
 #[derive(Parser)]
 #[command(name = "qaqpa", version, about = "Qaqpa integration gateway: a service bus for signed government exchanges")]
@@ -143,7 +143,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run { config: path } => {
             let config = config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
             runtime()?.block_on(async {
-                let running = gateway::start(config, Some(path)).await?;
+                let running = crate::server::start(config, Some(path)).await?;
                 running.serve_until_signalled().await;
                 anyhow::Ok(())
             })?;

@@ -15,14 +15,14 @@ use qaqpa_adapters::soap::{self, SoapVersion, XRoadHeader, XRoadIdentifier};
 use qaqpa_adapters::ErrorCode;
 use serde_json::{Map, Value};
 
-use crate::delivery::body::{collect_bounded, Collect, Source};
-use crate::server::client_body::ClientBody;
+use crate::body::client::ClientBody;
+use crate::body::{collect_bounded, Collect, Source};
 use crate::config::{MediatedOperation, Mediation};
 use crate::error::GatewayError;
 use crate::exchange::headers::X_ROAD_CLIENT;
 use crate::exchange::Peer;
+use crate::observe::record::ExchangeRecord;
 use crate::runtime::{Client, Route, Runtime};
-use crate::observe::telemetry::Exchange;
 
 /// Characters left as they are in a path segment filled from a SOAP field.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
@@ -53,7 +53,7 @@ pub async fn soap_to_rest(
     bytes: &Bytes,
     client: &Client,
     peer: &Peer,
-    exchange: &mut Exchange,
+    exchange: &mut ExchangeRecord,
 ) -> Result<Response<Bytes>, GatewayError> {
     let xml = runtime.config.xml;
     let (_, op_name) = envelope.operation.as_ref().ok_or_else(|| bad_request("the SOAP Body is empty"))?;
@@ -175,7 +175,7 @@ pub async fn rest_to_soap(
     req: Request<ClientBody>,
     client: &Client,
     peer: &Peer,
-    exchange: &mut Exchange,
+    exchange: &mut ExchangeRecord,
 ) -> Result<Response<Bytes>, GatewayError> {
     let xml = runtime.config.xml;
     let (client_parts, body) = req.into_parts();

@@ -1,7 +1,6 @@
 //! Delivery: the provider side of an exchange (pooled client, bodies streamed and
 //! measured, mediation between SOAP and REST, active health checks).
 
-pub mod body;
 pub mod forward;
-pub mod health;
+pub mod health_checks;
 pub mod mediate;

@@ -13,7 +13,7 @@ use clap::Args;
 use qaqpa_routing::SystemId;
 
 use crate::cli::pki_files;
-use crate::{config, gateway};
+use crate::config;
 
 pub const CLIENT_SYSTEM: &str = "KZ/GOV/000000000003/egov-portal";
 pub const REST_SYSTEM: &str = "KZ/GOV/000000000001/population-register";
@@ -179,7 +179,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let soap = upstreams::start_soap(localhost).await?;
     let path = write_files(&args, rest.addr, soap.addr)?;
     let config = config::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let running = gateway::start(config, Some(path.clone())).await?;
+    let running = crate::server::start(config, Some(path.clone())).await?;
     let tls_addr = running.data_addrs[0];
     let plain_addr = running.data_addrs[1];
     let admin_addr = running.admin_addr.expect("demo config has an admin listener");

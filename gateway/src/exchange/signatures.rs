@@ -17,9 +17,12 @@ use qaqpa_certs::xmldsig::{self, DigestAlg, DsigError};
 use rustls_pki_types::CertificateDer;
 use serde_json::Value;
 
+use crate::body::client::ClientBody;
+use crate::body::{collect_bounded, Collect};
 use crate::config::SignaturePolicy;
 use crate::error::GatewayError;
-use crate::gateway::Gateway;
+use crate::exchange::replay::ReplayGuard;
+use crate::observe::record::ExchangeRecord;
 use crate::runtime::{Client, Route, Runtime, SignatureTrust, Signer};
 
 pub const QAQPA_SIGNATURE: &str = "qaqpa-signature";
@@ -64,7 +67,7 @@ fn trust_of(runtime: &Runtime) -> Result<&SignatureTrust, GatewayError> {
 
 /// Trust, signer binding, freshness, replay.
 fn accept(
-    gateway: &Gateway,
+    replay: &ReplayGuard,
     runtime: &Runtime,
     client: &Client,
     message_id: &str,
@@ -89,7 +92,7 @@ fn accept(
             format!("the signed time is {} s from the gateway's clock (allowed ±{skew} s)", signed.at - now),
         ));
     }
-    gateway.replay.check(client.id.as_str(), message_id, now.max(0) as u64).map_err(|_| {
+    replay.check(client.id.as_str(), message_id, now.max(0) as u64).map_err(|_| {
         GatewayError::new(ErrorCode::Replay, format!("message id {message_id} was already received from {}", client.id))
     })
 }
@@ -97,8 +100,8 @@ fn accept(
 /// SOAP: verifies the client's signature, or signs for it; returns the bytes to
 /// forward and the signature value (for the message log).
 pub async fn soap(
-    gateway: &Gateway,
-    runtime: &Arc<Runtime>,
+    replay: &ReplayGuard,
+    runtime: &Runtime,
     route: &Route,
     client: &Arc<Client>,
     message_id: &str,
@@ -123,7 +126,7 @@ pub async fn soap(
     })
     .await?;
     let signed = Signed { chain: verified.chain, at: verified.created, value: verified.signature_value };
-    accept(gateway, runtime, client, message_id, &signed, by_gateway)?;
+    accept(replay, runtime, client, message_id, &signed, by_gateway)?;
     Ok((bytes, Some(signed.value)))
 }
 
@@ -152,8 +155,8 @@ fn expected_claims(
 /// REST: verifies `Qaqpa-Signature` over `body` and the routed headers, or adds one
 /// made with the key held for the client; returns the signature value.
 pub async fn rest(
-    gateway: &Gateway,
-    runtime: &Arc<Runtime>,
+    replay: &ReplayGuard,
+    runtime: &Runtime,
     route: &Route,
     client: &Arc<Client>,
     message_id: &str,
@@ -201,7 +204,7 @@ pub async fn rest(
             _ => return Err(bad_signature("the service requires a Qaqpa-Signature (detached JWS)")),
         },
     };
-    accept(gateway, runtime, client, message_id, &signed, by_gateway)?;
+    accept(replay, runtime, client, message_id, &signed, by_gateway)?;
     Ok(Some(signed.value))
 }
 
@@ -233,12 +236,12 @@ pub async fn sign_response(
         .ok_or_else(|| GatewayError::new(ErrorCode::Internal, "sign_responses without the gateway's signing key"))?;
     let (mut parts, body) = response.into_parts();
     let limit = trust.max_body_bytes;
-    let bytes = crate::delivery::body::collect_bounded(body, limit).await.map_err(|e| {
+    let bytes = crate::body::collect_bounded(body, limit).await.map_err(|e| {
         let why = match e {
-            crate::delivery::body::Collect::TooLarge => {
+            crate::body::Collect::TooLarge => {
                 format!("the provider's answer exceeds {limit} bytes and cannot be signed")
             }
-            crate::delivery::body::Collect::CutOff => "the provider's answer was cut off".to_owned(),
+            crate::body::Collect::CutOff => "the provider's answer was cut off".to_owned(),
         };
         GatewayError::new(ErrorCode::UpstreamUnavailable, why)
     })?;
@@ -271,4 +274,29 @@ pub async fn sign_response(
     parts.headers.remove(http::header::TRANSFER_ENCODING);
     parts.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(signed.len()));
     Ok(http::Response::from_parts(parts, signed))
+}
+
+/// Stage: a REST request's JWS (`Qaqpa-Signature`). The body is read whole, bounded
+/// by `signatures.max_body_bytes`, checked, and handed on as the bytes verified.
+pub async fn verify_rest(
+    replay: &ReplayGuard,
+    runtime: &Runtime,
+    route: &Route,
+    client: &Arc<Client>,
+    req: http::Request<ClientBody>,
+    record: &mut ExchangeRecord,
+) -> Result<http::Request<ClientBody>, GatewayError> {
+    let limit = runtime.signatures.as_ref().map_or(0, |s| s.max_body_bytes);
+    let (mut parts, body) = req.into_parts();
+    let bytes = collect_bounded(body, limit).await.map_err(|e| match e {
+        Collect::TooLarge => {
+            GatewayError::new(ErrorCode::TooLarge, format!("a signed request body is limited to {limit} bytes"))
+        }
+        Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
+    })?;
+    let message_id = record.id().to_owned();
+    if let Some(value) = rest(replay, runtime, route, client, &message_id, &mut parts, &bytes).await? {
+        record.set_signature(value);
+    }
+    Ok(http::Request::from_parts(parts, ClientBody::full(bytes)))
 }

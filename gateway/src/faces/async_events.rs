@@ -19,35 +19,50 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use qaqpa_adapters::ErrorCode;
 
 use super::async_mailbox::{carried, empty, header, json, read_body, unless_draining, wait_and_max, MESSAGE_ID};
-use crate::mailbox::{EventDelivery, EventMeta, Published, TopicRules};
-use crate::server::client_body::ClientBody;
+use crate::body::client::ClientBody;
+use crate::body::GatewayBody;
 use crate::config::TopicConfig;
 use crate::error::GatewayError;
-use crate::gateway::Gateway;
 use crate::exchange::headers::{X_ROAD_CLIENT, X_ROAD_ID};
-use crate::exchange::{self, GatewayBody, Peer};
+use crate::exchange::{self, Ctx, Face, Outcome, Peer};
+use crate::mailbox::{EventDelivery, EventMeta, Published, TopicRules};
+use crate::observe::record::ExchangeRecord;
 use crate::runtime::Runtime;
-use crate::observe::telemetry::Exchange;
+use crate::shared::Shared;
 
 pub const PREFIX: &str = "/e1/";
 const ACK: &str = "ack/";
 pub const TOPIC: &str = "qaqpa-topic";
 pub const SEQ: &str = "qaqpa-event-seq";
 
-pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<ClientBody>) -> Response<GatewayBody> {
-    super::async_mailbox::serve_as(super::async_mailbox::Api::Events, gateway, peer, req).await
+/// The events face (`/e1/`): publish, pull and ack as exchanges whose answers the
+/// gateway builds; errors are problem+json.
+pub struct AsyncEvents;
+
+impl Face for AsyncEvents {
+    const NAME: &'static str = "e1";
+
+    async fn exchange(&mut self, ctx: &mut Ctx, req: Request<ClientBody>) -> Result<Outcome, GatewayError> {
+        super::async_mailbox::read_message_id(ctx, &req)?;
+        let (shared, runtime, peer) = (ctx.shared.clone(), ctx.runtime.clone(), ctx.peer.clone());
+        dispatch(&shared, &runtime, &peer, req, &mut ctx.record).await.map(Outcome::built)
+    }
+
+    fn refusal(&self, error: GatewayError, message_id: &str) -> Response<GatewayBody> {
+        error.into_response(Some(message_id))
+    }
 }
 
 pub fn rules(topic: &TopicConfig) -> TopicRules {
     TopicRules { id: topic.id.to_string(), retention: topic.retention, max_bytes: topic.max_bytes }
 }
 
-pub(super) async fn dispatch(
-    gateway: &Gateway,
+async fn dispatch(
+    gateway: &Shared,
     runtime: &Arc<Runtime>,
     peer: &Peer,
     req: Request<ClientBody>,
-    exchange: &mut Exchange,
+    exchange: &mut ExchangeRecord,
 ) -> Result<Response<Bytes>, GatewayError> {
     let path = req.uri().path().strip_prefix(PREFIX).unwrap_or("").to_owned();
     let (acking, id) = match path.strip_prefix(ACK) {

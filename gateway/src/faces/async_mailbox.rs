@@ -13,24 +13,23 @@
 //! `Qaqpa-Status`). `max=N` (N > 1) returns a JSON list with base64 bodies instead.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use qaqpa_adapters::ErrorCode;
-use tracing::Instrument;
 
-use crate::mailbox::{Delivery, Envelope, Kind, MailboxError, Queue, Sent};
-use crate::server::client_body::ClientBody;
+use crate::body::client::ClientBody;
+use crate::body::GatewayBody;
 use crate::config::MailboxMode;
 use crate::error::GatewayError;
-use crate::gateway::Gateway;
 use crate::exchange::headers::{self, X_ROAD_CLIENT, X_ROAD_ID};
-use crate::exchange::limits::stage::Admission;
-use crate::exchange::{self, GatewayBody, Peer, Reply};
+use crate::exchange::{self, Ctx, Face, Outcome, Peer};
+use crate::mailbox::{Delivery, Envelope, Kind, MailboxError, Queue, Sent};
+use crate::observe::record::ExchangeRecord;
 use crate::runtime::{Client, Runtime};
-use crate::observe::telemetry::Exchange;
+use crate::shared::Shared;
 
 pub const PREFIX: &str = "/a1/";
 pub const MESSAGE_ID: &str = "qaqpa-message-id";
@@ -56,54 +55,37 @@ impl From<MailboxError> for GatewayError {
     }
 }
 
-pub async fn serve(gateway: Arc<Gateway>, peer: Arc<Peer>, req: Request<ClientBody>) -> Response<GatewayBody> {
-    serve_as(Api::Mailboxes, gateway, peer, req).await
-}
+/// The asynchronous mailbox face (`/a1/`): every call is one exchange whose
+/// answer the gateway builds; errors are problem+json.
+pub struct AsyncMailbox;
 
-/// Which asynchronous API a request is for.
-#[derive(Clone, Copy)]
-pub(super) enum Api {
-    Mailboxes,
-    Events,
-}
+impl Face for AsyncMailbox {
+    const NAME: &'static str = "a1";
 
-/// An `/a1` or `/e1` call as one exchange: its message id, span, monitoring record
-/// and log record, and its one mapping of errors to problem+json.
-pub(super) async fn serve_as(
-    api: Api,
-    gateway: Arc<Gateway>,
-    peer: Arc<Peer>,
-    req: Request<ClientBody>,
-) -> Response<GatewayBody> {
-    let started = Instant::now();
-    let message_id = match headers::message_id(req.headers()) {
-        Ok(id) => id,
-        Err(why) => {
-            let exchange = Exchange::begin(gateway.clone(), uuid::Uuid::now_v7().to_string(), started);
-            return exchange::refuse(exchange, GatewayError::new(ErrorCode::BadRequest, why));
-        }
-    };
-    let span = tracing::info_span!("async", id = %message_id);
-    let mut exchange = Exchange::begin(gateway.clone(), message_id, started);
-    let runtime = gateway.runtime();
-    let outcome = match api {
-        Api::Mailboxes => dispatch(&gateway, &runtime, &peer, req, &mut exchange).instrument(span).await,
-        Api::Events => {
-            super::async_events::dispatch(&gateway, &runtime, &peer, req, &mut exchange).instrument(span).await
-        }
-    };
-    match outcome {
-        Ok(built) => exchange::respond(Reply::Built(built), Admission::none(), exchange),
-        Err(e) => exchange::refuse(exchange, e),
+    async fn exchange(&mut self, ctx: &mut Ctx, req: Request<ClientBody>) -> Result<Outcome, GatewayError> {
+        read_message_id(ctx, &req)?;
+        let (shared, runtime, peer) = (ctx.shared.clone(), ctx.runtime.clone(), ctx.peer.clone());
+        dispatch(&shared, &runtime, &peer, req, &mut ctx.record).await.map(Outcome::built)
+    }
+
+    fn refusal(&self, error: GatewayError, message_id: &str) -> Response<GatewayBody> {
+        error.into_response(Some(message_id))
     }
 }
 
+/// `X-Road-Id`, or a generated id: the asynchronous faces' message id.
+pub(super) fn read_message_id<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<(), GatewayError> {
+    let id = headers::message_id(req.headers()).map_err(|why| GatewayError::new(ErrorCode::BadRequest, why))?;
+    ctx.set_message_id(id);
+    Ok(())
+}
+
 async fn dispatch(
-    gateway: &Gateway,
+    gateway: &Shared,
     runtime: &Arc<Runtime>,
     peer: &Peer,
     req: Request<ClientBody>,
-    exchange: &mut Exchange,
+    exchange: &mut ExchangeRecord,
 ) -> Result<Response<Bytes>, GatewayError> {
     let path = req.uri().path().strip_prefix(PREFIX).unwrap_or("").to_owned();
     let params = crate::admin::parse_query(req.uri().query().unwrap_or(""));
@@ -130,7 +112,7 @@ async fn dispatch(
 /// so shutdown does not wait out `?wait=`. A message leased in that very instant is
 /// not lost: it comes back after its visibility timeout (at once on a restart).
 pub(super) async fn unless_draining<T: Default>(
-    gateway: &Gateway,
+    gateway: &Shared,
     poll: impl std::future::Future<Output = Result<T, MailboxError>>,
 ) -> Result<T, MailboxError> {
     tokio::select! {
@@ -223,11 +205,11 @@ fn caller(
 
 pub(super) async fn read_body(runtime: &Runtime, body: ClientBody) -> Result<Bytes, GatewayError> {
     let limit = runtime.config.mailbox.max_message_bytes;
-    crate::delivery::body::collect_bounded(body, limit).await.map_err(|e| match e {
-        crate::delivery::body::Collect::TooLarge => {
+    crate::body::collect_bounded(body, limit).await.map_err(|e| match e {
+        crate::body::Collect::TooLarge => {
             GatewayError::new(ErrorCode::TooLarge, format!("an asynchronous message is limited to {limit} bytes"))
         }
-        crate::delivery::body::Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
+        crate::body::Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
     })
 }
 
@@ -241,11 +223,11 @@ pub(crate) fn pick(headers: &HeaderMap, names: &[&str]) -> Vec<(String, String)>
 }
 
 async fn send(
-    gateway: &Gateway,
+    gateway: &Shared,
     runtime: &Arc<Runtime>,
     peer: &Peer,
     mut req: Request<ClientBody>,
-    exchange: &mut Exchange,
+    exchange: &mut ExchangeRecord,
 ) -> Result<Response<Bytes>, GatewayError> {
     let client = exchange::identify(runtime, peer, req.headers())?;
     exchange.set_client(&client);
@@ -256,7 +238,7 @@ async fn send(
     mailbox_service(route)?;
     let admission = crate::exchange::limits::stage::admit(gateway, route, &client).await?;
     if route.signature != crate::config::SignaturePolicy::None {
-        req = exchange::verify(gateway, runtime, route, &client, req, exchange).await?;
+        req = crate::exchange::signatures::verify_rest(&gateway.replay, runtime, route, &client, req, exchange).await?;
     }
     let (parts, body) = req.into_parts();
     let body = read_body(runtime, body).await?;
@@ -281,7 +263,7 @@ async fn send(
 }
 
 /// Counts a send by its outcome; true for a duplicate (nothing new was stored).
-pub(super) fn count_sent(gateway: &Gateway, sent: Sent) -> bool {
+pub(super) fn count_sent(gateway: &Shared, sent: Sent) -> bool {
     let (event, duplicate) = match sent {
         Sent::New(_) => ("sent", false),
         Sent::Duplicate(_) => ("duplicate", true),
@@ -292,14 +274,14 @@ pub(super) fn count_sent(gateway: &Gateway, sent: Sent) -> bool {
 
 #[allow(clippy::too_many_arguments)]
 async fn take(
-    gateway: &Gateway,
+    gateway: &Shared,
     runtime: &Arc<Runtime>,
     peer: &Peer,
     req: &Request<ClientBody>,
     kind: Kind,
     system: &str,
     params: &std::collections::HashMap<String, String>,
-    exchange: &mut Exchange,
+    exchange: &mut ExchangeRecord,
 ) -> Result<Response<Bytes>, GatewayError> {
     let client = caller(runtime, peer, req.headers(), Some(system))?;
     exchange.set_client(&client);
@@ -325,12 +307,12 @@ async fn take(
 }
 
 async fn reply(
-    gateway: &Gateway,
+    gateway: &Shared,
     runtime: &Arc<Runtime>,
     peer: &Peer,
     req: Request<ClientBody>,
     mid: &uuid::Uuid,
-    exchange: &mut Exchange,
+    exchange: &mut ExchangeRecord,
 ) -> Result<Response<Bytes>, GatewayError> {
     let provider = caller(runtime, peer, req.headers(), None)?;
     exchange.set_client(&provider);

@@ -24,30 +24,26 @@ use http::{HeaderValue, Response};
 use qaqpa_adapters::soap::{self, escape};
 use qaqpa_adapters::ErrorCode;
 
-use crate::mailbox::{Delivery, Envelope, Kind};
 use crate::error::GatewayError;
-use crate::gateway::Gateway;
-use crate::exchange::limits::stage::Admission;
-use crate::exchange::{authorize, Peer, Reply};
-use crate::runtime::{Client, Runtime};
-use crate::observe::telemetry::Exchange;
+use crate::exchange::{authorize, Ctx, Outcome, Reply};
+use crate::mailbox::{Delivery, Envelope, Kind};
+use crate::runtime::Client;
 
 pub const NS: &str = "urn:qaqpa:async:1";
 
 /// One asynchronous SOAP call, after the client has been identified.
 pub struct Call<'a> {
-    pub gateway: &'a Gateway,
-    pub runtime: &'a Arc<Runtime>,
-    pub peer: &'a Peer,
     pub client: Arc<Client>,
     pub content_type: Option<String>,
     pub bytes: Bytes,
     pub envelope: &'a soap::Envelope,
 }
 
-pub async fn serve(call: Call<'_>, exchange: &mut Exchange) -> Result<(Reply, Admission), GatewayError> {
+pub async fn serve(call: Call<'_>, ctx: &mut Ctx) -> Result<Outcome, GatewayError> {
+    let shared = ctx.shared.clone();
+    let runtime = ctx.runtime.clone();
     let operation = call.envelope.operation.as_ref().map_or("", |(_, name)| name.as_str());
-    let fields = fields(&call)?;
+    let fields = fields(&call, &runtime.config.xml.limits)?;
     let field = |name: &str| fields.get(name).and_then(qaqpa_adapters::mapping::scalar_text);
     let mid = || -> Result<uuid::Uuid, GatewayError> {
         let text =
@@ -57,32 +53,32 @@ pub async fn serve(call: Call<'_>, exchange: &mut Exchange) -> Result<(Reply, Ad
     };
     let wait = || -> Duration {
         let seconds = field("Wait").and_then(|w| w.trim().parse::<u64>().ok()).unwrap_or(0);
-        Duration::from_secs(seconds).min(call.runtime.config.mailbox.max_wait)
+        Duration::from_secs(seconds).min(runtime.config.mailbox.max_wait)
     };
-    let mailboxes = &call.gateway.mailboxes;
-    let metrics = &call.gateway.telemetry.metrics;
+    let mailboxes = &shared.mailboxes;
+    let metrics = &shared.telemetry.metrics;
     let system = call.client.id.to_string();
     let body = match operation {
-        "SendRequest" => return send_request(&call, exchange).await,
+        "SendRequest" => return send_request(&call, ctx).await,
         "GetRequest" | "GetResponse" => {
             let (kind, subject) = match operation {
                 "GetRequest" => (Kind::Request, "a1/inbox"),
                 _ => (Kind::Response, "a1/outbox"),
             };
-            exchange.set_subject(subject);
-            let queues = super::async_mailbox::queues(call.runtime, &system, kind);
+            ctx.record.set_subject(subject);
+            let queues = super::async_mailbox::queues(&runtime, &system, kind);
             if queues.is_empty() {
                 return Err(GatewayError::new(ErrorCode::BadRequest, format!("{system} provides no pull mailbox")));
             }
-            let taken = super::async_mailbox::unless_draining(call.gateway, mailboxes.take(&queues, 1, wait())).await?;
+            let taken = super::async_mailbox::unless_draining(&shared, mailboxes.take(&queues, 1, wait())).await?;
             metrics.mailbox_events.with_label_values(&["delivered"]).inc_by(taken.len() as u64);
             let message = taken.first().map(message_xml).unwrap_or_default();
             format!("<q:{operation}Response xmlns:q=\"{NS}\">{message}</q:{operation}Response>")
         }
         "SendResponse" => {
-            exchange.set_subject("a1/reply");
+            ctx.record.set_subject("a1/reply");
             let mid = mid()?;
-            exchange.set_request_body(&call.bytes);
+            ctx.record.set_request_body(&call.bytes);
             let headers = content_type_header(&call);
             mailboxes.reply(mid, &system, 200, headers, call.bytes.clone()).await?;
             metrics.mailbox_events.with_label_values(&["replied"]).inc();
@@ -91,7 +87,7 @@ pub async fn serve(call: Call<'_>, exchange: &mut Exchange) -> Result<(Reply, Ad
             )
         }
         "Ack" => {
-            exchange.set_subject("a1/ack");
+            ctx.record.set_subject("a1/ack");
             let mid = mid()?;
             mailboxes.ack(mid, &system).await?;
             metrics.mailbox_events.with_label_values(&["acked"]).inc();
@@ -106,15 +102,17 @@ pub async fn serve(call: Call<'_>, exchange: &mut Exchange) -> Result<(Reply, Ad
             ))
         }
     };
-    Ok((Reply::Built(answer(&call, &body)), Admission::none()))
+    Ok(Outcome::built(answer(&call, &body)))
 }
 
 /// The operation element's children as a JSON object.
-fn fields(call: &Call<'_>) -> Result<serde_json::Map<String, serde_json::Value>, GatewayError> {
-    let limits = call.runtime.config.xml.limits;
+fn fields(
+    call: &Call<'_>,
+    limits: &qaqpa_adapters::soap::XmlLimits,
+) -> Result<serde_json::Map<String, serde_json::Value>, GatewayError> {
     let rules = qaqpa_adapters::mapping::Rules::default();
     let body = &call.bytes[call.envelope.body.clone()];
-    let mapped = qaqpa_adapters::mapping::xml_to_json(body, &rules, &limits)
+    let mapped = qaqpa_adapters::mapping::xml_to_json(body, &rules, limits)
         .map_err(|e| GatewayError::new(ErrorCode::BadXml, e.to_string()))?;
     Ok(mapped.into_iter().next().and_then(|(_, v)| v.as_object().cloned()).unwrap_or_default())
 }
@@ -124,7 +122,9 @@ fn content_type_header(call: &Call<'_>) -> Vec<(String, String)> {
     vec![("content-type".to_owned(), content_type)]
 }
 
-async fn send_request(call: &Call<'_>, exchange: &mut Exchange) -> Result<(Reply, Admission), GatewayError> {
+async fn send_request(call: &Call<'_>, ctx: &mut Ctx) -> Result<Outcome, GatewayError> {
+    let shared = ctx.shared.clone();
+    let runtime = ctx.runtime.clone();
     let service_id = call
         .envelope
         .header
@@ -132,21 +132,27 @@ async fn send_request(call: &Call<'_>, exchange: &mut Exchange) -> Result<(Reply
         .as_ref()
         .and_then(|s| s.service_id())
         .ok_or_else(|| GatewayError::new(ErrorCode::BadRequest, "SendRequest needs the X-Road header service"))?;
-    let route = call.runtime.routes.get(&service_id).ok_or_else(|| {
+    let route = runtime.routes.get(&service_id).ok_or_else(|| {
         GatewayError::new(ErrorCode::UnknownService, format!("no service {service_id} is registered"))
     })?;
-    exchange.set_service(route);
+    ctx.routed(route);
     authorize(route, &call.client)?;
     super::async_mailbox::mailbox_service(route)?;
-    let admission = crate::exchange::limits::stage::admit(call.gateway, route, &call.client).await?;
-    let message_id = exchange.id().to_owned();
-    let (stored, signature) =
-        crate::exchange::signatures::soap(call.gateway, call.runtime, route, &call.client, &message_id, call.bytes.clone())
-            .await?;
+    let admission = crate::exchange::limits::stage::admit(&*shared, route, &call.client).await?;
+    let message_id = ctx.message_id().to_owned();
+    let (stored, signature) = crate::exchange::signatures::soap(
+        &shared.replay,
+        &runtime,
+        route,
+        &call.client,
+        &message_id,
+        call.bytes.clone(),
+    )
+    .await?;
     if let Some(value) = signature {
-        exchange.set_signature(value);
+        ctx.record.set_signature(value);
     }
-    exchange.set_request_body(&stored);
+    ctx.record.set_request_body(&stored);
     let headers = content_type_header(call);
     let envelope = Envelope::request(
         call.client.id.as_str(),
@@ -156,13 +162,13 @@ async fn send_request(call: &Call<'_>, exchange: &mut Exchange) -> Result<(Reply
         headers,
         route.ordered,
     );
-    let sent = call.gateway.mailboxes.send(envelope, stored).await?;
-    let duplicate = super::async_mailbox::count_sent(call.gateway, sent);
+    let sent = shared.mailboxes.send(envelope, stored).await?;
+    let duplicate = super::async_mailbox::count_sent(&shared, sent);
     let body = format!(
         "<q:SendRequestResponse xmlns:q=\"{NS}\"><q:MessageId>{}</q:MessageId><q:Duplicate>{duplicate}</q:Duplicate></q:SendRequestResponse>",
         sent.mid()
     );
-    Ok((Reply::Built(answer(call, &body)), admission))
+    Ok(Outcome::new(Reply::Built(answer(call, &body)), admission))
 }
 
 fn message_xml(d: &Delivery) -> String {

@@ -6,4 +6,5 @@ pub mod async_events;
 pub mod async_mailbox;
 pub mod async_soap;
 pub mod contracts;
+pub mod xroad_rest;
 pub mod xroad_soap;

@@ -490,7 +490,7 @@ const MAX_PRUNE_BATCHES: usize = 50;
 /// Readies expired leases and retry delays (embedded store: JetStream does this
 /// itself) and forgets old finished ids, until the gateway stops.
 pub async fn housekeeping(
-    gateway: std::sync::Arc<crate::gateway::Gateway>,
+    gateway: std::sync::Arc<crate::shared::Shared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let Mailboxes::Embedded(store) = &gateway.mailboxes else { return };
@@ -507,7 +507,8 @@ pub async fn housekeeping(
             tracing::error!("mailbox housekeeping: {e}");
         }
         if n.is_multiple_of(10) {
-            let topics: Vec<TopicRules> = gateway.runtime().config.topics.iter().map(crate::faces::async_events::rules).collect();
+            let topics: Vec<TopicRules> =
+                gateway.runtime().config.topics.iter().map(crate::faces::async_events::rules).collect();
             if let Err(e) = store.retain(&topics).await {
                 tracing::error!("event retention: {e}");
             }

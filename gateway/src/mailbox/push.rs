@@ -17,13 +17,13 @@ use http::{Method, Request};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::{Delivery, Queue, TopicRules};
-use crate::delivery::body::Source;
+use crate::body::Source;
 use crate::config::MailboxMode;
 use crate::delivery::forward::ProviderPath;
-use crate::gateway::Gateway;
 use crate::exchange::headers::X_ROAD_CLIENT;
 use crate::exchange::Peer;
-use crate::observe::telemetry::Exchange;
+use crate::observe::record::ExchangeRecord;
+use crate::shared::Shared;
 
 /// How often the supervisor looks for services that start or stop pushing.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
@@ -53,7 +53,7 @@ fn wanted(runtime: &crate::runtime::Runtime) -> Vec<Job> {
     requests.chain(events).collect()
 }
 
-pub async fn run(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
+pub async fn run(gateway: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut workers: Vec<(Job, tokio::task::JoinHandle<()>, watch::Sender<bool>)> = Vec::new();
     loop {
         let runtime = gateway.runtime();
@@ -95,7 +95,7 @@ pub async fn run(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
 /// acknowledged; at the first failure the rest are handed back and the worker
 /// waits out a growing, jittered delay before trying again from there.
 async fn event_worker(
-    gateway: Arc<Gateway>,
+    gateway: Arc<Shared>,
     topic: TopicRules,
     subscriber: String,
     service: String,
@@ -139,7 +139,7 @@ async fn event_worker(
     }
 }
 
-async fn post_event(gateway: &Arc<Gateway>, service: &str, event: &super::EventDelivery) -> Result<(), String> {
+async fn post_event(gateway: &Arc<Shared>, service: &str, event: &super::EventDelivery) -> Result<(), String> {
     let mut headers = event.meta.headers.clone();
     headers.push((crate::faces::async_events::TOPIC.into(), event.topic.clone()));
     headers.push((crate::faces::async_events::SEQ.into(), event.seq.to_string()));
@@ -160,7 +160,7 @@ async fn post_event(gateway: &Arc<Gateway>, service: &str, event: &super::EventD
     Ok(())
 }
 
-async fn worker(gateway: Arc<Gateway>, service: String, concurrency: usize, mut halt: watch::Receiver<bool>) {
+async fn worker(gateway: Arc<Shared>, service: String, concurrency: usize, mut halt: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let queue = [Queue::Requests(service.clone())];
     loop {
@@ -197,7 +197,7 @@ async fn worker(gateway: Arc<Gateway>, service: String, concurrency: usize, mut 
     let _ = permits.acquire_many(concurrency.max(1) as u32).await;
 }
 
-async fn push_one(gateway: Arc<Gateway>, delivery: Delivery, _permit: OwnedSemaphorePermit) {
+async fn push_one(gateway: Arc<Shared>, delivery: Delivery, _permit: OwnedSemaphorePermit) {
     let mid = delivery.envelope.mid;
     let outcome = post(&gateway, delivery).await;
     let metrics = &gateway.telemetry.metrics;
@@ -220,7 +220,7 @@ async fn push_one(gateway: Arc<Gateway>, delivery: Delivery, _permit: OwnedSemap
 type Answer = (String, u16, Vec<(String, String)>, Bytes);
 
 /// Posts one request to its service's upstream; the provider's answer, or why not.
-async fn post(gateway: &Arc<Gateway>, delivery: Delivery) -> Result<Answer, String> {
+async fn post(gateway: &Arc<Shared>, delivery: Delivery) -> Result<Answer, String> {
     let e = &delivery.envelope;
     let outgoing = Outgoing {
         service: &e.service,
@@ -256,10 +256,10 @@ struct Outgoing<'a> {
 
 /// Posts through the service's pool (breakers, timeouts, the monitoring record and
 /// the message log as for any exchange); the answer's status, content type and body.
-async fn send(gateway: &Arc<Gateway>, m: Outgoing<'_>) -> Result<(u16, Vec<(String, String)>, Bytes), String> {
+async fn send(gateway: &Arc<Shared>, m: Outgoing<'_>) -> Result<(u16, Vec<(String, String)>, Bytes), String> {
     let runtime = gateway.runtime();
     let route = runtime.routes.get(m.service).ok_or("the service is no longer registered")?.clone();
-    let mut exchange = Exchange::begin(gateway.clone(), m.message_id.to_owned(), Instant::now());
+    let mut exchange = ExchangeRecord::begin(gateway.telemetry.clone(), m.message_id.to_owned(), Instant::now());
     if let Some(client) = runtime.systems.get(m.client) {
         exchange.set_client(client);
     }
@@ -280,9 +280,16 @@ async fn send(gateway: &Arc<Gateway>, m: Outgoing<'_>) -> Result<(u16, Vec<(Stri
     let peer = Peer { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), certificate: None };
     let limits = &runtime.config.limits;
     let body = Source::Buffered(Some(m.body));
-    let result =
-        crate::delivery::forward::deliver(&route, &ProviderPath::new(rest, query), parts, body, &peer, &mut exchange, limits)
-            .await;
+    let result = crate::delivery::forward::deliver(
+        &route,
+        &ProviderPath::new(rest, query),
+        parts,
+        body,
+        &peer,
+        &mut exchange,
+        limits,
+    )
+    .await;
     let response = match result {
         Ok(r) => r,
         Err(err) => {
@@ -296,7 +303,7 @@ async fn send(gateway: &Arc<Gateway>, m: Outgoing<'_>) -> Result<(u16, Vec<(Stri
     let headers = crate::faces::async_mailbox::pick(response.headers(), &["content-type"]);
     exchange.response_head(status, None, crate::exchange::limits::stage::Admission::none());
     let limit = runtime.config.mailbox.max_message_bytes;
-    let body = crate::delivery::body::collect_bounded(response.into_body(), limit)
+    let body = crate::body::collect_bounded(response.into_body(), limit)
         .await
         .map_err(|_| format!("the answer was cut off or over {limit} bytes"));
     exchange.finish(body.as_ref().map_or(0, |b| b.len() as u64));

@@ -14,12 +14,13 @@ use rustls_pki_types::CertificateDer;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::server::client_body::{ClientBody, ClientBodyError};
+use crate::body::client::{ClientBody, ClientBodyError};
 use crate::config::{Limits, TlsFiles};
-use crate::gateway::Gateway;
-use crate::server::listener::{client_slot, Role};
 use crate::exchange::Peer;
+use crate::server::listener::Handler;
+use crate::server::listener::{client_slot, Role};
 use crate::server::tls::TlsError;
+use crate::shared::Shared;
 
 type H3Connection = h3::server::Connection<h3_quinn::Connection, Bytes>;
 type RequestResolver = h3::server::RequestResolver<h3_quinn::Connection, Bytes>;
@@ -43,7 +44,8 @@ pub fn quic_config(files: &TlsFiles, limits: &Limits) -> Result<quinn::ServerCon
 }
 
 pub struct H3Server {
-    gateway: Arc<Gateway>,
+    shared: Arc<Shared>,
+    handler: Handler,
     name: String,
     endpoint: quinn::Endpoint,
     handshake_timeout: Duration,
@@ -54,7 +56,8 @@ pub struct H3Server {
 
 impl H3Server {
     pub fn bind(
-        gateway: Arc<Gateway>,
+        shared: Arc<Shared>,
+        handler: Handler,
         name: &str,
         addr: SocketAddr,
         config: quinn::ServerConfig,
@@ -63,7 +66,8 @@ impl H3Server {
     ) -> std::io::Result<Self> {
         let endpoint = quinn::Endpoint::server(config, addr)?;
         Ok(Self {
-            gateway,
+            shared,
+            handler,
             name: name.to_owned(),
             endpoint,
             handshake_timeout: limits.header_read_timeout,
@@ -112,11 +116,11 @@ impl H3Server {
     }
 
     fn refused(&self, reason: &str) {
-        self.gateway.telemetry.metrics.connections_refused.with_label_values(&[&self.name, reason]).inc();
+        self.shared.telemetry.metrics.connections_refused.with_label_values(&[&self.name, reason]).inc();
     }
 
     async fn connection(self: Arc<Self>, incoming: quinn::Incoming, mut stop: watch::Receiver<bool>) {
-        let metrics = &self.gateway.telemetry.metrics;
+        let metrics = &self.shared.telemetry.metrics;
         let conn = match tokio::time::timeout(self.handshake_timeout, incoming).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
@@ -139,7 +143,7 @@ impl H3Server {
             return;
         }
         let peer = Arc::new(Peer { addr, certificate });
-        let slot = match client_slot(&self.gateway, Role::Data, &peer) {
+        let slot = match client_slot(&self.shared, Role::Data, &peer) {
             Ok(slot) => slot,
             Err(system) => {
                 self.refused("client_full");
@@ -171,10 +175,10 @@ impl H3Server {
             tokio::select! {
                 accepted = h3.accept() => match accepted {
                     Ok(Some(resolver)) => {
-                        let gateway = self.gateway.clone();
+                        let handler = self.handler.clone();
                         let peer = peer.clone();
                         let idle = self.body_idle_timeout;
-                        requests.spawn(async move { serve_request(gateway, peer, resolver, idle).await });
+                        requests.spawn(async move { serve_request(handler, peer, resolver, idle).await });
                     }
                     Ok(None) => break,
                     Err(e) => {
@@ -200,7 +204,7 @@ impl H3Server {
 const H3_NO_ERROR: quinn::VarInt = quinn::VarInt::from_u32(0x100);
 const H3_EXCESSIVE_LOAD: quinn::VarInt = quinn::VarInt::from_u32(0x107);
 
-async fn serve_request(gateway: Arc<Gateway>, peer: Arc<Peer>, resolver: RequestResolver, idle: Duration) {
+async fn serve_request(handler: Handler, peer: Arc<Peer>, resolver: RequestResolver, idle: Duration) {
     let (req, stream) = match resolver.resolve_request().await {
         Ok(resolved) => resolved,
         Err(e) => {
@@ -241,7 +245,7 @@ async fn serve_request(gateway: Arc<Gateway>, peer: Arc<Peer>, resolver: Request
             ClientBody::channel(rx, Some(idle), declared)
         }
     };
-    let response = crate::dispatch::serve(gateway, peer, req.map(|()| body)).await;
+    let response = handler(peer, req.map(|()| body)).await;
     let (parts, mut body) = response.into_parts();
     if let Err(e) = send.send_response(http::Response::from_parts(parts, ())).await {
         tracing::debug!("HTTP/3 response head not sent: {e}");

@@ -20,11 +20,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::server::client_body::ClientBody;
+use crate::body::client::ClientBody;
+use crate::body::GatewayBody;
 use crate::config::{Limits, ListenerConfig};
-use crate::server::connections::ClientSlot;
-use crate::gateway::Gateway;
 use crate::exchange::Peer;
+use crate::server::connections::ClientSlot;
+use crate::shared::Shared;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -36,8 +37,21 @@ pub enum Role {
 /// each handshake uses the one current when it starts.
 pub type SwappableTls = Arc<ArcSwap<rustls::ServerConfig>>;
 
+/// What a listener hands each request to: the dispatcher on data listeners, the
+/// admin API on the admin listener. Listeners know nothing else of the gateway.
+pub type Handler = Arc<
+    dyn Fn(
+            Arc<Peer>,
+            http::Request<ClientBody>,
+        ) -> futures_util::future::BoxFuture<'static, http::Response<GatewayBody>>
+        + Send
+        + Sync,
+>;
+
 pub struct Server {
-    gateway: Arc<Gateway>,
+    /// Connection metrics and the per-client connection count.
+    shared: Arc<Shared>,
+    handler: Handler,
     role: Role,
     name: String,
     http: auto::Builder<TokioExecutor>,
@@ -79,7 +93,8 @@ fn http_builder(cfg: &ListenerConfig, limits: &Limits) -> auto::Builder<TokioExe
 
 impl Server {
     pub fn new(
-        gateway: Arc<Gateway>,
+        shared: Arc<Shared>,
+        handler: Handler,
         role: Role,
         cfg: &ListenerConfig,
         limits: &Limits,
@@ -87,7 +102,8 @@ impl Server {
         h3_port: Option<u16>,
     ) -> Self {
         Self {
-            gateway,
+            shared,
+            handler,
             role,
             name: cfg.name.clone(),
             http: http_builder(cfg, limits),
@@ -102,7 +118,7 @@ impl Server {
     pub async fn run(self, tcp: TcpListener, mut stop: watch::Receiver<bool>, drain: Duration) {
         let graceful = GracefulShutdown::new();
         let this = Arc::new(self);
-        let open = this.gateway.telemetry.metrics.connections.with_label_values(&[&this.name]);
+        let open = this.shared.telemetry.metrics.connections.with_label_values(&[&this.name]);
         loop {
             tokio::select! {
                 accepted = tcp.accept() => match accepted {
@@ -141,7 +157,7 @@ impl Server {
     }
 
     fn refused(&self, reason: &str) {
-        self.gateway.telemetry.metrics.connections_refused.with_label_values(&[&self.name, reason]).inc();
+        self.shared.telemetry.metrics.connections_refused.with_label_values(&[&self.name, reason]).inc();
     }
 
     async fn connection(&self, stream: TcpStream, addr: SocketAddr, watcher: Watcher) {
@@ -153,12 +169,12 @@ impl Server {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => {
                 let reason = crate::observe::metrics::tls_failure_reason(&e);
-                self.gateway.telemetry.metrics.tls_failures.with_label_values(&[&self.name, reason]).inc();
+                self.shared.telemetry.metrics.tls_failures.with_label_values(&[&self.name, reason]).inc();
                 tracing::debug!(listener = %self.name, %addr, reason, "TLS handshake failed: {e}");
                 return;
             }
             Err(_) => {
-                self.gateway.telemetry.metrics.tls_failures.with_label_values(&[&self.name, "timeout"]).inc();
+                self.shared.telemetry.metrics.tls_failures.with_label_values(&[&self.name, "timeout"]).inc();
                 tracing::debug!(listener = %self.name, %addr, "TLS handshake timed out");
                 return;
             }
@@ -183,7 +199,7 @@ impl Server {
     /// The client system's place among its open connections (data listeners only).
     /// `Err` names the system that holds too many.
     pub fn client_slot(&self, peer: &Peer) -> Result<Option<ClientSlot>, String> {
-        client_slot(&self.gateway, self.role, peer).inspect_err(|_| self.refused("client_full"))
+        client_slot(&self.shared, self.role, peer).inspect_err(|_| self.refused("client_full"))
     }
 
     /// Answers every request of a connection over the client's limit with 503
@@ -208,27 +224,22 @@ impl Server {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let peer = Arc::new(peer);
-        let gateway = self.gateway.clone();
-        let role = self.role;
+        let handler = self.handler.clone();
         let idle = Some(self.body_idle_timeout);
         let alt_svc = self.alt_svc.clone();
         let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-            let gateway = gateway.clone();
-            let peer = peer.clone();
+            // The handler's future is boxed: hyper keeps the service future inline in
+            // each connection's state, so an unboxed ~2.4 KB exchange future would cost
+            // every idle connection that much. One allocation per request buys it back.
+            let response = handler(peer.clone(), req.map(|b| ClientBody::hyper(b, idle)));
             let alt_svc = alt_svc.clone();
-            // Boxed: hyper keeps the service future inline in each connection's state,
-            // so an unboxed ~2.4 KB pipeline future would cost every idle connection
-            // that much. One allocation per request buys it back.
-            Box::pin(async move {
-                let mut response = match role {
-                    Role::Data => crate::dispatch::serve(gateway, peer, req.map(|b| ClientBody::hyper(b, idle))).await,
-                    Role::Admin => crate::admin::serve(&gateway, req).await,
-                };
+            async move {
+                let mut response = response.await;
                 if let Some(v) = alt_svc {
                     response.headers_mut().insert(http::header::ALT_SVC, v);
                 }
                 Ok::<_, Infallible>(response)
-            })
+            }
         });
         let conn = self.http.serve_connection(io, service);
         if let Err(e) = watcher.watch(conn.into_owned()).await {
@@ -239,12 +250,12 @@ impl Server {
 }
 
 /// The per-client connection check, shared by the TCP and QUIC listeners.
-pub fn client_slot(gateway: &Arc<Gateway>, role: Role, peer: &Peer) -> Result<Option<ClientSlot>, String> {
+pub fn client_slot(shared: &Shared, role: Role, peer: &Peer) -> Result<Option<ClientSlot>, String> {
     let (Role::Data, Some(cert)) = (role, &peer.certificate) else { return Ok(None) };
-    let runtime = gateway.runtime();
+    let runtime = shared.runtime();
     // A certificate bound to no system gets no place to count; the pipeline refuses
     // its requests with `client.identity_mismatch`.
     let Some(client) = crate::exchange::peer_system(&runtime, cert) else { return Ok(None) };
     let max = runtime.config.limits.max_connections_per_client;
-    gateway.client_connections.try_enter(client.id.as_str(), max).map(Some).ok_or_else(|| client.id.to_string())
+    shared.client_connections.try_enter(client.id.as_str(), max).map(Some).ok_or_else(|| client.id.to_string())
 }

@@ -18,7 +18,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use qaqpa_certs::DevCa;
-use qaqpa_gateway::gateway::{self, Running};
+use qaqpa_gateway::server::{self, Running};
 use qaqpa_routing::SystemId;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -51,7 +51,8 @@ impl Pki {
         let foreign = DevCa::generate("Foreign CA", time::OffsetDateTime::now_utc()).unwrap();
         let forged = foreign.issue_client(&systems[0], time::OffsetDateTime::now_utc()).unwrap();
         qaqpa_gateway::cli::pki_files::write_pair(&dir.path().join("pki"), "foreign", &forged).unwrap();
-        qaqpa_gateway::cli::pki_files::write_file(&dir.path().join("pki/foreign-ca.crt"), &foreign.cert_pem, false).unwrap();
+        qaqpa_gateway::cli::pki_files::write_file(&dir.path().join("pki/foreign-ca.crt"), &foreign.cert_pem, false)
+            .unwrap();
         Self { dir }
     }
 
@@ -377,7 +378,7 @@ impl TestGateway {
         let text = edit(&pki, config_text(provider.addr, h2c.addr, tls.addr, extra_limits));
         std::fs::write(&config_path, text).unwrap();
         let config = qaqpa_gateway::config::load(&config_path).unwrap_or_else(|e| panic!("{e}"));
-        let running = gateway::start(config, Some(config_path.clone())).await.unwrap();
+        let running = server::start(config, Some(config_path.clone())).await.unwrap();
         Self { pki, provider, running, config_path }
     }
 

@@ -13,8 +13,10 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::{now_ns, retry_after_secs, Check, Decision};
 use crate::error::GatewayError;
-use crate::gateway::Gateway;
+use crate::exchange::limits::Limiter;
+use crate::observe::metrics::Metrics;
 use crate::runtime::{Client, Route};
+use crate::shared::Param;
 
 pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
 pub const RATELIMIT: &str = "ratelimit";
@@ -55,12 +57,19 @@ fn state_value(remaining: u32, reset_ns: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"pair\";r={remaining};t={}", retry_after_secs(reset_ns))).expect("ascii")
 }
 
-pub async fn admit(gateway: &Gateway, route: &Route, client: &Client) -> Result<Admission, GatewayError> {
-    let metrics = &gateway.telemetry.metrics;
+/// Asks for the limiter, the overload gate and the metrics, nothing else.
+pub async fn admit(
+    handles: &(impl Param<Limiter> + Param<Overload> + Param<Metrics> + Sync),
+    route: &Route,
+    client: &Client,
+) -> Result<Admission, GatewayError> {
+    let metrics: &Metrics = handles.param();
+    let overload: &Overload = handles.param();
+    let limiter: &Limiter = handles.param();
     let reject =
         |reason: &str| metrics.rejections.with_label_values(&[client.id.as_str(), route.id.as_str(), reason]).inc();
 
-    let in_flight = match gateway.overload.try_enter() {
+    let in_flight = match overload.try_enter() {
         Some(guard) => guard,
         None => {
             reject("overload");
@@ -96,7 +105,7 @@ pub async fn admit(gateway: &Gateway, route: &Route, client: &Client) -> Result<
         quota_month: limits.quota_month,
         now_ns: now_ns(),
     };
-    let decision = match gateway.limiter.check(&check).await {
+    let decision = match limiter.check(&check).await {
         Ok(d) => d,
         Err(e) if route.limits_fail_open => {
             tracing::warn!("{e}; admitting (limits_fail = \"open\")");

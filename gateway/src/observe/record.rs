@@ -7,25 +7,16 @@ use std::time::{Duration, Instant};
 
 use qaqpa_adapters::ErrorCode;
 
-use crate::delivery::body::BodyOutcome;
+use crate::body::BodyOutcome;
 use crate::config::SlaObjective;
-use crate::gateway::Gateway;
 use crate::exchange::limits::stage::Admission;
 use crate::observe::metrics::{Metrics, UNKNOWN};
-use crate::observe::monitoring::{now_us, Monitoring, Record};
+use crate::observe::monitoring::{now_us, Record};
+use crate::observe::Telemetry;
 use crate::runtime::{Client, Route};
-use crate::observe::sla::SlaTracker;
 
-/// The gateway's measuring instruments; they outlive configuration reloads.
-pub struct Telemetry {
-    pub metrics: Metrics,
-    pub monitoring: Monitoring,
-    pub sla: SlaTracker,
-    pub node: String,
-}
-
-pub struct Exchange {
-    gateway: Arc<Gateway>,
+pub struct ExchangeRecord {
+    telemetry: Arc<Telemetry>,
     id: String,
     client: Option<Arc<Client>>,
     service: Option<(String, Option<SlaObjective>)>,
@@ -39,17 +30,15 @@ pub struct Exchange {
     code: Option<ErrorCode>,
     head_out: Duration,
     admission: Option<Admission>,
-    /// Whether this value owns the in-flight count (a `take`n-from shell does not).
-    counted: bool,
     /// The request's signature value, for the message log.
     signature: Option<Vec<u8>>,
 }
 
-impl Exchange {
-    pub fn begin(gateway: Arc<Gateway>, id: String, started: Instant) -> Self {
-        gateway.telemetry.metrics.in_flight.inc();
+impl ExchangeRecord {
+    pub fn begin(telemetry: Arc<Telemetry>, id: String, started: Instant) -> Self {
+        telemetry.metrics.in_flight.inc();
         Self {
-            gateway,
+            telemetry,
             id,
             client: None,
             service: None,
@@ -63,12 +52,27 @@ impl Exchange {
             code: None,
             head_out: Duration::ZERO,
             admission: None,
-            counted: true,
             signature: None,
         }
     }
 
+    /// The message id; empty until the face has read one (see [`Self::ensure_id`]).
     pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The message id the face read from the request's envelope.
+    pub fn set_id(&mut self, id: String) {
+        self.id = id;
+    }
+
+    /// The id to answer and record under: the request's, or a generated UUIDv7 when
+    /// the request was refused before its id could be read (still an exchange:
+    /// counted and recorded).
+    pub fn ensure_id(&mut self) -> &str {
+        if self.id.is_empty() {
+            self.id = uuid::Uuid::now_v7().to_string();
+        }
         &self.id
     }
 
@@ -92,7 +96,7 @@ impl Exchange {
 
     /// A request body the gateway read whole (async messages): its digest goes to the log.
     pub fn set_request_body(&mut self, body: &[u8]) {
-        self.request_body = Some(crate::delivery::body::BodyOutcome::complete(body));
+        self.request_body = Some(crate::body::BodyOutcome::complete(body));
     }
 
     /// The request is leaving for the provider.
@@ -117,32 +121,10 @@ impl Exchange {
         self.admission = Some(admission);
     }
 
-    /// Moves the exchange out of a `&mut` (for paths that finish it early).
-    pub fn take(&mut self) -> Exchange {
-        Exchange {
-            gateway: self.gateway.clone(),
-            id: std::mem::take(&mut self.id),
-            client: self.client.take(),
-            service: self.service.take(),
-            started: self.started,
-            request_in: self.request_in,
-            request_out: self.request_out.take(),
-            response_in: self.response_in.take(),
-            upstream: self.upstream.take(),
-            request_body: self.request_body.take(),
-            status: self.status,
-            code: self.code,
-            head_out: self.head_out,
-            admission: self.admission.take(),
-            counted: std::mem::replace(&mut self.counted, false),
-            signature: self.signature.take(),
-        }
-    }
-
     /// The response body has been sent (or abandoned): record everything once.
     pub fn finish(mut self, response_bytes: u64) {
         self.admission.take();
-        let t = &self.gateway.telemetry;
+        let t = &*self.telemetry;
         let m: &Metrics = &t.metrics;
         let client = self.client.as_ref().map_or(UNKNOWN, |c| c.id.as_str());
         let service = self.service.as_ref().map_or(UNKNOWN, |(s, _)| s.as_str());
@@ -162,11 +144,11 @@ impl Exchange {
             t.sla.record(id.as_str(), self.request_in, server_error, slow, keep);
         }
         let signed = self.signature.is_some();
-        if let Some(log) = &self.gateway.message_log {
+        if let Some(log) = &t.message_log {
             use base64::Engine;
             let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
             let body_sha512 = match self.request_body.as_ref().map(|b| b.get()) {
-                Some(crate::delivery::body::Outcome::Complete(digest)) => Some(b64(&digest)),
+                Some(crate::body::Outcome::Complete(digest)) => Some(b64(&digest)),
                 _ => None,
             };
             log.append(qaqpa_certs::msglog::Record {
@@ -205,10 +187,8 @@ impl Exchange {
     }
 }
 
-impl Drop for Exchange {
+impl Drop for ExchangeRecord {
     fn drop(&mut self) {
-        if self.counted {
-            self.gateway.telemetry.metrics.in_flight.dec();
-        }
+        self.telemetry.metrics.in_flight.dec();
     }
 }

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use crate::gateway::Gateway;
 use crate::observe::monitoring::now_us;
+use crate::shared::Shared;
 
-pub fn live(gateway: &Gateway) -> Value {
+pub fn live(gateway: &Shared) -> Value {
     let now = now_us();
     let records = gateway.telemetry.monitoring.recent(now - 60_000_000);
     let runtime = gateway.runtime();

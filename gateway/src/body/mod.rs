@@ -12,7 +12,11 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha512};
 
-use crate::server::client_body::{ClientBody, ClientBodyError};
+pub mod client;
+
+use http_body_util::{Either, Full};
+
+use crate::body::client::{ClientBody, ClientBodyError};
 
 /// What the gateway learned about a request body once it went through.
 #[derive(Default)]
@@ -165,11 +169,11 @@ impl Body for ForwardBody {
 pub struct Tracked {
     inner: Incoming,
     bytes: u64,
-    exchange: Option<crate::observe::telemetry::Exchange>,
+    exchange: Option<crate::observe::record::ExchangeRecord>,
 }
 
 impl Tracked {
-    pub fn new(inner: Incoming, exchange: crate::observe::telemetry::Exchange) -> Self {
+    pub fn new(inner: Incoming, exchange: crate::observe::record::ExchangeRecord) -> Self {
         let mut this = Self { inner, bytes: 0, exchange: Some(exchange) };
         if this.inner.is_end_stream() {
             this.finish();
@@ -238,4 +242,12 @@ where
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(Collect::TooLarge),
         Err(_) => Err(Collect::CutOff),
     }
+}
+
+/// Response bodies: the provider's stream passed through (and measured), or a small
+/// one the gateway built.
+pub type GatewayBody = Either<Tracked, Full<Bytes>>;
+
+pub fn full_body(bytes: impl Into<Bytes>) -> GatewayBody {
+    Either::Right(Full::new(bytes.into()))
 }

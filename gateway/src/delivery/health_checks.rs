@@ -12,15 +12,15 @@ use http_body_util::BodyExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::delivery::body::{ForwardBody, Source};
+use crate::body::{ForwardBody, Source};
 use crate::config::HealthCheck;
-use crate::gateway::Gateway;
 use crate::runtime::{Route, Runtime};
+use crate::shared::Shared;
 
 /// How often the supervisor looks for a reloaded runtime.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 
-pub async fn run(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
+pub async fn run(gateway: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut current: Option<Arc<Runtime>> = None;
     let mut probes = JoinSet::new();
     loop {
@@ -44,7 +44,7 @@ pub async fn run(gateway: Arc<Gateway>, mut stop: watch::Receiver<bool>) {
     probes.abort_all();
 }
 
-async fn probe_loop(gateway: Arc<Gateway>, route: Arc<Route>, check: HealthCheck, endpoint: usize) {
+async fn probe_loop(gateway: Arc<Shared>, route: Arc<Route>, check: HealthCheck, endpoint: usize) {
     let upstream = &route.upstreams[endpoint];
     let label = upstream.authority.as_str();
     let metrics = &gateway.telemetry.metrics;

@@ -1,0 +1,91 @@
+//! The X-Road REST face: `METHOD /r1/{service id}/{path}` with `X-Road-Client`,
+//! `X-Road-Id`, `X-Road-UserId`, `X-Road-Issue` and an optional detached JWS in
+//! `Qaqpa-Signature` (docs/protocol.md). Errors are problem+json with the stable code
+//! in `X-Road-Error`.
+//!
+//! It serves REST services and the REST side of SOAP services that declare a
+//! mediation; an envelope for a SOAP service without one is refused here: the SOAP
+//! face, with its identity and XML signature checks, is its only door.
+
+use http::{Request, Response};
+use qaqpa_adapters::ErrorCode;
+
+use crate::body::client::ClientBody;
+use crate::body::{GatewayBody, Source};
+use crate::config::{ServiceKind, SignaturePolicy};
+use crate::delivery::{forward, mediate};
+use crate::error::GatewayError;
+use crate::exchange::limits::stage as limit_stage;
+use crate::exchange::{self, headers, signatures, Ctx, Face, Outcome, Reply, OPENAPI_PATH};
+
+pub struct XRoadRest;
+
+impl Face for XRoadRest {
+    const NAME: &'static str = "r1";
+
+    async fn exchange(&mut self, ctx: &mut Ctx, mut req: Request<ClientBody>) -> Result<Outcome, GatewayError> {
+        let message_id =
+            headers::message_id(req.headers()).map_err(|why| GatewayError::new(ErrorCode::BadRequest, why))?;
+        ctx.set_message_id(message_id);
+        let runtime = ctx.runtime.clone();
+        let client = exchange::identify(&runtime, &ctx.peer, req.headers())?;
+        ctx.identified(&client);
+        let target = exchange::route(&runtime, req.uri())?;
+        let route = target.route;
+        ctx.routed(route);
+        exchange::authorize(route, &client)?;
+        if target.rest.as_deref() == Some(OPENAPI_PATH) && req.method() == http::Method::GET {
+            if let Some(doc) = super::contracts::openapi(&runtime, route, &req, ctx.peer.certificate.is_some()) {
+                return Ok(Outcome::built(doc));
+            }
+        }
+        let mediation = match (route.kind, route.mediation.as_deref()) {
+            (ServiceKind::Rest, _) => None,
+            (ServiceKind::Soap, Some(mediation)) => Some(mediation),
+            (ServiceKind::Soap, None) => {
+                return Err(GatewayError::new(
+                    ErrorCode::BadRequest,
+                    format!("{} is a SOAP service without a REST face; send its envelope to /soap", route.id),
+                ))
+            }
+        };
+        let admission = limit_stage::admit(&*ctx.shared, route, &client).await?;
+        if route.signature != SignaturePolicy::None {
+            req = signatures::verify_rest(&ctx.shared.replay, &runtime, route, &client, req, &mut ctx.record).await?;
+        }
+        if let Some(mediation) = mediation {
+            // A REST client calling a SOAP provider: adapt.
+            let rest = target.rest.as_deref().unwrap_or("");
+            let (op, params) = mediate::find_operation(mediation, req.method(), rest).ok_or_else(|| {
+                GatewayError::new(
+                    ErrorCode::BadRequest,
+                    format!("{} has no REST operation {} {rest}", route.id, req.method()),
+                )
+            })?;
+            let built =
+                mediate::rest_to_soap(&runtime, route, mediation, op, params, req, &client, &ctx.peer, &mut ctx.record)
+                    .await?;
+            return Ok(Outcome::new(Reply::Built(built), admission));
+        }
+        let (parts, body) = req.into_parts();
+        let response = forward::deliver(
+            route,
+            &target.path,
+            parts,
+            Source::Stream(body),
+            &ctx.peer,
+            &mut ctx.record,
+            &runtime.config.limits,
+        )
+        .await?;
+        if route.sign_responses {
+            let signed = signatures::sign_response(&runtime, route, &client, ctx.message_id(), response).await?;
+            return Ok(Outcome::new(Reply::Built(signed), admission));
+        }
+        Ok(Outcome::new(Reply::Stream(response), admission))
+    }
+
+    fn refusal(&self, error: GatewayError, message_id: &str) -> Response<GatewayBody> {
+        error.into_response(Some(message_id))
+    }
+}
