@@ -47,7 +47,7 @@ fn error_body(c: &mut Criterion) {
 }
 
 fn header_work(c: &mut Criterion) {
-    use qaqpa_gateway::exchange::headers;
+    use qaqpa_gateway::headers;
     let req = http::Request::post("/r1/KZ/GOV/000000000001/bench/echo/v1/item?x=1")
         .header("host", "gateway.example")
         .header("x-road-client", "KZ/GOV/000000000003/egov-portal")

@@ -49,7 +49,7 @@ pub fn error_response(code: ErrorCode, detail: &str, message_id: Option<&str>) -
     headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
     headers.insert(X_ROAD_ERROR, HeaderValue::from_static(code.as_str()));
     if let Some(id) = message_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-        headers.insert(crate::exchange::headers::X_ROAD_ID, id);
+        headers.insert(crate::headers::X_ROAD_ID, id);
     }
     response
 }

@@ -52,7 +52,7 @@ pub enum ReloadError {
     #[error("{0}")]
     Invalid(#[from] config::ConfigErrors),
     #[error("{0}")]
-    Tls(#[from] crate::server::tls::TlsError),
+    Tls(#[from] crate::tls::TlsError),
     #[error("reload task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -97,7 +97,7 @@ impl Gateway {
                     true => Some(crate::server::h3::quic_config(files, &config.limits)?),
                     false => None,
                 };
-                tls.push(Some(NewListenerTls { tcp: crate::server::tls::server_config(files, http1, http2)?, quic }));
+                tls.push(Some(NewListenerTls { tcp: crate::tls::server_config(files, http1, http2)?, quic }));
             }
             Ok((Runtime::build(config)?, tls))
         })

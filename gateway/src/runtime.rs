@@ -21,8 +21,8 @@ use crate::body::ForwardBody;
 use crate::config::{
     Config, HealthCheck, LimitRule, ServiceConfig, ServiceKind, SignaturePolicy, SlaObjective, UpstreamProtocol,
 };
-use crate::exchange::limits::{pair_key, stable_key};
-use crate::server::tls::{self, TlsError};
+use crate::limits::{pair_key, stable_key};
+use crate::tls::{self, TlsError};
 
 pub type UpstreamClient = HttpClient<HttpsConnector<HttpConnector>, ForwardBody>;
 
@@ -132,7 +132,7 @@ impl Route {
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
-        health::pick_by(&self.upstreams, |u| &u.health, &self.breaker, crate::exchange::limits::now_ns(), z, exclude)
+        health::pick_by(&self.upstreams, |u| &u.health, &self.breaker, crate::limits::now_ns(), z, exclude)
     }
 
     pub fn limits_for(&self, client: &Client) -> (&PairLimits, u64) {

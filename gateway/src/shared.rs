@@ -9,14 +9,14 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use crate::exchange::limits::stage::Overload;
-use crate::exchange::limits::Limiter;
-use crate::exchange::replay::ReplayGuard;
+use crate::limits::connections::ClientConnections;
+use crate::limits::overload::Overload;
+use crate::limits::Limiter;
 use crate::mailbox::Mailboxes;
 use crate::observe::metrics::Metrics;
 use crate::observe::Telemetry;
+use crate::replay::ReplayGuard;
 use crate::runtime::Runtime;
-use crate::server::connections::ClientConnections;
 
 /// One handle of type `T`, asked for by a stage.
 pub trait Param<T: ?Sized> {

@@ -26,7 +26,7 @@ fn rustls_client(pki: &Pki, stem: &str, alpn: &[u8]) -> rustls::ClientConfig {
     roots.add(CertificateDer::from_pem_slice(&pki.read("ca.crt")).unwrap()).unwrap();
     let certs = vec![CertificateDer::from_pem_slice(&pki.read(&format!("{stem}.crt"))).unwrap()];
     let key = PrivateKeyDer::from_pem_slice(&pki.read(&format!("{stem}.key"))).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(qaqpa_gateway::server::tls::provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(qaqpa_gateway::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
         .with_root_certificates(roots)

@@ -124,7 +124,7 @@ fn envelope(client: &str, service: &str, id: &str, iin: &str) -> String {
 /// Signs with our implementation (key and certificate from the PKI directory) at `at`.
 fn sign_with(gw: &TestGateway, stem: &str, message: &str, at: OffsetDateTime) -> String {
     let key = SigningKey::from_pem(&gw.pki.read(&format!("{stem}.key"))).unwrap();
-    let chain: Vec<Vec<u8>> = qaqpa_gateway::server::tls::load_certs(&gw.pki.path(&format!("{stem}.crt")))
+    let chain: Vec<Vec<u8>> = qaqpa_gateway::tls::load_certs(&gw.pki.path(&format!("{stem}.crt")))
         .unwrap()
         .into_iter()
         .map(|c| c.to_vec())
@@ -482,7 +482,7 @@ async fn jws_from_jwcrypto_is_accepted_and_the_gateways_verifies_in_jwcrypto() {
 #[tokio::test]
 async fn responses_are_signed_by_the_gateway_where_configured() {
     let gw = gateway().await;
-    let gateway_cert = qaqpa_gateway::server::tls::load_certs(&gw.pki.path("gateway.crt")).unwrap()[0].to_vec();
+    let gateway_cert = qaqpa_gateway::tls::load_certs(&gw.pki.path("gateway.crt")).unwrap()[0].to_vec();
     // SOAP: the provider's answer (the mirror sends back the request) arrives signed.
     let (status, code, answer) =
         post_soap(&gw, "egov-portal", envelope(CLIENT, ANSWERS_SOAP, "ans-1", "900101300123")).await;

@@ -25,7 +25,7 @@ const ADMIN_OPENAPI: &str = include_str!("admin-openapi.json");
 pub const MAX_QUERY_RECORDS: usize = 100_000;
 
 pub async fn serve<B>(gateway: &Gateway, req: Request<B>) -> Response<GatewayBody> {
-    let query = parse_query(req.uri().query().unwrap_or(""));
+    let query = crate::faces::query_params(req.uri().query().unwrap_or(""));
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, "/readyz") if gateway.is_ready() => text(StatusCode::OK, "text/plain", "ready\n"),
@@ -228,18 +228,6 @@ async fn monitoring<B>(gateway: &Gateway, params: &HashMap<String, String>, req:
     } else {
         json(serde_json::to_value(records).unwrap_or_default())
     }
-}
-
-pub fn parse_query(query: &str) -> HashMap<String, String> {
-    query
-        .split('&')
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode =
-                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
-            (!k.is_empty()).then(|| (decode(k), decode(v)))
-        })
-        .collect()
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: impl Into<bytes::Bytes>) -> Response<GatewayBody> {

@@ -3,8 +3,7 @@
 //! enforces the body size limit.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -17,48 +16,7 @@ pub mod client;
 use http_body_util::{Either, Full};
 
 use crate::body::client::{ClientBody, ClientBodyError};
-
-/// What the gateway learned about a request body once it went through.
-#[derive(Default)]
-pub struct BodyOutcome {
-    state: Mutex<Outcome>,
-    received: AtomicU64,
-}
-
-#[derive(Default, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    #[default]
-    Streaming,
-    /// SHA-512 of the whole body, set when its last frame passed.
-    Complete([u8; 64]),
-    TooLarge,
-    ClientAborted,
-    /// The client stopped sending for longer than the idle body timeout.
-    ClientIdle,
-}
-
-impl BodyOutcome {
-    pub fn get(&self) -> Outcome {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Body bytes that went through so far.
-    pub fn received(&self) -> u64 {
-        self.received.load(Ordering::Relaxed)
-    }
-
-    /// The outcome of a body the gateway already holds whole.
-    pub fn complete(body: &[u8]) -> Arc<Self> {
-        let outcome = Self::default();
-        outcome.received.store(body.len() as u64, Ordering::Relaxed);
-        outcome.set(Outcome::Complete(Sha512::digest(body).into()));
-        Arc::new(outcome)
-    }
-
-    fn set(&self, outcome: Outcome) {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = outcome;
-    }
-}
+use crate::observe::body_outcome::{BodyOutcome, Outcome};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardBodyError {
@@ -124,7 +82,7 @@ impl Body for ForwardBody {
             Some(Ok(frame)) => {
                 if let Some(data) = frame.data_ref() {
                     this.received += data.len() as u64;
-                    this.outcome.received.store(this.received, Ordering::Relaxed);
+                    this.outcome.set_received(this.received);
                     if this.received > this.limit {
                         this.hasher = None;
                         this.outcome.set(Outcome::TooLarge);

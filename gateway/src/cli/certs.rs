@@ -63,7 +63,7 @@ fn now_unix() -> i64 {
 
 pub fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     let key = SigningKey::from_pem(&read(&args.key)?).map_err(|e| anyhow::anyhow!("{}: {e}", args.key.display()))?;
-    let chain: Vec<Vec<u8>> = crate::server::tls::load_certs(&args.cert)?.into_iter().map(|c| c.to_vec()).collect();
+    let chain: Vec<Vec<u8>> = crate::tls::load_certs(&args.cert)?.into_iter().map(|c| c.to_vec()).collect();
     let message = read(&args.file)?;
     let signed = if args.jws {
         let mut claims = serde_json::Map::new();
@@ -138,8 +138,8 @@ pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         println!("verdict: signature valid; chain not checked (give --ca)");
         return Ok(ExitCode::SUCCESS);
     };
-    let anchors = crate::server::tls::load_certs(ca)?;
-    let crls = crate::server::tls::load_crls(&args.crl)?;
+    let anchors = crate::tls::load_certs(ca)?;
+    let crls = crate::tls::load_crls(&args.crl)?;
     let store = TrustStore::new(&anchors, &crls)?;
     let chain: Vec<CertificateDer<'_>> = chain.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
     match store.verify(&chain, now_unix().max(0) as u64) {

@@ -34,7 +34,7 @@ pub enum LogCommand {
 
 fn signer(cert: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
     Ok(match cert {
-        Some(path) => Some(crate::server::tls::load_certs(path)?.remove(0).to_vec()),
+        Some(path) => Some(crate::tls::load_certs(path)?.remove(0).to_vec()),
         None => None,
     })
 }

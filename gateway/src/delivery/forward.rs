@@ -7,12 +7,13 @@ use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use qaqpa_adapters::ErrorCode;
 
-use crate::body::{ForwardBody, Outcome, Source};
+use crate::body::{ForwardBody, Source};
 use crate::config::Limits;
 use crate::error::GatewayError;
-use crate::exchange::headers::{self, X_ROAD_ID, X_ROAD_REQUEST_HASH};
-use crate::exchange::Peer;
+use crate::headers::{self, X_ROAD_ID, X_ROAD_REQUEST_HASH};
+use crate::observe::body_outcome::Outcome;
 use crate::observe::record::ExchangeRecord;
+use crate::peer::Peer;
 use crate::runtime::{Route, Upstream};
 
 /// The part of the provider URI that comes from the client: the rest of its path
@@ -130,7 +131,7 @@ pub async fn deliver(
                             "the client stopped sending the request body (idle body timeout)",
                         ))
                     }
-                    _ => health.on_failure(&route.breaker, crate::exchange::limits::now_ns()),
+                    _ => health.on_failure(&route.breaker, crate::limits::now_ns()),
                 }
                 let next = match (&retry_head, e.is_connect() && !retried) {
                     (Some(_), true) if route.retry_budget.try_withdraw() => route.pick(Some(endpoint)),
@@ -152,7 +153,7 @@ pub async fn deliver(
                 return Err(unavailable(route, &e));
             }
             Err(_) => {
-                health.on_failure(&route.breaker, crate::exchange::limits::now_ns());
+                health.on_failure(&route.breaker, crate::limits::now_ns());
                 return Err(GatewayError::new(
                     ErrorCode::UpstreamTimeout,
                     format!("{} did not answer within {}", route.id, humantime::format_duration(route.timeout)),

@@ -19,9 +19,9 @@ use crate::body::client::ClientBody;
 use crate::body::{collect_bounded, Collect, Source};
 use crate::config::{MediatedOperation, Mediation};
 use crate::error::GatewayError;
-use crate::exchange::headers::X_ROAD_CLIENT;
-use crate::exchange::Peer;
+use crate::headers::X_ROAD_CLIENT;
 use crate::observe::record::ExchangeRecord;
+use crate::peer::Peer;
 use crate::runtime::{Client, Route, Runtime};
 
 /// Characters left as they are in a path segment filled from a SOAP field.

@@ -4,3 +4,4 @@
 pub mod forward;
 pub mod health_checks;
 pub mod mediate;
+pub mod push;

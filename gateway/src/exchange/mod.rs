@@ -11,10 +11,8 @@
 //! face renders them in its own format) and one for answers, and the record that
 //! measures and logs the exchange when its response has been sent.
 
-pub mod headers;
 pub mod identify;
-pub mod limits;
-pub mod replay;
+pub mod limit;
 pub mod route;
 pub mod signatures;
 
@@ -22,7 +20,6 @@ pub use identify::{identify, identify_claim, peer_system};
 pub use route::{authorize, route, route_under, Target, OPENAPI_PATH, REST_PREFIX};
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,23 +27,17 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body_util::Either;
 use hyper::body::Incoming;
-use qaqpa_certs::CertIdentity;
 use tracing::{field, info_span, Instrument};
 
 use crate::body::client::ClientBody;
 use crate::body::{full_body, GatewayBody, Tracked};
 use crate::error::{GatewayError, X_ROAD_ERROR};
+use crate::headers;
 use crate::observe::record::ExchangeRecord;
+pub use crate::peer::Peer;
 use crate::runtime::{Client, Route, Runtime};
 use crate::shared::{Param, Shared};
-use limits::stage::Admission;
-
-/// Who is on the other end of a connection, fixed at accept time.
-pub struct Peer {
-    pub addr: SocketAddr,
-    /// The client certificate's identity; `None` on an insecure listener.
-    pub certificate: Option<CertIdentity>,
-}
+use limit::Admission;
 
 /// What the stages produced: the provider's stream passed through, or an answer the
 /// gateway built (mediated, signed, an asynchronous receipt, a contract document).

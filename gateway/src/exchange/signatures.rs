@@ -21,8 +21,8 @@ use crate::body::client::ClientBody;
 use crate::body::{collect_bounded, Collect};
 use crate::config::SignaturePolicy;
 use crate::error::GatewayError;
-use crate::exchange::replay::ReplayGuard;
 use crate::observe::record::ExchangeRecord;
+use crate::replay::ReplayGuard;
 use crate::runtime::{Client, Route, Runtime, SignatureTrust, Signer};
 
 pub const QAQPA_SIGNATURE: &str = "qaqpa-signature";
@@ -144,7 +144,7 @@ fn expected_claims(
         ("htm", parts.method.to_string()),
         ("htu", parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned()),
     ];
-    for header in [crate::exchange::headers::X_ROAD_USER_ID, crate::exchange::headers::X_ROAD_ISSUE] {
+    for header in [crate::headers::X_ROAD_USER_ID, crate::headers::X_ROAD_ISSUE] {
         if let Some(v) = parts.headers.get(header).and_then(|v| v.to_str().ok()) {
             claims.push((header, v.to_owned()));
         }
@@ -178,7 +178,7 @@ pub async fn rest(
                     return Err(bad_signature(format!("the signature's {name} does not match the request")));
                 }
             }
-            for optional in [crate::exchange::headers::X_ROAD_USER_ID, crate::exchange::headers::X_ROAD_ISSUE] {
+            for optional in [crate::headers::X_ROAD_USER_ID, crate::headers::X_ROAD_ISSUE] {
                 if verified.header.contains_key(optional) && !expected.iter().any(|(n, _)| *n == optional) {
                     return Err(bad_signature(format!("{optional} is signed but not sent")));
                 }

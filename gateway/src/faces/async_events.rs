@@ -18,22 +18,20 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use qaqpa_adapters::ErrorCode;
 
-use super::async_mailbox::{carried, empty, header, json, read_body, unless_draining, wait_and_max, MESSAGE_ID};
+use super::async_mailbox::{empty, header, json, read_body, unless_draining, wait_and_max};
 use crate::body::client::ClientBody;
 use crate::body::GatewayBody;
-use crate::config::TopicConfig;
 use crate::error::GatewayError;
-use crate::exchange::headers::{X_ROAD_CLIENT, X_ROAD_ID};
 use crate::exchange::{self, Ctx, Face, Outcome, Peer};
-use crate::mailbox::{EventDelivery, EventMeta, Published, TopicRules};
+use crate::headers::{X_ROAD_CLIENT, X_ROAD_ID};
+use crate::mailbox::wire::{carried, put_carried, MESSAGE_ID, SEQ, TOPIC};
+use crate::mailbox::{EventDelivery, EventMeta, Published};
 use crate::observe::record::ExchangeRecord;
 use crate::runtime::Runtime;
 use crate::shared::Shared;
 
 pub const PREFIX: &str = "/e1/";
 const ACK: &str = "ack/";
-pub const TOPIC: &str = "qaqpa-topic";
-pub const SEQ: &str = "qaqpa-event-seq";
 
 /// The events face (`/e1/`): publish, pull and ack as exchanges whose answers the
 /// gateway builds; errors are problem+json.
@@ -51,10 +49,6 @@ impl Face for AsyncEvents {
     fn refusal(&self, error: GatewayError, message_id: &str) -> Response<GatewayBody> {
         error.into_response(Some(message_id))
     }
-}
-
-pub fn rules(topic: &TopicConfig) -> TopicRules {
-    TopicRules { id: topic.id.to_string(), retention: topic.retention, max_bytes: topic.max_bytes }
 }
 
 async fn dispatch(
@@ -78,8 +72,8 @@ async fn dispatch(
     let client = exchange::identify(runtime, peer, req.headers())?;
     exchange.set_client(&client);
     exchange.set_subject(topic.id.as_str());
-    let params = crate::admin::parse_query(req.uri().query().unwrap_or(""));
-    let rules = rules(topic);
+    let params = super::query_params(req.uri().query().unwrap_or(""));
+    let rules = crate::mailbox::rules(topic);
     let metrics = &gateway.telemetry.metrics;
     match (req.method(), acking) {
         (&Method::POST, false) => {
@@ -147,7 +141,7 @@ async fn dispatch(
 pub(super) fn raw(e: EventDelivery) -> Response<Bytes> {
     let mut response = Response::new(e.body.clone());
     let h = response.headers_mut();
-    super::async_mailbox::put_carried(h, &e.meta.headers);
+    put_carried(h, &e.meta.headers);
     h.insert(TOPIC, header(&e.topic));
     h.insert(SEQ, HeaderValue::from(e.seq));
     h.insert(MESSAGE_ID, header(&e.meta.mid.to_string()));

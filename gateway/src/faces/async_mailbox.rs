@@ -24,19 +24,15 @@ use crate::body::client::ClientBody;
 use crate::body::GatewayBody;
 use crate::config::MailboxMode;
 use crate::error::GatewayError;
-use crate::exchange::headers::{self, X_ROAD_CLIENT, X_ROAD_ID};
 use crate::exchange::{self, Ctx, Face, Outcome, Peer};
+use crate::headers::{self, X_ROAD_CLIENT, X_ROAD_ID};
+use crate::mailbox::wire::{carried, put_carried, ATTEMPT, MESSAGE_ID, STATUS};
 use crate::mailbox::{Delivery, Envelope, Kind, MailboxError, Queue, Sent};
 use crate::observe::record::ExchangeRecord;
 use crate::runtime::{Client, Runtime};
 use crate::shared::Shared;
 
 pub const PREFIX: &str = "/a1/";
-pub const MESSAGE_ID: &str = "qaqpa-message-id";
-pub const ATTEMPT: &str = "qaqpa-attempt";
-pub const STATUS: &str = "qaqpa-status";
-/// Headers kept with an async message and given back on delivery.
-const CARRIED: [&str; 4] = ["content-type", "x-road-userid", "x-road-issue", "soapaction"];
 /// Messages one take returns at most.
 const MAX_TAKE: usize = 100;
 
@@ -88,7 +84,7 @@ async fn dispatch(
     exchange: &mut ExchangeRecord,
 ) -> Result<Response<Bytes>, GatewayError> {
     let path = req.uri().path().strip_prefix(PREFIX).unwrap_or("").to_owned();
-    let params = crate::admin::parse_query(req.uri().query().unwrap_or(""));
+    let params = super::query_params(req.uri().query().unwrap_or(""));
     let (operation, rest) = path.split_once('/').unwrap_or((path.as_str(), ""));
     match (req.method(), operation) {
         (&Method::GET, "inbox") => take(gateway, runtime, peer, &req, Kind::Request, rest, &params, exchange).await,
@@ -168,13 +164,6 @@ pub(super) fn queues(runtime: &Runtime, system: &str, kind: Kind) -> Vec<Queue> 
 }
 
 /// Puts a stored message's carried headers on its delivery.
-pub(crate) fn put_carried(h: &mut HeaderMap, carried: &[(String, String)]) {
-    for (name, value) in carried {
-        if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(name.as_str()), HeaderValue::from_str(value)) {
-            h.insert(name, value);
-        }
-    }
-}
 
 fn mid_of(text: &str) -> Result<uuid::Uuid, GatewayError> {
     uuid::Uuid::parse_str(text).map_err(|_| GatewayError::new(ErrorCode::BadRequest, "the message id must be a UUID"))
@@ -213,14 +202,7 @@ pub(super) async fn read_body(runtime: &Runtime, body: ClientBody) -> Result<Byt
     })
 }
 
-pub(super) fn carried(headers: &HeaderMap) -> Vec<(String, String)> {
-    pick(headers, &CARRIED)
-}
-
 /// The named headers that are present and text, to store with a message.
-pub(crate) fn pick(headers: &HeaderMap, names: &[&str]) -> Vec<(String, String)> {
-    names.iter().filter_map(|name| Some(((*name).to_owned(), headers.get(*name)?.to_str().ok()?.to_owned()))).collect()
-}
 
 async fn send(
     gateway: &Shared,
@@ -236,7 +218,7 @@ async fn send(
     exchange.set_service(route);
     exchange::authorize(route, &client)?;
     mailbox_service(route)?;
-    let admission = crate::exchange::limits::stage::admit(gateway, route, &client).await?;
+    let admission = crate::exchange::limit::admit(gateway, route, &client).await?;
     if route.signature != crate::config::SignaturePolicy::None {
         req = crate::exchange::signatures::verify_rest(&gateway.replay, runtime, route, &client, req, exchange).await?;
     }

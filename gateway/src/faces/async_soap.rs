@@ -138,7 +138,7 @@ async fn send_request(call: &Call<'_>, ctx: &mut Ctx) -> Result<Outcome, Gateway
     ctx.routed(route);
     authorize(route, &call.client)?;
     super::async_mailbox::mailbox_service(route)?;
-    let admission = crate::exchange::limits::stage::admit(&*shared, route, &call.client).await?;
+    let admission = crate::exchange::limit::admit(&*shared, route, &call.client).await?;
     let message_id = ctx.message_id().to_owned();
     let (stored, signature) = crate::exchange::signatures::soap(
         &shared.replay,

@@ -8,3 +8,17 @@ pub mod async_soap;
 pub mod contracts;
 pub mod xroad_rest;
 pub mod xroad_soap;
+
+/// A query string's parameters, percent-decoded (`+` as space); the last of a
+/// repeated name wins.
+pub fn query_params(query: &str) -> std::collections::HashMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode =
+                |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (!k.is_empty()).then(|| (decode(k), decode(v)))
+        })
+        .collect()
+}

@@ -15,8 +15,9 @@ use crate::body::{GatewayBody, Source};
 use crate::config::{ServiceKind, SignaturePolicy};
 use crate::delivery::{forward, mediate};
 use crate::error::GatewayError;
-use crate::exchange::limits::stage as limit_stage;
-use crate::exchange::{self, headers, signatures, Ctx, Face, Outcome, Reply, OPENAPI_PATH};
+use crate::exchange::limit as limit_stage;
+use crate::exchange::{self, signatures, Ctx, Face, Outcome, Reply, OPENAPI_PATH};
+use crate::headers;
 
 pub struct XRoadRest;
 

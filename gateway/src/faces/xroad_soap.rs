@@ -19,9 +19,9 @@ use crate::body::{collect_bounded, full_body, Collect, GatewayBody, Source};
 use crate::config::ServiceKind;
 use crate::delivery::{forward, mediate};
 use crate::error::{GatewayError, X_ROAD_ERROR};
-use crate::exchange::headers::{MAX_MESSAGE_ID_LEN, X_ROAD_ID};
-use crate::exchange::limits::stage as limit_stage;
+use crate::exchange::limit as limit_stage;
 use crate::exchange::{authorize, identify_claim, signatures, Ctx, Face, Outcome, Reply};
+use crate::headers::{MAX_MESSAGE_ID_LEN, X_ROAD_ID};
 
 pub const SOAP_PATH: &str = "/soap";
 /// Envelopes larger than this are parsed off the async workers.

@@ -10,7 +10,7 @@
 
 pub mod embedded;
 pub mod nats;
-pub mod push;
+pub mod wire;
 
 use std::time::Duration;
 
@@ -507,8 +507,7 @@ pub async fn housekeeping(
             tracing::error!("mailbox housekeeping: {e}");
         }
         if n.is_multiple_of(10) {
-            let topics: Vec<TopicRules> =
-                gateway.runtime().config.topics.iter().map(crate::faces::async_events::rules).collect();
+            let topics: Vec<TopicRules> = gateway.runtime().config.topics.iter().map(rules).collect();
             if let Err(e) = store.retain(&topics).await {
                 tracing::error!("event retention: {e}");
             }
@@ -575,4 +574,9 @@ mod tests {
         assert_ne!(mailbox_id("A", "1"), mailbox_id("B", "1"), "the same id from two clients is two messages");
         assert_ne!(mailbox_id("A", "1b"), mailbox_id("A1", "b"), "no ambiguity at the boundary");
     }
+}
+
+/// A topic's store rules from its configuration.
+pub fn rules(topic: &crate::config::TopicConfig) -> TopicRules {
+    TopicRules { id: topic.id.to_string(), retention: topic.retention, max_bytes: topic.max_bytes }
 }

@@ -3,6 +3,7 @@
 //! Nothing here knows the layers above; an exchange reaches it through
 //! [`record::ExchangeRecord`], which holds only [`Telemetry`].
 
+pub mod body_outcome;
 pub mod message_log;
 pub mod metrics;
 pub mod monitoring;

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use qaqpa_adapters::ErrorCode;
 
-use crate::body::BodyOutcome;
 use crate::config::SlaObjective;
-use crate::exchange::limits::stage::Admission;
+use crate::observe::body_outcome::BodyOutcome;
 use crate::observe::metrics::{Metrics, UNKNOWN};
 use crate::observe::monitoring::{now_us, Record};
 use crate::observe::Telemetry;
@@ -29,7 +28,9 @@ pub struct ExchangeRecord {
     status: u16,
     code: Option<ErrorCode>,
     head_out: Duration,
-    admission: Option<Admission>,
+    /// What the exchange holds until it ends (the limit stage's admission: permits
+    /// and the in-flight count); observation does not look inside.
+    held: Option<Box<dyn Send + Sync>>,
     /// The request's signature value, for the message log.
     signature: Option<Vec<u8>>,
 }
@@ -51,7 +52,7 @@ impl ExchangeRecord {
             status: 0,
             code: None,
             head_out: Duration::ZERO,
-            admission: None,
+            held: None,
             signature: None,
         }
     }
@@ -96,7 +97,7 @@ impl ExchangeRecord {
 
     /// A request body the gateway read whole (async messages): its digest goes to the log.
     pub fn set_request_body(&mut self, body: &[u8]) {
-        self.request_body = Some(crate::body::BodyOutcome::complete(body));
+        self.request_body = Some(crate::observe::body_outcome::BodyOutcome::complete(body));
     }
 
     /// The request is leaving for the provider.
@@ -114,16 +115,16 @@ impl ExchangeRecord {
 
     /// The response head is going back to the client; holds the admission (permits,
     /// in-flight count) until [`finish`](Self::finish).
-    pub fn response_head(&mut self, status: u16, code: Option<ErrorCode>, admission: Admission) {
+    pub fn response_head(&mut self, status: u16, code: Option<ErrorCode>, hold: impl Send + Sync + 'static) {
         self.status = status;
         self.code = code;
         self.head_out = self.started.elapsed();
-        self.admission = Some(admission);
+        self.held = Some(Box::new(hold));
     }
 
     /// The response body has been sent (or abandoned): record everything once.
     pub fn finish(mut self, response_bytes: u64) {
-        self.admission.take();
+        self.held.take();
         let t = &*self.telemetry;
         let m: &Metrics = &t.metrics;
         let client = self.client.as_ref().map_or(UNKNOWN, |c| c.id.as_str());
@@ -148,7 +149,7 @@ impl ExchangeRecord {
             use base64::Engine;
             let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
             let body_sha512 = match self.request_body.as_ref().map(|b| b.get()) {
-                Some(crate::body::Outcome::Complete(digest)) => Some(b64(&digest)),
+                Some(crate::observe::body_outcome::Outcome::Complete(digest)) => Some(b64(&digest)),
                 _ => None,
             };
             log.append(qaqpa_certs::msglog::Record {

@@ -16,18 +16,18 @@ use tokio::task::JoinSet;
 
 use crate::body::client::{ClientBody, ClientBodyError};
 use crate::config::{Limits, TlsFiles};
-use crate::exchange::Peer;
+use crate::peer::Peer;
 use crate::server::listener::Handler;
 use crate::server::listener::{client_slot, Role};
-use crate::server::tls::TlsError;
 use crate::shared::Shared;
+use crate::tls::TlsError;
 
 type H3Connection = h3::server::Connection<h3_quinn::Connection, Bytes>;
 type RequestResolver = h3::server::RequestResolver<h3_quinn::Connection, Bytes>;
 
 /// QUIC transport and TLS for a listener; rebuilt on reload and swapped into the endpoint.
 pub fn quic_config(files: &TlsFiles, limits: &Limits) -> Result<quinn::ServerConfig, TlsError> {
-    let tls = crate::server::tls::quic_server_config(files)?;
+    let tls = crate::tls::quic_server_config(files)?;
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsError::Quic(format!("no TLS 1.3 cipher suite for QUIC: {e}")))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));

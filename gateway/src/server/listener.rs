@@ -23,8 +23,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::body::client::ClientBody;
 use crate::body::GatewayBody;
 use crate::config::{Limits, ListenerConfig};
-use crate::exchange::Peer;
-use crate::server::connections::ClientSlot;
+use crate::limits::connections::ClientSlot;
+use crate::peer::Peer;
 use crate::shared::Shared;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,10 +2,8 @@
 //! certificates swapped on reload, connection limits. It hands each request to
 //! [`crate::dispatch`] and knows nothing of protocols.
 
-pub mod connections;
 pub mod h3;
 pub mod listener;
 pub mod start;
 
 pub use start::{start, Running, StartError};
-pub mod tls;

@@ -13,12 +13,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::{Config, LimitsBackend};
-use crate::exchange::limits::local::LocalBackend;
-use crate::exchange::limits::redis::RedisBackend;
-use crate::exchange::limits::stage::Overload;
-use crate::exchange::limits::{now_ns, Limiter};
+use crate::config::{Config, Limits, LimitsBackend, ListenerConfig};
 use crate::gateway::{Gateway, ListenerTls};
+use crate::limits::local::LocalBackend;
+use crate::limits::overload::Overload;
+use crate::limits::redis::RedisBackend;
+use crate::limits::{now_ns, Limiter};
 use crate::observe::metrics::Metrics;
 use crate::observe::monitoring::Monitoring;
 use crate::observe::sla::SlaTracker;
@@ -31,13 +31,13 @@ use qaqpa_routing::limit::Aimd;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("{0}")]
-    Tls(#[from] crate::server::tls::TlsError),
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot bind {name} listener on {address}: {source}")]
     Bind { name: String, address: SocketAddr, source: std::io::Error },
     #[error("data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
     #[error("{0}")]
-    Limits(#[from] crate::exchange::limits::LimitError),
+    Limits(#[from] crate::limits::LimitError),
     #[error("mailbox: {0}")]
     Mailbox(#[from] crate::mailbox::MailboxError),
 }
@@ -51,48 +51,98 @@ pub struct Running {
     tasks: JoinSet<()>,
 }
 
-/// Binds every listener, then starts serving and reports ready.
+/// Opens the stores, binds every listener, then starts serving and reports ready.
 pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Running, StartError> {
-    let listeners = config.listeners.clone();
-    let admin = config.admin.clone();
-    let limits = config.limits.clone();
     let data_dir = config.storage.data_dir.clone();
     let dir_error = |source| StartError::DataDir { path: data_dir.display().to_string(), source };
     std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
-    let monitoring =
-        Monitoring::start(data_dir.join("monitoring"), config.monitoring.ring, config.monitoring.retention)
-            .map_err(dir_error)?;
-    let limiter = match &config.storage.limits {
-        LimitsBackend::Local => {
-            let file = data_dir.join("quotas.tsv");
-            let backend = LocalBackend::default();
-            let n = backend.load(&file, now_ns()).map_err(dir_error)?;
-            tracing::info!(counters = n, "quota counters loaded from {}", file.display());
-            Limiter::Local { backend, file }
-        }
-        LimitsBackend::Redis { url, timeout, prefix } => {
-            Limiter::Redis(RedisBackend::connect(url, *timeout, prefix).await?)
-        }
-    };
+    let telemetry = open_telemetry(&config)?;
+    let limiter = open_limiter(&config).await?;
     let overload = Overload {
         enabled: config.overload.enabled,
         in_flight: Arc::new(AtomicU32::new(0)),
         limit: AtomicU32::new(config.overload.max_in_flight),
     };
-    let overload_config = config.overload.clone();
     let (window, capacity) = config
         .signatures
         .as_ref()
         .map_or((crate::config::DEFAULT_REPLAY_WINDOW, crate::config::DEFAULT_REPLAY_CAPACITY), |s| {
             (s.replay_window, s.replay_capacity)
         });
-    let replay = crate::exchange::replay::ReplayGuard::open(
-        &data_dir.join("replay.log"),
-        window.as_secs(),
-        capacity,
-        crate::exchange::signatures::now_unix().max(0) as u64,
-    )
-    .map_err(dir_error)?;
+    let now = crate::exchange::signatures::now_unix().max(0) as u64;
+    let replay = crate::replay::ReplayGuard::open(&data_dir.join("replay.log"), window.as_secs(), capacity, now)
+        .map_err(dir_error)?;
+    let mailboxes = crate::mailbox::Mailboxes::open(&config.mailbox, &data_dir, &config.node).await?;
+    mailboxes.configure(&config);
+    let (stop, stopped) = watch::channel(false);
+    let (started, overload_config, limits) = (config.clone(), config.overload.clone(), config.limits.clone());
+    let shared = Arc::new(Shared::new(
+        Runtime::build(config)?,
+        telemetry,
+        limiter,
+        overload,
+        replay,
+        mailboxes,
+        stopped.clone(),
+    ));
+    let gateway = Arc::new(Gateway {
+        shared: shared.clone(),
+        config_path,
+        ready: AtomicBool::new(false),
+        listener_tls: std::sync::Mutex::new(Vec::new()),
+        started,
+    });
+    let mut tasks = JoinSet::new();
+    tasks.spawn(housekeeping(shared.clone(), stopped.clone()));
+    tasks.spawn(overload_probe(shared.clone(), overload_config, stopped.clone()));
+    tasks.spawn(crate::delivery::health_checks::run(shared.clone(), stopped.clone()));
+    tasks.spawn(crate::delivery::push::run(shared.clone(), stopped.clone()));
+    tasks.spawn(crate::mailbox::housekeeping(shared.clone(), stopped.clone()));
+    // Bind all before serving any: a port that cannot be had fails the start whole.
+    let config = &gateway.started;
+    let roles = config.listeners.iter().map(|l| (l, Role::Data)).chain(config.admin.iter().map(|l| (l, Role::Admin)));
+    let mut bound = Vec::new();
+    for (cfg, role) in roles {
+        let listener = bind(cfg, role, &shared, &limits).await?;
+        if let Some(tls) = &listener.tls {
+            gateway.listener_tls.lock().unwrap_or_else(|e| e.into_inner()).push(ListenerTls {
+                name: cfg.name.clone(),
+                tcp: tls.clone(),
+                http1: cfg.http1,
+                http2: cfg.http2,
+                quic: listener.h3.as_ref().map(|s| s.endpoint()),
+            });
+        }
+        bound.push((cfg.clone(), role, listener));
+    }
+    let (mut data_addrs, mut admin_addr) = (Vec::new(), None);
+    for (cfg, role, Bound { tcp, tls, addr, h3 }) in bound {
+        match role {
+            Role::Data => data_addrs.push(addr),
+            Role::Admin => admin_addr = Some(addr),
+        }
+        let h3_port = h3.as_ref().map(|_| addr.port());
+        if let Some(h3) = h3 {
+            tasks.spawn(h3.run(stopped.clone(), limits.drain_timeout));
+        }
+        let handler = match role {
+            Role::Data => data_handler(&shared),
+            Role::Admin => admin_handler(&gateway),
+        };
+        let server = listener::Server::new(shared.clone(), handler, role, &cfg, &limits, tls, h3_port);
+        tasks.spawn(server.run(tcp, stopped.clone(), limits.drain_timeout));
+    }
+    gateway.ready.store(true, Ordering::Release);
+    Ok(Running { gateway, data_addrs, admin_addr, stop, tasks })
+}
+
+/// Metrics, monitoring records and the message log, which outlive every reload.
+fn open_telemetry(config: &Config) -> Result<Arc<Telemetry>, StartError> {
+    let data_dir = &config.storage.data_dir;
+    let dir_error = |source| StartError::DataDir { path: data_dir.display().to_string(), source };
+    let monitoring =
+        Monitoring::start(data_dir.join("monitoring"), config.monitoring.ring, config.monitoring.retention)
+            .map_err(dir_error)?;
     let metrics = Metrics::new();
     // Seals are signed with the gateway's signing key, or its first listener's TLS key.
     let seal_key = config.signatures.as_ref().and_then(|s| s.gateway_key.clone()).or_else(|| {
@@ -118,102 +168,69 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
             None
         }
     };
-    let mailboxes = crate::mailbox::Mailboxes::open(&config.mailbox, &data_dir, &config.node).await?;
-    mailboxes.configure(&config);
-    let (stop, stopped) = watch::channel(false);
-    let started = config.clone();
-    let telemetry =
-        Arc::new(Telemetry { metrics, monitoring, sla: SlaTracker::default(), message_log, node: config.node.clone() });
-    let runtime = Runtime::build(config)?;
-    let shared = Arc::new(Shared::new(runtime, telemetry, limiter, overload, replay, mailboxes, stopped.clone()));
-    let gateway = Arc::new(Gateway {
-        shared: shared.clone(),
-        config_path,
-        ready: AtomicBool::new(false),
-        listener_tls: std::sync::Mutex::new(Vec::new()),
-        started,
-    });
-    let mut tasks = JoinSet::new();
-    tasks.spawn(housekeeping(shared.clone(), stopped.clone()));
-    tasks.spawn(overload_probe(shared.clone(), overload_config, stopped.clone()));
-    tasks.spawn(crate::delivery::health_checks::run(shared.clone(), stopped.clone()));
-    tasks.spawn(crate::mailbox::push::run(shared.clone(), stopped.clone()));
-    tasks.spawn(crate::mailbox::housekeeping(shared.clone(), stopped.clone()));
-    let mut data_addrs = Vec::new();
-    let mut bound = Vec::new();
-    for l in listeners.iter().map(|l| (l, Role::Data)).chain(admin.iter().map(|l| (l, Role::Admin))) {
-        let (cfg, role) = l;
-        let tcp = TcpListener::bind(cfg.address).await.map_err(|source| StartError::Bind {
-            name: cfg.name.clone(),
-            address: cfg.address,
-            source,
-        })?;
-        let addr = tcp.local_addr().map_err(|source| StartError::Bind {
-            name: cfg.name.clone(),
-            address: cfg.address,
-            source,
-        })?;
-        let tls: Option<SwappableTls> = match &cfg.tls {
-            Some(files) => {
-                Some(Arc::new(ArcSwap::new(crate::server::tls::server_config(files, cfg.http1, cfg.http2)?)))
-            }
-            None => None,
-        };
-        // HTTP/3 on the same port over UDP (the TCP port the OS chose, if it was 0).
-        let h3 = match (&cfg.tls, cfg.http3 && role == Role::Data) {
-            (Some(files), true) => {
-                let quic = crate::server::h3::quic_config(files, &limits)?;
-                let server = crate::server::h3::H3Server::bind(
-                    shared.clone(),
-                    data_handler(&shared),
-                    &cfg.name,
-                    addr,
-                    quic,
-                    &limits,
-                    cfg.max_connections,
-                )
-                .map_err(|source| StartError::Bind {
-                    name: format!("{} (HTTP/3, UDP)", cfg.name),
-                    address: addr,
-                    source,
-                })?;
-                Some(server)
-            }
-            _ => None,
-        };
-        tracing::info!(listener = %cfg.name, %addr, tls = tls.is_some(), http3 = h3.is_some(), ?role, "listening");
-        if role == Role::Data {
-            data_addrs.push(addr);
+    let node = config.node.clone();
+    Ok(Arc::new(Telemetry { metrics, monitoring, sla: SlaTracker::default(), message_log, node }))
+}
+
+/// Quota and rate state: in memory (quota counters persisted to the data
+/// directory) or in Redis for a cluster.
+async fn open_limiter(config: &Config) -> Result<Limiter, StartError> {
+    Ok(match &config.storage.limits {
+        LimitsBackend::Local => {
+            let file = config.storage.data_dir.join("quotas.tsv");
+            let backend = LocalBackend::default();
+            let n = backend
+                .load(&file, now_ns())
+                .map_err(|source| StartError::DataDir { path: file.display().to_string(), source })?;
+            tracing::info!(counters = n, "quota counters loaded from {}", file.display());
+            Limiter::Local { backend, file }
         }
-        if let Some(tcp_tls) = &tls {
-            gateway.listener_tls.lock().unwrap_or_else(|e| e.into_inner()).push(ListenerTls {
-                name: cfg.name.clone(),
-                tcp: tcp_tls.clone(),
-                http1: cfg.http1,
-                http2: cfg.http2,
-                quic: h3.as_ref().map(|s| s.endpoint()),
-            });
+        LimitsBackend::Redis { url, timeout, prefix } => {
+            Limiter::Redis(RedisBackend::connect(url, *timeout, prefix).await?)
         }
-        bound.push((cfg.clone(), role, tcp, tls, addr, h3));
-    }
-    let mut admin_addr = None;
-    for (cfg, role, tcp, tls, addr, h3) in bound {
-        if role == Role::Admin {
-            admin_addr = Some(addr);
+    })
+}
+
+/// One listener bound: its TCP socket, its TLS, and HTTP/3 on the same port.
+struct Bound {
+    tcp: TcpListener,
+    tls: Option<SwappableTls>,
+    addr: SocketAddr,
+    h3: Option<crate::server::h3::H3Server>,
+}
+
+async fn bind(cfg: &ListenerConfig, role: Role, shared: &Arc<Shared>, limits: &Limits) -> Result<Bound, StartError> {
+    let bind_error = |source| StartError::Bind { name: cfg.name.clone(), address: cfg.address, source };
+    let tcp = TcpListener::bind(cfg.address).await.map_err(bind_error)?;
+    let addr = tcp.local_addr().map_err(bind_error)?;
+    let tls: Option<SwappableTls> = match &cfg.tls {
+        Some(files) => Some(Arc::new(ArcSwap::new(crate::tls::server_config(files, cfg.http1, cfg.http2)?))),
+        None => None,
+    };
+    // HTTP/3 on the same port over UDP (the TCP port the OS chose, if it was 0).
+    let h3 = match (&cfg.tls, cfg.http3 && role == Role::Data) {
+        (Some(files), true) => {
+            let quic = crate::server::h3::quic_config(files, limits)?;
+            let server = crate::server::h3::H3Server::bind(
+                shared.clone(),
+                data_handler(shared),
+                &cfg.name,
+                addr,
+                quic,
+                limits,
+                cfg.max_connections,
+            )
+            .map_err(|source| StartError::Bind {
+                name: format!("{} (HTTP/3, UDP)", cfg.name),
+                address: addr,
+                source,
+            })?;
+            Some(server)
         }
-        let h3_port = h3.as_ref().map(|_| addr.port());
-        if let Some(h3) = h3 {
-            tasks.spawn(h3.run(stopped.clone(), limits.drain_timeout));
-        }
-        let handler = match role {
-            Role::Data => data_handler(&shared),
-            Role::Admin => admin_handler(&gateway),
-        };
-        let server = listener::Server::new(shared.clone(), handler, role, &cfg, &limits, tls, h3_port);
-        tasks.spawn(server.run(tcp, stopped.clone(), limits.drain_timeout));
-    }
-    gateway.ready.store(true, Ordering::Release);
-    Ok(Running { gateway, data_addrs, admin_addr, stop, tasks })
+        _ => None,
+    };
+    tracing::info!(listener = %cfg.name, %addr, tls = tls.is_some(), http3 = h3.is_some(), ?role, "listening");
+    Ok(Bound { tcp, tls, addr, h3 })
 }
 
 impl Running {

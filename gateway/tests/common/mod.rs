@@ -363,13 +363,13 @@ impl TestGateway {
         let pki = Pki::new();
         let provider = start_provider(false).await;
         let h2c = start_provider(true).await;
-        let mut server = rustls::ServerConfig::builder_with_provider(qaqpa_gateway::server::tls::provider())
+        let mut server = rustls::ServerConfig::builder_with_provider(qaqpa_gateway::tls::provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(
-                qaqpa_gateway::server::tls::load_certs(&pki.path("gateway.crt")).unwrap(),
-                qaqpa_gateway::server::tls::load_key(&pki.path("gateway.key")).unwrap(),
+                qaqpa_gateway::tls::load_certs(&pki.path("gateway.crt")).unwrap(),
+                qaqpa_gateway::tls::load_key(&pki.path("gateway.key")).unwrap(),
             )
             .unwrap();
         server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -4,9 +4,10 @@
 //!
 //! A refused request consumes neither rate nor quota (DESIGN §7).
 
+pub mod connections;
 pub mod local;
+pub mod overload;
 pub mod redis;
-pub mod stage;
 
 use std::time::Duration;
 

@@ -16,13 +16,14 @@ use bytes::Bytes;
 use http::{Method, Request};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use super::{Delivery, Queue, TopicRules};
 use crate::body::Source;
 use crate::config::MailboxMode;
 use crate::delivery::forward::ProviderPath;
-use crate::exchange::headers::X_ROAD_CLIENT;
-use crate::exchange::Peer;
+use crate::headers::X_ROAD_CLIENT;
+use crate::mailbox::wire::{pick, put_carried, ATTEMPT, MESSAGE_ID, SEQ, TOPIC};
+use crate::mailbox::{Delivery, EventDelivery, Queue, TopicRules};
 use crate::observe::record::ExchangeRecord;
+use crate::peer::Peer;
 use crate::shared::Shared;
 
 /// How often the supervisor looks for services that start or stop pushing.
@@ -45,7 +46,7 @@ fn wanted(runtime: &crate::runtime::Runtime) -> Vec<Job> {
         config.services.iter().filter(|s| s.mailbox == MailboxMode::Push).map(|s| Job::Requests(s.id.to_string()));
     let events = config.topics.iter().flat_map(|t| {
         t.push.iter().map(move |(subscriber, service)| Job::Events {
-            topic: crate::faces::async_events::rules(t),
+            topic: crate::mailbox::rules(t),
             subscriber: subscriber.to_string(),
             service: service.to_string(),
         })
@@ -139,10 +140,10 @@ async fn event_worker(
     }
 }
 
-async fn post_event(gateway: &Arc<Shared>, service: &str, event: &super::EventDelivery) -> Result<(), String> {
+async fn post_event(gateway: &Arc<Shared>, service: &str, event: &EventDelivery) -> Result<(), String> {
     let mut headers = event.meta.headers.clone();
-    headers.push((crate::faces::async_events::TOPIC.into(), event.topic.clone()));
-    headers.push((crate::faces::async_events::SEQ.into(), event.seq.to_string()));
+    headers.push((TOPIC.into(), event.topic.clone()));
+    headers.push((SEQ.into(), event.seq.to_string()));
     let outgoing = Outgoing {
         service,
         message_id: &event.meta.message_id,
@@ -269,13 +270,13 @@ async fn send(gateway: &Arc<Shared>, m: Outgoing<'_>) -> Result<(u16, Vec<(Strin
         .uri("/")
         .header(X_ROAD_CLIENT, m.client)
         .header("x-road-service", m.service)
-        .header(crate::faces::async_mailbox::MESSAGE_ID, m.mid.to_string());
+        .header(MESSAGE_ID, m.mid.to_string());
     let req = match m.attempt {
-        Some(attempt) => req.header(crate::faces::async_mailbox::ATTEMPT, attempt),
+        Some(attempt) => req.header(ATTEMPT, attempt),
         None => req,
     };
     let (mut parts, _) = req.body(()).map_err(|err| err.to_string())?.into_parts();
-    crate::faces::async_mailbox::put_carried(&mut parts.headers, m.headers);
+    put_carried(&mut parts.headers, m.headers);
     let (rest, query) = m.path.split_once('?').map_or((m.path, None), |(p, q)| (p, Some(q)));
     let peer = Peer { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), certificate: None };
     let limits = &runtime.config.limits;
@@ -294,14 +295,14 @@ async fn send(gateway: &Arc<Shared>, m: Outgoing<'_>) -> Result<(u16, Vec<(Strin
         Ok(r) => r,
         Err(err) => {
             let status = err.code.http_status();
-            exchange.response_head(status, Some(err.code), crate::exchange::limits::stage::Admission::none());
+            exchange.response_head(status, Some(err.code), ());
             exchange.finish(0);
             return Err(err.to_string());
         }
     };
     let status = response.status().as_u16();
-    let headers = crate::faces::async_mailbox::pick(response.headers(), &["content-type"]);
-    exchange.response_head(status, None, crate::exchange::limits::stage::Admission::none());
+    let headers = pick(response.headers(), &["content-type"]);
+    exchange.response_head(status, None, ());
     let limit = runtime.config.mailbox.max_message_bytes;
     let body = crate::body::collect_bounded(response.into_body(), limit)
         .await

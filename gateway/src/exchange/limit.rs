@@ -3,34 +3,21 @@
 //! holds what must stay reserved until the exchange ends and the headers that tell
 //! clients where they stand.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
-
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use qaqpa_adapters::ErrorCode;
 use qaqpa_routing::limit::QuotaPeriod;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::{now_ns, retry_after_secs, Check, Decision};
 use crate::error::GatewayError;
-use crate::exchange::limits::Limiter;
+use crate::limits::overload::{InFlight, Overload};
+use crate::limits::Limiter;
+use crate::limits::{now_ns, retry_after_secs, Check, Decision};
 use crate::observe::metrics::Metrics;
 use crate::runtime::{Client, Route};
 use crate::shared::Param;
 
 pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
 pub const RATELIMIT: &str = "ratelimit";
-
-/// Counts exchanges in flight; the count drops when the guard does.
-pub struct InFlight {
-    counter: Arc<AtomicU32>,
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.counter.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// What an admitted request holds until its exchange ends.
 pub struct Admission {
@@ -169,24 +156,5 @@ pub async fn admit(
             )
             .with_header(RETRY_AFTER, HeaderValue::from(retry_after_secs(retry_after_ns))))
         }
-    }
-}
-
-/// Global adaptive shedding: a limit on exchanges in flight, moved by the AIMD
-/// controller that the gateway's probe feeds with event-loop lag.
-pub struct Overload {
-    pub enabled: bool,
-    pub in_flight: Arc<AtomicU32>,
-    pub limit: AtomicU32,
-}
-
-impl Overload {
-    pub fn try_enter(&self) -> Option<InFlight> {
-        let n = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
-        let guard = InFlight { counter: self.in_flight.clone() };
-        if self.enabled && n > self.limit.load(Ordering::Relaxed) {
-            return None;
-        }
-        Some(guard)
     }
 }
