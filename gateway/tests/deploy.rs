@@ -163,7 +163,9 @@ fn the_cluster_config_is_valid_and_names_each_node_by_its_host() {
         .replace("/etc/qaqpa/pki/", &format!("{}/pki/", dir.path().display()))
         .replace("/var/lib/qaqpa", &format!("{}/data", dir.path().display()));
     assert!(!local.contains("/etc/qaqpa"), "every path was mapped");
-    let config = qaqpa_gateway::config::parse(&local, dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
+    // The host's name as `load` finds it, for node = "$HOSTNAME".
+    let env = qaqpa_gateway::config::Environment::of_process();
+    let config = qaqpa_gateway::config::validate(&local, dir.path(), &env).unwrap_or_else(|e| panic!("{e:#?}"));
     let expected = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())

@@ -2,14 +2,37 @@
 //! [`Config`] whose every value is checked, and the error report that names each bad
 //! key with its line.
 //!
-//! Validation reads the files the config names (certificates, CA bundles) so that a
-//! config that passes `qaqpa check-config` also starts.
+//! Validation is two passes. The text pass ([`parse`]) checks the TOML section by
+//! section (one module each) and reads nothing: the host's name, for
+//! `node = "$HOSTNAME"`, comes in an [`Environment`]. The files pass
+//! ([`check_files`]) reads what the config names (certificates, keys, CA bundles,
+//! CRLs, WSDL and OpenAPI documents), so that a config that passes
+//! `qaqpa check-config` also starts. [`load`] does both, reporting every error of both
+//! at once. Every default is in [`defaults`].
 
+mod access;
+mod checker;
+pub mod defaults;
+mod files;
+mod limit_rules;
+mod limits;
+mod listeners;
+mod mailbox;
 mod mediation;
+mod monitoring;
+mod overload;
+mod parse;
 mod raw;
 mod restart;
-mod validate;
+mod services;
+mod signatures;
+mod storage;
+mod systems;
+mod topics;
+mod xml;
 
+pub use defaults::{REPLAY_CAPACITY as DEFAULT_REPLAY_CAPACITY, REPLAY_WINDOW as DEFAULT_REPLAY_WINDOW};
+pub use files::check_files;
 pub use restart::restart_needed;
 
 use std::collections::HashMap;
@@ -19,8 +42,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use qaqpa_routing::{AccessList, ServiceId, SystemId};
-
-pub use validate::parse;
 
 /// One problem found in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,14 +83,69 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
-/// Reads and validates a config file.
+/// What validation needs to know of the machine it runs on, found by the caller so
+/// that [`parse`] reads nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Environment {
+    /// The host's name, taken by `gateway.node = "$HOSTNAME"`; empty when unknown.
+    pub hostname: String,
+}
+
+impl Environment {
+    /// This process's: `$HOSTNAME`, else `/etc/hostname`.
+    pub fn of_process() -> Self {
+        let hostname = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| {
+            std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+        });
+        Environment { hostname }
+    }
+}
+
+/// Reads and validates a config file: the text pass and the files pass, with the
+/// process's [`Environment`]. What `run`, a reload and `check-config` use.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let source = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
         file: path.to_owned(),
         errors: vec![ConfigError { line: None, key: "(file)".into(), message: e.to_string() }],
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
-    parse(&source, base).map_err(|errors| ConfigErrors { file: path.to_owned(), errors })
+    validate(&source, base, &Environment::of_process()).map_err(|errors| ConfigErrors { file: path.to_owned(), errors })
+}
+
+/// The text pass alone: validates `source`, whose relative paths are taken from
+/// `base`, reading no file and no environment. The files it names are not yet
+/// checked, and services' `wsdl` and `openapi` are not yet read: [`check_files`]
+/// does both. Errors are sorted by line.
+pub fn parse(source: &str, base: &Path, env: &Environment) -> Result<Config, Vec<ConfigError>> {
+    let pass = parse::text_pass(source, base, env);
+    match pass.config {
+        Some(mut config) => {
+            config.files = pass.files;
+            Ok(config)
+        }
+        None => Err(sorted(pass.errors)),
+    }
+}
+
+/// Both passes over `source`, every error of both reported together, sorted by line
+/// (what [`load`] does once it has read the file).
+pub fn validate(source: &str, base: &Path, env: &Environment) -> Result<Config, Vec<ConfigError>> {
+    let pass = parse::text_pass(source, base, env);
+    let (file_errors, contents) = files::check(&pass.files);
+    match pass.config {
+        Some(mut config) if file_errors.is_empty() => {
+            config.files = pass.files;
+            files::fill(&mut config, contents);
+            Ok(config)
+        }
+        _ => Err(sorted(pass.errors.into_iter().chain(file_errors).collect())),
+    }
+}
+
+/// Operators read errors top to bottom.
+fn sorted(mut errors: Vec<ConfigError>) -> Vec<ConfigError> {
+    errors.sort_by_key(|e| e.line.unwrap_or(0));
+    errors
 }
 
 /// A validated configuration. Immutable; a reload builds a new one.
@@ -90,6 +166,8 @@ pub struct Config {
     pub signatures: Option<Signatures>,
     pub mailbox: MailboxConfig,
     pub topics: Vec<TopicConfig>,
+    /// Every file the config names, with its key and line, for [`check_files`].
+    files: Vec<files::NamedFile>,
 }
 
 /// An event topic and who may read it.
@@ -136,9 +214,6 @@ pub enum MailboxMode {
     /// The gateway posts each request to the service's upstream.
     Push,
 }
-
-pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(24 * 3600);
-pub const DEFAULT_REPLAY_CAPACITY: usize = 2_000_000;
 
 /// Message signatures (DESIGN §6): whom to trust, how fresh, replay memory.
 #[derive(Debug, Clone)]
@@ -194,7 +269,7 @@ pub struct TlsFiles {
     pub crls: Vec<PathBuf>,
 }
 
-/// Limits on what a client may send. Defaults are in `raw.rs` beside the keys.
+/// Limits on what a client may send. Defaults are in [`defaults`].
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_header_bytes: usize,
@@ -388,3 +463,5 @@ pub struct Monitoring {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_passes;

@@ -1,9 +1,11 @@
 //! The TOML schema as written by operators. Every table refuses unknown keys; values
 //! that need checks beyond their TOML type are kept `Spanned` so errors can name
-//! their line.
+//! their line. Defaults are in `defaults.rs`.
 
 use serde::Deserialize;
 use toml::Spanned;
+
+use super::defaults;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -229,24 +231,15 @@ impl Default for RawLimits {
     }
 }
 
-pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
-pub const DEFAULT_DRAIN_TIMEOUT: &str = "30s";
-pub const DEFAULT_BODY_IDLE_TIMEOUT: &str = "30s";
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 20_000;
-pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: u32 = 2_000;
-pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 256;
-pub const DEFAULT_MAX_PENDING_RESETS: u32 = 20;
-pub const DEFAULT_CONNECT_TIMEOUT: &str = "2s";
-pub const DEFAULT_TIMEOUT: &str = "30s";
-
+// Defaults that exist before validation (a key left out still has a value to check).
 fn default_max_header_bytes() -> Spanned<usize> {
-    Spanned::new(0..0, 64 * 1024)
+    Spanned::new(0..0, defaults::MAX_HEADER_BYTES)
 }
 fn default_max_headers() -> Spanned<usize> {
-    Spanned::new(0..0, 100)
+    Spanned::new(0..0, defaults::MAX_HEADERS)
 }
 fn default_max_body_bytes() -> Spanned<u64> {
-    Spanned::new(0..0, 128 * 1024 * 1024)
+    Spanned::new(0..0, defaults::MAX_BODY_BYTES)
 }
 
 #[derive(Deserialize)]

@@ -2,28 +2,33 @@ use std::path::Path;
 
 use super::*;
 
-const EXAMPLE: &str = include_str!("../../../deploy/qaqpa.example.toml");
+pub(super) const EXAMPLE: &str = include_str!("../../../deploy/qaqpa.example.toml");
 
-fn pki() -> tempfile::TempDir {
+pub(super) fn pki() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let systems = [SystemId::parse("KZ/GOV/000000000003/egov-portal").unwrap()];
     crate::cli::pki_files::init(&dir.path().join("pki"), &systems, &["localhost".into()], false).unwrap();
     dir
 }
 
+/// The text and files passes, as `load` runs them.
+fn both_passes(source: &str, base: &Path) -> Result<Config, Vec<ConfigError>> {
+    validate(source, base, &Environment { hostname: "test-host".into() })
+}
+
 fn errors(source: &str, base: &Path) -> Vec<ConfigError> {
-    parse(source, base).expect_err("config should be refused")
+    both_passes(source, base).expect_err("config should be refused")
 }
 
 /// Asserts one error names `key` on `line` and says `fragment`.
-fn assert_error(errors: &[ConfigError], line: usize, key: &str, fragment: &str) {
+pub(super) fn assert_error(errors: &[ConfigError], line: usize, key: &str, fragment: &str) {
     assert!(
         errors.iter().any(|e| e.line == Some(line) && e.key == key && e.message.contains(fragment)),
         "no error at line {line} for {key} containing {fragment:?} in {errors:#?}"
     );
 }
 
-fn line_of(source: &str, needle: &str) -> usize {
+pub(super) fn line_of(source: &str, needle: &str) -> usize {
     let at = source.find(needle).unwrap_or_else(|| panic!("{needle:?} not in source"));
     source[..at].matches('\n').count() + 1
 }
@@ -31,7 +36,7 @@ fn line_of(source: &str, needle: &str) -> usize {
 #[test]
 fn the_documented_example_is_valid() {
     let dir = pki();
-    let c = parse(EXAMPLE, dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
+    let c = both_passes(EXAMPLE, dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(c.node, "node-1");
     assert_eq!(c.listeners.len(), 1);
     assert!(c.listeners[0].http1 && c.listeners[0].http2 && c.listeners[0].http3);
@@ -208,7 +213,7 @@ fn structural_rules() {
 #[test]
 fn limits_sla_and_storage_keys() {
     let dir = pki();
-    let c = parse(EXAMPLE, dir.path()).unwrap();
+    let c = both_passes(EXAMPLE, dir.path()).unwrap();
     assert_eq!(c.limit_rules.len(), 3);
     let pair = &c.limit_rules[1];
     assert_eq!(pair.rate.unwrap().burst, 500, "default burst is one second's worth");
@@ -253,7 +258,7 @@ fn limits_sla_and_storage_keys() {
 #[test]
 fn mediation_faces_are_checked_against_the_contracts() {
     let dir = pki();
-    let c = parse(EXAMPLE, dir.path()).unwrap();
+    let c = both_passes(EXAMPLE, dir.path()).unwrap();
     let person = c.services[0].mediation.as_ref().unwrap();
     assert_eq!(person.operations[0].template(), "/{iin}");
     assert!(person.rules.arrays.contains("phone"));
@@ -268,7 +273,7 @@ fn mediation_faces_are_checked_against_the_contracts() {
     )
     .unwrap();
     let with_contracts = EXAMPLE.replace("# openapi = ", "openapi = ").replace("# wsdl = ", "wsdl = ");
-    let c = parse(&with_contracts, dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
+    let c = both_passes(&with_contracts, dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
     assert!(c.services[0].openapi.is_some() && c.services[1].wsdl.is_some());
 
     let src = with_contracts
@@ -424,10 +429,10 @@ retry_max = "1s"
 #[test]
 fn a_reload_names_exactly_the_changed_keys_read_at_start() {
     let dir = pki();
-    let started = parse(EXAMPLE, dir.path()).unwrap();
+    let started = both_passes(EXAMPLE, dir.path()).unwrap();
     let changed = |from: &str, to: &str| {
         assert!(EXAMPLE.contains(from), "{from:?} not in the example");
-        restart_needed(&started, &parse(&EXAMPLE.replacen(from, to, 1), dir.path()).unwrap())
+        restart_needed(&started, &both_passes(&EXAMPLE.replacen(from, to, 1), dir.path()).unwrap())
     };
     assert!(restart_needed(&started, &started.clone()).is_empty());
     // Read per request: reloads.

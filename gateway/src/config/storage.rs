@@ -1,0 +1,41 @@
+//! `[storage]`: the data directory and where rate-limit counters live.
+
+use super::checker::Checker;
+use super::defaults;
+use super::raw::RawStorage;
+use super::{LimitsBackend, Storage};
+
+pub(super) fn check(c: &mut Checker, raw: Option<&RawStorage>) -> Storage {
+    let data_dir = raw.and_then(|s| s.data_dir.as_ref()).map_or(defaults::DATA_DIR, |d| d.get_ref().as_str());
+    let limits = match raw.and_then(|s| s.limits_backend.as_ref()).map(|b| (b, b.get_ref().as_str())) {
+        None | Some((_, "local")) => LimitsBackend::Local,
+        Some((b, "redis")) => match raw.and_then(|s| s.redis_url.as_ref()) {
+            Some(url) if url.get_ref().starts_with("redis://") || url.get_ref().starts_with("rediss://") => {
+                let timeout = raw.and_then(|s| s.redis_timeout.as_ref());
+                let prefix = raw.and_then(|s| s.redis_prefix.as_ref());
+                if let Some(p) = prefix.filter(|p| p.get_ref().is_empty() || p.get_ref().contains(char::is_whitespace))
+                {
+                    c.error(p.span(), "storage.redis_prefix", "must be non-empty without spaces");
+                }
+                LimitsBackend::Redis {
+                    url: url.get_ref().clone(),
+                    timeout: c.duration(timeout, defaults::REDIS_TIMEOUT, "storage.redis_timeout"),
+                    prefix: prefix.map_or(defaults::REDIS_PREFIX, |p| p.get_ref()).to_owned(),
+                }
+            }
+            Some(url) => {
+                c.error(url.span(), "storage.redis_url", "must start with redis:// or rediss://");
+                LimitsBackend::Local
+            }
+            None => {
+                c.error(b.span(), "storage.redis_url", "missing: the redis backend needs redis_url");
+                LimitsBackend::Local
+            }
+        },
+        Some((b, other)) => {
+            c.error(b.span(), "storage.limits_backend", format!("unknown {other:?}; use \"local\" or \"redis\""));
+            LimitsBackend::Local
+        }
+    };
+    Storage { data_dir: c.path(data_dir), limits }
+}
