@@ -1,487 +1,69 @@
-//! Durable asynchronous delivery (DESIGN §4): a client sends a request to a service's
-//! mailbox and gets `202` once it is on disk; the provider takes it (long-poll, or the
-//! gateway pushes it), answers, and the client collects the answer from its outbox.
-//! Every taking is a lease: unacknowledged, the message comes back after the
-//! visibility timeout, and after `max_attempts` deliveries it is a dead letter kept
-//! with its history for an operator to replay or drop.
-//!
-//! Two stores keep the same promises: [`embedded`] (one redb file, group commit) and
-//! [`nats`] (JetStream, for a cluster). `tests/mailbox.rs` runs one suite against both.
+//! Durable asynchronous delivery (DESIGN §4), as the gateway uses it: the store itself
+//! (types, the [`Store`] trait, the embedded and NATS stores) is the `qaqpa-mailbox`
+//! crate; here are the gateway's handle on it ([`Mailboxes`], opened from
+//! `[mailbox]`), the wire form of a message ([`wire`]), and the housekeeping loop the embedded store needs.
 
-pub mod embedded;
-pub mod nats;
 pub mod wire;
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+pub use qaqpa_mailbox::{
+    mailbox_id, now_ms, Attempt, Backend, DeadLetter, Delivery, Depth, Envelope, EventDelivery, EventMeta, Kind,
+    MailboxError, Options, Policy, Published, Queue, Sent, Store, TopicRules,
+};
 
-use crate::config::{MailboxBackend, MailboxConfig};
+use crate::config::{Config, MailboxBackend, MailboxConfig};
 
-/// A message's id in the bus: derived from (client, the client's message id), so a
-/// resend of the same message names the same mailbox entry in every store and on
-/// every node, which is what makes idempotency cheap.
-pub fn mailbox_id(client: &str, message_id: &str) -> uuid::Uuid {
-    let mut h = Sha256::new();
-    h.update(b"qaqpa mailbox id\0");
-    h.update(client.as_bytes());
-    h.update([0]);
-    h.update(message_id.as_bytes());
-    let digest = h.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    /// From a client to a service, waiting for its provider.
-    Request,
-    /// The provider's answer, waiting for the client.
-    Response,
-}
-
-/// A queue: a service's requests, or one client system's responses.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Queue {
-    Requests(String),
-    Responses(String),
-}
-
-impl Queue {
-    pub fn kind(&self) -> Kind {
-        match self {
-            Queue::Requests(_) => Kind::Request,
-            Queue::Responses(_) => Kind::Response,
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        match self {
-            Queue::Requests(s) | Queue::Responses(s) => s,
-        }
-    }
-}
-
-/// What the store keeps beside a message's body.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Envelope {
-    pub mid: uuid::Uuid,
-    pub kind: Kind,
-    /// Order of sending, across the store (FIFO within a queue).
-    #[serde(default)]
-    pub seq: u64,
-    pub client: String,
-    pub service: String,
-    /// The client's own message id (`X-Road-Id`).
-    pub message_id: String,
-    /// The path after the service id (and query) the request was sent to, for push.
-    #[serde(default)]
-    pub path: String,
-    /// Unix milliseconds when the request was accepted.
-    pub created: i64,
-    /// Headers that travel with the body: content type, X-Road user and issue, SOAPAction.
-    #[serde(default)]
-    pub headers: Vec<(String, String)>,
-    /// A response's HTTP status, as the provider gave it.
-    #[serde(default)]
-    pub status: Option<u16>,
-    #[serde(default)]
-    pub ordered: bool,
-    #[serde(default)]
-    pub attempts: u32,
-    #[serde(default)]
-    pub history: Vec<Attempt>,
-}
-
-impl Envelope {
-    /// A request as a client sends it, before the store numbers it.
-    pub fn request(
-        client: &str,
-        service: &str,
-        message_id: &str,
-        path: String,
-        headers: Vec<(String, String)>,
-        ordered: bool,
-    ) -> Self {
-        Envelope {
-            mid: mailbox_id(client, message_id),
-            kind: Kind::Request,
-            seq: 0,
-            client: client.to_owned(),
-            service: service.to_owned(),
-            message_id: message_id.to_owned(),
-            path,
-            created: now_ms(),
-            headers,
-            status: None,
-            ordered,
-            attempts: 0,
-            history: Vec::new(),
-        }
-    }
-
-    /// Who may take and acknowledge it: the provider system for a request, the client
-    /// for a response.
-    pub fn owner(&self) -> String {
-        match self.kind {
-            Kind::Request => {
-                qaqpa_routing::ServiceId::parse(&self.service).map(|s| s.system().to_string()).unwrap_or_default()
-            }
-            Kind::Response => self.client.clone(),
-        }
-    }
-
-    pub fn queue(&self) -> Queue {
-        match self.kind {
-            Kind::Request => Queue::Requests(self.service.clone()),
-            Kind::Response => Queue::Responses(self.client.clone()),
-        }
-    }
-}
-
-/// One delivery or failure in a message's life, kept for the dead-letter list.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Attempt {
-    /// Unix milliseconds.
-    pub at: i64,
-    pub node: String,
-    pub event: String,
-}
-
-/// Events kept per message at most: the first ones and the latest are what an
-/// operator reads.
-const MAX_HISTORY: usize = 64;
-
-/// Appends to a message's history, dropping from the middle once it is full.
-pub(crate) fn push_attempt(history: &mut Vec<Attempt>, event: Attempt) {
-    if history.len() >= MAX_HISTORY {
-        history.remove(MAX_HISTORY / 2);
-    }
-    history.push(event);
-}
-
-/// A message handed to its taker, leased until acked or the visibility timeout.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub envelope: Envelope,
-    pub body: Bytes,
-}
-
-/// The answer to a send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sent {
-    New(uuid::Uuid),
-    /// The same (client, message id) was accepted before: nothing new was stored.
-    Duplicate(uuid::Uuid),
-}
-
-impl Sent {
-    pub fn mid(self) -> uuid::Uuid {
-        match self {
-            Sent::New(m) | Sent::Duplicate(m) => m,
-        }
-    }
-}
-
-/// Messages in one queue by state.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Depth {
-    pub queue: String,
-    pub kind: &'static str,
-    /// Waiting to be taken.
-    pub ready: u64,
-    /// Taken, not yet acknowledged.
-    pub in_flight: u64,
-    /// Waiting for a retry delay, or (ordered) for the message before it.
-    pub waiting: u64,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DeadLetter {
-    pub envelope: Envelope,
-    pub body_bytes: usize,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MailboxError {
-    #[error("no message {0} is waiting for this system")]
-    Unknown(uuid::Uuid),
-    #[error("event {0} has not been delivered to this subscriber")]
-    NotDelivered(u64),
-    #[error("the queue {0} is full")]
-    Full(String),
-    #[error("mailbox store: {0}")]
-    Store(String),
-}
-
-/// The rules every store applies, from `[mailbox]`.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub visibility: Duration,
-    pub max_attempts: u32,
-    pub backoff: qaqpa_routing::retry::Backoff,
-    pub dedupe_window: Duration,
-    pub max_queue_depth: u32,
-    pub node: String,
-}
-
-impl Policy {
-    pub fn new(config: &MailboxConfig, node: &str) -> Self {
-        Self {
-            visibility: config.visibility_timeout,
-            max_attempts: config.max_attempts,
-            backoff: config.backoff,
-            dedupe_window: config.dedupe_window,
-            max_queue_depth: config.max_queue_depth,
-            node: node.to_owned(),
-        }
-    }
-
-    pub fn attempt(&self, event: impl Into<String>) -> Attempt {
-        Attempt { at: now_ms(), node: self.node.clone(), event: event.into() }
-    }
-
-    /// The delay before the next push after `failed` failed attempts.
-    pub fn retry_delay(&self, failed: u32) -> Duration {
-        self.backoff.delay(failed, rand_u64())
-    }
-}
-
-/// The store behind the mailboxes: chosen by `mailbox.backend`.
-pub enum Mailboxes {
-    Embedded(Box<embedded::Embedded>),
-    Nats(Box<nats::Nats>),
-}
-
-impl Mailboxes {
-    pub async fn open(config: &MailboxConfig, data_dir: &std::path::Path, node: &str) -> Result<Self, MailboxError> {
-        let policy = Policy::new(config, node);
-        match &config.backend {
-            MailboxBackend::Embedded => {
-                let path = data_dir.join("mailbox.redb");
-                let store = tokio::task::spawn_blocking(move || embedded::Embedded::open(&path, policy))
-                    .await
-                    .map_err(|e| MailboxError::Store(e.to_string()))??;
-                Ok(Mailboxes::Embedded(Box::new(store)))
-            }
+/// The store's options from `[mailbox]`: the embedded store lives in
+/// `DATA_DIR/mailbox.redb`; `node` names this gateway in message histories.
+pub fn options(config: &MailboxConfig, data_dir: &Path, node: &str) -> Options {
+    Options {
+        backend: match &config.backend {
+            MailboxBackend::Embedded => Backend::Embedded { path: data_dir.join("mailbox.redb") },
             MailboxBackend::Nats { url, prefix, replicas } => {
-                Ok(Mailboxes::Nats(Box::new(nats::Nats::connect(url, prefix, *replicas, policy).await?)))
+                Backend::Nats { url: url.clone(), prefix: prefix.clone(), replicas: *replicas }
             }
-        }
-    }
-
-    /// Stores a request durably (fsync'd, or acknowledged by the JetStream quorum).
-    pub async fn send(&self, envelope: Envelope, body: Bytes) -> Result<Sent, MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => s.send(envelope, body).await,
-            Mailboxes::Nats(s) => s.send(envelope, body).await,
-        }
-    }
-
-    /// Takes up to `max` messages from the queues, leasing each; waits up to `wait`
-    /// for the first.
-    pub async fn take(&self, queues: &[Queue], max: usize, wait: Duration) -> Result<Vec<Delivery>, MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => s.take(queues, max, wait).await,
-            Mailboxes::Nats(s) => s.take(queues, max, wait).await,
-        }
-    }
-
-    /// The provider's answer to a request it owns: the request is done and the answer
-    /// waits in the client's outbox.
-    pub async fn reply(
-        &self,
-        mid: uuid::Uuid,
-        provider: &str,
-        status: u16,
-        headers: Vec<(String, String)>,
-        body: Bytes,
-    ) -> Result<(), MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => s.reply(mid, provider, status, headers, body).await,
-            Mailboxes::Nats(s) => s.reply(mid, provider, status, headers, body).await,
-        }
-    }
-
-    /// The owner is done with a message (a request without an answer, or a collected answer).
-    pub async fn ack(&self, mid: uuid::Uuid, system: &str) -> Result<(), MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => s.ack(mid, system).await,
-            Mailboxes::Nats(s) => s.ack(mid, system).await,
-        }
-    }
-
-    /// A push delivery failed: retry after the backoff, or dead-letter it.
-    pub async fn fail(&self, mid: uuid::Uuid, why: String) -> Result<(), MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => s.fail(mid, why).await,
-            Mailboxes::Nats(s) => s.fail(mid, why).await,
-        }
-    }
-
-    pub async fn depths(&self) -> Result<Vec<Depth>, MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => Ok(s.depths()),
-            Mailboxes::Nats(s) => s.depths().await,
-        }
-    }
-
-    /// Dead letters waiting for an operator, counted without reading them.
-    pub async fn dead_count(&self) -> Result<u64, MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => Ok(s.dead_count()),
-            Mailboxes::Nats(s) => s.dead_count().await,
-        }
-    }
-
-    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => s.dead_letters(limit).await,
-            Mailboxes::Nats(s) => s.dead_letters(limit).await,
-        }
-    }
-
-    /// Puts a dead letter back in its queue with a fresh attempt count.
-    pub async fn replay(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => s.replay(mid).await,
-            Mailboxes::Nats(s) => s.replay(mid).await,
-        }
-    }
-
-    /// Deletes a dead letter for good (its id stays remembered for dedupe).
-    pub async fn drop_dead(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => s.drop_dead(mid).await,
-            Mailboxes::Nats(s) => s.drop_dead(mid).await,
-        }
-    }
-
-    /// Learns what the configuration says about queues (NATS: which are ordered).
-    pub fn configure(&self, config: &crate::config::Config) {
-        if let Mailboxes::Nats(s) = self {
-            s.set_ordered(config.services.iter().filter(|s| s.ordered).map(|s| s.id.to_string()));
-        }
-    }
-
-    /// The delay before the next try after `failed` failed pushes: the store's
-    /// `mailbox.retry_*`, as started, for requests and events alike.
-    pub fn retry_delay(&self, failed: u32) -> Duration {
-        match self {
-            Mailboxes::Embedded(s) => s.policy.retry_delay(failed),
-            Mailboxes::Nats(s) => s.policy.retry_delay(failed),
-        }
-    }
-
-    pub fn backend(&self) -> &'static str {
-        match self {
-            Mailboxes::Embedded(_) => "embedded",
-            Mailboxes::Nats(_) => "nats",
-        }
+        },
+        visibility_timeout: config.visibility_timeout,
+        max_attempts: config.max_attempts,
+        backoff: config.backoff,
+        dedupe_window: config.dedupe_window,
+        max_queue_depth: config.max_queue_depth,
+        node: node.to_owned(),
     }
 }
 
-pub(crate) use qaqpa_adapters::frame::{frame, unframe};
-
-/// What is kept with an event beside its body.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct EventMeta {
-    pub mid: uuid::Uuid,
-    /// The publisher's own message id (`X-Road-Id`).
-    pub message_id: String,
-    pub publisher: String,
-    /// Unix milliseconds.
-    pub published: i64,
-    #[serde(default)]
-    pub headers: Vec<(String, String)>,
-}
-
-/// An event handed to a subscriber, leased until acknowledged.
-#[derive(Debug, Clone)]
-pub struct EventDelivery {
-    pub topic: String,
-    /// Position in the topic, 1-based, gapless as published.
-    pub seq: u64,
-    pub meta: EventMeta,
-    pub body: Bytes,
-    /// JetStream's ack subject (NATS only), to hand the event back on failure.
-    pub token: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Published {
-    New(u64),
-    Duplicate(u64),
-}
-
-/// A topic's rules, for the stores.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TopicRules {
-    pub id: String,
-    pub retention: Duration,
-    pub max_bytes: u64,
-}
+/// The store behind the mailboxes, chosen by `mailbox.backend`: derefs to
+/// [`Store`], so `gateway.mailboxes.send(…)` and the like call the store.
+#[derive(Clone)]
+pub struct Mailboxes(Arc<dyn Store>);
 
 impl Mailboxes {
-    /// Appends an event to its topic (idempotent per (publisher, message id)).
-    pub async fn publish(&self, topic: &TopicRules, meta: EventMeta, body: Bytes) -> Result<Published, MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => s.publish(&topic.id, meta, body).await,
-            Mailboxes::Nats(s) => s.publish(topic, meta, body).await,
-        }
+    pub async fn open(config: &MailboxConfig, data_dir: &Path, node: &str) -> Result<Self, MailboxError> {
+        qaqpa_mailbox::open(&options(config, data_dir, node)).await.map(Self)
     }
 
-    /// Events after the subscriber's cursor, leased for the visibility timeout.
-    pub async fn pull(
-        &self,
-        topic: &TopicRules,
-        subscriber: &str,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<EventDelivery>, MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => s.pull(&topic.id, subscriber, max, wait).await,
-            Mailboxes::Nats(s) => s.pull(topic, subscriber, max, wait).await,
-        }
-    }
-
-    /// The subscriber has everything up to and including `through`.
-    pub async fn ack_events(&self, topic: &TopicRules, subscriber: &str, through: u64) -> Result<(), MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => s.ack_events(&topic.id, subscriber, through).await,
-            Mailboxes::Nats(s) => s.ack_events(topic, subscriber, through).await,
-        }
-    }
-
-    /// Hands leased events back at once (a failed push), to be delivered again in order.
-    pub async fn release(
-        &self,
-        topic: &TopicRules,
-        subscriber: &str,
-        events: &[EventDelivery],
-    ) -> Result<(), MailboxError> {
-        match self {
-            Mailboxes::Embedded(s) => {
-                s.release(&topic.id, subscriber);
-                Ok(())
-            }
-            Mailboxes::Nats(s) => s.release(events).await,
-        }
+    /// Learns what the configuration says about queues (which services are ordered).
+    pub fn configure(&self, config: &Config) {
+        let ordered: Vec<String> = config.services.iter().filter(|s| s.ordered).map(|s| s.id.to_string()).collect();
+        self.0.set_ordered(&ordered);
     }
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+impl From<Arc<dyn Store>> for Mailboxes {
+    fn from(store: Arc<dyn Store>) -> Self {
+        Self(store)
+    }
 }
 
-/// A random draw for retry jitter (not for secrets).
-pub(crate) fn rand_u64() -> u64 {
-    let u = uuid::Uuid::new_v4();
-    u.as_u64_pair().0
+impl std::ops::Deref for Mailboxes {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
 }
 
 /// Prune batches per housekeeping pass (every 10 s): up to 500,000 ids.
@@ -489,11 +71,15 @@ const MAX_PRUNE_BATCHES: usize = 50;
 
 /// Readies expired leases and retry delays (embedded store: JetStream does this
 /// itself) and forgets old finished ids, until the gateway stops.
+/// `topics` gives the configured topics' rules as of now (they change on reload).
 pub async fn housekeeping(
-    gateway: std::sync::Arc<crate::shared::Shared>,
+    store: Mailboxes,
+    topics: impl Fn() -> Vec<TopicRules> + Send + 'static,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let Mailboxes::Embedded(store) = &gateway.mailboxes else { return };
+    if !store.needs_housekeeping() {
+        return;
+    }
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n = 0u64;
@@ -507,7 +93,7 @@ pub async fn housekeeping(
             tracing::error!("mailbox housekeeping: {e}");
         }
         if n.is_multiple_of(10) {
-            let topics: Vec<TopicRules> = gateway.runtime().config.topics.iter().map(rules).collect();
+            let topics = topics();
             if let Err(e) = store.retain(&topics).await {
                 tracing::error!("event retention: {e}");
             }
@@ -520,7 +106,7 @@ pub async fn housekeeping(
                 match store.prune().await {
                     Ok(n) => {
                         pruned += n;
-                        if n < embedded::PRUNE_BATCH {
+                        if n < qaqpa_mailbox::PRUNE_BATCH {
                             break;
                         }
                     }
@@ -536,46 +122,6 @@ pub async fn housekeeping(
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn envelope() -> Envelope {
-        Envelope {
-            mid: mailbox_id("KZ/GOV/1/a", "m-1"),
-            kind: Kind::Request,
-            seq: 7,
-            client: "KZ/GOV/1/a".into(),
-            service: "KZ/GOV/2/b/svc/v1".into(),
-            message_id: "m-1".into(),
-            path: "/x?y=1".into(),
-            created: 1,
-            headers: vec![("content-type".into(), "text/xml".into())],
-            status: None,
-            ordered: true,
-            attempts: 2,
-            history: vec![],
-        }
-    }
-
-    #[test]
-    fn an_envelope_round_trips_through_its_frame() {
-        // Damaged frames are refused in `qaqpa_adapters::frame` (unit test and fuzz target).
-        let e = envelope();
-        let framed = frame(&e, b"<body/>");
-        let (back, body) = unframe::<Envelope>(&framed).unwrap();
-        assert_eq!((back, body.as_ref()), (e, &b"<body/>"[..]));
-    }
-
-    #[test]
-    fn the_mailbox_id_names_a_client_and_its_message_id_together() {
-        assert_eq!(mailbox_id("A", "1"), mailbox_id("A", "1"));
-        assert_ne!(mailbox_id("A", "1"), mailbox_id("B", "1"), "the same id from two clients is two messages");
-        assert_ne!(mailbox_id("A", "1b"), mailbox_id("A1", "b"), "no ambiguity at the boundary");
-    }
-}
-
 /// A topic's store rules from its configuration.
 pub fn rules(topic: &crate::config::TopicConfig) -> TopicRules {
     TopicRules { id: topic.id.to_string(), retention: topic.retention, max_bytes: topic.max_bytes }

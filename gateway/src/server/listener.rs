@@ -43,7 +43,7 @@ pub type Handler = Arc<
     dyn Fn(
             Arc<Peer>,
             http::Request<ClientBody>,
-        ) -> futures_util::future::BoxFuture<'static, http::Response<GatewayBody>>
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = http::Response<GatewayBody>> + Send>>
         + Send
         + Sync,
 >;

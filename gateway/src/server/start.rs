@@ -97,7 +97,11 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     tasks.spawn(overload_probe(shared.clone(), overload_config, stopped.clone()));
     tasks.spawn(crate::delivery::health_checks::run(shared.clone(), stopped.clone()));
     tasks.spawn(crate::delivery::push::run(shared.clone(), stopped.clone()));
-    tasks.spawn(crate::mailbox::housekeeping(shared.clone(), stopped.clone()));
+    let topics = {
+        let shared = shared.clone();
+        move || shared.runtime().config.topics.iter().map(crate::mailbox::rules).collect()
+    };
+    tasks.spawn(crate::mailbox::housekeeping(shared.mailboxes.clone(), topics, stopped.clone()));
     // Bind all before serving any: a port that cannot be had fails the start whole.
     let config = &gateway.started;
     let roles = config.listeners.iter().map(|l| (l, Role::Data)).chain(config.admin.iter().map(|l| (l, Role::Admin)));

@@ -10,8 +10,8 @@ use async_nats::jetstream::{consumer, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::super::{frame, unframe, EventDelivery, EventMeta, MailboxError, Published, TopicRules};
 use super::{nats_error, token, Nats};
+use crate::{frame, unframe, EventDelivery, EventMeta, MailboxError, Published, TopicRules};
 
 impl Nats {
     fn event_subject(&self, topic: &str) -> String {
@@ -64,7 +64,12 @@ impl Nats {
         Ok(created)
     }
 
-    pub async fn publish(&self, topic: &TopicRules, meta: EventMeta, body: Bytes) -> Result<Published, MailboxError> {
+    pub(super) async fn append_event(
+        &self,
+        topic: &TopicRules,
+        meta: EventMeta,
+        body: Bytes,
+    ) -> Result<Published, MailboxError> {
         self.event_stream(topic).await?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert("Nats-Msg-Id", meta.mid.to_string().as_str());
@@ -85,7 +90,7 @@ impl Nats {
         format!("ev.{}.{}.{seq}", token(topic), token(subscriber))
     }
 
-    pub async fn pull(
+    pub(super) async fn pull_events(
         &self,
         topic: &TopicRules,
         subscriber: &str,
@@ -107,7 +112,12 @@ impl Nats {
         Ok(out)
     }
 
-    pub async fn ack_events(&self, topic: &TopicRules, subscriber: &str, through: u64) -> Result<(), MailboxError> {
+    pub(super) async fn ack_through(
+        &self,
+        topic: &TopicRules,
+        subscriber: &str,
+        through: u64,
+    ) -> Result<(), MailboxError> {
         let key = Self::event_lease_key(&topic.id, subscriber, through);
         let ack = self.leases.get(&key).await?.ok_or(MailboxError::NotDelivered(through))?;
         let subject = String::from_utf8(ack.to_vec()).map_err(|e| MailboxError::Store(e.to_string()))?;
@@ -118,7 +128,7 @@ impl Nats {
     }
 
     /// Negative acknowledgements: JetStream delivers these events again at once.
-    pub async fn release(&self, events: &[EventDelivery]) -> Result<(), MailboxError> {
+    pub(super) async fn nak_events(&self, events: &[EventDelivery]) -> Result<(), MailboxError> {
         for token in events.iter().filter_map(|e| e.token.clone()) {
             self.client.publish(token, Bytes::from_static(b"-NAK")).await.map_err(nats_error)?;
         }

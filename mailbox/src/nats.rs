@@ -17,15 +17,18 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer, stream, AckKind};
+use async_trait::async_trait;
 use bytes::Bytes;
 use dashmap::DashMap;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{now_ms, Attempt, DeadLetter, Delivery, Depth, Envelope, Kind, MailboxError, Policy, Queue, Sent};
+use crate::{
+    now_ms, push_attempt, Attempt, DeadLetter, Delivery, Depth, Envelope, EventDelivery, EventMeta, Kind, MailboxError,
+    Policy, Published, Queue, Sent, Store, TopicRules,
+};
 
-#[path = "nats_events.rs"]
 mod events;
 
 pub struct Nats {
@@ -39,7 +42,7 @@ pub struct Nats {
     consumers: DashMap<Queue, consumer::PullConsumer>,
     /// Services whose consumer holds one message at a time.
     ordered: DashMap<String, ()>,
-    pub(super) policy: Policy,
+    policy: Policy,
     replicas: usize,
     event_consumers: DashMap<(String, String), consumer::PullConsumer>,
 }
@@ -107,13 +110,6 @@ impl Nats {
         })
     }
 
-    /// Services that asked for ordering (from the configuration).
-    pub fn set_ordered(&self, services: impl IntoIterator<Item = String>) {
-        for s in services {
-            self.ordered.insert(s, ());
-        }
-    }
-
     fn subject(&self, queue: &Queue) -> String {
         match queue {
             Queue::Requests(s) => format!("{}.req.{}", self.prefix, token(s)),
@@ -148,17 +144,6 @@ impl Nats {
         Ok(created)
     }
 
-    pub async fn send(&self, envelope: Envelope, body: Bytes) -> Result<Sent, MailboxError> {
-        let mid = envelope.mid;
-        // The queue's consumer exists from the first message on, so depths see it.
-        self.consumer(&envelope.queue()).await?;
-        let subject = self.subject(&envelope.queue());
-        self.store(subject, &mid.to_string(), &envelope, &body).await.map(|duplicate| match duplicate {
-            true => Sent::Duplicate(mid),
-            false => Sent::New(mid),
-        })
-    }
-
     /// Publishes and waits for JetStream's acknowledgement; `true` for a duplicate.
     async fn store(
         &self,
@@ -171,7 +156,7 @@ impl Nats {
         headers.insert("Nats-Msg-Id", msg_id);
         let ack = self
             .js
-            .publish_with_headers(subject, headers, super::frame(envelope, body))
+            .publish_with_headers(subject, headers, crate::frame(envelope, body))
             .await
             .map_err(nats_error)?
             .await
@@ -186,26 +171,6 @@ impl Nats {
         Ok(ack.duplicate)
     }
 
-    pub async fn take(&self, queues: &[Queue], max: usize, wait: Duration) -> Result<Vec<Delivery>, MailboxError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let mut out = Vec::new();
-            // One queue can wait on the server; several are polled in turn.
-            let slice = if queues.len() == 1 { wait } else { Duration::from_millis(100) };
-            for queue in queues {
-                if out.len() >= max {
-                    break;
-                }
-                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let expires = slice.min(remaining).max(Duration::from_millis(10));
-                self.fetch(queue, max - out.len(), expires, &mut out).await?;
-            }
-            if !out.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(out);
-            }
-        }
-    }
-
     async fn fetch(
         &self,
         queue: &Queue,
@@ -218,7 +183,7 @@ impl Nats {
         while let Some(message) = batch.next().await {
             let message = message.map_err(nats_error)?;
             let delivered = message.info().map_err(nats_error)?.delivered.max(1) as u32;
-            let Some((mut envelope, body)) = super::unframe::<Envelope>(&message.payload) else {
+            let Some((mut envelope, body)) = crate::unframe::<Envelope>(&message.payload) else {
                 tracing::error!("an unreadable mailbox message was dropped");
                 let _ = message.ack_with(AckKind::Term).await;
                 continue;
@@ -228,7 +193,7 @@ impl Nats {
             if delivered > self.policy.max_attempts {
                 envelope.history = self.history(envelope.mid).await;
                 let last = self.policy.attempt(format!("dead letter after {} attempts", self.policy.max_attempts));
-                super::push_attempt(&mut envelope.history, last);
+                push_attempt(&mut envelope.history, last);
                 let subject = format!("{}.dead.{}", self.prefix, envelope.mid.simple());
                 self.store(subject, &format!("dead-{}-{}", envelope.mid, now_ms()), &envelope, &body).await?;
                 message.ack().await.map_err(nats_error)?;
@@ -258,7 +223,95 @@ impl Nats {
         Ok(())
     }
 
-    pub async fn reply(
+    /// Adds an event to a message's history; returns the history as stored.
+    async fn note(&self, mid: uuid::Uuid, event: String) -> Vec<Attempt> {
+        let mut history = self.history(mid).await;
+        push_attempt(&mut history, self.policy.attempt(event));
+        let _ = self.history.put(mid.to_string(), serde_json::to_vec(&history).unwrap_or_default().into()).await;
+        history
+    }
+
+    async fn history(&self, mid: uuid::Uuid) -> Vec<Attempt> {
+        match self.history.get(mid.to_string()).await {
+            Ok(Some(v)) => serde_json::from_slice(&v).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    async fn dead_messages(&self, limit: usize) -> Result<Vec<(u64, Envelope, Bytes)>, MailboxError> {
+        let mut dead = self.dead.clone();
+        let state = dead.info().await.map_err(nats_error)?.state.clone();
+        let mut out = Vec::new();
+        let mut seq = state.first_sequence;
+        while seq <= state.last_sequence && out.len() < limit && state.messages > 0 {
+            if let Ok(message) = self.dead.get_raw_message(seq).await {
+                if let Some((envelope, body)) = crate::unframe::<Envelope>(&message.payload) {
+                    out.push((seq, envelope, body));
+                }
+            }
+            seq += 1;
+        }
+        Ok(out)
+    }
+
+    async fn dead_one(&self, mid: uuid::Uuid) -> Result<(u64, Envelope, Bytes), MailboxError> {
+        let subject = format!("{}.dead.{}", self.prefix, mid.simple());
+        let message =
+            self.dead.get_last_raw_message_by_subject(&subject).await.map_err(|_| MailboxError::Unknown(mid))?;
+        let (envelope, body) = crate::unframe::<Envelope>(&message.payload).ok_or(MailboxError::Unknown(mid))?;
+        Ok((message.sequence, envelope, body))
+    }
+}
+
+#[async_trait]
+impl Store for Nats {
+    fn backend(&self) -> &'static str {
+        "nats"
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Services that asked for ordering (from the configuration).
+    fn set_ordered(&self, services: &[String]) {
+        for s in services {
+            self.ordered.insert(s.clone(), ());
+        }
+    }
+
+    async fn send(&self, envelope: Envelope, body: Bytes) -> Result<Sent, MailboxError> {
+        let mid = envelope.mid;
+        // The queue's consumer exists from the first message on, so depths see it.
+        self.consumer(&envelope.queue()).await?;
+        let subject = self.subject(&envelope.queue());
+        self.store(subject, &mid.to_string(), &envelope, &body).await.map(|duplicate| match duplicate {
+            true => Sent::Duplicate(mid),
+            false => Sent::New(mid),
+        })
+    }
+
+    async fn take(&self, queues: &[Queue], max: usize, wait: Duration) -> Result<Vec<Delivery>, MailboxError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let mut out = Vec::new();
+            // One queue can wait on the server; several are polled in turn.
+            let slice = if queues.len() == 1 { wait } else { Duration::from_millis(100) };
+            for queue in queues {
+                if out.len() >= max {
+                    break;
+                }
+                let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let expires = slice.min(remaining).max(Duration::from_millis(10));
+                self.fetch(queue, max - out.len(), expires, &mut out).await?;
+            }
+            if !out.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn reply(
         &self,
         mid: uuid::Uuid,
         provider: &str,
@@ -283,7 +336,7 @@ impl Nats {
         self.finish(mid, Kind::Request, &lease, b"+ACK").await
     }
 
-    pub async fn ack(&self, mid: uuid::Uuid, system: &str) -> Result<(), MailboxError> {
+    async fn ack(&self, mid: uuid::Uuid, system: &str) -> Result<(), MailboxError> {
         for kind in [Kind::Response, Kind::Request] {
             if let Some(lease) = self.lease(mid, kind, system).await {
                 self.finish(mid, kind, &lease, b"+ACK").await?;
@@ -296,7 +349,7 @@ impl Nats {
         Err(MailboxError::Unknown(mid))
     }
 
-    pub async fn fail(&self, mid: uuid::Uuid, why: String) -> Result<(), MailboxError> {
+    async fn fail(&self, mid: uuid::Uuid, why: String) -> Result<(), MailboxError> {
         let value = self.leases.get(lease_key(Kind::Request, mid)).await?;
         let lease: Lease = value.and_then(|v| serde_json::from_slice(&v).ok()).ok_or(MailboxError::Unknown(mid))?;
         let history = self.note(mid, format!("failed: {why}")).await;
@@ -310,22 +363,7 @@ impl Nats {
         Ok(())
     }
 
-    /// Adds an event to a message's history; returns the history as stored.
-    async fn note(&self, mid: uuid::Uuid, event: String) -> Vec<Attempt> {
-        let mut history = self.history(mid).await;
-        super::push_attempt(&mut history, self.policy.attempt(event));
-        let _ = self.history.put(mid.to_string(), serde_json::to_vec(&history).unwrap_or_default().into()).await;
-        history
-    }
-
-    async fn history(&self, mid: uuid::Uuid) -> Vec<Attempt> {
-        match self.history.get(mid.to_string()).await {
-            Ok(Some(v)) => serde_json::from_slice(&v).unwrap_or_default(),
-            _ => Vec::new(),
-        }
-    }
-
-    pub async fn depths(&self) -> Result<Vec<Depth>, MailboxError> {
+    async fn depths(&self) -> Result<Vec<Depth>, MailboxError> {
         let mut out = Vec::new();
         let queues: Vec<(Queue, consumer::PullConsumer)> =
             self.consumers.iter().map(|e| (e.key().clone(), e.value().clone())).collect();
@@ -346,28 +384,12 @@ impl Nats {
         Ok(out)
     }
 
-    pub async fn dead_count(&self) -> Result<u64, MailboxError> {
+    async fn dead_count(&self) -> Result<u64, MailboxError> {
         let mut dead = self.dead.clone();
         Ok(dead.info().await.map_err(nats_error)?.state.messages)
     }
 
-    async fn dead_messages(&self, limit: usize) -> Result<Vec<(u64, Envelope, Bytes)>, MailboxError> {
-        let mut dead = self.dead.clone();
-        let state = dead.info().await.map_err(nats_error)?.state.clone();
-        let mut out = Vec::new();
-        let mut seq = state.first_sequence;
-        while seq <= state.last_sequence && out.len() < limit && state.messages > 0 {
-            if let Ok(message) = self.dead.get_raw_message(seq).await {
-                if let Some((envelope, body)) = super::unframe::<Envelope>(&message.payload) {
-                    out.push((seq, envelope, body));
-                }
-            }
-            seq += 1;
-        }
-        Ok(out)
-    }
-
-    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, MailboxError> {
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, MailboxError> {
         Ok(self
             .dead_messages(limit)
             .await?
@@ -376,15 +398,7 @@ impl Nats {
             .collect())
     }
 
-    async fn dead_one(&self, mid: uuid::Uuid) -> Result<(u64, Envelope, Bytes), MailboxError> {
-        let subject = format!("{}.dead.{}", self.prefix, mid.simple());
-        let message =
-            self.dead.get_last_raw_message_by_subject(&subject).await.map_err(|_| MailboxError::Unknown(mid))?;
-        let (envelope, body) = super::unframe::<Envelope>(&message.payload).ok_or(MailboxError::Unknown(mid))?;
-        Ok((message.sequence, envelope, body))
-    }
-
-    pub async fn replay(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
+    async fn replay(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
         let (seq, mut envelope, body) = self.dead_one(mid).await?;
         envelope.attempts = 0;
         envelope.history.clear();
@@ -396,11 +410,33 @@ impl Nats {
         Ok(())
     }
 
-    pub async fn drop_dead(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
+    async fn drop_dead(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
         let (seq, _, _) = self.dead_one(mid).await?;
         self.dead.delete_message(seq).await.map_err(nats_error)?;
         let _ = self.history.delete(mid.to_string()).await;
         Ok(())
+    }
+
+    async fn publish(&self, topic: &TopicRules, meta: EventMeta, body: Bytes) -> Result<Published, MailboxError> {
+        self.append_event(topic, meta, body).await
+    }
+
+    async fn pull(
+        &self,
+        topic: &TopicRules,
+        subscriber: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<EventDelivery>, MailboxError> {
+        self.pull_events(topic, subscriber, max, wait).await
+    }
+
+    async fn ack_events(&self, topic: &TopicRules, subscriber: &str, through: u64) -> Result<(), MailboxError> {
+        self.ack_through(topic, subscriber, through).await
+    }
+
+    async fn release(&self, _: &TopicRules, _: &str, events: &[EventDelivery]) -> Result<(), MailboxError> {
+        self.nak_events(events).await
     }
 }
 

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use redb::{ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::super::{frame, now_ms, unframe, EventDelivery, EventMeta, MailboxError, Published, TopicRules};
 use super::{store_error, Embedded};
+use crate::{frame, now_ms, unframe, EventDelivery, EventMeta, MailboxError, Published, TopicRules};
 
 /// (topic, seq) → framed event.
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
@@ -108,7 +108,12 @@ impl Embedded {
         self.events.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub async fn publish(&self, topic: &str, meta: EventMeta, body: Bytes) -> Result<Published, MailboxError> {
+    pub(super) async fn append_event(
+        &self,
+        topic: &str,
+        meta: EventMeta,
+        body: Bytes,
+    ) -> Result<Published, MailboxError> {
         let key = meta.mid.as_u128();
         let value = frame(&meta, &body);
         let owned = topic.to_owned();
@@ -136,7 +141,7 @@ impl Embedded {
         Ok(published)
     }
 
-    pub async fn pull(
+    pub(super) async fn pull_events(
         &self,
         topic: &str,
         subscriber: &str,
@@ -151,7 +156,7 @@ impl Embedded {
             if let Some((from, to)) = self.lease_events(topic, subscriber, max) {
                 let out = self.read_events(topic, from, to).await;
                 if out.is_err() {
-                    self.release(topic, subscriber);
+                    self.rewind_cursor(topic, subscriber);
                 }
                 return out;
             }
@@ -201,7 +206,7 @@ impl Embedded {
         .map_err(|e| MailboxError::Store(e.to_string()))?
     }
 
-    pub async fn ack_events(&self, topic: &str, subscriber: &str, through: u64) -> Result<(), MailboxError> {
+    pub(super) async fn move_cursor(&self, topic: &str, subscriber: &str, through: u64) -> Result<(), MailboxError> {
         {
             let index = self.event_index();
             let cursor = index.cursors.get(&(topic.to_owned(), subscriber.to_owned())).copied().unwrap_or_default();
@@ -230,7 +235,7 @@ impl Embedded {
     }
 
     /// Hands the subscriber's leased events back at once.
-    pub fn release(&self, topic: &str, subscriber: &str) {
+    pub(super) fn rewind_cursor(&self, topic: &str, subscriber: &str) {
         if let Some(cursor) = self.event_index().cursors.get_mut(&(topic.to_owned(), subscriber.to_owned())) {
             cursor.delivered = cursor.acked;
             cursor.lease_until = None;
@@ -253,7 +258,7 @@ impl Embedded {
         .map_err(|e| MailboxError::Store(e.to_string()))?
     }
 
-    pub async fn retain(&self, topics: &[TopicRules]) -> Result<u64, MailboxError> {
+    pub(super) async fn retain_events(&self, topics: &[TopicRules]) -> Result<u64, MailboxError> {
         let now = now_ms();
         let mut deleted = 0;
         for rules in topics {

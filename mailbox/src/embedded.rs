@@ -1,5 +1,6 @@
 //! The embedded mailbox store: one redb file (`DATA_DIR/mailbox.redb`) and an
-//! in-memory index of what is ready, leased and waiting.
+//! in-memory index of what is ready, leased and waiting (`lease.rs`); events
+//! are in `embedded/events.rs`, in the same file and group commit.
 //!
 //! Durability by group commit: every change is a job for one writer thread, which
 //! applies all jobs waiting at once in a single write transaction and commits it
@@ -15,17 +16,21 @@
 //! the one table keyed by the random mailbox id holds only small entries.
 
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
 use tokio::sync::{oneshot, Notify};
 
-use super::{now_ms, push_attempt, DeadLetter, Delivery, Depth, Envelope, Kind, MailboxError, Policy, Queue, Sent};
+use crate::lease::{Index, Leased};
+use crate::{
+    now_ms, push_attempt, Attempt, DeadLetter, Delivery, Depth, Envelope, EventDelivery, EventMeta, Kind, MailboxError,
+    Policy, Published, Queue, Sent, Store, TopicRules,
+};
 
 /// seq → framed envelope and body of a waiting message.
 const MESSAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("messages");
@@ -37,13 +42,12 @@ const DEAD: TableDefinition<u128, &[u8]> = TableDefinition::new("dead");
 /// Finished ids by finishing time, for pruning IDS.
 const DONE_BY_TIME: TableDefinition<(i64, u128), ()> = TableDefinition::new("done_by_time");
 
-#[path = "embedded_events.rs"]
 mod events;
 
 /// Jobs applied in one transaction at most.
 const MAX_BATCH: usize = 4096;
 /// Finished ids pruned per housekeeping pass.
-pub(super) const PRUNE_BATCH: usize = 10_000;
+pub(crate) const PRUNE_BATCH: usize = 10_000;
 
 type Applied = Box<dyn Any + Send>;
 type Apply = Box<dyn FnOnce(&mut Tables<'_>) -> Result<Applied, redb::StorageError> + Send>;
@@ -69,7 +73,7 @@ pub struct Embedded {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     index: Mutex<Index>,
     changed: Notify,
-    pub(super) policy: Policy,
+    policy: Policy,
     next_seq: AtomicU64,
     events: Mutex<events::EventIndex>,
     events_changed: Notify,
@@ -153,54 +157,6 @@ impl Embedded {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub async fn send(&self, mut envelope: Envelope, body: Bytes) -> Result<Sent, MailboxError> {
-        let queue = envelope.queue();
-        if self.index().count(&queue) >= u64::from(self.policy.max_queue_depth) {
-            return Err(MailboxError::Full(queue.name().to_owned()));
-        }
-        envelope.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-        let (key, seq) = (envelope.mid.as_u128(), envelope.seq);
-        let framed = encode(&envelope, &body);
-        let stored = self
-            .write(move |t| {
-                if t.ids.get(key)?.is_some() {
-                    return Ok(false);
-                }
-                t.messages.insert(seq, framed.as_ref())?;
-                t.ids.insert(key, (seq, 0))?;
-                Ok(true)
-            })
-            .await?;
-        if !stored {
-            return Ok(Sent::Duplicate(envelope.mid));
-        }
-        self.index().insert(&envelope);
-        self.changed.notify_waiters();
-        Ok(Sent::New(envelope.mid))
-    }
-
-    pub async fn take(&self, queues: &[Queue], max: usize, wait: Duration) -> Result<Vec<Delivery>, MailboxError> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let notified = self.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let until = now_ms() + self.policy.visibility.as_millis() as i64;
-            let leased = self.index().lease(queues, max, until);
-            if !leased.is_empty() {
-                return self.deliver(leased).await;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(Vec::new());
-            }
-            // Wake for new messages, or to look at expired leases (the housekeeping
-            // tick readies them).
-            let nap = (deadline - now).min(Duration::from_millis(250));
-            let _ = tokio::time::timeout(nap, notified).await;
-        }
-    }
-
     /// Persists each leased message's new attempt and reads its body.
     async fn deliver(&self, leased: Vec<Leased>) -> Result<Vec<Delivery>, MailboxError> {
         let attempt = self.policy.attempt("delivered");
@@ -231,7 +187,99 @@ impl Embedded {
         result
     }
 
-    pub async fn reply(
+    /// Moves messages to the dead letters, each with its last event.
+    async fn bury(&self, victims: Vec<(u128, u64, Attempt)>) -> Result<(), MailboxError> {
+        let max = self.policy.max_attempts;
+        let buried = self
+            .write(move |t| {
+                let mut moved = Vec::new();
+                for (key, seq, event) in victims {
+                    if !stored_at(t, seq, key)? {
+                        continue;
+                    }
+                    let Some(value) = t.messages.remove(seq)?.map(|v| v.value().to_vec()) else { continue };
+                    let Ok((mut envelope, body)) = decode(value) else { continue };
+                    let buried = Attempt { event: format!("dead letter after {max} attempts"), ..event.clone() };
+                    push_attempt(&mut envelope.history, event);
+                    push_attempt(&mut envelope.history, buried);
+                    t.dead.insert(key, encode(&envelope, &body).as_ref())?;
+                    t.ids.insert(key, (0, 0))?;
+                    moved.push((key, seq));
+                }
+                Ok(moved)
+            })
+            .await?;
+        let mut index = self.index();
+        for (key, seq) in buried {
+            if index.remove_at(key, seq).is_some() {
+                index.dead += 1;
+            }
+        }
+        drop(index);
+        self.changed.notify_waiters();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for Embedded {
+    fn backend(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    async fn send(&self, mut envelope: Envelope, body: Bytes) -> Result<Sent, MailboxError> {
+        let queue = envelope.queue();
+        if self.index().count(&queue) >= u64::from(self.policy.max_queue_depth) {
+            return Err(MailboxError::Full(queue.name().to_owned()));
+        }
+        envelope.seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let (key, seq) = (envelope.mid.as_u128(), envelope.seq);
+        let framed = encode(&envelope, &body);
+        let stored = self
+            .write(move |t| {
+                if t.ids.get(key)?.is_some() {
+                    return Ok(false);
+                }
+                t.messages.insert(seq, framed.as_ref())?;
+                t.ids.insert(key, (seq, 0))?;
+                Ok(true)
+            })
+            .await?;
+        if !stored {
+            return Ok(Sent::Duplicate(envelope.mid));
+        }
+        self.index().insert(&envelope);
+        self.changed.notify_waiters();
+        Ok(Sent::New(envelope.mid))
+    }
+
+    async fn take(&self, queues: &[Queue], max: usize, wait: Duration) -> Result<Vec<Delivery>, MailboxError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let until = now_ms() + self.policy.visibility.as_millis() as i64;
+            let leased = self.index().lease(queues, max, until);
+            if !leased.is_empty() {
+                return self.deliver(leased).await;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            // Wake for new messages, or to look at expired leases (the housekeeping
+            // tick readies them).
+            let nap = (deadline - now).min(Duration::from_millis(250));
+            let _ = tokio::time::timeout(nap, notified).await;
+        }
+    }
+
+    async fn reply(
         &self,
         mid: uuid::Uuid,
         provider: &str,
@@ -275,7 +323,7 @@ impl Embedded {
         Ok(())
     }
 
-    pub async fn ack(&self, mid: uuid::Uuid, system: &str) -> Result<(), MailboxError> {
+    async fn ack(&self, mid: uuid::Uuid, system: &str) -> Result<(), MailboxError> {
         let key = mid.as_u128();
         let seq = {
             let index = self.index();
@@ -303,7 +351,7 @@ impl Embedded {
         Ok(())
     }
 
-    pub async fn fail(&self, mid: uuid::Uuid, why: String) -> Result<(), MailboxError> {
+    async fn fail(&self, mid: uuid::Uuid, why: String) -> Result<(), MailboxError> {
         let key = mid.as_u128();
         let (seq, attempts) = self.index().attempts(key).ok_or(MailboxError::Unknown(mid))?;
         let event = self.policy.attempt(format!("failed: {why}"));
@@ -320,43 +368,10 @@ impl Embedded {
         Ok(())
     }
 
-    /// Moves messages to the dead letters, each with its last event.
-    async fn bury(&self, victims: Vec<(u128, u64, super::Attempt)>) -> Result<(), MailboxError> {
-        let max = self.policy.max_attempts;
-        let buried = self
-            .write(move |t| {
-                let mut moved = Vec::new();
-                for (key, seq, event) in victims {
-                    if !stored_at(t, seq, key)? {
-                        continue;
-                    }
-                    let Some(value) = t.messages.remove(seq)?.map(|v| v.value().to_vec()) else { continue };
-                    let Ok((mut envelope, body)) = decode(value) else { continue };
-                    let buried = super::Attempt { event: format!("dead letter after {max} attempts"), ..event.clone() };
-                    push_attempt(&mut envelope.history, event);
-                    push_attempt(&mut envelope.history, buried);
-                    t.dead.insert(key, encode(&envelope, &body).as_ref())?;
-                    t.ids.insert(key, (0, 0))?;
-                    moved.push((key, seq));
-                }
-                Ok(moved)
-            })
-            .await?;
-        let mut index = self.index();
-        for (key, seq) in buried {
-            if index.remove_at(key, seq).is_some() {
-                index.dead += 1;
-            }
-        }
-        drop(index);
-        self.changed.notify_waiters();
-        Ok(())
-    }
-
     /// Readies messages whose lease or retry delay is over, buries those out of
     /// attempts, and forgets finished ids older than the dedupe window. Called by
     /// the gateway's housekeeping several times a second.
-    pub async fn tick(&self) -> Result<(), MailboxError> {
+    async fn tick(&self) -> Result<(), MailboxError> {
         let now = now_ms();
         let expired = self.index().expire(now, self.policy.max_attempts);
         if !expired.timed_out.is_empty() {
@@ -381,7 +396,7 @@ impl Embedded {
     }
 
     /// Forgets finished message ids older than the dedupe window (a bounded batch).
-    pub async fn prune(&self) -> Result<usize, MailboxError> {
+    async fn prune(&self) -> Result<usize, MailboxError> {
         let cutoff = now_ms() - self.policy.dedupe_window.as_millis() as i64;
         self.write(move |t| {
             let mut old = Vec::new();
@@ -401,15 +416,15 @@ impl Embedded {
         .await
     }
 
-    pub fn depths(&self) -> Vec<Depth> {
-        self.index().depths()
+    async fn depths(&self) -> Result<Vec<Depth>, MailboxError> {
+        Ok(self.index().depths())
     }
 
-    pub fn dead_count(&self) -> u64 {
-        self.index().dead
+    async fn dead_count(&self) -> Result<u64, MailboxError> {
+        Ok(self.index().dead)
     }
 
-    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, MailboxError> {
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, MailboxError> {
         let db = self.db.clone();
         tokio::task::spawn_blocking(move || -> Result<Vec<DeadLetter>, MailboxError> {
             let read = db.begin_read().map_err(store_error)?;
@@ -427,7 +442,7 @@ impl Embedded {
         .map_err(|e| MailboxError::Store(e.to_string()))?
     }
 
-    pub async fn replay(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
+    async fn replay(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
         let key = mid.as_u128();
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let event = self.policy.attempt("replayed by an operator");
@@ -452,7 +467,7 @@ impl Embedded {
         Ok(())
     }
 
-    pub async fn drop_dead(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
+    async fn drop_dead(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
         let key = mid.as_u128();
         let now = now_ms();
         let found = self
@@ -470,6 +485,37 @@ impl Embedded {
         let mut index = self.index();
         index.dead = index.dead.saturating_sub(1);
         Ok(())
+    }
+
+    async fn publish(&self, topic: &TopicRules, meta: EventMeta, body: Bytes) -> Result<Published, MailboxError> {
+        self.append_event(&topic.id, meta, body).await
+    }
+
+    async fn pull(
+        &self,
+        topic: &TopicRules,
+        subscriber: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<EventDelivery>, MailboxError> {
+        self.pull_events(&topic.id, subscriber, max, wait).await
+    }
+
+    async fn ack_events(&self, topic: &TopicRules, subscriber: &str, through: u64) -> Result<(), MailboxError> {
+        self.move_cursor(&topic.id, subscriber, through).await
+    }
+
+    async fn release(&self, topic: &TopicRules, subscriber: &str, _: &[EventDelivery]) -> Result<(), MailboxError> {
+        self.rewind_cursor(&topic.id, subscriber);
+        Ok(())
+    }
+
+    fn needs_housekeeping(&self) -> bool {
+        true
+    }
+
+    async fn retain(&self, topics: &[TopicRules]) -> Result<u64, MailboxError> {
+        self.retain_events(topics).await
     }
 }
 
@@ -573,309 +619,14 @@ fn finish(t: &mut Tables<'_>, key: u128, now: i64) -> Result<(), redb::StorageEr
 }
 
 fn encode(envelope: &Envelope, body: &[u8]) -> Bytes {
-    super::frame(envelope, body)
+    crate::frame(envelope, body)
 }
 
 /// Reads a stored value; takes it owned, so the body is a view into it, not a copy.
 fn decode(value: Vec<u8>) -> Result<(Envelope, Bytes), MailboxError> {
-    super::unframe(&Bytes::from(value)).ok_or_else(|| MailboxError::Store("a stored message is unreadable".into()))
+    crate::unframe(&Bytes::from(value)).ok_or_else(|| MailboxError::Store("a stored message is unreadable".into()))
 }
 
 fn store_error(e: impl std::fmt::Display) -> MailboxError {
     MailboxError::Store(e.to_string())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Ready,
-    /// Taken; back when the lease ends (Unix ms).
-    Leased(i64),
-    /// Waiting for a retry delay (Unix ms).
-    Delayed(i64),
-    /// An ordered message behind an earlier one of its (client, service).
-    Blocked,
-    /// Out of attempts, being moved to the dead letters.
-    Dying,
-}
-
-struct Entry {
-    queue: Queue,
-    seq: u64,
-    owner: String,
-    kind: Kind,
-    group: Option<(String, String)>,
-    state: State,
-    attempts: u32,
-}
-
-/// A message just taken: its id, where it is stored, which delivery this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Leased {
-    key: u128,
-    seq: u64,
-    attempts: u32,
-}
-
-/// What a pass over the timers found: (id, seq) of leases that ran out, and of
-/// messages out of attempts.
-#[derive(Default)]
-struct Expired {
-    timed_out: Vec<(u128, u64)>,
-    dead: Vec<(u128, u64)>,
-    readied: usize,
-}
-
-/// What is where, in memory; rebuilt from the store at start.
-#[derive(Default)]
-struct Index {
-    entries: HashMap<u128, Entry>,
-    ready: HashMap<Queue, BTreeSet<(u64, u128)>>,
-    timers: BTreeSet<(i64, u128)>,
-    /// Ordered (client, service) pairs: their messages by seq; the first is the only one out.
-    groups: HashMap<(String, String), BTreeSet<(u64, u128)>>,
-    counts: HashMap<Queue, u64>,
-    dead: u64,
-}
-
-impl Index {
-    fn count(&self, queue: &Queue) -> u64 {
-        self.counts.get(queue).copied().unwrap_or(0)
-    }
-
-    fn insert(&mut self, e: &Envelope) {
-        let key = e.mid.as_u128();
-        let queue = e.queue();
-        *self.counts.entry(queue.clone()).or_default() += 1;
-        let group = (e.ordered && e.kind == Kind::Request).then(|| (e.client.clone(), e.service.clone()));
-        let mut state = State::Ready;
-        if let Some(g) = &group {
-            let members = self.groups.entry(g.clone()).or_default();
-            members.insert((e.seq, key));
-            if members.first() != Some(&(e.seq, key)) {
-                state = State::Blocked;
-            }
-        }
-        if state == State::Ready {
-            self.ready.entry(queue.clone()).or_default().insert((e.seq, key));
-        }
-        self.entries.insert(
-            key,
-            Entry { queue, seq: e.seq, owner: e.owner(), kind: e.kind, group, state, attempts: e.attempts },
-        );
-    }
-
-    fn owned(&self, key: u128, kind: Kind, owner: &str) -> Option<&Entry> {
-        self.entries.get(&key).filter(|e| e.kind == kind && e.owner == owner && e.state != State::Dying)
-    }
-
-    fn attempts(&self, key: u128) -> Option<(u64, u32)> {
-        self.entries.get(&key).filter(|e| matches!(e.state, State::Leased(_))).map(|e| (e.seq, e.attempts))
-    }
-
-    fn unschedule(&mut self, key: u128, entry_state: State, queue: &Queue, seq: u64) {
-        match entry_state {
-            State::Ready => {
-                if let Some(set) = self.ready.get_mut(queue) {
-                    set.remove(&(seq, key));
-                }
-            }
-            State::Leased(t) | State::Delayed(t) => {
-                self.timers.remove(&(t, key));
-            }
-            State::Blocked | State::Dying => {}
-        }
-    }
-
-    /// Removes the entry for `key` if it is still the message stored at `seq`.
-    fn remove_at(&mut self, key: u128, seq: u64) -> Option<Entry> {
-        if self.entries.get(&key)?.seq != seq {
-            return None;
-        }
-        self.remove(key)
-    }
-
-    fn remove(&mut self, key: u128) -> Option<Entry> {
-        let entry = self.entries.remove(&key)?;
-        self.unschedule(key, entry.state, &entry.queue, entry.seq);
-        if let Some(n) = self.counts.get_mut(&entry.queue) {
-            *n = n.saturating_sub(1);
-        }
-        if let Some(g) = &entry.group {
-            let next = self.groups.get_mut(g).and_then(|members| {
-                members.remove(&(entry.seq, key));
-                members.first().copied()
-            });
-            match next {
-                Some((_, next)) => self.make_ready(next),
-                None => {
-                    self.groups.remove(g);
-                }
-            }
-        }
-        Some(entry)
-    }
-
-    fn make_ready(&mut self, key: u128) {
-        let Some(entry) = self.entries.get_mut(&key) else { return };
-        let (old, queue, seq) = (entry.state, entry.queue.clone(), entry.seq);
-        if old == State::Ready {
-            return;
-        }
-        entry.state = State::Ready;
-        self.unschedule(key, old, &queue, seq);
-        self.ready.entry(queue).or_default().insert((seq, key));
-    }
-
-    fn expire_now(&mut self, key: u128) {
-        self.make_ready(key);
-    }
-
-    /// Leases up to `max` ready messages of the queues, oldest first per queue.
-    fn lease(&mut self, queues: &[Queue], max: usize, until: i64) -> Vec<Leased> {
-        let mut out = Vec::new();
-        for queue in queues {
-            while out.len() < max {
-                let Some((_, key)) = self.ready.get_mut(queue).and_then(|set| set.pop_first()) else { break };
-                let Some(entry) = self.entries.get_mut(&key) else { continue };
-                entry.state = State::Leased(until);
-                entry.attempts += 1;
-                self.timers.insert((until, key));
-                out.push(Leased { key, seq: entry.seq, attempts: entry.attempts });
-            }
-        }
-        out
-    }
-
-    fn delay(&mut self, key: u128, until: i64) {
-        let Some(entry) = self.entries.get_mut(&key) else { return };
-        let (old, queue, seq) = (entry.state, entry.queue.clone(), entry.seq);
-        entry.state = State::Delayed(until);
-        self.unschedule(key, old, &queue, seq);
-        self.timers.insert((until, key));
-    }
-
-    fn expire(&mut self, now: i64, max_attempts: u32) -> Expired {
-        let mut out = Expired::default();
-        while let Some(&(due, key)) = self.timers.first() {
-            if due > now {
-                break;
-            }
-            self.timers.pop_first();
-            let Some(entry) = self.entries.get_mut(&key) else { continue };
-            match entry.state {
-                State::Leased(_) if entry.attempts >= max_attempts => {
-                    entry.state = State::Dying;
-                    out.dead.push((key, entry.seq));
-                }
-                State::Leased(_) => {
-                    out.timed_out.push((key, entry.seq));
-                    entry.state = State::Blocked;
-                    self.make_ready(key);
-                    out.readied += 1;
-                }
-                State::Delayed(_) => {
-                    entry.state = State::Blocked;
-                    self.make_ready(key);
-                    out.readied += 1;
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
-    fn depths(&self) -> Vec<Depth> {
-        let mut by_queue: HashMap<&Queue, Depth> = HashMap::new();
-        for entry in self.entries.values() {
-            let d = by_queue.entry(&entry.queue).or_insert_with(|| Depth {
-                queue: entry.queue.name().to_owned(),
-                kind: match entry.kind {
-                    Kind::Request => "requests",
-                    Kind::Response => "responses",
-                },
-                ..Depth::default()
-            });
-            match entry.state {
-                State::Ready => d.ready += 1,
-                State::Leased(_) | State::Dying => d.in_flight += 1,
-                State::Delayed(_) | State::Blocked => d.waiting += 1,
-            }
-        }
-        let mut out: Vec<Depth> = by_queue.into_values().collect();
-        out.sort_by(|a, b| (a.kind, &a.queue).cmp(&(b.kind, &b.queue)));
-        out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn envelope(client: &str, id: &str, ordered: bool, seq: u64) -> Envelope {
-        Envelope {
-            mid: super::super::mailbox_id(client, id),
-            kind: Kind::Request,
-            seq,
-            client: client.into(),
-            service: "KZ/GOV/1/prov/svc".into(),
-            message_id: id.into(),
-            path: String::new(),
-            created: 0,
-            headers: vec![],
-            status: None,
-            ordered,
-            attempts: 0,
-            history: vec![],
-        }
-    }
-
-    const Q: fn() -> Queue = || Queue::Requests("KZ/GOV/1/prov/svc".into());
-
-    #[test]
-    fn ordered_pairs_release_one_message_at_a_time() {
-        let mut ix = Index::default();
-        let (a1, a2, b1) = (envelope("A", "1", true, 1), envelope("A", "2", true, 2), envelope("B", "1", true, 3));
-        for e in [&a1, &a2, &b1] {
-            ix.insert(e);
-        }
-        let leased = ix.lease(&[Q()], 10, 100);
-        let keys: Vec<u128> = leased.iter().map(|l| l.key).collect();
-        assert_eq!(keys, vec![a1.mid.as_u128(), b1.mid.as_u128()], "A's second waits behind its first");
-        ix.remove(a1.mid.as_u128());
-        assert_eq!(ix.lease(&[Q()], 10, 100), vec![Leased { key: a2.mid.as_u128(), seq: 2, attempts: 1 }]);
-    }
-
-    #[test]
-    fn leases_expire_into_ready_then_into_the_dead_letters() {
-        let mut ix = Index::default();
-        let e = envelope("A", "1", false, 1);
-        ix.insert(&e);
-        let key = e.mid.as_u128();
-        assert_eq!(ix.lease(&[Q()], 1, 100), vec![Leased { key, seq: 1, attempts: 1 }]);
-        assert!(ix.lease(&[Q()], 1, 100).is_empty(), "a leased message is invisible");
-        let x = ix.expire(99, 2);
-        assert!(x.timed_out.is_empty() && x.dead.is_empty(), "not before the lease ends");
-        let x = ix.expire(100, 2);
-        assert_eq!(x.timed_out, vec![(key, 1)]);
-        assert_eq!(ix.lease(&[Q()], 1, 200), vec![Leased { key, seq: 1, attempts: 2 }], "redelivered, second attempt");
-        let x = ix.expire(200, 2);
-        assert_eq!(x.dead, vec![(key, 1)], "out of attempts");
-        assert!(ix.owned(key, Kind::Request, "KZ/GOV/1/prov").is_none(), "a dying message cannot be acked");
-    }
-
-    #[test]
-    fn delayed_messages_wait_for_their_time() {
-        let mut ix = Index::default();
-        let e = envelope("A", "1", false, 1);
-        ix.insert(&e);
-        let key = e.mid.as_u128();
-        ix.lease(&[Q()], 1, 100);
-        ix.delay(key, 500);
-        assert!(ix.expire(400, 5).readied == 0);
-        assert!(ix.lease(&[Q()], 1, 1000).is_empty());
-        assert_eq!(ix.expire(500, 5).readied, 1);
-        assert_eq!(ix.lease(&[Q()], 1, 1000), vec![Leased { key, seq: 1, attempts: 2 }]);
-        let d = ix.depths();
-        assert_eq!((d[0].ready, d[0].in_flight, d[0].waiting), (0, 1, 0));
-    }
 }
