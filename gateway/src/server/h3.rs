@@ -14,11 +14,11 @@ use rustls_pki_types::CertificateDer;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::server::client_body::{ClientBody, ClientBodyError};
 use crate::config::{Limits, TlsFiles};
-use crate::gateway::Gateway;
-use crate::server::listener::{client_slot, Role};
 use crate::exchange::Peer;
+use crate::gateway::Gateway;
+use crate::server::client_body::{ClientBody, ClientBodyError};
+use crate::server::listener::{client_slot, Role};
 use crate::server::tls::TlsError;
 
 type H3Connection = h3::server::Connection<h3_quinn::Connection, Bytes>;
@@ -241,7 +241,10 @@ async fn serve_request(gateway: Arc<Gateway>, peer: Arc<Peer>, resolver: Request
             ClientBody::channel(rx, Some(idle), declared)
         }
     };
-    let response = crate::dispatch::serve(gateway, peer, req.map(|()| body)).await;
+    let response = match crate::exchange::headers::check_head(&req) {
+        Ok(()) => crate::dispatch::serve(gateway, peer, req.map(|()| body)).await,
+        Err(why) => crate::server::listener::refuse_head(gateway, req.version(), why),
+    };
     let (parts, mut body) = response.into_parts();
     if let Err(e) = send.send_response(http::Response::from_parts(parts, ())).await {
         tracing::debug!("HTTP/3 response head not sent: {e}");

@@ -20,11 +20,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::server::client_body::ClientBody;
 use crate::config::{Limits, ListenerConfig};
-use crate::server::connections::ClientSlot;
-use crate::gateway::Gateway;
 use crate::exchange::Peer;
+use crate::gateway::Gateway;
+use crate::server::client_body::ClientBody;
+use crate::server::connections::ClientSlot;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -221,7 +221,10 @@ impl Server {
             // that much. One allocation per request buys it back.
             Box::pin(async move {
                 let mut response = match role {
-                    Role::Data => crate::dispatch::serve(gateway, peer, req.map(|b| ClientBody::hyper(b, idle))).await,
+                    Role::Data => match crate::exchange::headers::check_head(&req) {
+                        Ok(()) => crate::dispatch::serve(gateway, peer, req.map(|b| ClientBody::hyper(b, idle))).await,
+                        Err(why) => refuse_head(gateway, req.version(), why),
+                    },
                     Role::Admin => crate::admin::serve(&gateway, req).await,
                 };
                 if let Some(v) = alt_svc {
@@ -236,6 +239,28 @@ impl Server {
         }
         drop(slot);
     }
+}
+
+/// A data request whose head fails [`crate::exchange::headers::check_head`]: 400
+/// `client.bad_request`, counted and recorded like every refused exchange, before
+/// any face reads the request. HTTP/1.x closes the connection: a request framed
+/// oddly leaves no trustworthy boundary for the next one.
+pub fn refuse_head(
+    gateway: Arc<Gateway>,
+    version: http::Version,
+    why: crate::exchange::headers::HeadError,
+) -> http::Response<crate::exchange::GatewayBody> {
+    let exchange = crate::observe::telemetry::Exchange::begin(
+        gateway,
+        uuid::Uuid::now_v7().to_string(),
+        std::time::Instant::now(),
+    );
+    let mut response =
+        crate::exchange::refuse(exchange, crate::error::GatewayError::new(ErrorCode::BadRequest, why.to_string()));
+    if version < http::Version::HTTP_2 {
+        response.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The per-client connection check, shared by the TCP and QUIC listeners.
