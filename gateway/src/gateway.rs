@@ -13,17 +13,17 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::{self, Config, LimitsBackend};
-use crate::server::connections::ClientConnections;
 use crate::exchange::limits::local::LocalBackend;
 use crate::exchange::limits::redis::RedisBackend;
 use crate::exchange::limits::stage::Overload;
 use crate::exchange::limits::{now_ns, Limiter};
-use crate::server::listener::{self, Role, SwappableTls};
 use crate::observe::metrics::Metrics;
 use crate::observe::monitoring::Monitoring;
-use crate::runtime::Runtime;
 use crate::observe::sla::SlaTracker;
 use crate::observe::telemetry::Telemetry;
+use crate::runtime::Runtime;
+use crate::server::connections::ClientConnections;
+use crate::server::listener::{self, Role, SwappableTls};
 use qaqpa_routing::limit::Aimd;
 
 pub struct Gateway {
@@ -292,20 +292,28 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
             source,
         })?;
         let tls: Option<SwappableTls> = match &cfg.tls {
-            Some(files) => Some(Arc::new(ArcSwap::new(crate::server::tls::server_config(files, cfg.http1, cfg.http2)?))),
+            Some(files) => {
+                Some(Arc::new(ArcSwap::new(crate::server::tls::server_config(files, cfg.http1, cfg.http2)?)))
+            }
             None => None,
         };
         // HTTP/3 on the same port over UDP (the TCP port the OS chose, if it was 0).
         let h3 = match (&cfg.tls, cfg.http3 && role == Role::Data) {
             (Some(files), true) => {
                 let quic = crate::server::h3::quic_config(files, &limits)?;
-                let server =
-                    crate::server::h3::H3Server::bind(gateway.clone(), &cfg.name, addr, quic, &limits, cfg.max_connections)
-                        .map_err(|source| StartError::Bind {
-                            name: format!("{} (HTTP/3, UDP)", cfg.name),
-                            address: addr,
-                            source,
-                        })?;
+                let server = crate::server::h3::H3Server::bind(
+                    gateway.clone(),
+                    &cfg.name,
+                    addr,
+                    quic,
+                    &limits,
+                    cfg.max_connections,
+                )
+                .map_err(|source| StartError::Bind {
+                    name: format!("{} (HTTP/3, UDP)", cfg.name),
+                    address: addr,
+                    source,
+                })?;
                 Some(server)
             }
             _ => None,

@@ -17,10 +17,10 @@ use qaqpa_routing::limit::Rate;
 use qaqpa_routing::{AccessList, RouteTable, ServiceId, SystemId};
 use tokio::sync::Semaphore;
 
-use crate::delivery::body::ForwardBody;
 use crate::config::{
     Config, HealthCheck, LimitRule, ServiceConfig, ServiceKind, SignaturePolicy, SlaObjective, UpstreamProtocol,
 };
+use crate::delivery::body::ForwardBody;
 use crate::exchange::limits::{pair_key, stable_key};
 use crate::server::tls::{self, TlsError};
 

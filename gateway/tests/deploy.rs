@@ -155,7 +155,8 @@ fn the_cluster_config_is_valid_and_names_each_node_by_its_host() {
     // The pod's files, here in a temporary directory with a real dev PKI.
     let dir = tempfile::tempdir().unwrap();
     let systems = [qaqpa_routing::SystemId::parse("KZ/GOV/000000000003/egov-portal").unwrap()];
-    let ca = qaqpa_gateway::cli::pki_files::init(&dir.path().join("pki"), &systems, &["localhost".into()], false).unwrap();
+    let ca =
+        qaqpa_gateway::cli::pki_files::init(&dir.path().join("pki"), &systems, &["localhost".into()], false).unwrap();
     let crl = ca.revocation_list(&[], time::OffsetDateTime::now_utc(), time::Duration::days(1)).unwrap();
     std::fs::write(dir.path().join("pki/ca.crl"), crl).unwrap();
     let local = text

@@ -13,9 +13,9 @@ use hyper::body::Incoming;
 use qaqpa_adapters::ErrorCode;
 
 use crate::error::error_response;
+use crate::exchange::{full_body, GatewayBody};
 use crate::gateway::Gateway;
 use crate::observe::monitoring::{now_us, Query, CSV_HEADER};
-use crate::exchange::{full_body, GatewayBody};
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 /// The admin API's own description (OpenAPI 3.1); `tests/admin_api.rs` checks every

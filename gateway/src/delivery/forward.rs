@@ -7,13 +7,13 @@ use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use qaqpa_adapters::ErrorCode;
 
-use crate::delivery::body::{ForwardBody, Outcome, Source};
 use crate::config::Limits;
+use crate::delivery::body::{ForwardBody, Outcome, Source};
 use crate::error::GatewayError;
 use crate::exchange::headers::{self, X_ROAD_ID, X_ROAD_REQUEST_HASH};
 use crate::exchange::Peer;
-use crate::runtime::{Route, Upstream};
 use crate::observe::telemetry::Exchange;
+use crate::runtime::{Route, Upstream};
 
 /// The part of the provider URI that comes from the client: the rest of its path
 /// after the service id, and its query. Each endpoint puts its own base in front.

@@ -12,8 +12,8 @@ use http_body_util::BodyExt;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::delivery::body::{ForwardBody, Source};
 use crate::config::HealthCheck;
+use crate::delivery::body::{ForwardBody, Source};
 use crate::gateway::Gateway;
 use crate::runtime::{Route, Runtime};
 

@@ -15,14 +15,14 @@ use qaqpa_adapters::soap::{self, SoapVersion, XRoadHeader, XRoadIdentifier};
 use qaqpa_adapters::ErrorCode;
 use serde_json::{Map, Value};
 
-use crate::delivery::body::{collect_bounded, Collect, Source};
-use crate::server::client_body::ClientBody;
 use crate::config::{MediatedOperation, Mediation};
+use crate::delivery::body::{collect_bounded, Collect, Source};
 use crate::error::GatewayError;
 use crate::exchange::headers::X_ROAD_CLIENT;
 use crate::exchange::Peer;
-use crate::runtime::{Client, Route, Runtime};
 use crate::observe::telemetry::Exchange;
+use crate::runtime::{Client, Route, Runtime};
+use crate::server::client_body::ClientBody;
 
 /// Characters left as they are in a path segment filled from a SOAP field.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');

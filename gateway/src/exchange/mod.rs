@@ -29,14 +29,14 @@ use qaqpa_routing::split_rest_path;
 use tracing::{field, info_span, Instrument};
 
 use crate::delivery::body::Tracked;
-use crate::server::client_body::ClientBody;
-use crate::error::GatewayError;
 use crate::delivery::forward::ProviderPath;
-use crate::gateway::Gateway;
-use headers::X_ROAD_CLIENT;
+use crate::error::GatewayError;
 use crate::exchange::limits::stage::{self as limit_stage, Admission};
-use crate::runtime::{Client, Route, Runtime};
+use crate::gateway::Gateway;
 use crate::observe::telemetry::Exchange;
+use crate::runtime::{Client, Route, Runtime};
+use crate::server::client_body::ClientBody;
+use headers::X_ROAD_CLIENT;
 
 /// Response bodies: the provider's stream passed through (and measured), or a small one of ours.
 pub type GatewayBody = Either<Tracked, Full<Bytes>>;
@@ -165,20 +165,23 @@ async fn run_stages(
     if let (crate::config::ServiceKind::Soap, Some(mediation)) = (route.kind, route.mediation.as_deref()) {
         // A REST client calling a SOAP provider: adapt.
         let rest = target.rest.as_deref().unwrap_or("");
-        let (op, params) = crate::delivery::mediate::find_operation(mediation, req.method(), rest).ok_or_else(|| {
-            GatewayError::new(
-                ErrorCode::BadRequest,
-                format!("{} has no REST operation {} {rest}", route.id, req.method()),
-            )
-        })?;
+        let (op, params) =
+            crate::delivery::mediate::find_operation(mediation, req.method(), rest).ok_or_else(|| {
+                GatewayError::new(
+                    ErrorCode::BadRequest,
+                    format!("{} has no REST operation {} {rest}", route.id, req.method()),
+                )
+            })?;
         let built =
-            crate::delivery::mediate::rest_to_soap(runtime, route, mediation, op, params, req, &client, peer, exchange).await?;
+            crate::delivery::mediate::rest_to_soap(runtime, route, mediation, op, params, req, &client, peer, exchange)
+                .await?;
         return Ok((Reply::Built(built), admission));
     }
     let (parts, body) = req.into_parts();
     let body = crate::delivery::body::Source::Stream(body);
     let response =
-        crate::delivery::forward::deliver(route, &target.path, parts, body, peer, exchange, &runtime.config.limits).await?;
+        crate::delivery::forward::deliver(route, &target.path, parts, body, peer, exchange, &runtime.config.limits)
+            .await?;
     if route.sign_responses {
         let id = exchange.id().to_owned();
         let signed = crate::exchange::signatures::sign_response(runtime, route, &client, &id, response).await?;
@@ -203,7 +206,9 @@ pub async fn verify(
         crate::delivery::body::Collect::TooLarge => {
             GatewayError::new(ErrorCode::TooLarge, format!("a signed request body is limited to {limit} bytes"))
         }
-        crate::delivery::body::Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
+        crate::delivery::body::Collect::CutOff => {
+            GatewayError::new(ErrorCode::BadRequest, "the request body was cut off")
+        }
     })?;
     if let Some(value) =
         crate::exchange::signatures::rest(gateway, runtime, route, client, &message_id, &mut parts, &bytes).await?

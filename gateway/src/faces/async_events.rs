@@ -19,15 +19,15 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use qaqpa_adapters::ErrorCode;
 
 use super::async_mailbox::{carried, empty, header, json, read_body, unless_draining, wait_and_max, MESSAGE_ID};
-use crate::mailbox::{EventDelivery, EventMeta, Published, TopicRules};
-use crate::server::client_body::ClientBody;
 use crate::config::TopicConfig;
 use crate::error::GatewayError;
-use crate::gateway::Gateway;
 use crate::exchange::headers::{X_ROAD_CLIENT, X_ROAD_ID};
 use crate::exchange::{self, GatewayBody, Peer};
-use crate::runtime::Runtime;
+use crate::gateway::Gateway;
+use crate::mailbox::{EventDelivery, EventMeta, Published, TopicRules};
 use crate::observe::telemetry::Exchange;
+use crate::runtime::Runtime;
+use crate::server::client_body::ClientBody;
 
 pub const PREFIX: &str = "/e1/";
 const ACK: &str = "ack/";

@@ -21,16 +21,16 @@ use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use qaqpa_adapters::ErrorCode;
 use tracing::Instrument;
 
-use crate::mailbox::{Delivery, Envelope, Kind, MailboxError, Queue, Sent};
-use crate::server::client_body::ClientBody;
 use crate::config::MailboxMode;
 use crate::error::GatewayError;
-use crate::gateway::Gateway;
 use crate::exchange::headers::{self, X_ROAD_CLIENT, X_ROAD_ID};
 use crate::exchange::limits::stage::Admission;
 use crate::exchange::{self, GatewayBody, Peer, Reply};
-use crate::runtime::{Client, Runtime};
+use crate::gateway::Gateway;
+use crate::mailbox::{Delivery, Envelope, Kind, MailboxError, Queue, Sent};
 use crate::observe::telemetry::Exchange;
+use crate::runtime::{Client, Runtime};
+use crate::server::client_body::ClientBody;
 
 pub const PREFIX: &str = "/a1/";
 pub const MESSAGE_ID: &str = "qaqpa-message-id";
@@ -227,7 +227,9 @@ pub(super) async fn read_body(runtime: &Runtime, body: ClientBody) -> Result<Byt
         crate::delivery::body::Collect::TooLarge => {
             GatewayError::new(ErrorCode::TooLarge, format!("an asynchronous message is limited to {limit} bytes"))
         }
-        crate::delivery::body::Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
+        crate::delivery::body::Collect::CutOff => {
+            GatewayError::new(ErrorCode::BadRequest, "the request body was cut off")
+        }
     })
 }
 

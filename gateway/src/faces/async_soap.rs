@@ -24,13 +24,13 @@ use http::{HeaderValue, Response};
 use qaqpa_adapters::soap::{self, escape};
 use qaqpa_adapters::ErrorCode;
 
-use crate::mailbox::{Delivery, Envelope, Kind};
 use crate::error::GatewayError;
-use crate::gateway::Gateway;
 use crate::exchange::limits::stage::Admission;
 use crate::exchange::{authorize, Peer, Reply};
-use crate::runtime::{Client, Runtime};
+use crate::gateway::Gateway;
+use crate::mailbox::{Delivery, Envelope, Kind};
 use crate::observe::telemetry::Exchange;
+use crate::runtime::{Client, Runtime};
 
 pub const NS: &str = "urn:qaqpa:async:1";
 
@@ -140,9 +140,15 @@ async fn send_request(call: &Call<'_>, exchange: &mut Exchange) -> Result<(Reply
     super::async_mailbox::mailbox_service(route)?;
     let admission = crate::exchange::limits::stage::admit(call.gateway, route, &call.client).await?;
     let message_id = exchange.id().to_owned();
-    let (stored, signature) =
-        crate::exchange::signatures::soap(call.gateway, call.runtime, route, &call.client, &message_id, call.bytes.clone())
-            .await?;
+    let (stored, signature) = crate::exchange::signatures::soap(
+        call.gateway,
+        call.runtime,
+        route,
+        &call.client,
+        &message_id,
+        call.bytes.clone(),
+    )
+    .await?;
     if let Some(value) = signature {
         exchange.set_signature(value);
     }

@@ -19,16 +19,16 @@ use qaqpa_adapters::soap::{self, SoapVersion};
 use qaqpa_adapters::ErrorCode;
 use tracing::{field, info_span, Instrument};
 
-use crate::delivery::body::{collect_bounded, Collect, Source};
-use crate::server::client_body::ClientBody;
 use crate::config::ServiceKind;
+use crate::delivery::body::{collect_bounded, Collect, Source};
 use crate::error::{GatewayError, X_ROAD_ERROR};
-use crate::gateway::Gateway;
 use crate::exchange::headers::{MAX_MESSAGE_ID_LEN, X_ROAD_ID};
 use crate::exchange::limits::stage::{self as limit_stage, Admission};
 use crate::exchange::{authorize, full_body, identify_claim, peer_system, respond, GatewayBody, Peer, Reply};
-use crate::runtime::Runtime;
+use crate::gateway::Gateway;
 use crate::observe::telemetry::Exchange;
+use crate::runtime::Runtime;
+use crate::server::client_body::ClientBody;
 
 pub const SOAP_PATH: &str = "/soap";
 /// Envelopes larger than this are parsed off the async workers.
@@ -224,15 +224,19 @@ async fn run_stages(
     let message_id = exchange.id().to_owned();
     // Signed on behalf, the message grows a Signature; mediation reads the original.
     let (forwarded, signature) =
-        crate::exchange::signatures::soap(gateway, runtime, route, &client, &message_id, bytes.clone()).await.map_err(fail)?;
+        crate::exchange::signatures::soap(gateway, runtime, route, &client, &message_id, bytes.clone())
+            .await
+            .map_err(fail)?;
     if let Some(value) = signature {
         exchange.set_signature(value);
     }
     if let Some(mediation) = mediation {
         // A SOAP client calling a REST provider: adapt.
-        let built = crate::delivery::mediate::soap_to_rest(runtime, route, mediation, envelope, &bytes, &client, peer, exchange)
-            .await
-            .map_err(fail)?;
+        let built = crate::delivery::mediate::soap_to_rest(
+            runtime, route, mediation, envelope, &bytes, &client, peer, exchange,
+        )
+        .await
+        .map_err(fail)?;
         return Ok((Reply::Built(built), admission));
     }
     let path = crate::delivery::forward::ProviderPath::new("", None);
@@ -248,8 +252,9 @@ async fn run_stages(
     .await
     .map_err(fail)?;
     if route.sign_responses {
-        let signed =
-            crate::exchange::signatures::sign_response(runtime, route, &client, &message_id, response).await.map_err(fail)?;
+        let signed = crate::exchange::signatures::sign_response(runtime, route, &client, &message_id, response)
+            .await
+            .map_err(fail)?;
         return Ok((Reply::Built(signed), admission));
     }
     Ok((Reply::Stream(response), admission))

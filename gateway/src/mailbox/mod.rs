@@ -507,7 +507,8 @@ pub async fn housekeeping(
             tracing::error!("mailbox housekeeping: {e}");
         }
         if n.is_multiple_of(10) {
-            let topics: Vec<TopicRules> = gateway.runtime().config.topics.iter().map(crate::faces::async_events::rules).collect();
+            let topics: Vec<TopicRules> =
+                gateway.runtime().config.topics.iter().map(crate::faces::async_events::rules).collect();
             if let Err(e) = store.retain(&topics).await {
                 tracing::error!("event retention: {e}");
             }

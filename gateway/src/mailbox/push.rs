@@ -17,12 +17,12 @@ use http::{Method, Request};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::{Delivery, Queue, TopicRules};
-use crate::delivery::body::Source;
 use crate::config::MailboxMode;
+use crate::delivery::body::Source;
 use crate::delivery::forward::ProviderPath;
-use crate::gateway::Gateway;
 use crate::exchange::headers::X_ROAD_CLIENT;
 use crate::exchange::Peer;
+use crate::gateway::Gateway;
 use crate::observe::telemetry::Exchange;
 
 /// How often the supervisor looks for services that start or stop pushing.
@@ -280,9 +280,16 @@ async fn send(gateway: &Arc<Gateway>, m: Outgoing<'_>) -> Result<(u16, Vec<(Stri
     let peer = Peer { addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), certificate: None };
     let limits = &runtime.config.limits;
     let body = Source::Buffered(Some(m.body));
-    let result =
-        crate::delivery::forward::deliver(&route, &ProviderPath::new(rest, query), parts, body, &peer, &mut exchange, limits)
-            .await;
+    let result = crate::delivery::forward::deliver(
+        &route,
+        &ProviderPath::new(rest, query),
+        parts,
+        body,
+        &peer,
+        &mut exchange,
+        limits,
+    )
+    .await;
     let response = match result {
         Ok(r) => r,
         Err(err) => {

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use qaqpa_adapters::ErrorCode;
 
-use crate::delivery::body::BodyOutcome;
 use crate::config::SlaObjective;
-use crate::gateway::Gateway;
+use crate::delivery::body::BodyOutcome;
 use crate::exchange::limits::stage::Admission;
+use crate::gateway::Gateway;
 use crate::observe::metrics::{Metrics, UNKNOWN};
 use crate::observe::monitoring::{now_us, Monitoring, Record};
-use crate::runtime::{Client, Route};
 use crate::observe::sla::SlaTracker;
+use crate::runtime::{Client, Route};
 
 /// The gateway's measuring instruments; they outlive configuration reloads.
 pub struct Telemetry {

@@ -392,16 +392,21 @@ pub async fn h2_raw(addr: SocketAddr, path: &str, fields: &[(&str, &str)]) -> Ve
     }
 }
 
-/// Whether the server refused stream 1 as malformed: RST_STREAM or GOAWAY with
-/// PROTOCOL_ERROR, or a 400 answer (HPACK static index 12 is `:status 400`).
-pub fn h2_refused(frames: &[Frame]) -> bool {
-    frames.iter().any(|f| match f.kind {
-        RST_STREAM => f.stream == 1 && f.payload.get(..4) == Some(&PROTOCOL_ERROR.to_be_bytes()[..]),
-        GOAWAY => f.payload.get(4..8) == Some(&PROTOCOL_ERROR.to_be_bytes()[..]),
-        HEADERS => f.stream == 1 && f.payload.first() == Some(&0x8c),
-        _ => false,
-    })
+/// Whether the server reset stream 1 as malformed: RST_STREAM(PROTOCOL_ERROR).
+pub fn h2_reset(frames: &[Frame]) -> bool {
+    frames
+        .iter()
+        .any(|f| f.kind == RST_STREAM && f.stream == 1 && f.payload.get(..4) == Some(&PROTOCOL_ERROR.to_be_bytes()[..]))
 }
+
+/// Whether the server answered stream 1 with `:status` given as an HPACK static
+/// index (0x88 is 200, 0x8c is 400): hyper's encoder indexes these.
+pub fn h2_status(frames: &[Frame], indexed: u8) -> bool {
+    frames.iter().any(|f| f.kind == HEADERS && f.stream == 1 && f.payload.first() == Some(&indexed))
+}
+
+pub const H2_200: u8 = 0x88;
+pub const H2_400: u8 = 0x8c;
 
 /// Sends raw bytes on a fresh TCP connection and reads until the server closes it
 /// or is silent for 2 s (for pipelined answers).
@@ -417,4 +422,10 @@ pub async fn raw_all(addr: SocketAddr, request: &[u8]) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether the server closed the whole connection: GOAWAY(PROTOCOL_ERROR) (h2 treats
+/// a field block it cannot accept as a connection error).
+pub fn h2_goaway(frames: &[Frame]) -> bool {
+    frames.iter().any(|f| f.kind == GOAWAY && f.payload.get(4..8) == Some(&PROTOCOL_ERROR.to_be_bytes()[..]))
 }

@@ -51,7 +51,8 @@ impl Pki {
         let foreign = DevCa::generate("Foreign CA", time::OffsetDateTime::now_utc()).unwrap();
         let forged = foreign.issue_client(&systems[0], time::OffsetDateTime::now_utc()).unwrap();
         qaqpa_gateway::cli::pki_files::write_pair(&dir.path().join("pki"), "foreign", &forged).unwrap();
-        qaqpa_gateway::cli::pki_files::write_file(&dir.path().join("pki/foreign-ca.crt"), &foreign.cert_pem, false).unwrap();
+        qaqpa_gateway::cli::pki_files::write_file(&dir.path().join("pki/foreign-ca.crt"), &foreign.cert_pem, false)
+            .unwrap();
         Self { dir }
     }
 
