@@ -7,6 +7,15 @@
 //! DOCTYPE (so no entity can be declared, let alone expanded), entity references
 //! other than the five predefined ones and character references, processing
 //! instructions, non-UTF-8 input, and anything over the configured limits.
+//!
+//! It also refuses what a provider could read differently from the gateway (issue
+//! 15): a SOAP Body or Header anywhere but as the Envelope's child (a provider that
+//! takes the first `Body` it meets would read an unverified one), X-Road header
+//! elements anywhere but as the Header's children and identifier parts anywhere but
+//! in `client`/`service` (an XPath `//xrd:service` would find a nested copy), an
+//! identifier part given twice (first wins here, last wins elsewhere), and comments
+//! inside X-Road header fields (`0000<!---->03` is one string here, two text nodes
+//! to a DOM reader that takes the first).
 
 use std::fmt;
 use std::ops::Range;
@@ -104,15 +113,21 @@ pub enum SoapError {
     MissingXRoadField(&'static str),
     DuplicateXRoadField(&'static str),
     BadXRoadIdentifier(&'static str),
+    /// An X-Road header element or identifier part where the gateway does not read
+    /// it (nested in another element); its local name.
+    MisplacedXRoadElement(String),
+    /// A comment inside an X-Road header field.
+    CommentInXRoadField(&'static str),
 }
 
 impl SoapError {
     /// The stable error code (DESIGN §5) the fault carries.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::MissingXRoadField(_) | Self::DuplicateXRoadField(_) | Self::BadXRoadIdentifier(_) => {
-                ErrorCode::BadRequest
-            }
+            Self::MissingXRoadField(_)
+            | Self::DuplicateXRoadField(_)
+            | Self::BadXRoadIdentifier(_)
+            | Self::MisplacedXRoadElement(_) => ErrorCode::BadRequest,
             _ => ErrorCode::BadXml,
         }
     }
@@ -148,6 +163,10 @@ impl fmt::Display for SoapError {
             Self::MissingXRoadField(name) => write!(f, "the X-Road header {name} is missing"),
             Self::DuplicateXRoadField(name) => write!(f, "the X-Road header {name} appears twice"),
             Self::BadXRoadIdentifier(name) => write!(f, "the X-Road header {name} is not a valid identifier"),
+            Self::MisplacedXRoadElement(name) => {
+                write!(f, "the X-Road element {name} is only allowed where the X-Road header puts it")
+            }
+            Self::CommentInXRoadField(name) => write!(f, "the X-Road header {name} contains a comment"),
         }
     }
 }
@@ -278,6 +297,8 @@ pub fn read_envelope(input: &[u8], content_type: Option<&str>, limits: &XmlLimit
     let mut field: Option<(Field, usize)> = None;
     let mut id_part: Option<Vec<u8>> = None;
     let mut current_id = XRoadIdentifier::default();
+    // Identifier parts already given in `current_id` (bits of `IdPart`).
+    let mut parts_seen = 0u8;
     let mut text = String::new();
     let mut envelope_closed = false;
 
@@ -303,6 +324,20 @@ pub fn read_envelope(input: &[u8], content_type: Option<&str>, limits: &XmlLimit
                 }
                 let local = e.local_name();
                 let local = local.as_ref();
+                if depth >= 2 && is_soap_frame(&ns, local) {
+                    // A Body or Header below the Envelope's children: one reader's
+                    // Body is not another's.
+                    return Err(if local == b"Header" { SoapError::TwoHeaders } else { SoapError::TwoBodies });
+                }
+                if in_header && depth >= 3 && ns_is(&ns, XROAD_NS) {
+                    return Err(SoapError::MisplacedXRoadElement(String::from_utf8_lossy(local).into_owned()));
+                }
+                if in_header && ns_is(&ns, XROAD_ID_NS) {
+                    let in_identifier = depth == 3 && matches!(field, Some((Field::Client | Field::Service, _)));
+                    if !in_identifier {
+                        return Err(SoapError::MisplacedXRoadElement(String::from_utf8_lossy(local).into_owned()));
+                    }
+                }
                 match depth {
                     0 => {
                         if local != b"Envelope" {
@@ -368,6 +403,7 @@ pub fn read_envelope(input: &[u8], content_type: Option<&str>, limits: &XmlLimit
                                 return Err(SoapError::DuplicateXRoadField(f.name()));
                             }
                             current_id = XRoadIdentifier::default();
+                            parts_seen = 0;
                             if matches!(f, Field::Client | Field::Service) {
                                 current_id.object_type = object_type(e);
                             }
@@ -380,6 +416,12 @@ pub fn read_envelope(input: &[u8], content_type: Option<&str>, limits: &XmlLimit
                         }
                     }
                     3 if matches!(field, Some((Field::Client | Field::Service, _))) && ns_is(&ns, XROAD_ID_NS) => {
+                        if let Some((bit, name)) = id_part_bit(local) {
+                            if parts_seen & bit != 0 {
+                                return Err(SoapError::DuplicateXRoadField(name));
+                            }
+                            parts_seen |= bit;
+                        }
                         id_part = Some(local.to_vec());
                         text.clear();
                         if empty {
@@ -483,7 +525,11 @@ pub fn read_envelope(input: &[u8], content_type: Option<&str>, limits: &XmlLimit
             }
             Event::DocType(_) => return Err(SoapError::Doctype),
             Event::PI(_) => return Err(SoapError::ProcessingInstruction),
-            Event::Comment(_) => {}
+            Event::Comment(_) => {
+                if let Some((f, _)) = field {
+                    return Err(SoapError::CommentInXRoadField(f.name()));
+                }
+            }
             Event::Eof => {
                 if depth > 0 || !envelope_closed {
                     let (line, column) = position(input, input.len());
@@ -576,6 +622,24 @@ fn store_field(h: &mut XRoadHeader, f: Field, id: &mut XRoadIdentifier, text: St
         Field::Issue => h.issue = Some(text),
         Field::ProtocolVersion => h.protocol_version = Some(text),
     }
+}
+
+/// Whether an element is a SOAP 1.1 or 1.2 `Body` or `Header`.
+fn is_soap_frame(ns: &Ns<'_>, local: &[u8]) -> bool {
+    matches!(local, b"Body" | b"Header") && (ns_is(ns, SOAP11_NS) || ns_is(ns, SOAP12_NS))
+}
+
+/// The bit and name of an identifier part, for the "given twice" check.
+fn id_part_bit(local: &[u8]) -> Option<(u8, &'static str)> {
+    Some(match local {
+        b"xRoadInstance" => (1, "xRoadInstance"),
+        b"memberClass" => (2, "memberClass"),
+        b"memberCode" => (4, "memberCode"),
+        b"subsystemCode" => (8, "subsystemCode"),
+        b"serviceCode" => (16, "serviceCode"),
+        b"serviceVersion" => (32, "serviceVersion"),
+        _ => return None,
+    })
 }
 
 fn set_id_part(id: &mut XRoadIdentifier, local: &[u8], text: String) {

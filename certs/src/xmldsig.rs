@@ -9,6 +9,10 @@
 //! Header's own X-Road children — must be among the signed ones. A signed Body moved
 //! into the Header or an Object, an unsigned second Body, an unsigned header beside
 //! a signed one: each leaves an element the gateway would use unsigned, and is refused.
+//!
+//! Comments inside signed elements are refused too (issue 15): exclusive c14n drops
+//! them, so `<iin>1<!---->00</iin>` verifies as `100` while a provider whose parser
+//! reads the first text node sees `1` (the SAML comment-truncation class of bugs).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -99,6 +103,8 @@ pub enum DsigError {
     AlreadySigned,
     #[error("{0}")]
     Key(KeyError),
+    #[error("a comment inside the signed element {0}: a provider could read it differently than it was signed")]
+    CommentInSignedContent(String),
 }
 
 /// An element of the document: where it is and what it is.
@@ -149,6 +155,10 @@ struct Index {
     signatures: Vec<SignatureParts>,
     /// Text of each `wsu:Created` element, by element index.
     created: HashMap<usize, String>,
+    /// Text of each `xrd:id` element, by element index.
+    xroad_ids: HashMap<usize, String>,
+    /// Where each comment starts, in document order.
+    comments: Vec<usize>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -157,6 +167,7 @@ enum Capture {
     SignatureValue,
     Certificate,
     Created,
+    XRoadId,
 }
 
 /// The namespaces the policy is about, as static strings: no allocation per element.
@@ -181,6 +192,8 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut signatures: Vec<SignatureParts> = Vec::new();
     let mut created = HashMap::new();
+    let mut xroad_ids = HashMap::new();
+    let mut comments = Vec::new();
     let mut stack: Vec<usize> = Vec::new();
     let mut capture: Option<(Capture, usize, String)> = None;
     loop {
@@ -263,6 +276,8 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                     }
                 } else if element.ns == WSU_NS && element.local == "Created" {
                     capture = Some((Capture::Created, index, String::new()));
+                } else if element.ns == XROAD_NS && element.local == "id" {
+                    capture = Some((Capture::XRoadId, index, String::new()));
                 }
                 elements.push(element);
                 stack.push(index);
@@ -275,6 +290,9 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                     match (what, sig) {
                         (Capture::Created, _) => {
                             created.insert(index, text);
+                        }
+                        (Capture::XRoadId, _) => {
+                            xroad_ids.insert(index, text);
                         }
                         (Capture::DigestValue, Some(sig)) => {
                             if let Some(r) = sig.references.last_mut() {
@@ -303,6 +321,7 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                     }
                 }
             }
+            Event::Comment(_) => comments.push(at),
             Event::DocType(_) => return Err(DsigError::Xml("a DOCTYPE is not allowed".into())),
             Event::Eof => break,
             _ => {}
@@ -311,7 +330,7 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
     if !stack.is_empty() || elements.is_empty() {
         return Err(DsigError::Xml("the document is incomplete".into()));
     }
-    Ok(Index { elements, ids, signatures, created })
+    Ok(Index { elements, ids, signatures, created, xroad_ids, comments })
 }
 
 /// Collects the parts of a `ds:` element of a Signature, checking it sits where
@@ -390,6 +409,20 @@ fn dsig_start(
 }
 
 impl Index {
+    /// Refuses a comment anywhere inside element `i` (between its start and end tags).
+    fn refuse_comments_in(&self, i: usize) -> Result<(), DsigError> {
+        let e = &self.elements[i];
+        // Comments are in document order: the first one past the start tag decides.
+        let first = self.comments.partition_point(|&at| at < e.start_tag_end);
+        match self.comments.get(first) {
+            Some(&at) if at < e.end_tag => {
+                let name = if e.local.is_empty() { e.id.clone().unwrap_or_default() } else { e.local.clone() };
+                Err(DsigError::CommentInSignedContent(name))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The namespace declarations in scope at element `i` from its ancestors,
     /// outermost first.
     fn scope_of(&self, i: usize) -> Vec<(String, String)> {
@@ -467,6 +500,9 @@ pub struct SoapSignature {
     pub signature_value: Vec<u8>,
     /// Byte range of the signed Body element.
     pub body: Range<usize>,
+    /// The signed `xrd:id` (trimmed), if the Header has one. X-Road requires it;
+    /// replay protection rests on it, so the caller refuses a signed message without.
+    pub message_id: Option<String>,
 }
 
 /// Verifies the signature of a SOAP message and that it covers what the gateway
@@ -521,6 +557,9 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
         }
         signed.push(target);
     }
+    for &target in &signed {
+        index.refuse_comments_in(target)?;
+    }
     if sig.certificates.is_empty() {
         return Err(DsigError::NoCertificate);
     }
@@ -537,7 +576,11 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
         return Err(DsigError::Unsigned("the SOAP Body".into()));
     }
     let mut timestamp = None;
+    let mut message_id = None;
     for (i, e) in index.elements.iter().enumerate().filter(|(_, e)| e.parent == Some(soap.header)) {
+        if e.ns == XROAD_NS && e.local == "id" {
+            message_id = index.xroad_ids.get(&i).map(|t| t.trim().to_owned());
+        }
         if e.ns == XROAD_NS && !is_signed(i) {
             return Err(DsigError::Unsigned(format!("the X-Road header element {}", e.local)));
         }
@@ -562,6 +605,7 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
         created: created.unix_timestamp(),
         signature_value: value,
         body: body.start..body_end,
+        message_id,
     })
 }
 
@@ -603,7 +647,9 @@ pub fn sign_soap(
         .iter()
         .enumerate()
         .filter(|(i, e)| *i == soap.body || (e.parent == Some(soap.header) && e.ns == XROAD_NS));
-    for (_, element) in to_sign {
+    for (i, element) in to_sign {
+        // What verify would refuse is not signed either.
+        index.refuse_comments_in(i)?;
         match &element.id {
             Some(id) => targets.push(id.clone()),
             None => {

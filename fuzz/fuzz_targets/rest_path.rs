@@ -10,6 +10,12 @@ fuzz_target!(|data: &[u8]| {
             assert!(!target.key.split('/').any(dot));
             assert!(!target.tail.split('/').any(dot));
             assert!(target.tail.is_empty() || target.tail.starts_with('/'));
+            // Nor anything a provider could decode into another path (issue 15).
+            let lower = target.tail.to_ascii_lowercase();
+            assert!(!lower.contains(';'));
+            for encoded in ["%2f", "%2e", "%25", "%5c", "%c0", "%c1"] {
+                assert!(!lower.contains(encoded), "{encoded} in {}", target.tail);
+            }
         }
     }
 });

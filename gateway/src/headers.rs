@@ -1,5 +1,6 @@
 //! Header rules of the REST protocol (DESIGN §4) and of a well-behaved proxy
-//! (RFC 9110 §7.6: hop-by-hop fields end at each hop).
+//! (RFC 9110 §7.6: hop-by-hop fields end at each hop), and the head check every
+//! data request passes before any face sees it ([`check_head`], issue 15).
 
 use std::net::SocketAddr;
 
@@ -8,10 +9,14 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha512};
 
 pub const X_ROAD_CLIENT: &str = "x-road-client";
+/// The detached JWS over a REST request (docs/signatures.md).
+pub const QAQPA_SIGNATURE: &str = "qaqpa-signature";
 pub const X_ROAD_ID: &str = "x-road-id";
 pub const X_ROAD_USER_ID: &str = "x-road-userid";
 pub const X_ROAD_ISSUE: &str = "x-road-issue";
 pub const X_ROAD_REQUEST_HASH: &str = "x-road-request-hash";
+
+pub const X_ROAD_SERVICE: &str = "x-road-service";
 
 /// Longest client-chosen message id (DESIGN §3).
 pub const MAX_MESSAGE_ID_LEN: usize = 128;
@@ -26,15 +31,109 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
+/// Why a request head is refused before any stage reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// A field that may appear once appears more than once (its name). Two readers
+    /// of one request must not pick different lines: the gateway checks the first
+    /// `X-Road-Client`, a provider may take the last.
+    Repeated(&'static str),
+    /// `Connection` names a protocol field: a hop-by-hop strip would drop a field
+    /// the gateway verified (or added) on the way to the provider.
+    ConnectionNamesProtocolField,
+    /// `Transfer-Encoding` other than one plain `chunked`: the gateway would decode
+    /// the chunking and forward still-encoded bytes as if they were the body.
+    TransferEncoding,
+    /// An HTTP/1.1 request without `Host` (RFC 9112 §3.2).
+    MissingHost,
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Repeated(name) => write!(f, "the {name} header may appear only once"),
+            Self::ConnectionNamesProtocolField => {
+                f.write_str("the Connection header may not name an X-Road-* or Qaqpa-* header")
+            }
+            Self::TransferEncoding => f.write_str("only Transfer-Encoding: chunked is accepted"),
+            Self::MissingHost => f.write_str("an HTTP/1.1 request needs exactly one Host header"),
+        }
+    }
+}
+
+impl std::error::Error for HeadError {}
+
+/// Fields that may appear once, as the error names them (DESIGN §4's protocol
+/// headers, and the framing and routing fields of HTTP itself).
+const ONCE: [(&str, &str); 9] = [
+    (X_ROAD_CLIENT, "X-Road-Client"),
+    (X_ROAD_ID, "X-Road-Id"),
+    (X_ROAD_USER_ID, "X-Road-UserId"),
+    (X_ROAD_ISSUE, "X-Road-Issue"),
+    (X_ROAD_SERVICE, "X-Road-Service"),
+    (X_ROAD_REQUEST_HASH, "X-Road-Request-Hash"),
+    (QAQPA_SIGNATURE, "Qaqpa-Signature"),
+    ("content-length", "Content-Length"),
+    ("host", "Host"),
+];
+
+/// Checks a data request's head before any face reads it: each once-only field
+/// once, `Connection` naming no protocol field, `Transfer-Encoding` exactly
+/// `chunked` when present, and `Host` on HTTP/1.1. One pass over the fields, no
+/// allocation: it runs on every request.
+pub fn check_head<B>(req: &http::Request<B>) -> Result<(), HeadError> {
+    let mut seen = 0u16;
+    let mut te_lines = 0;
+    for (name, value) in req.headers() {
+        let name = name.as_str();
+        if let Some(i) = ONCE.iter().position(|(n, _)| *n == name) {
+            if seen & (1 << i) != 0 {
+                return Err(HeadError::Repeated(ONCE[i].1));
+            }
+            seen |= 1 << i;
+        } else if name == header::CONNECTION.as_str() {
+            if value.as_bytes().split(|&b| b == b',').any(|token| is_protocol_field(trim(token))) {
+                return Err(HeadError::ConnectionNamesProtocolField);
+            }
+        } else if name == header::TRANSFER_ENCODING.as_str() {
+            te_lines += 1;
+            if te_lines > 1 || !trim(value.as_bytes()).eq_ignore_ascii_case(b"chunked") {
+                return Err(HeadError::TransferEncoding);
+            }
+        }
+    }
+    let host = ONCE.iter().position(|(n, _)| *n == "host").map_or(0, |i| 1 << i);
+    if req.version() == http::Version::HTTP_11 && seen & host == 0 {
+        return Err(HeadError::MissingHost);
+    }
+    Ok(())
+}
+
+/// `X-Road-*` and `Qaqpa-*` (any case): the fields the protocol gives meaning to.
+fn is_protocol_field(token: &[u8]) -> bool {
+    let starts = |prefix: &[u8]| token.len() >= prefix.len() && token[..prefix.len()].eq_ignore_ascii_case(prefix);
+    starts(b"x-road-") || starts(b"qaqpa-")
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &bytes[start..end]
+}
+
 /// Removes hop-by-hop fields, including those the `Connection` field names.
-/// `Transfer-Encoding` goes too: hyper frames each hop's body itself.
+/// `Transfer-Encoding` goes too: hyper frames each hop's body itself. Protocol
+/// fields are never hop-by-hop, whatever `Connection` says ([`check_head`] refuses
+/// such a request; this is the second line for paths that do not pass it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|name| !is_protocol_field(name.as_bytes()))
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
@@ -129,6 +228,51 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn protocol_fields_named_by_connection_stay() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("X-Road-Client, qaqpa-signature, x-other"));
+        h.insert(X_ROAD_CLIENT, HeaderValue::from_static("KZ/GOV/1/a"));
+        h.insert(QAQPA_SIGNATURE, HeaderValue::from_static("sig"));
+        h.insert("x-other", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        assert!(h.contains_key(X_ROAD_CLIENT) && h.contains_key(QAQPA_SIGNATURE));
+    }
+
+    #[test]
+    fn head_check_refuses_repeats_protocol_connection_odd_framing_and_no_host() {
+        let req = |lines: &[(&str, &str)]| {
+            let mut b = Request::post("/r1/x");
+            for (n, v) in lines {
+                b = b.header(*n, *v);
+            }
+            b.body(()).unwrap()
+        };
+        let host = ("host", "gw");
+        let ok = req(&[host, ("x-road-client", "A"), ("transfer-encoding", " Chunked "), ("connection", "keep-alive")]);
+        assert_eq!(check_head(&ok), Ok(()));
+        for (name, shown) in ONCE {
+            let twice = req(&[host, (name, "1"), (name, "2")]);
+            let want = if name == "host" { HeadError::Repeated("Host") } else { HeadError::Repeated(shown) };
+            assert_eq!(check_head(&twice), Err(want), "{name}");
+        }
+        for connection in ["X-Road-Client", "close, qaqpa-signature", "x-road-userid ,keep-alive"] {
+            let r = req(&[host, ("connection", connection)]);
+            assert_eq!(check_head(&r), Err(HeadError::ConnectionNamesProtocolField), "{connection}");
+        }
+        for te in ["gzip, chunked", "chunked, chunked", "identity", "xchunked", ""] {
+            let r = req(&[host, ("transfer-encoding", te)]);
+            assert_eq!(check_head(&r), Err(HeadError::TransferEncoding), "{te}");
+        }
+        let two_te = req(&[host, ("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")]);
+        assert_eq!(check_head(&two_te), Err(HeadError::TransferEncoding));
+        assert_eq!(check_head(&req(&[])), Err(HeadError::MissingHost));
+        let mut h2 = req(&[]);
+        *h2.version_mut() = http::Version::HTTP_2;
+        assert_eq!(check_head(&h2), Ok(()), "HTTP/2 carries :authority instead");
     }
 
     #[test]

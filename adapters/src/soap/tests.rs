@@ -271,3 +271,126 @@ fn damaged_documents_never_panic() {
         let _ = crate::wsdl::rewrite_endpoint(&String::from_utf8_lossy(&doc), "https://gw/soap");
     }
 }
+
+/// Issue 15: what a provider could read differently from the gateway is refused.
+#[test]
+fn ambiguous_x_road_headers_and_nested_bodies_are_refused() {
+    let client = |member: &str| {
+        format!(
+            r#"<xrd:client id:objectType="SUBSYSTEM"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass>{member}<id:subsystemCode>egov-portal</id:subsystemCode></xrd:client>"#
+        )
+    };
+    let service = r#"<xrd:service id:objectType="SERVICE"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass><id:memberCode>000000000002</id:memberCode><id:subsystemCode>legacy-tax</id:subsystemCode><id:serviceCode>debt</id:serviceCode></xrd:service>"#;
+    let member = "<id:memberCode>000000000003</id:memberCode>";
+    let ok = envelope(SoapVersion::V11, &format!("{}{service}", client(member)), BODY);
+    assert!(read(&ok).is_ok());
+    let cases: Vec<(&str, String, SoapError)> = vec![
+        (
+            "two memberCode",
+            envelope(
+                SoapVersion::V11,
+                &format!("{}{service}", client(&format!("{member}<id:memberCode>000000000004</id:memberCode>"))),
+                BODY,
+            ),
+            SoapError::DuplicateXRoadField("memberCode"),
+        ),
+        (
+            "two subsystemCode",
+            envelope(
+                SoapVersion::V11,
+                &format!("{}{service}", client(&format!("{member}<id:subsystemCode>akimat</id:subsystemCode>"))),
+                BODY,
+            ),
+            SoapError::DuplicateXRoadField("subsystemCode"),
+        ),
+        (
+            "two serviceCode",
+            envelope(
+                SoapVersion::V11,
+                &format!(
+                    "{}{}",
+                    client(member),
+                    service.replace("</xrd:service>", "<id:serviceCode>other</id:serviceCode></xrd:service>")
+                ),
+                BODY,
+            ),
+            SoapError::DuplicateXRoadField("serviceCode"),
+        ),
+        (
+            "two client elements",
+            envelope(SoapVersion::V11, &format!("{}{}{service}", client(member), client(member)), BODY),
+            SoapError::DuplicateXRoadField("client"),
+        ),
+        (
+            "two service elements",
+            envelope(SoapVersion::V11, &format!("{}{service}{service}", client(member)), BODY),
+            SoapError::DuplicateXRoadField("service"),
+        ),
+        (
+            "xrd:service nested deeper in the Header",
+            envelope(
+                SoapVersion::V11,
+                &format!(
+                    "{}{service}<w:x xmlns:w=\"urn:w\">{}</w:x>",
+                    client(member),
+                    service.replace("debt", "secret")
+                ),
+                BODY,
+            ),
+            SoapError::MisplacedXRoadElement("service".into()),
+        ),
+        (
+            "identifier part nested in a wrapper",
+            envelope(
+                SoapVersion::V11,
+                &format!("{}{service}", client(&format!("<w:x xmlns:w=\"urn:w\">{member}</w:x>"))),
+                BODY,
+            ),
+            SoapError::MisplacedXRoadElement("memberCode".into()),
+        ),
+        (
+            "comment inside a member code",
+            envelope(
+                SoapVersion::V11,
+                &format!("{}{service}", client("<id:memberCode>0000000000<!---->03</id:memberCode>")),
+                BODY,
+            ),
+            SoapError::CommentInXRoadField("client"),
+        ),
+        (
+            "comment inside the message id",
+            envelope(SoapVersion::V11, "<xrd:id>a<!-- x -->b</xrd:id>", BODY),
+            SoapError::CommentInXRoadField("id"),
+        ),
+        (
+            "a second Body inside the Header",
+            envelope(
+                SoapVersion::V11,
+                &format!("{}{service}<soapenv:Body>{BODY}</soapenv:Body>", client(member)),
+                BODY,
+            ),
+            SoapError::TwoBodies,
+        ),
+        (
+            "a second Body inside the Body",
+            envelope(SoapVersion::V11, "", &format!("<a><soapenv:Body>{BODY}</soapenv:Body></a>")),
+            SoapError::TwoBodies,
+        ),
+        (
+            "a SOAP 1.2 Body inside a SOAP 1.1 Header",
+            envelope(SoapVersion::V11, &format!("<b:Body xmlns:b=\"{SOAP12_NS}\"/>"), BODY),
+            SoapError::TwoBodies,
+        ),
+        ("a Header inside the Body", envelope(SoapVersion::V12, "", "<env:Header/>"), SoapError::TwoHeaders),
+    ];
+    for (what, doc, want) in cases {
+        let got = read(&doc);
+        assert_eq!(got.as_ref().err(), Some(&want), "{what}");
+        let code = want.code();
+        assert!(matches!(code, ErrorCode::BadRequest | ErrorCode::BadXml), "{what}: {code:?}");
+    }
+    // Comments elsewhere (between header blocks, in the Body) stay allowed: the
+    // signature layer judges comments inside signed content.
+    let commented = envelope(SoapVersion::V11, &format!("<!-- c -->{}{service}", client(member)), "<a>1<!---->00</a>");
+    assert!(read(&commented).is_ok());
+}

@@ -221,3 +221,33 @@ fn a_message_without_a_header_gets_one_and_is_signed() {
     assert_eq!(verify_soap(&doc).unwrap().created, NOW);
     assert!(sign_soap(b"<a><b/></a>", &s.key, &s.chain, DigestAlg::Sha256, NOW).is_err(), "not SOAP");
 }
+
+/// Issue 15: a comment inside signed content digests as if it were not there, so a
+/// provider reading text nodes apart would read something other than was signed.
+#[test]
+fn comments_inside_signed_content_are_refused_and_the_signed_id_is_named() {
+    let s = signer();
+    let doc = signed(&s);
+    assert_eq!(verify_soap(doc.as_bytes()).unwrap().message_id.as_deref(), Some("msg-1"));
+    // Exclusive c14n without comments: the digest still matches, the comment is refused.
+    let split = doc.replacen("<tax:iin>900101300123</tax:iin>", "<tax:iin>9001<!---->01300123</tax:iin>", 1);
+    assert_eq!(refused(&split), DsigError::CommentInSignedContent("Body".into()));
+    let in_header = doc.replacen(">msg-1</xrd:id>", ">msg<!-- x -->-1</xrd:id>", 1);
+    assert_eq!(refused(&in_header), DsigError::CommentInSignedContent("id".into()));
+    // A comment outside every signed element changes nothing anyone reads.
+    let between = doc.replacen("<soap:Body", "<!-- between --><soap:Body", 1);
+    assert!(verify_soap(between.as_bytes()).is_ok());
+    // The signer refuses to sign what the verifier would refuse.
+    let commented = MESSAGE.replacen("<tax:iin>", "<tax:iin><!-- c -->", 1);
+    assert_eq!(
+        sign_soap(commented.as_bytes(), &s.key, &s.chain, DigestAlg::Sha256, NOW),
+        Err(DsigError::CommentInSignedContent("Body".into()))
+    );
+    // A message without xrd:id verifies, and says so: the caller refuses it.
+    let start = MESSAGE.find("<xrd:id>").unwrap();
+    let end = MESSAGE.find("</xrd:id>").unwrap() + "</xrd:id>".len();
+    let no_id = format!("{}{}", &MESSAGE[..start], &MESSAGE[end..]);
+    let doc =
+        String::from_utf8(sign_soap(no_id.as_bytes(), &s.key, &s.chain, DigestAlg::Sha256, NOW).unwrap()).unwrap();
+    assert_eq!(verify_soap(doc.as_bytes()).unwrap().message_id, None);
+}

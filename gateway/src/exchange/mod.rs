@@ -27,6 +27,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body_util::Either;
 use hyper::body::Incoming;
+use qaqpa_adapters::ErrorCode;
 use tracing::{field, info_span, Instrument};
 
 use crate::body::client::ClientBody;
@@ -145,7 +146,13 @@ pub async fn run<F: Face>(
     let record = ExchangeRecord::begin(shared.telemetry.clone(), String::new(), started);
     let mut ctx = Ctx { runtime: shared.runtime(), peer, record, shared };
     let span = info_span!("exchange", face = F::NAME, id = field::Empty, client = field::Empty, service = field::Empty);
-    let outcome = face.exchange(&mut ctx, req).instrument(span.clone()).await;
+    // The head's framing and once-only headers are checked before any face reads
+    // it; a refusal here is the face's own, like every other.
+    let version = req.version();
+    let outcome = match headers::check_head(&req) {
+        Ok(()) => face.exchange(&mut ctx, req).instrument(span.clone()).await,
+        Err(why) => Err(GatewayError::new(ErrorCode::BadRequest, why.to_string())),
+    };
     let mut record = ctx.record;
     if record.id().is_empty() {
         span.record("id", record.ensure_id());
@@ -154,7 +161,11 @@ pub async fn run<F: Face>(
         Ok(Outcome { reply, admission }) => respond(reply, admission, record),
         Err(error) => {
             let code = error.code;
-            let response = face.refusal(error, record.id());
+            let mut response = face.refusal(error, record.id());
+            if code == ErrorCode::BadRequest && version < http::Version::HTTP_2 {
+                // A request framed oddly leaves no trustworthy boundary for the next.
+                response.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
             record.response_head(response.status().as_u16(), Some(code), Admission::none());
             record.finish(0);
             response

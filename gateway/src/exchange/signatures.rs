@@ -6,6 +6,10 @@
 //! unsigned request with the key it holds for a legacy system. Either way the signed
 //! time must be within the allowed clock skew and the message id new for the client
 //! (replay protection), else `client.replay`.
+//!
+//! A SOAP message the client signed must carry a signed `xrd:id` (X-Road requires
+//! one): without it the gateway would make up a fresh id per request and the replay
+//! memory could never recognise the same signed message sent again.
 
 use std::sync::Arc;
 
@@ -25,7 +29,7 @@ use crate::observe::record::ExchangeRecord;
 use crate::replay::ReplayGuard;
 use crate::runtime::{Client, Route, Runtime, SignatureTrust, Signer};
 
-pub const QAQPA_SIGNATURE: &str = "qaqpa-signature";
+pub use crate::headers::QAQPA_SIGNATURE;
 
 /// Messages larger than this are signed and verified on a blocking thread.
 const OFFLOAD_BYTES: usize = 256 * 1024;
@@ -125,9 +129,25 @@ pub async fn soap(
         Err(e) => Err(bad_signature(e)),
     })
     .await?;
+    if !by_gateway {
+        require_signed_id(verified.message_id.as_deref(), message_id)?;
+    }
     let signed = Signed { chain: verified.chain, at: verified.created, value: verified.signature_value };
     accept(replay, runtime, client, message_id, &signed, by_gateway)?;
     Ok((bytes, Some(signed.value)))
+}
+
+/// A client-signed SOAP message names its id in a signed `xrd:id`, and it is the id
+/// the exchange runs under (the one the replay memory keys on).
+fn require_signed_id(signed: Option<&str>, message_id: &str) -> Result<(), GatewayError> {
+    match signed {
+        None => Err(GatewayError::new(
+            ErrorCode::BadRequest,
+            "a signed message must carry xrd:id in its X-Road header (X-Road requires it; replay protection rests on it)",
+        )),
+        Some(id) if id != message_id => Err(bad_signature("the signed xrd:id is not the message id the gateway read")),
+        Some(_) => Ok(()),
+    }
 }
 
 /// The JWS claims that bind a REST request's routing to its signature.

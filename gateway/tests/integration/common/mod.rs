@@ -432,6 +432,7 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+#[macro_use]
 pub mod async_bus;
 
 /// Whether python3 can import `module` (an interop peer: zeep, jwcrypto). Outside CI

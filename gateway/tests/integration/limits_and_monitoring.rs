@@ -1,6 +1,6 @@
 //! Limits, metrics, SLA and monitoring records through real sockets.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

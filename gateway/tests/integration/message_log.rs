@@ -3,7 +3,7 @@
 //! alone; tampering detected with the record named; a restart continues the chain,
 //! dropping a half-written line a crash left.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

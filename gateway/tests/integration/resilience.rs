@@ -1,7 +1,7 @@
 //! Operations under traffic: reloads while requests flow, SIGTERM drain of a real
 //! process with requests in flight, and a slowloris client cut at the header timeout.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 //! zeep client from the served WSDL; hostile XML refused with its exact code while
 //! the gateway keeps serving.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

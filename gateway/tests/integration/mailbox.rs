@@ -5,7 +5,7 @@
 //! gateway binary killed with SIGKILL in the middle of a burst), and the SOAP
 //! operations driven by zeep.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

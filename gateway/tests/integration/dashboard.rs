@@ -2,7 +2,7 @@
 //! gateway carrying traffic; the DOM must show the services with non-zero rates,
 //! and a screenshot is written to target/ui-screenshot.png for people to look at.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

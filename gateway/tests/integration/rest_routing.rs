@@ -1,7 +1,7 @@
 //! REST routing through real sockets: mTLS clients (reqwest/rustls), HTTP/1.1 and
 //! HTTP/2, streaming bodies, error codes, and hostile raw input.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

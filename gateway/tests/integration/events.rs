@@ -4,7 +4,7 @@
 //! subscriber gets every event in order once it is reachable, and retention deletes
 //! by age and by size.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! reset, active health checks, and HTTP/3 with a client certificate (the h3 crate's
 //! client over quinn).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! offline with `qaqpa log verify`, and the API's OpenAPI document, against which
 //! schemathesis (a real OpenAPI client, Python) drives every operation.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -172,7 +172,7 @@ async fn the_openapi_document_describes_every_answer() {
     }
     // The other direction: every path the admin router names is documented (a
     // path ending in `/` is the prefix of a templated one).
-    let router = include_str!("../src/admin/mod.rs");
+    let router = include_str!("../../src/admin/mod.rs");
     let named =
         router.split('"').filter(|s| s.starts_with("/admin/v1/") || matches!(*s, "/healthz" | "/readyz" | "/metrics"));
     for path in named {

@@ -1,0 +1,50 @@
+//! Identity spoofing: claiming another system than the certificate's, on every face.
+
+use super::support::*;
+use crate::common::*;
+
+#[tokio::test]
+async fn x_road_client_of_another_system_on_r1_is_refused() {
+    let rec = Recorder::start().await;
+    let gw = gateway(&rec).await;
+    for (stem, claimed) in [("egov-portal", OTHER_CLIENT), ("akimat", CLIENT), ("egov-portal", PROVIDER)] {
+        let client = gw.pki.client(Some(stem)).build().unwrap();
+        let r = client.get(gw.tls_url(&format!("/r1/{REC}/x"))).header("X-Road-Client", claimed).send().await.unwrap();
+        let (status, code, body) = answer(r).await;
+        assert_eq!((status, code.as_str()), (403, "client.identity_mismatch"), "{stem} as {claimed}: {body}");
+    }
+    // A claim that is not a registered system, on the insecure (demo) listener.
+    let raw = raw_exchange(
+        gw.plain_addr(),
+        format!("GET /r1/{REC}/x HTTP/1.1\r\nHost: gw\r\nX-Road-Client: KZ/GOV/999999999999/ghost\r\n\r\n").as_bytes(),
+    )
+    .await;
+    assert_eq!(statuses(&raw), [403], "{raw}");
+    assert_eq!(error_code(&raw).as_deref(), Some("client.identity_mismatch"));
+    assert_eq!(rec.count(), 0, "the provider got nothing");
+}
+
+#[tokio::test]
+async fn soap_client_of_another_system_is_refused() {
+    let rec = Recorder::start().await;
+    let gw = gateway(&rec).await;
+    let (status, code, body) =
+        post_soap(&gw, "egov-portal", envelope(OTHER_CLIENT, REC_SOAP, Some("spoof-1"), "900101300123")).await;
+    assert_eq!((status, code.as_str()), (500, "client.identity_mismatch"), "{body}");
+    assert!(body.contains("<faultcode>client.identity_mismatch</faultcode>"), "{body}");
+    // Signed by the other system's own key, sent over this system's connection.
+    let (key, chain) = signer(&gw, "akimat");
+    let message = envelope(OTHER_CLIENT, REC_SIGNED_SOAP, Some("spoof-2"), "900101300123");
+    let at = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signed =
+        qaqpa_certs::xmldsig::sign_soap(message.as_bytes(), &key, &chain, qaqpa_certs::xmldsig::DigestAlg::Sha256, at)
+            .unwrap();
+    let (status, code, _) = post_soap(&gw, "egov-portal", String::from_utf8(signed).unwrap()).await;
+    assert_eq!((status, code.as_str()), (500, "client.identity_mismatch"));
+    assert_eq!(rec.count(), 0, "the provider got nothing");
+    // The honest envelope passes, byte for byte.
+    let honest = envelope(CLIENT, REC_SOAP, Some("honest-1"), "900101300123");
+    let (status, _, _) = post_soap(&gw, "egov-portal", honest.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(rec.parsed()[0].body, honest.as_bytes());
+}

@@ -1,0 +1,20 @@
+//! The gateway's integration tests, in one binary (fewer links, one build of the
+//! shared harness): each module drives the real gateway over real sockets.
+
+#[macro_use]
+mod common;
+
+mod admin_api;
+mod attacks;
+mod cli;
+mod dashboard;
+mod deploy;
+mod events;
+mod limits_and_monitoring;
+mod mailbox;
+mod message_log;
+mod operations;
+mod resilience;
+mod rest_routing;
+mod signatures;
+mod soap;
