@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use qaqpa_mailbox::{
-    mailbox_id, now_ms, Backend, Backoff, Delivery, Envelope, EventMeta, Kind, MailboxError, Options, Published, Queue,
+    mailbox_id, now_ms, Backend, Backoff, Delivery, MessageMeta, EventMeta, Kind, MailboxError, Options, Published, Queue,
     Sent, Store, TopicRules,
 };
 
@@ -149,12 +149,12 @@ suite!(
 
 // ---- helpers ----------------------------------------------------------------------
 
-fn request(message_id: &str) -> Envelope {
+fn request(message_id: &str) -> MessageMeta {
     request_to(SERVICE, message_id, false)
 }
 
-fn request_to(service: &str, message_id: &str, ordered: bool) -> Envelope {
-    Envelope::request(
+fn request_to(service: &str, message_id: &str, ordered: bool) -> MessageMeta {
+    MessageMeta::request(
         CLIENT,
         service,
         message_id,

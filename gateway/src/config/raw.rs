@@ -35,7 +35,7 @@ pub struct RawConfig {
     pub topics: Vec<RawTopic>,
 }
 
-/// An event topic (DESIGN §4): owned by the system its id begins with.
+/// An event topic (docs/protocol.md): owned by the system its id begins with.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTopic {
@@ -60,7 +60,7 @@ pub struct RawPush {
     pub service: Spanned<String>,
 }
 
-/// Asynchronous delivery (DESIGN §4): where mailboxes live and how they retry.
+/// Asynchronous delivery (docs/protocol.md): where mailboxes live and how they retry.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMailbox {

@@ -1,4 +1,4 @@
-//! The `/e1/` operations of DESIGN §4: a register owner publishes, subscribers on the
+//! The `/e1/` operations of docs/asynchronous.md: a register owner publishes, subscribers on the
 //! owner's list read in order and acknowledge.
 //!
 //! | call | who | answer |

@@ -1,4 +1,4 @@
-//! The `/a1/` operations of DESIGN §4 over HTTP:
+//! The `/a1/` operations of docs/asynchronous.md over HTTP:
 //!
 //! | call | who | answer |
 //! |---|---|---|
@@ -27,7 +27,7 @@ use crate::error::GatewayError;
 use crate::exchange::{self, Ctx, Face, Outcome, Peer};
 use crate::headers::{self, X_ROAD_CLIENT, X_ROAD_ID};
 use crate::mailbox::wire::{carried, put_carried, ATTEMPT, MESSAGE_ID, STATUS};
-use crate::mailbox::{Delivery, Envelope, Kind, MailboxError, Queue, Sent};
+use crate::mailbox::{Delivery, MessageMeta, Kind, MailboxError, Queue, Sent};
 use crate::observe::record::ExchangeRecord;
 use crate::runtime::{Client, Runtime};
 use crate::shared::Shared;
@@ -221,7 +221,7 @@ async fn send(
     let (parts, body) = req.into_parts();
     let body = read_body(runtime, body).await?;
     exchange.set_request_body(&body);
-    let envelope = Envelope::request(
+    let envelope = MessageMeta::request(
         client.id.as_str(),
         route.id.as_str(),
         exchange.id(),
