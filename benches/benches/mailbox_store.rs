@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use qaqpa_gateway::config::{MailboxBackend, MailboxConfig};
-use qaqpa_gateway::mailbox::{MessageMeta, Kind, Mailboxes};
+use qaqpa_gateway::mailbox::{Kind, Mailboxes, MessageMeta};
 
 const BODY: usize = 1024;
 /// Upper bound on messages per run, whatever the duration.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crate::config::{self, Config};
 use crate::runtime::Runtime;
-use crate::server::listener::SwappableTls;
 use crate::shared::Shared;
+use crate::tls::SwappableTls;
 
 pub struct Gateway {
     pub shared: Arc<Shared>,
@@ -94,7 +94,7 @@ impl Gateway {
                     continue;
                 };
                 let quic = match quic {
-                    true => Some(crate::server::h3::quic_config(files, &config.limits)?),
+                    true => Some(crate::tls::quic_config(files, &config.limits)?),
                     false => None,
                 };
                 tls.push(Some(NewListenerTls { tcp: crate::tls::server_config(files, http1, http2)?, quic }));

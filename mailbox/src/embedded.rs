@@ -28,8 +28,8 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::lease::{Index, Leased};
 use crate::{
-    now_ms, push_attempt, Attempt, DeadLetter, Delivery, Depth, MessageMeta, EventDelivery, EventMeta, Kind, MailboxError,
-    Policy, Published, Queue, Sent, Store, TopicRules,
+    now_ms, push_attempt, Attempt, DeadLetter, Delivery, Depth, EventDelivery, EventMeta, Kind, MailboxError,
+    MessageMeta, Policy, Published, Queue, Sent, Store, TopicRules,
 };
 
 /// seq → framed envelope and body of a waiting message.
@@ -597,7 +597,11 @@ fn writer(db: Arc<Database>, jobs: mpsc::Receiver<Option<Job>>) {
     }
 }
 
-fn update_envelope(t: &mut Tables<'_>, seq: u64, change: impl FnOnce(&mut MessageMeta)) -> Result<(), redb::StorageError> {
+fn update_envelope(
+    t: &mut Tables<'_>,
+    seq: u64,
+    change: impl FnOnce(&mut MessageMeta),
+) -> Result<(), redb::StorageError> {
     let Some(value) = t.messages.get(seq)?.map(|v| v.value().to_vec()) else { return Ok(()) };
     let Ok((mut envelope, body)) = decode(value) else { return Ok(()) };
     change(&mut envelope);

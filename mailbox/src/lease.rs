@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::{Depth, MessageMeta, Kind, Queue};
+use crate::{Depth, Kind, MessageMeta, Queue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    now_ms, push_attempt, Attempt, DeadLetter, Delivery, Depth, MessageMeta, EventDelivery, EventMeta, Kind, MailboxError,
-    Policy, Published, Queue, Sent, Store, TopicRules,
+    now_ms, push_attempt, Attempt, DeadLetter, Delivery, Depth, EventDelivery, EventMeta, Kind, MailboxError,
+    MessageMeta, Policy, Published, Queue, Sent, Store, TopicRules,
 };
 
 mod events;

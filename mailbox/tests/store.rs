@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use qaqpa_mailbox::{
-    mailbox_id, now_ms, Backend, Backoff, Delivery, MessageMeta, EventMeta, Kind, MailboxError, Options, Published, Queue,
-    Sent, Store, TopicRules,
+    mailbox_id, now_ms, Backend, Backoff, Delivery, EventMeta, Kind, MailboxError, MessageMeta, Options, Published,
+    Queue, Sent, Store, TopicRules,
 };
 
 const CLIENT: &str = "KZ/GOV/000000000003/egov-portal";

@@ -27,7 +27,7 @@ use crate::error::GatewayError;
 use crate::exchange::{self, Ctx, Face, Outcome, Peer};
 use crate::headers::{self, X_ROAD_CLIENT, X_ROAD_ID};
 use crate::mailbox::wire::{carried, put_carried, ATTEMPT, MESSAGE_ID, STATUS};
-use crate::mailbox::{Delivery, MessageMeta, Kind, MailboxError, Queue, Sent};
+use crate::mailbox::{Delivery, Kind, MailboxError, MessageMeta, Queue, Sent};
 use crate::observe::record::ExchangeRecord;
 use crate::runtime::{Client, Runtime};
 use crate::shared::Shared;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use qaqpa_mailbox::{
-    mailbox_id, now_ms, Attempt, Backend, DeadLetter, Delivery, Depth, MessageMeta, EventDelivery, EventMeta, Kind,
-    MailboxError, Options, Policy, Published, Queue, Sent, Store, TopicRules,
+    mailbox_id, now_ms, Attempt, Backend, DeadLetter, Delivery, Depth, EventDelivery, EventMeta, Kind, MailboxError,
+    MessageMeta, Options, Policy, Published, Queue, Sent, Store, TopicRules,
 };
 
 use crate::config::{Config, MailboxBackend, MailboxConfig};

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -33,9 +32,7 @@ pub enum Role {
     Admin,
 }
 
-/// A listener's TLS configuration, swapped whole when certificates or CRLs reload;
-/// each handshake uses the one current when it starts.
-pub type SwappableTls = Arc<ArcSwap<rustls::ServerConfig>>;
+pub use crate::tls::SwappableTls;
 
 /// What a listener hands each request to: the dispatcher on data listeners, the
 /// admin API on the admin listener. Listeners know nothing else of the gateway.

@@ -214,7 +214,7 @@ async fn bind(cfg: &ListenerConfig, role: Role, shared: &Arc<Shared>, limits: &L
     // HTTP/3 on the same port over UDP (the TCP port the OS chose, if it was 0).
     let h3 = match (&cfg.tls, cfg.http3 && role == Role::Data) {
         (Some(files), true) => {
-            let quic = crate::server::h3::quic_config(files, limits)?;
+            let quic = crate::tls::quic_config(files, limits)?;
             let server = crate::server::h3::H3Server::bind(
                 shared.clone(),
                 data_handler(shared),
