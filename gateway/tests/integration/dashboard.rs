@@ -77,6 +77,8 @@ async fn dashboard_shows_live_services_in_chromium() {
     let (dom, shot) = {
         let ui = ui.clone();
         let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshot.png");
+        // The target directory may live elsewhere (CARGO_TARGET_DIR): make this one.
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         tokio::task::spawn_blocking(move || {
             let dom = headless(&browser, profile.path(), &["--dump-dom"], &ui);
             let shot = headless(&browser, profile.path(), &[&format!("--screenshot={}", target.display())], &ui);
