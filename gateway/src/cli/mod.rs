@@ -151,6 +151,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { file } => match config::load(&file) {
             Ok(c) => {
+                // Warnings do not fail the check: the config starts, but says what it risks.
+                for w in config::warnings(&c) {
+                    match w.line {
+                        Some(line) => eprintln!("warning: {}:{line}: {}: {}", file.display(), w.key, w.message),
+                        None => eprintln!("warning: {}: {}: {}", file.display(), w.key, w.message),
+                    }
+                }
                 println!(
                     "{}: ok ({} listeners, {} systems, {} services, {} access lists)",
                     file.display(),
