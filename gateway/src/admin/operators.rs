@@ -77,3 +77,53 @@ pub(super) fn authorize(config: &Config, peer: &Peer, method: &Method, path: &st
 pub(super) fn denied(reason: &str) -> http::Response<GatewayBody> {
     error_response(ErrorCode::AccessDenied, reason, None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qaqpa_certs::CertIdentity;
+
+    fn config(operators: &str) -> Config {
+        let source = format!(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\ninsecure = true\n\n[admin]\naddress = \"127.0.0.1:2\"\n\
+             tls = {{ cert = \"g.crt\", key = \"g.key\", client_ca = \"operators.crt\" }}\n{operators}"
+        );
+        let base = std::path::Path::new("/nonexistent");
+        crate::config::parse(&source, base, &crate::config::Environment::default()).unwrap()
+    }
+
+    fn peer(operator: Option<&str>, sha256: u8) -> Peer {
+        let certificate =
+            CertIdentity { san_system: None, san_operator: operator.map(str::to_owned), sha256: [sha256; 32] };
+        Peer { addr: "127.0.0.1:3".parse().unwrap(), certificate: Some(certificate), revoked: None }
+    }
+
+    #[test]
+    fn names_pins_and_roles_decide() {
+        let pin = "cd".repeat(32);
+        let c = config(&format!(
+            "[[operator]]\nname = \"ops\"\nrole = \"admin\"\n[[operator]]\nname = \"audit\"\nrole = \"read\"\n\
+             [[operator]]\nname = \"pinned\"\nfingerprint = \"{pin}\"\nrole = \"admin\"\n"
+        ));
+        let (get, post) = (Method::GET, Method::POST);
+        let reload = "/admin/v1/reload";
+        assert_eq!(authorize(&c, &peer(Some("ops"), 1), &post, reload), Ok(Caller::Operator("ops".into())));
+        assert!(authorize(&c, &peer(Some("audit"), 1), &post, reload).unwrap_err().contains("role \"read\""));
+        assert!(authorize(&c, &peer(Some("audit"), 1), &get, "/admin/v1/stats").is_ok());
+        // A pin is the certificate, whatever name it carries; a pinned entry's name
+        // alone opens nothing.
+        assert_eq!(authorize(&c, &peer(None, 0xcd), &post, reload), Ok(Caller::Operator("pinned".into())));
+        assert!(authorize(&c, &peer(Some("pinned"), 1), &get, "/admin/v1/stats").is_err());
+        // Strangers: health only.
+        assert!(authorize(&c, &peer(None, 2), &get, "/admin/v1/stats").is_err());
+        assert!(authorize(&c, &peer(None, 2), &get, "/readyz").is_ok());
+        assert!(authorize(&c, &peer(None, 2), &Method::DELETE, "/healthz").is_err());
+        // No certificate where the admin listener has TLS: refused.
+        let anonymous = Peer::anonymous("127.0.0.1:3".parse().unwrap());
+        assert!(authorize(&c, &anonymous, &get, "/healthz").is_err());
+
+        let none = config("");
+        assert!(authorize(&none, &peer(None, 2), &get, "/admin/v1/stats").is_ok());
+        assert!(authorize(&none, &peer(Some("ops"), 1), &post, reload).unwrap_err().contains("no [[operator]]"));
+    }
+}

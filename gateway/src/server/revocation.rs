@@ -106,3 +106,48 @@ pub fn refusal(peer: &Peer, version: Version) -> Option<http::Response<GatewayBo
     }
     Some(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateRevocationListDer;
+
+    #[test]
+    fn a_recheck_signals_only_revoked_certificates_and_their_requests_are_refused() {
+        let now = time::OffsetDateTime::now_utc();
+        let ca = qaqpa_certs::DevCa::generate("CA", now).unwrap();
+        let system = qaqpa_routing::SystemId::parse("KZ/GOV/1/client").unwrap();
+        let (good, bad) = (ca.issue_client(&system, now).unwrap(), ca.issue_client(&system, now).unwrap());
+        let verifier = |revoked: &[&str]| {
+            let crl = ca.revocation_list(revoked, now, time::Duration::days(1)).unwrap();
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).unwrap()).unwrap();
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), crate::tls::provider())
+                .with_crls([CertificateRevocationListDer::from_pem_slice(crl.as_bytes()).unwrap()])
+                .build()
+                .unwrap()
+        };
+        let live = Arc::new(LiveCertificates::default());
+        let (kept, kept_rx) = live.register(vec![good.cert_der().unwrap()]);
+        let (gone, gone_rx) = live.register(vec![bad.cert_der().unwrap()]);
+        assert_eq!(live.recheck(verifier(&[]).as_ref()), 0);
+        assert_eq!(live.recheck(verifier(&[&bad.cert_pem]).as_ref()), 1);
+        assert!(!*kept_rx.borrow() && *gone_rx.borrow());
+        // Signalled once: a later reload does not count it again.
+        assert_eq!(live.recheck(verifier(&[&bad.cert_pem]).as_ref()), 0);
+
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let peer = Peer { addr, certificate: None, revoked: Some(gone_rx) };
+        let h1 = refusal(&peer, Version::HTTP_11).expect("refused");
+        assert_eq!(h1.status(), 403);
+        assert_eq!(h1.headers()["x-road-error"], "client.access_denied");
+        assert_eq!(h1.headers()["connection"], "close");
+        let h2 = refusal(&peer, Version::HTTP_2).expect("refused");
+        assert!(h2.headers().get("connection").is_none(), "not a field HTTP/2 may carry");
+        assert!(refusal(&Peer { addr, certificate: None, revoked: Some(kept_rx) }, Version::HTTP_11).is_none());
+
+        drop((kept, gone));
+        assert!(live.is_empty(), "a closed connection leaves the registry");
+    }
+}
