@@ -163,8 +163,6 @@ pub(super) fn queues(runtime: &Runtime, system: &str, kind: Kind) -> Vec<Queue> 
     }
 }
 
-/// Puts a stored message's carried headers on its delivery.
-
 fn mid_of(text: &str) -> Result<uuid::Uuid, GatewayError> {
     uuid::Uuid::parse_str(text).map_err(|_| GatewayError::new(ErrorCode::BadRequest, "the message id must be a UUID"))
 }
@@ -201,8 +199,6 @@ pub(super) async fn read_body(runtime: &Runtime, body: ClientBody) -> Result<Byt
         crate::body::Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
     })
 }
-
-/// The named headers that are present and text, to store with a message.
 
 async fn send(
     gateway: &Shared,
