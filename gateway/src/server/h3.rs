@@ -58,6 +58,9 @@ pub struct H3Server {
 }
 
 impl H3Server {
+    // Each is a separate handle the listener owns; a struct for them would only be
+    // built here.
+    #[allow(clippy::too_many_arguments)]
     pub fn bind(
         shared: Arc<Shared>,
         handler: Handler,
