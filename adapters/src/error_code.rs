@@ -1,4 +1,4 @@
-//! The stable error codes of DESIGN §5. Clients and operators key on these strings in
+//! The stable error codes of docs/protocol.md#errors. Clients and operators key on these strings in
 //! faults, problem+json bodies, `X-Road-Error` headers, metrics and monitoring
 //! records, so a code, once published, never changes its spelling or meaning.
 

@@ -121,7 +121,7 @@ pub enum SoapError {
 }
 
 impl SoapError {
-    /// The stable error code (DESIGN §5) the fault carries.
+    /// The stable error code (docs/protocol.md#errors) the fault carries.
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::MissingXRoadField(_)

@@ -1,4 +1,4 @@
-//! Durable mailbox throughput (DESIGN §8: ≥ 20,000 accepted 1 KiB messages/s with
+//! Durable mailbox throughput (docs/PERFORMANCE.md: ≥ 20,000 accepted 1 KiB messages/s with
 //! fsync): C concurrent senders store 1 KiB requests in the embedded store (redb,
 //! group commit, fsync per commit) for a bounded time and count; every send returns
 //! only once its commit is on disk. Prints messages/s and the enqueue latency
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use qaqpa_gateway::config::{MailboxBackend, MailboxConfig};
-use qaqpa_gateway::mailbox::{Envelope, Kind, Mailboxes};
+use qaqpa_gateway::mailbox::{Kind, Mailboxes, MessageMeta};
 
 const BODY: usize = 1024;
 /// Upper bound on messages per run, whatever the duration.
@@ -53,7 +53,7 @@ async fn run(name: &str, store: Arc<Mailboxes>, seconds: u64, concurrency: usize
                 }
                 let id = format!("bench-{n}");
                 let client = "KZ/GOV/000000000003/egov-portal";
-                let envelope = Envelope {
+                let envelope = MessageMeta {
                     mid: qaqpa_gateway::mailbox::mailbox_id(client, &id),
                     kind: Kind::Request,
                     seq: 0,

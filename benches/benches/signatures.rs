@@ -1,4 +1,4 @@
-//! Criterion benchmarks of message signatures (DESIGN §8): exclusive c14n
+//! Criterion benchmarks of message signatures (docs/PERFORMANCE.md): exclusive c14n
 //! throughput, XMLDSig sign and verify of 1 KiB and 64 KiB SOAP messages, and —
 //! measured in the same run — the bare signature operations they contain, so the
 //! XML overhead shows as a ratio. Run: `cargo bench -p qaqpa-benches --bench signatures`.

@@ -1,4 +1,4 @@
-//! Which system a client certificate speaks for (DESIGN §3): a SAN URI
+//! Which system a client certificate speaks for (docs/protocol.md#identifiers): a SAN URI
 //! `urn:qaqpa:{system id}` or the certificate's SHA-256 fingerprint in the registry.
 //! Chain and validity are checked by the TLS layer before a certificate gets here.
 

@@ -1,4 +1,4 @@
-//! The message log's format and its offline verification (DESIGN §6): append-only
+//! The message log's format and its offline verification (docs/operations.md#message-log): append-only
 //! segments of JSON lines. Every line carries `prev`, the SHA-256 of the line before
 //! it (across segments), so the lines form one hash chain. Record lines describe one
 //! exchange each; after every batch a seal line holds the Merkle root of the batch's

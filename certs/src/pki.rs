@@ -1,5 +1,5 @@
 //! A development PKI: one CA, server certificates for the gateway, and one client
-//! certificate per system carrying the SAN URI binding of DESIGN §3.
+//! certificate per system carrying the SAN URI binding of docs/protocol.md#identifiers.
 //!
 //! Production deployments bring their own CA; this exists so that `qaqpa demo` and the
 //! tests run real mTLS with nothing to set up.

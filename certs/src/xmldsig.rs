@@ -1,4 +1,4 @@
-//! XMLDSig for SOAP messages (DESIGN §6): an enveloped signature in the SOAP Header
+//! XMLDSig for SOAP messages (docs/signatures.md): an enveloped signature in the SOAP Header
 //! signing, by Id reference, the Body, every X-Road header element and a
 //! `wsu:Timestamp`; exclusive c14n; rsa-sha256, ecdsa-sha256 (P-256), ed25519;
 //! sha256 / sha512 digests; the signer's X.509 chain in KeyInfo.

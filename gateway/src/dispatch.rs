@@ -21,10 +21,8 @@ pub enum Door {
     XRoadSoap,
     /// Contracts: `GET /soap/{service id}?wsdl`.
     Wsdl,
-    /// Qaqpa asynchronous mailboxes: `/a1/…`.
-    Mailbox,
-    /// Qaqpa events: `/e1/…`.
-    Events,
+    /// Qaqpa asynchronous: mailboxes `/a1/…` and events `/e1/…`.
+    QaqpaAsync,
     /// X-Road REST: `/r1/…`, and every other path (refused there as not a service).
     XRoadRest,
 }
@@ -36,10 +34,8 @@ impl Door {
             Door::XRoadSoap
         } else if contracts::is_wsdl_request(req) {
             Door::Wsdl
-        } else if path.starts_with(async_mailbox::PREFIX) {
-            Door::Mailbox
-        } else if path.starts_with(async_events::PREFIX) {
-            Door::Events
+        } else if path.starts_with(async_mailbox::PREFIX) || path.starts_with(async_events::PREFIX) {
+            Door::QaqpaAsync
         } else {
             Door::XRoadRest
         }
@@ -50,8 +46,7 @@ pub async fn serve(shared: Arc<Shared>, peer: Arc<Peer>, req: Request<ClientBody
     match Door::of(&req) {
         Door::XRoadSoap => exchange::run(xroad_soap::XRoadSoap::new(&req), shared, peer, req).await,
         Door::Wsdl => contracts::serve_wsdl(&shared.runtime(), &peer, &req),
-        Door::Mailbox => exchange::run(async_mailbox::AsyncMailbox, shared, peer, req).await,
-        Door::Events => exchange::run(async_events::AsyncEvents, shared, peer, req).await,
+        Door::QaqpaAsync => exchange::run(async_mailbox::QaqpaAsync, shared, peer, req).await,
         Door::XRoadRest => exchange::run(xroad_rest::XRoadRest, shared, peer, req).await,
     }
 }

@@ -1,5 +1,5 @@
 //! The gateway's errors and their one mapping to the wire: `application/problem+json`
-//! with the stable code of DESIGN §5 and the `X-Road-Error` header.
+//! with the stable code of docs/protocol.md#errors and the `X-Road-Error` header.
 
 use bytes::Bytes;
 use http::header::HeaderName;

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::config::{self, Config};
+use crate::revocation::LiveCertificates;
 use crate::runtime::Runtime;
-use crate::server::listener::SwappableTls;
-use crate::server::revocation::LiveCertificates;
 use crate::shared::Shared;
+use crate::tls::SwappableTls;
 use rustls::server::danger::ClientCertVerifier;
 
 pub struct Gateway {
@@ -100,7 +100,7 @@ impl Gateway {
                     continue;
                 };
                 let quic = match quic {
-                    true => Some(crate::server::h3::quic_config(files, &config.limits)?),
+                    true => Some(crate::tls::quic_config(files, &config.limits)?),
                     false => None,
                 };
                 let tcp = crate::tls::server_config(files, http1, http2)?;

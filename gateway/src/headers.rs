@@ -1,4 +1,4 @@
-//! Header rules of the REST protocol (DESIGN §4) and of a well-behaved proxy
+//! Header rules of the REST protocol (docs/protocol.md) and of a well-behaved proxy
 //! (RFC 9110 §7.6: hop-by-hop fields end at each hop), and the head check every
 //! data request passes before any face sees it ([`check_head`], issue 15).
 
@@ -18,7 +18,7 @@ pub const X_ROAD_REQUEST_HASH: &str = "x-road-request-hash";
 
 pub const X_ROAD_SERVICE: &str = "x-road-service";
 
-/// Longest client-chosen message id (DESIGN §3).
+/// Longest client-chosen message id (docs/protocol.md#identifiers).
 pub const MAX_MESSAGE_ID_LEN: usize = 128;
 
 const HOP_BY_HOP: [HeaderName; 7] = [
@@ -63,7 +63,7 @@ impl std::fmt::Display for HeadError {
 
 impl std::error::Error for HeadError {}
 
-/// Fields that may appear once, as the error names them (DESIGN §4's protocol
+/// Fields that may appear once, as the error names them (docs/protocol.md's protocol
 /// headers, and the framing and routing fields of HTTP itself).
 const ONCE: [(&str, &str); 9] = [
     (X_ROAD_CLIENT, "X-Road-Client"),

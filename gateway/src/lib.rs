@@ -11,24 +11,25 @@
 //! ```
 #![forbid(unsafe_code)]
 
-pub mod admin;
-pub mod body;
+pub(crate) mod admin;
+pub(crate) mod body;
 pub mod cli;
 pub mod config;
-pub mod delivery;
+pub(crate) mod delivery;
 pub mod demo;
-pub mod dispatch;
-pub mod error;
-pub mod exchange;
-pub mod faces;
-pub mod gateway;
+pub(crate) mod dispatch;
+pub(crate) mod error;
+pub(crate) mod exchange;
+pub(crate) mod faces;
+pub(crate) mod gateway;
 pub mod headers;
-pub mod limits;
+pub(crate) mod limits;
 pub mod mailbox;
 pub mod observe;
-pub mod peer;
-pub mod replay;
-pub mod runtime;
+pub(crate) mod peer;
+pub(crate) mod replay;
+pub(crate) mod revocation;
+pub(crate) mod runtime;
 pub mod server;
-pub mod shared;
+pub(crate) mod shared;
 pub mod tls;

@@ -24,7 +24,8 @@ use crate::config::{
 use crate::limits::{pair_key, stable_key};
 use crate::tls::{self, TlsError};
 
-pub type UpstreamClient = HttpClient<HttpsConnector<HttpConnector>, ForwardBody>;
+/// A service's pooled keep-alive connections to its providers.
+pub type UpstreamPool = HttpClient<HttpsConnector<HttpConnector>, ForwardBody>;
 
 pub struct Runtime {
     pub config: Config,
@@ -103,7 +104,7 @@ pub struct Route {
     pub retry_budget: RetryBudget,
     /// Declared idempotent: bodyless requests of any method may be retried.
     pub idempotent: bool,
-    pub client: UpstreamClient,
+    pub pool: UpstreamPool,
     pub timeout: Duration,
     pub access: AccessList,
     pub key: u64,
@@ -187,7 +188,7 @@ impl Runtime {
                 health_check: service.health_check.clone(),
                 retry_budget: RetryBudget::new(20, 10),
                 idempotent: service.idempotent,
-                client: upstream_client(service)?,
+                pool: upstream_pool(service)?,
                 timeout: service.timeout,
                 access,
             };
@@ -241,7 +242,7 @@ impl Upstream {
     }
 }
 
-fn upstream_client(service: &ServiceConfig) -> Result<UpstreamClient, TlsError> {
+fn upstream_pool(service: &ServiceConfig) -> Result<UpstreamPool, TlsError> {
     let tls = match &service.upstream_ca {
         Some(ca) => {
             let client_cert = service.upstream_client_cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));

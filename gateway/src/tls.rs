@@ -11,7 +11,8 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
-use crate::config::TlsFiles;
+use crate::config::{Limits, TlsFiles};
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -129,3 +130,25 @@ pub fn upstream_config(ca: &Path, client_cert: Option<(&Path, &Path)>) -> Result
         None => builder.with_no_client_auth(),
     })
 }
+
+/// QUIC transport and TLS for a listener; rebuilt on reload and swapped into the endpoint.
+pub fn quic_config(files: &TlsFiles, limits: &Limits) -> Result<quinn::ServerConfig, TlsError> {
+    let tls = quic_server_config(files)?;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| TlsError::Quic(format!("no TLS 1.3 cipher suite for QUIC: {e}")))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_concurrent_bidi_streams(limits.max_concurrent_streams.into())
+        // Clients open only the control and QPACK streams one way.
+        .max_concurrent_uni_streams(8u32.into())
+        .max_idle_timeout(Some(quinn::IdleTimeout::try_from(Duration::from_secs(60)).expect("60 s fits")));
+    config.transport_config(Arc::new(transport));
+    // A client must prove it owns its address before the gateway spends a handshake on it.
+    config.migration(false);
+    Ok(config)
+}
+
+/// A listener's TLS configuration, swapped whole when certificates or CRLs reload;
+/// each handshake uses the one current when it starts.
+pub type SwappableTls = std::sync::Arc<arc_swap::ArcSwap<rustls::ServerConfig>>;

@@ -28,8 +28,8 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::lease::{Index, Leased};
 use crate::{
-    now_ms, push_attempt, Attempt, DeadLetter, Delivery, Depth, Envelope, EventDelivery, EventMeta, Kind, MailboxError,
-    Policy, Published, Queue, Sent, Store, TopicRules,
+    now_ms, push_attempt, Attempt, DeadLetter, Delivery, Depth, EventDelivery, EventMeta, Kind, MailboxError,
+    MessageMeta, Policy, Published, Queue, Sent, Store, TopicRules,
 };
 
 /// seq → framed envelope and body of a waiting message.
@@ -231,7 +231,7 @@ impl Store for Embedded {
         &self.policy
     }
 
-    async fn send(&self, mut envelope: Envelope, body: Bytes) -> Result<Sent, MailboxError> {
+    async fn send(&self, mut envelope: MessageMeta, body: Bytes) -> Result<Sent, MailboxError> {
         let queue = envelope.queue();
         if self.index().count(&queue) >= u64::from(self.policy.max_queue_depth) {
             return Err(MailboxError::Full(queue.name().to_owned()));
@@ -298,7 +298,7 @@ impl Store for Embedded {
                 if request.kind != Kind::Request || request.mid.as_u128() != key {
                     return Ok(None);
                 }
-                let mut response = Envelope {
+                let mut response = MessageMeta {
                     kind: Kind::Response,
                     seq,
                     headers,
@@ -597,7 +597,11 @@ fn writer(db: Arc<Database>, jobs: mpsc::Receiver<Option<Job>>) {
     }
 }
 
-fn update_envelope(t: &mut Tables<'_>, seq: u64, change: impl FnOnce(&mut Envelope)) -> Result<(), redb::StorageError> {
+fn update_envelope(
+    t: &mut Tables<'_>,
+    seq: u64,
+    change: impl FnOnce(&mut MessageMeta),
+) -> Result<(), redb::StorageError> {
     let Some(value) = t.messages.get(seq)?.map(|v| v.value().to_vec()) else { return Ok(()) };
     let Ok((mut envelope, body)) = decode(value) else { return Ok(()) };
     change(&mut envelope);
@@ -618,12 +622,12 @@ fn finish(t: &mut Tables<'_>, key: u128, now: i64) -> Result<(), redb::StorageEr
     Ok(())
 }
 
-fn encode(envelope: &Envelope, body: &[u8]) -> Bytes {
+fn encode(envelope: &MessageMeta, body: &[u8]) -> Bytes {
     crate::frame(envelope, body)
 }
 
 /// Reads a stored value; takes it owned, so the body is a view into it, not a copy.
-fn decode(value: Vec<u8>) -> Result<(Envelope, Bytes), MailboxError> {
+fn decode(value: Vec<u8>) -> Result<(MessageMeta, Bytes), MailboxError> {
     crate::unframe(&Bytes::from(value)).ok_or_else(|| MailboxError::Store("a stored message is unreadable".into()))
 }
 

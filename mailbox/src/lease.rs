@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::{Depth, Envelope, Kind, Queue};
+use crate::{Depth, Kind, MessageMeta, Queue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -64,7 +64,7 @@ impl Index {
         self.counts.get(queue).copied().unwrap_or(0)
     }
 
-    pub(crate) fn insert(&mut self, e: &Envelope) {
+    pub(crate) fn insert(&mut self, e: &MessageMeta) {
         let key = e.mid.as_u128();
         let queue = e.queue();
         *self.counts.entry(queue.clone()).or_default() += 1;
@@ -233,8 +233,8 @@ impl Index {
 mod tests {
     use super::*;
 
-    fn envelope(client: &str, id: &str, ordered: bool, seq: u64) -> Envelope {
-        Envelope {
+    fn envelope(client: &str, id: &str, ordered: bool, seq: u64) -> MessageMeta {
+        MessageMeta {
             mid: crate::mailbox_id(client, id),
             kind: Kind::Request,
             seq,

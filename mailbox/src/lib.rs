@@ -1,4 +1,4 @@
-//! Durable asynchronous delivery (DESIGN §4): a client sends a request to a service's
+//! Durable asynchronous delivery (docs/asynchronous.md): a client sends a request to a service's
 //! mailbox and gets `202` once it is on disk; the provider takes it (long-poll, or the
 //! gateway pushes it), answers, and the client collects the answer from its outbox.
 //! Every taking is a lease: unacknowledged, the message comes back after the
@@ -74,7 +74,7 @@ impl Queue {
 
 /// What the store keeps beside a message's body.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Envelope {
+pub struct MessageMeta {
     pub mid: uuid::Uuid,
     pub kind: Kind,
     /// Order of sending, across the store (FIFO within a queue).
@@ -103,7 +103,7 @@ pub struct Envelope {
     pub history: Vec<Attempt>,
 }
 
-impl Envelope {
+impl MessageMeta {
     /// A request as a client sends it, before the store numbers it.
     pub fn request(
         client: &str,
@@ -113,7 +113,7 @@ impl Envelope {
         headers: Vec<(String, String)>,
         ordered: bool,
     ) -> Self {
-        Envelope {
+        MessageMeta {
             mid: mailbox_id(client, message_id),
             kind: Kind::Request,
             seq: 0,
@@ -173,7 +173,7 @@ pub(crate) fn push_attempt(history: &mut Vec<Attempt>, event: Attempt) {
 /// A message handed to its taker, leased until acked or the visibility timeout.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub envelope: Envelope,
+    pub envelope: MessageMeta,
     pub body: Bytes,
 }
 
@@ -208,7 +208,7 @@ pub struct Depth {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DeadLetter {
-    pub envelope: Envelope,
+    pub envelope: MessageMeta,
     pub body_bytes: usize,
 }
 
@@ -324,7 +324,7 @@ pub trait Store: Send + Sync {
     fn set_ordered(&self, _services: &[String]) {}
 
     /// Stores a request durably (fsync'd, or acknowledged by the JetStream quorum).
-    async fn send(&self, envelope: Envelope, body: Bytes) -> Result<Sent, MailboxError>;
+    async fn send(&self, envelope: MessageMeta, body: Bytes) -> Result<Sent, MailboxError>;
 
     /// Takes up to `max` messages from the queues, leasing each; waits up to `wait`
     /// for the first.
@@ -463,8 +463,8 @@ pub(crate) fn rand_u64() -> u64 {
 mod tests {
     use super::*;
 
-    fn envelope() -> Envelope {
-        Envelope {
+    fn envelope() -> MessageMeta {
+        MessageMeta {
             mid: mailbox_id("KZ/GOV/1/a", "m-1"),
             kind: Kind::Request,
             seq: 7,
@@ -486,7 +486,7 @@ mod tests {
         // Damaged frames are refused in `qaqpa_adapters::frame` (unit test and fuzz target).
         let e = envelope();
         let framed = frame(&e, b"<body/>");
-        let (back, body) = unframe::<Envelope>(&framed).unwrap();
+        let (back, body) = unframe::<MessageMeta>(&framed).unwrap();
         assert_eq!((back, body.as_ref()), (e, &b"<body/>"[..]));
     }
 

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
-    now_ms, push_attempt, Attempt, DeadLetter, Delivery, Depth, Envelope, EventDelivery, EventMeta, Kind, MailboxError,
-    Policy, Published, Queue, Sent, Store, TopicRules,
+    now_ms, push_attempt, Attempt, DeadLetter, Delivery, Depth, EventDelivery, EventMeta, Kind, MailboxError,
+    MessageMeta, Policy, Published, Queue, Sent, Store, TopicRules,
 };
 
 mod events;
@@ -55,7 +55,7 @@ struct Lease {
     owner: String,
     kind: Kind,
     /// The message's envelope, from which a reply builds the response.
-    envelope: Envelope,
+    envelope: MessageMeta,
 }
 
 impl Nats {
@@ -149,7 +149,7 @@ impl Nats {
         &self,
         subject: String,
         msg_id: &str,
-        envelope: &Envelope,
+        envelope: &MessageMeta,
         body: &[u8],
     ) -> Result<bool, MailboxError> {
         let mut headers = async_nats::HeaderMap::new();
@@ -183,7 +183,7 @@ impl Nats {
         while let Some(message) = batch.next().await {
             let message = message.map_err(nats_error)?;
             let delivered = message.info().map_err(nats_error)?.delivered.max(1) as u32;
-            let Some((mut envelope, body)) = crate::unframe::<Envelope>(&message.payload) else {
+            let Some((mut envelope, body)) = crate::unframe::<MessageMeta>(&message.payload) else {
                 tracing::error!("an unreadable mailbox message was dropped");
                 let _ = message.ack_with(AckKind::Term).await;
                 continue;
@@ -238,14 +238,14 @@ impl Nats {
         }
     }
 
-    async fn dead_messages(&self, limit: usize) -> Result<Vec<(u64, Envelope, Bytes)>, MailboxError> {
+    async fn dead_messages(&self, limit: usize) -> Result<Vec<(u64, MessageMeta, Bytes)>, MailboxError> {
         let mut dead = self.dead.clone();
         let state = dead.info().await.map_err(nats_error)?.state.clone();
         let mut out = Vec::new();
         let mut seq = state.first_sequence;
         while seq <= state.last_sequence && out.len() < limit && state.messages > 0 {
             if let Ok(message) = self.dead.get_raw_message(seq).await {
-                if let Some((envelope, body)) = crate::unframe::<Envelope>(&message.payload) {
+                if let Some((envelope, body)) = crate::unframe::<MessageMeta>(&message.payload) {
                     out.push((seq, envelope, body));
                 }
             }
@@ -254,11 +254,11 @@ impl Nats {
         Ok(out)
     }
 
-    async fn dead_one(&self, mid: uuid::Uuid) -> Result<(u64, Envelope, Bytes), MailboxError> {
+    async fn dead_one(&self, mid: uuid::Uuid) -> Result<(u64, MessageMeta, Bytes), MailboxError> {
         let subject = format!("{}.dead.{}", self.prefix, mid.simple());
         let message =
             self.dead.get_last_raw_message_by_subject(&subject).await.map_err(|_| MailboxError::Unknown(mid))?;
-        let (envelope, body) = crate::unframe::<Envelope>(&message.payload).ok_or(MailboxError::Unknown(mid))?;
+        let (envelope, body) = crate::unframe::<MessageMeta>(&message.payload).ok_or(MailboxError::Unknown(mid))?;
         Ok((message.sequence, envelope, body))
     }
 }
@@ -280,7 +280,7 @@ impl Store for Nats {
         }
     }
 
-    async fn send(&self, envelope: Envelope, body: Bytes) -> Result<Sent, MailboxError> {
+    async fn send(&self, envelope: MessageMeta, body: Bytes) -> Result<Sent, MailboxError> {
         let mid = envelope.mid;
         // The queue's consumer exists from the first message on, so depths see it.
         self.consumer(&envelope.queue()).await?;
@@ -322,7 +322,7 @@ impl Store for Nats {
         let lease = self.lease(mid, Kind::Request, provider).await.ok_or(MailboxError::Unknown(mid))?;
         let request = lease.envelope.clone();
         self.note(mid, format!("answered by {provider} with {status}")).await;
-        let response = Envelope {
+        let response = MessageMeta {
             kind: Kind::Response,
             headers,
             status: Some(status),

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use qaqpa_mailbox::{
-    mailbox_id, now_ms, Backend, Backoff, Delivery, Envelope, EventMeta, Kind, MailboxError, Options, Published, Queue,
-    Sent, Store, TopicRules,
+    mailbox_id, now_ms, Backend, Backoff, Delivery, EventMeta, Kind, MailboxError, MessageMeta, Options, Published,
+    Queue, Sent, Store, TopicRules,
 };
 
 const CLIENT: &str = "KZ/GOV/000000000003/egov-portal";
@@ -149,12 +149,12 @@ suite!(
 
 // ---- helpers ----------------------------------------------------------------------
 
-fn request(message_id: &str) -> Envelope {
+fn request(message_id: &str) -> MessageMeta {
     request_to(SERVICE, message_id, false)
 }
 
-fn request_to(service: &str, message_id: &str, ordered: bool) -> Envelope {
-    Envelope::request(
+fn request_to(service: &str, message_id: &str, ordered: bool) -> MessageMeta {
+    MessageMeta::request(
         CLIENT,
         service,
         message_id,

@@ -1,4 +1,4 @@
-//! Identifiers of DESIGN §3: systems (`INSTANCE/CLASS/CODE/SUBSYSTEM`) and services
+//! Identifiers of docs/protocol.md#identifiers: systems (`INSTANCE/CLASS/CODE/SUBSYSTEM`) and services
 //! (`SYSTEM/SERVICE[/VERSION]`).
 //!
 //! One segment grammar for every part keeps ids safe to embed in URL paths, SAN URIs,
@@ -83,7 +83,7 @@ impl SystemId {
     }
 }
 
-/// Prefix of the SAN URI binding a certificate to a system (DESIGN §3).
+/// Prefix of the SAN URI binding a certificate to a system (docs/protocol.md#identifiers).
 pub const SAN_URI_PREFIX: &str = "urn:qaqpa:";
 
 impl fmt::Display for SystemId {

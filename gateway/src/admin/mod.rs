@@ -1,4 +1,4 @@
-//! The admin listener (DESIGN §4): health, readiness, reload, Prometheus metrics,
+//! The admin listener (docs/protocol.md): health, readiness, reload, Prometheus metrics,
 //! SLA, monitoring records, the registry as enforced (systems, services, access,
 //! limits, topics), mailboxes and dead letters, message-log evidence, the operator
 //! dashboard and the API's OpenAPI document. Kept apart from the data

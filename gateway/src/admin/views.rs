@@ -1,4 +1,4 @@
-//! What the operator reads back from the running configuration (DESIGN §4): the
+//! What the operator reads back from the running configuration (docs/protocol.md): the
 //! registered systems, services, access lists, limits and topics, as the gateway
 //! enforces them right now (after the last reload), not as a file on disk says.
 //! Pure functions of [`Config`]; the admin router serves them.

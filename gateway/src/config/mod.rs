@@ -207,7 +207,7 @@ pub struct TopicConfig {
     pub push: Vec<(SystemId, ServiceId)>,
 }
 
-/// Where asynchronous messages live and how they are retried (DESIGN §4).
+/// Where asynchronous messages live and how they are retried (docs/protocol.md).
 #[derive(Debug, Clone)]
 pub struct MailboxConfig {
     pub backend: MailboxBackend,
@@ -240,7 +240,7 @@ pub enum MailboxMode {
     Push,
 }
 
-/// Message signatures (DESIGN §6): whom to trust, how fresh, replay memory.
+/// Message signatures (docs/signatures.md): whom to trust, how fresh, replay memory.
 #[derive(Debug, Clone)]
 pub struct Signatures {
     pub trust_anchors: PathBuf,

@@ -51,7 +51,7 @@ pub struct RawOperator {
     pub role: Option<Spanned<String>>,
 }
 
-/// An event topic (DESIGN §4): owned by the system its id begins with.
+/// An event topic (docs/protocol.md): owned by the system its id begins with.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTopic {
@@ -76,7 +76,7 @@ pub struct RawPush {
     pub service: Spanned<String>,
 }
 
-/// Asynchronous delivery (DESIGN §4): where mailboxes live and how they retry.
+/// Asynchronous delivery (docs/protocol.md): where mailboxes live and how they retry.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMailbox {

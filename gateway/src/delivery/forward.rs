@@ -109,7 +109,7 @@ pub async fn deliver(
     let response = loop {
         let health = &route.upstreams[endpoint].health;
         let in_flight = health.enter();
-        let result = tokio::time::timeout(route.timeout, route.client.request(upstream_req)).await;
+        let result = tokio::time::timeout(route.timeout, route.pool.request(upstream_req)).await;
         drop(in_flight);
         match result {
             Ok(Ok(response)) => {

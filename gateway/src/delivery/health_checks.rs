@@ -86,7 +86,7 @@ async fn probe(route: &Route, endpoint: usize, check: &HealthCheck) -> bool {
     *req.uri_mut() = uri;
     req.headers_mut().insert(http::header::USER_AGENT, http::HeaderValue::from_static("qaqpa-health-check"));
     let exchange = async {
-        let response = route.client.request(req).await.ok()?;
+        let response = route.pool.request(req).await.ok()?;
         let ok = response.status().is_success();
         // Read the body so the pooled connection can be reused.
         response.into_body().collect().await.ok()?;

@@ -1,4 +1,4 @@
-//! `qaqpa demo`: the whole bus on one machine (DESIGN §10). Writes a dev PKI and a
+//! `qaqpa demo`: the whole bus on one machine (README.md). Writes a dev PKI and a
 //! config into DIR, starts two in-process demo systems and the gateway, prints
 //! commands that work, and stops cleanly on Ctrl-C.
 //!

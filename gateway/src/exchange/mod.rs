@@ -17,7 +17,7 @@ pub mod route;
 pub mod signatures;
 
 pub use identify::{identify, identify_claim, peer_system};
-pub use route::{authorize, route, route_under, Target, OPENAPI_PATH, REST_PREFIX};
+pub use route::{authorize, route, route_under, OPENAPI_PATH};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,7 +37,7 @@ use crate::headers;
 use crate::observe::record::ExchangeRecord;
 pub use crate::peer::Peer;
 use crate::runtime::{Client, Route, Runtime};
-use crate::shared::{Param, Shared};
+use crate::shared::Shared;
 use limit::Admission;
 
 /// What the stages produced: the provider's stream passed through, or an answer the
@@ -66,7 +66,8 @@ impl Outcome {
 }
 
 /// Everything one exchange runs with: the runtime snapshot it started on (it keeps
-/// it across a reload), the peer, the shared handles (asked for through [`Param`]),
+/// it across a reload), the peer, the shared handles (stages ask for theirs
+/// through [`crate::shared::Param`]),
 /// and the record that measures it.
 pub struct Ctx {
     pub runtime: Arc<Runtime>,
@@ -98,19 +99,6 @@ impl Ctx {
     pub fn routed(&mut self, route: &Route) {
         tracing::Span::current().record("service", route.id.as_str());
         self.record.set_service(route);
-    }
-
-    /// One shared handle.
-    pub fn param<T: ?Sized>(&self) -> &T
-    where
-        Shared: Param<T>,
-    {
-        self.shared.param()
-    }
-
-    /// Resolves when the gateway starts draining (long-polls stop waiting).
-    pub async fn draining(&self) {
-        self.shared.draining().await
     }
 }
 

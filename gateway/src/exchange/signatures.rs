@@ -1,4 +1,4 @@
-//! Stage: verify (DESIGN §2, §6). For a service whose policy is `verify` the client
+//! Stage: verify (docs/architecture.md, §6). For a service whose policy is `verify` the client
 //! must have signed — XMLDSig in the SOAP Header, or a detached JWS in
 //! `Qaqpa-Signature` over the REST body and the routed headers — with a certificate
 //! that chains to the signature trust anchors, is valid now, is not revoked, and

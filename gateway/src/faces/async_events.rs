@@ -1,4 +1,4 @@
-//! The `/e1/` operations of DESIGN §4: a register owner publishes, subscribers on the
+//! The `/e1/` operations of docs/asynchronous.md: a register owner publishes, subscribers on the
 //! owner's list read in order and acknowledge.
 //!
 //! | call | who | answer |
@@ -20,9 +20,8 @@ use qaqpa_adapters::ErrorCode;
 
 use super::async_mailbox::{empty, header, json, read_body, unless_draining, wait_and_max};
 use crate::body::client::ClientBody;
-use crate::body::GatewayBody;
 use crate::error::GatewayError;
-use crate::exchange::{self, Ctx, Face, Outcome, Peer};
+use crate::exchange::{self, Peer};
 use crate::headers::{X_ROAD_CLIENT, X_ROAD_ID};
 use crate::mailbox::wire::{carried, put_carried, MESSAGE_ID, SEQ, TOPIC};
 use crate::mailbox::{EventDelivery, EventMeta, Published};
@@ -33,25 +32,8 @@ use crate::shared::Shared;
 pub const PREFIX: &str = "/e1/";
 const ACK: &str = "ack/";
 
-/// The events face (`/e1/`): publish, pull and ack as exchanges whose answers the
-/// gateway builds; errors are problem+json.
-pub struct AsyncEvents;
-
-impl Face for AsyncEvents {
-    const NAME: &'static str = "e1";
-
-    async fn exchange(&mut self, ctx: &mut Ctx, req: Request<ClientBody>) -> Result<Outcome, GatewayError> {
-        super::async_mailbox::read_message_id(ctx, &req)?;
-        let (shared, runtime, peer) = (ctx.shared.clone(), ctx.runtime.clone(), ctx.peer.clone());
-        dispatch(&shared, &runtime, &peer, req, &mut ctx.record).await.map(Outcome::built)
-    }
-
-    fn refusal(&self, error: GatewayError, message_id: &str) -> Response<GatewayBody> {
-        error.into_response(Some(message_id))
-    }
-}
-
-async fn dispatch(
+/// The `/e1/` operations, for [`super::async_mailbox::QaqpaAsync`].
+pub(super) async fn dispatch(
     gateway: &Shared,
     runtime: &Arc<Runtime>,
     peer: &Peer,

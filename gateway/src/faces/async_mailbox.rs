@@ -1,4 +1,4 @@
-//! The `/a1/` operations of DESIGN §4 over HTTP:
+//! The `/a1/` operations of docs/asynchronous.md over HTTP:
 //!
 //! | call | who | answer |
 //! |---|---|---|
@@ -27,7 +27,7 @@ use crate::error::GatewayError;
 use crate::exchange::{self, Ctx, Face, Outcome, Peer};
 use crate::headers::{self, X_ROAD_CLIENT, X_ROAD_ID};
 use crate::mailbox::wire::{carried, put_carried, ATTEMPT, MESSAGE_ID, STATUS};
-use crate::mailbox::{Delivery, Envelope, Kind, MailboxError, Queue, Sent};
+use crate::mailbox::{Delivery, Kind, MailboxError, MessageMeta, Queue, Sent};
 use crate::observe::record::ExchangeRecord;
 use crate::runtime::{Client, Runtime};
 use crate::shared::Shared;
@@ -51,29 +51,28 @@ impl From<MailboxError> for GatewayError {
     }
 }
 
-/// The asynchronous mailbox face (`/a1/`): every call is one exchange whose
-/// answer the gateway builds; errors are problem+json.
-pub struct AsyncMailbox;
+/// Qaqpa's asynchronous face: mailboxes (`/a1/`) and events (`/e1/`). Every call is
+/// one exchange whose answer the gateway builds; errors are problem+json.
+pub struct QaqpaAsync;
 
-impl Face for AsyncMailbox {
-    const NAME: &'static str = "a1";
+impl Face for QaqpaAsync {
+    const NAME: &'static str = "async";
 
     async fn exchange(&mut self, ctx: &mut Ctx, req: Request<ClientBody>) -> Result<Outcome, GatewayError> {
-        read_message_id(ctx, &req)?;
+        let id = headers::message_id(req.headers()).map_err(|why| GatewayError::new(ErrorCode::BadRequest, why))?;
+        ctx.set_message_id(id);
         let (shared, runtime, peer) = (ctx.shared.clone(), ctx.runtime.clone(), ctx.peer.clone());
-        dispatch(&shared, &runtime, &peer, req, &mut ctx.record).await.map(Outcome::built)
+        let answer = if req.uri().path().starts_with(super::async_events::PREFIX) {
+            super::async_events::dispatch(&shared, &runtime, &peer, req, &mut ctx.record).await
+        } else {
+            dispatch(&shared, &runtime, &peer, req, &mut ctx.record).await
+        };
+        answer.map(Outcome::built)
     }
 
     fn refusal(&self, error: GatewayError, message_id: &str) -> Response<GatewayBody> {
         error.into_response(Some(message_id))
     }
-}
-
-/// `X-Road-Id`, or a generated id: the asynchronous faces' message id.
-pub(super) fn read_message_id<B>(ctx: &mut Ctx, req: &Request<B>) -> Result<(), GatewayError> {
-    let id = headers::message_id(req.headers()).map_err(|why| GatewayError::new(ErrorCode::BadRequest, why))?;
-    ctx.set_message_id(id);
-    Ok(())
 }
 
 async fn dispatch(
@@ -221,7 +220,7 @@ async fn send(
     let (parts, body) = req.into_parts();
     let body = read_body(runtime, body).await?;
     exchange.set_request_body(&body);
-    let envelope = Envelope::request(
+    let envelope = MessageMeta::request(
         client.id.as_str(),
         route.id.as_str(),
         exchange.id(),

@@ -1,4 +1,4 @@
-//! The mailbox operations as SOAP (DESIGN §4), for legacy systems: a Body whose
+//! The mailbox operations as SOAP (docs/asynchronous.md), for legacy systems: a Body whose
 //! element is in the namespace [`NS`] is one of
 //!
 //! | operation | who | Body fields | answer |
@@ -26,7 +26,7 @@ use qaqpa_adapters::ErrorCode;
 
 use crate::error::GatewayError;
 use crate::exchange::{authorize, Ctx, Outcome, Reply};
-use crate::mailbox::{Delivery, Envelope, Kind};
+use crate::mailbox::{Delivery, Kind, MessageMeta};
 use crate::runtime::Client;
 
 pub const NS: &str = "urn:qaqpa:async:1";
@@ -154,7 +154,7 @@ async fn send_request(call: &Call<'_>, ctx: &mut Ctx) -> Result<Outcome, Gateway
     }
     ctx.record.set_request_body(&stored);
     let headers = content_type_header(call);
-    let envelope = Envelope::request(
+    let envelope = MessageMeta::request(
         call.client.id.as_str(),
         route.id.as_str(),
         &message_id,

@@ -2,7 +2,7 @@
 //! checked against a backend: in memory (default, quotas persisted to the data
 //! directory) or Redis (cluster-wide, one atomic round trip per check).
 //!
-//! A refused request consumes neither rate nor quota (DESIGN §7).
+//! A refused request consumes neither rate nor quota (docs/operations.md).
 
 pub mod connections;
 pub mod local;

@@ -43,7 +43,9 @@ for i = 0, 1 do
   end
 end
 for _, u in ipairs(updates) do
-  redis.call('SET', u[1], u[2], 'PX', math.ceil(u[3] / 1000) + 1)
+  -- A second of slack: a TAT read just after expiry would admit a request early
+  -- (a stalled caller, or nodes whose clocks differ by up to that much).
+  redis.call('SET', u[1], u[2], 'PX', math.ceil(u[3] / 1000) + 1000)
 end
 local left = -1
 if day_limit > 0 then

@@ -1,4 +1,4 @@
-//! Durable asynchronous delivery (DESIGN §4), as the gateway uses it: the store itself
+//! Durable asynchronous delivery (docs/asynchronous.md), as the gateway uses it: the store itself
 //! (types, the [`Store`] trait, the embedded and NATS stores) is the `qaqpa-mailbox`
 //! crate; here are the gateway's handle on it ([`Mailboxes`], opened from
 //! `[mailbox]`), the wire form of a message ([`wire`]), and the housekeeping loop the embedded store needs.
@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use qaqpa_mailbox::{
-    mailbox_id, now_ms, Attempt, Backend, DeadLetter, Delivery, Depth, Envelope, EventDelivery, EventMeta, Kind,
-    MailboxError, Options, Policy, Published, Queue, Sent, Store, TopicRules,
+    mailbox_id, now_ms, Attempt, Backend, DeadLetter, Delivery, Depth, EventDelivery, EventMeta, Kind, MailboxError,
+    MessageMeta, Options, Policy, Published, Queue, Sent, Store, TopicRules,
 };
 
 use crate::config::{Config, MailboxBackend, MailboxConfig};

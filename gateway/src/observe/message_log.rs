@@ -1,4 +1,4 @@
-//! The message log's writer (DESIGN §6; format and verification in
+//! The message log's writer (docs/operations.md#message-log; format and verification in
 //! `qaqpa_certs::msglog`): every exchange, as it finishes, becomes a record line in
 //! `DATA_DIR/log/seg-NNNNNN.log`, chained to the line before; each batch (up to
 //! [`BATCH`] records or [`INTERVAL`]) is sealed with the gateway's signature over

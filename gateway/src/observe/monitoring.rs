@@ -1,4 +1,4 @@
-//! Monitoring records (DESIGN §7): one per exchange, kept in a bounded in-memory
+//! Monitoring records (docs/operations.md): one per exchange, kept in a bounded in-memory
 //! ring for the dashboard and appended to hourly NDJSON files in
 //! `DATA_DIR/monitoring/` (plain text an auditor can grep), deleted after the
 //! retention period. A background writer batches appends; when it falls behind,

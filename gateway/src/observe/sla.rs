@@ -1,4 +1,4 @@
-//! SLA attainment per service (DESIGN §7): availability (no server error) and
+//! SLA attainment per service (docs/operations.md): availability (no server error) and
 //! latency (under the threshold) over a rolling window, in hourly buckets, with the
 //! error budget left. In memory: a restart starts the window afresh.
 

@@ -15,34 +15,15 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::body::client::{ClientBody, ClientBodyError};
-use crate::config::{Limits, TlsFiles};
+use crate::config::Limits;
 use crate::peer::Peer;
+use crate::revocation::{self, LiveCertificates};
 use crate::server::listener::Handler;
 use crate::server::listener::{client_slot, Role};
-use crate::server::revocation::{self, LiveCertificates};
 use crate::shared::Shared;
-use crate::tls::TlsError;
 
 type H3Connection = h3::server::Connection<h3_quinn::Connection, Bytes>;
 type RequestResolver = h3::server::RequestResolver<h3_quinn::Connection, Bytes>;
-
-/// QUIC transport and TLS for a listener; rebuilt on reload and swapped into the endpoint.
-pub fn quic_config(files: &TlsFiles, limits: &Limits) -> Result<quinn::ServerConfig, TlsError> {
-    let tls = crate::tls::quic_server_config(files)?;
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-        .map_err(|e| TlsError::Quic(format!("no TLS 1.3 cipher suite for QUIC: {e}")))?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    let mut transport = quinn::TransportConfig::default();
-    transport
-        .max_concurrent_bidi_streams(limits.max_concurrent_streams.into())
-        // Clients open only the control and QPACK streams one way.
-        .max_concurrent_uni_streams(8u32.into())
-        .max_idle_timeout(Some(quinn::IdleTimeout::try_from(Duration::from_secs(60)).expect("60 s fits")));
-    config.transport_config(Arc::new(transport));
-    // A client must prove it owns its address before the gateway spends a handshake on it.
-    config.migration(false);
-    Ok(config)
-}
 
 pub struct H3Server {
     shared: Arc<Shared>,

@@ -2,7 +2,7 @@
 //! mandatory client certificate (or nothing on an insecure listener), the client
 //! system's connection limit, then HTTP/1.1 or HTTP/2 by ALPN or preface, each
 //! connection on its own task and closed gracefully on shutdown or when a reload
-//! finds its certificate revoked ([`crate::server::revocation`]). HTTP/3 is in
+//! finds its certificate revoked ([`crate::revocation`]). HTTP/3 is in
 //! [`crate::server::h3`]; both hand requests to the same pipeline.
 
 use std::convert::Infallible;
@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -25,7 +24,7 @@ use crate::body::GatewayBody;
 use crate::config::{Limits, ListenerConfig};
 use crate::limits::connections::ClientSlot;
 use crate::peer::Peer;
-use crate::server::revocation::{self, LiveCertificates};
+use crate::revocation::{self, LiveCertificates};
 use crate::shared::Shared;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +33,7 @@ pub enum Role {
     Admin,
 }
 
-/// A listener's TLS configuration, swapped whole when certificates or CRLs reload;
-/// each handshake uses the one current when it starts.
-pub type SwappableTls = Arc<ArcSwap<rustls::ServerConfig>>;
+pub use crate::tls::SwappableTls;
 
 /// What a listener hands each request to: the dispatcher on data listeners, the
 /// admin API on the admin listener. Listeners know nothing else of the gateway.

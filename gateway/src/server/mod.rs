@@ -4,7 +4,6 @@
 
 pub mod h3;
 pub mod listener;
-pub mod revocation;
 pub mod start;
 
 pub use start::{start, Running, StartError};

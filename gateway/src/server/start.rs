@@ -23,9 +23,9 @@ use crate::observe::metrics::Metrics;
 use crate::observe::monitoring::Monitoring;
 use crate::observe::sla::SlaTracker;
 use crate::observe::Telemetry;
+use crate::revocation::LiveCertificates;
 use crate::runtime::Runtime;
 use crate::server::listener::{self, Role, SwappableTls};
-use crate::server::revocation::LiveCertificates;
 use crate::shared::Shared;
 use qaqpa_routing::limit::Aimd;
 
@@ -222,7 +222,7 @@ async fn bind(cfg: &ListenerConfig, role: Role, shared: &Arc<Shared>, limits: &L
     // HTTP/3 on the same port over UDP (the TCP port the OS chose, if it was 0).
     let h3 = match (&cfg.tls, &tls, cfg.http3 && role == Role::Data) {
         (Some(files), Some((_, live)), true) => {
-            let quic = crate::server::h3::quic_config(files, limits)?;
+            let quic = crate::tls::quic_config(files, limits)?;
             let server = crate::server::h3::H3Server::bind(
                 shared.clone(),
                 data_handler(shared),

@@ -1,4 +1,4 @@
-//! The admin API (DESIGN §4) through the real admin listener: the registry as the
+//! The admin API (docs/protocol.md) through the real admin listener: the registry as the
 //! gateway enforces it (after a reload too), message-log evidence an auditor checks
 //! offline with `qaqpa log verify`, and the API's OpenAPI document, against which
 //! schemathesis (a real OpenAPI client, Python) drives every operation.

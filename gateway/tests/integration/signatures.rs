@@ -1,4 +1,4 @@
-//! Signed messages through real sockets (DESIGN §6): SOAP signed by xmlsec1 (RSA and
+//! Signed messages through real sockets (docs/signatures.md): SOAP signed by xmlsec1 (RSA and
 //! ECDSA) accepted; the gateway's own signatures (sign-on-behalf) verified by
 //! xmlsec1; every forgery, bad certificate and replay refused with its exact code;
 //! detached JWS made by Python's jwcrypto accepted, and the gateway's checked by it.

@@ -48,3 +48,62 @@ async fn soap_client_of_another_system_is_refused() {
     assert_eq!(status, 200);
     assert_eq!(rec.parsed()[0].body, honest.as_bytes());
 }
+
+/// Issue 15, item 1: a SOAP envelope sent through the REST door. `/r1` is the REST
+/// face; a SOAP service without a REST face (mediation) is reachable only through
+/// `/soap`, where its envelope's identity and XML signature are checked. Neither a
+/// spoofed envelope nor a caller's JWS in place of the XML signature gets through.
+#[tokio::test]
+async fn a_soap_envelope_through_the_rest_door_is_refused() {
+    let rec = Recorder::start().await;
+    let gw = gateway(&rec).await;
+    // An envelope whose client is another system and whose service is something else.
+    let spoofed = envelope(OTHER_CLIENT, REC, Some("door-1"), "900101300123");
+    for service in [REC_SOAP, REC_SIGNED_SOAP] {
+        let r = gw
+            .client()
+            .post(gw.tls_url(&format!("/r1/{service}")))
+            .header("X-Road-Client", CLIENT)
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .body(spoofed.clone())
+            .send()
+            .await
+            .unwrap();
+        let (status, code, body) = answer(r).await;
+        assert_eq!((status, code.as_str()), (400, "client.bad_request"), "{service}: {body}");
+        assert!(body.contains("/soap"), "the refusal names the right door: {body}");
+    }
+    // A JWS made by the caller in place of the XML signature, for the signed service.
+    let (key, chain) = signer(&gw, "egov-portal");
+    let path = format!("/r1/{REC_SIGNED_SOAP}");
+    let mut claims = serde_json::Map::new();
+    for (n, v) in [
+        ("x-road-client", CLIENT),
+        ("x-road-service", REC_SIGNED_SOAP),
+        ("x-road-id", "door-2"),
+        ("htm", "POST"),
+        ("htu", path.as_str()),
+    ] {
+        claims.insert(n.into(), v.into());
+    }
+    claims.insert("iat".into(), time::OffsetDateTime::now_utc().unix_timestamp().into());
+    let token = qaqpa_certs::jws::sign_detached(&key, &chain, claims, spoofed.as_bytes()).unwrap();
+    let r = gw
+        .client()
+        .post(gw.tls_url(&path))
+        .header("X-Road-Client", CLIENT)
+        .header("X-Road-Id", "door-2")
+        .header("Qaqpa-Signature", token)
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .body(spoofed.clone())
+        .send()
+        .await
+        .unwrap();
+    let (status, code, body) = answer(r).await;
+    assert_eq!((status, code.as_str()), (400, "client.bad_request"), "{body}");
+    assert_eq!(rec.count(), 0, "the provider got nothing");
+    // The same envelope at /soap meets the SOAP face's identity check.
+    let (status, code, _) = post_soap(&gw, "egov-portal", spoofed).await;
+    assert_eq!((status, code.as_str()), (500, "client.identity_mismatch"));
+    assert_eq!(rec.count(), 0, "the provider got nothing");
+}
