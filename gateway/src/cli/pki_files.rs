@@ -97,6 +97,15 @@ pub fn load_ca(dir: &Path) -> Result<DevCa, PkiFilesError> {
     Ok(DevCa::load(&cert, &key)?)
 }
 
+/// Loads the operators' CA that `init` wrote.
+pub fn load_operator_ca(dir: &Path) -> Result<DevCa, PkiFilesError> {
+    let cert_path = dir.join(OPERATOR_CA_CERT);
+    let key_path = dir.join(OPERATOR_CA_KEY);
+    let cert = std::fs::read_to_string(&cert_path).map_err(io(&cert_path))?;
+    let key = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
+    Ok(DevCa::load(&cert, &key)?)
+}
+
 pub const CRL: &str = "ca.crl";
 /// Revoked certificates so far, kept beside the CRL so each new list includes them.
 const REVOKED: &str = "revoked.pem";

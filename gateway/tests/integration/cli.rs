@@ -51,6 +51,20 @@ fn certs_init_issue_and_check_config() {
     let bad = qaqpa(&["certs", "issue", "--dir", pki.to_str().unwrap(), "--system", "not/an/id"]);
     assert!(!bad.status.success());
 
+    // Operators come from the operators' CA, named by their SAN URI.
+    for f in ["operator-ca.crt", "operator-ca.key", "operator.crt", "operator.key"] {
+        assert!(pki.join(f).exists(), "{f} missing");
+    }
+    let out = qaqpa(&["certs", "issue", "--dir", pki.to_str().unwrap(), "--operator", "auditor"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let der: rustls_pki_types::CertificateDer =
+        rustls_pki_types::pem::PemObject::from_pem_file(pki.join("auditor.crt")).unwrap();
+    let id = qaqpa_certs::inspect(&der).unwrap();
+    assert_eq!((id.san_system, id.san_operator.as_deref()), (None, Some("auditor")));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[[operator]] name = \"auditor\""));
+    let bad = qaqpa(&["certs", "issue", "--dir", pki.to_str().unwrap(), "--operator", "not an operator"]);
+    assert!(!bad.status.success());
+
     let example =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/qaqpa.example.toml")).unwrap();
     let config = dir.path().join("qaqpa.toml");
