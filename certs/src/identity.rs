@@ -3,6 +3,10 @@
 //! Chain and validity are checked by the TLS layer before a certificate gets here.
 
 use qaqpa_routing::ids::SAN_URI_PREFIX;
+
+/// SAN URI prefix naming an operator of the admin API (`urn:qaqpa:operator:NAME`).
+/// Checked before [`SAN_URI_PREFIX`]: an operator is not a system.
+pub const OPERATOR_URI_PREFIX: &str = "urn:qaqpa:operator:";
 use qaqpa_routing::SystemId;
 use sha2::{Digest, Sha256};
 use x509_parser::extensions::GeneralName;
@@ -15,6 +19,8 @@ pub enum IdentityError {
     AmbiguousBinding,
     #[error("certificate's {SAN_URI_PREFIX} SAN URI names an invalid system id")]
     BadSystemId,
+    #[error("certificate has more than one {OPERATOR_URI_PREFIX} SAN URI")]
+    AmbiguousOperator,
 }
 
 /// What a certificate says about its holder.
@@ -22,6 +28,8 @@ pub enum IdentityError {
 pub struct CertIdentity {
     /// The system named by a `urn:qaqpa:` SAN URI, if any.
     pub san_system: Option<SystemId>,
+    /// The operator named by a `urn:qaqpa:operator:` SAN URI, if any (admin API).
+    pub san_operator: Option<String>,
     /// SHA-256 of the DER certificate.
     pub sha256: [u8; 32],
 }
@@ -29,11 +37,18 @@ pub struct CertIdentity {
 pub fn inspect(der: &[u8]) -> Result<CertIdentity, IdentityError> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|_| IdentityError::NotX509)?;
     let mut san_system = None;
+    let mut san_operator = None;
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
             let GeneralName::URI(uri) = name else {
                 continue;
             };
+            if let Some(operator) = uri.strip_prefix(OPERATOR_URI_PREFIX) {
+                if san_operator.replace(operator.to_owned()).is_some() {
+                    return Err(IdentityError::AmbiguousOperator);
+                }
+                continue;
+            }
             let Some(id) = uri.strip_prefix(SAN_URI_PREFIX) else {
                 continue;
             };
@@ -43,7 +58,7 @@ pub fn inspect(der: &[u8]) -> Result<CertIdentity, IdentityError> {
             }
         }
     }
-    Ok(CertIdentity { san_system, sha256: Sha256::digest(der).into() })
+    Ok(CertIdentity { san_system, san_operator, sha256: Sha256::digest(der).into() })
 }
 
 /// Lower-case hex without separators, the form the config uses.
@@ -70,6 +85,10 @@ mod tests {
 
         let server = ca.issue_server(&["localhost", "127.0.0.1"], now).unwrap();
         assert_eq!(inspect(&server.cert_der().unwrap()).unwrap().san_system, None);
+
+        let operator = ca.issue_operator("duty-1", now).unwrap();
+        let id = inspect(&operator.cert_der().unwrap()).unwrap();
+        assert_eq!((id.san_system, id.san_operator.as_deref()), (None, Some("duty-1")));
     }
 
     #[test]

@@ -96,6 +96,17 @@ impl DevCa {
         self.sign_leaf(params, not_before, not_after)
     }
 
+    /// A client certificate for an operator of the admin API, named by the SAN URI
+    /// `urn:qaqpa:operator:{name}`; it binds to no system, so it opens no data door.
+    pub fn issue_operator(&self, operator: &str, now: OffsetDateTime) -> Result<CertAndKey, PkiError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = name(operator);
+        let uri = format!("{}{operator}", crate::identity::OPERATOR_URI_PREFIX);
+        params.subject_alt_names = vec![SanType::URI(uri.try_into()?)];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign_leaf(params, now - Duration::minutes(5), now + LEAF_VALIDITY)
+    }
+
     /// A client certificate for a key made elsewhere (RSA from openssl, an HSM's key):
     /// `key_pem` is its PKCS#8 private key (only the public half is used).
     pub fn issue_client_for_key(

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::config::{self, Config};
+use crate::revocation::LiveCertificates;
 use crate::runtime::Runtime;
 use crate::shared::Shared;
 use crate::tls::SwappableTls;
+use rustls::server::danger::ClientCertVerifier;
 
 pub struct Gateway {
     pub shared: Arc<Shared>,
@@ -34,6 +36,8 @@ impl std::ops::Deref for Gateway {
 pub(crate) struct ListenerTls {
     pub(crate) name: String,
     pub(crate) tcp: SwappableTls,
+    /// Certificates of the listener's open connections (TCP and QUIC).
+    pub(crate) live: Arc<LiveCertificates>,
     pub(crate) http1: bool,
     pub(crate) http2: bool,
     pub(crate) quic: Option<quinn::Endpoint>,
@@ -43,6 +47,8 @@ pub(crate) struct ListenerTls {
 struct NewListenerTls {
     tcp: Arc<rustls::ServerConfig>,
     quic: Option<quinn::ServerConfig>,
+    /// The new handshake check, run over the certificates of open connections.
+    verifier: Arc<dyn ClientCertVerifier>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +103,8 @@ impl Gateway {
                     true => Some(crate::tls::quic_config(files, &config.limits)?),
                     false => None,
                 };
-                tls.push(Some(NewListenerTls { tcp: crate::tls::server_config(files, http1, http2)?, quic }));
+                let tcp = crate::tls::server_config(files, http1, http2)?;
+                tls.push(Some(NewListenerTls { tcp, quic, verifier: crate::tls::client_verifier(files)? }));
             }
             Ok((Runtime::build(config)?, tls))
         })
@@ -109,15 +116,22 @@ impl Gateway {
         }
         self.mailboxes.configure(&runtime.config);
         self.shared.swap_runtime(runtime);
+        let mut closed = 0;
         for (listener, new) in self.listener_tls.lock().unwrap_or_else(|e| e.into_inner()).iter().zip(tls) {
             let Some(new) = new else { continue };
             listener.tcp.store(new.tcp);
             if let (Some(endpoint), Some(quic)) = (&listener.quic, new.quic) {
                 endpoint.set_server_config(Some(quic));
             }
+            // After the swap, so a client told to go reconnects into the new trust.
+            let revoked = listener.live.recheck(new.verifier.as_ref());
+            if revoked > 0 {
+                tracing::warn!(listener = %listener.name, revoked, "closing connections whose certificate the new trust refuses");
+            }
+            closed += revoked;
         }
         tracing::info!(services, "configuration reloaded");
-        Ok(Reloaded { services, restart_needed })
+        Ok(Reloaded { services, restart_needed, connections_revoked: closed })
     }
 }
 
@@ -127,4 +141,6 @@ pub struct Reloaded {
     pub services: usize,
     /// Changed keys the running gateway keeps until it restarts (`config::restart_needed`).
     pub restart_needed: Vec<&'static str>,
+    /// Open connections closed because the new trust refuses their certificate.
+    pub connections_revoked: usize,
 }

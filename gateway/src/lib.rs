@@ -28,6 +28,7 @@ pub mod mailbox;
 pub mod observe;
 pub(crate) mod peer;
 pub(crate) mod replay;
+pub(crate) mod revocation;
 pub(crate) mod runtime;
 pub mod server;
 pub(crate) mod shared;

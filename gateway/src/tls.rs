@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
@@ -97,14 +98,21 @@ pub fn quic_server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     Ok(config)
 }
 
+/// The check every client certificate passes at the handshake: chains to
+/// `files.client_ca`, valid now, not revoked by `files.crls`. A reload also runs
+/// it over the certificates of open connections.
+pub fn client_verifier(files: &TlsFiles) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    Ok(WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&files.client_ca)?), provider())
+        .with_crls(load_crls(&files.crls)?)
+        .build()?)
+}
+
 fn base_server_config(
     files: &TlsFiles,
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> Result<ServerConfig, TlsError> {
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&files.client_ca)?), provider.clone())
-        .with_crls(load_crls(&files.crls)?)
-        .build()?;
+    let verifier = client_verifier(files)?;
     Ok(ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)?
         .with_client_cert_verifier(verifier)

@@ -5,6 +5,7 @@
 //! listeners so operators' endpoints are never reachable by exchange clients.
 
 pub mod live;
+mod operators;
 pub mod views;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use crate::body::{full_body, GatewayBody};
 use crate::error::error_response;
 use crate::gateway::Gateway;
 use crate::observe::monitoring::{now_us, Query, CSV_HEADER};
+use crate::peer::Peer;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
 /// The admin API's own description (OpenAPI 3.1); `tests/admin_api.rs` checks every
@@ -24,7 +26,23 @@ const ADMIN_OPENAPI: &str = include_str!("admin-openapi.json");
 /// Most records one monitoring query returns.
 pub const MAX_QUERY_RECORDS: usize = 100_000;
 
-pub async fn serve<B>(gateway: &Gateway, req: Request<B>) -> Response<GatewayBody> {
+/// Answers one admin call from `peer`, once its certificate is found to be an
+/// operator allowed to make it (see [`operators`]).
+pub async fn serve<B>(gateway: &Gateway, peer: &Peer, req: Request<B>) -> Response<GatewayBody> {
+    let caller = match operators::authorize(&gateway.runtime().config, peer, req.method(), req.uri().path()) {
+        Ok(caller) => caller,
+        Err(reason) => {
+            tracing::warn!(peer = %peer.addr, method = %req.method(), path = req.uri().path(), "admin call refused: {reason}");
+            return operators::denied(&reason);
+        }
+    };
+    if operators::is_mutating(req.method()) {
+        tracing::info!(%caller, method = %req.method(), path = req.uri().path(), "admin call");
+    }
+    route(gateway, req).await
+}
+
+async fn route<B>(gateway: &Gateway, req: Request<B>) -> Response<GatewayBody> {
     let query = crate::faces::query_params(req.uri().query().unwrap_or(""));
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n"),
@@ -35,6 +53,7 @@ pub async fn serve<B>(gateway: &Gateway, req: Request<B>) -> Response<GatewayBod
                 "reloaded": true,
                 "services": r.services,
                 "restart_needed": r.restart_needed,
+                "connections_revoked": r.connections_revoked,
             })),
             Err(e) => error_response(ErrorCode::BadRequest, &e.to_string(), None),
         },

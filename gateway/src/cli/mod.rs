@@ -94,6 +94,10 @@ pub struct IssueTarget {
     /// Issue a server certificate for these DNS names / IP addresses (comma-separated).
     #[arg(long, value_delimiter = ',')]
     server: Option<Vec<String>>,
+    /// Issue an admin-API operator certificate (SAN URI urn:qaqpa:operator:NAME) from
+    /// the operators' CA in DIR (operator-ca.crt/.key); list NAME in [[operator]].
+    #[arg(long)]
+    operator: Option<String>,
 }
 
 #[derive(Args)]
@@ -151,6 +155,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::CheckConfig { file } => match config::load(&file) {
             Ok(c) => {
+                // Warnings do not fail the check: the config starts, but says what it risks.
+                for w in config::warnings(&c) {
+                    match w.line {
+                        Some(line) => eprintln!("warning: {}:{line}: {}: {}", file.display(), w.key, w.message),
+                        None => eprintln!("warning: {}: {}: {}", file.display(), w.key, w.message),
+                    }
+                }
                 println!(
                     "{}: ok ({} listeners, {} systems, {} services, {} access lists)",
                     file.display(),
@@ -173,8 +184,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             for s in &systems {
                 println!("wrote {}/{}.{{crt,key}} for {s}", dir.display(), s.short_name());
             }
+            println!(
+                "wrote {}/{{operator-ca.crt,operator-ca.key,operator.crt,operator.key}}: the admin listener's own CA and operator {}",
+                dir.display(),
+                pki_files::OPERATOR_NAME
+            );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Certs(CertsCommand::Issue(args)) if args.target.operator.is_some() => issue_operator(args),
         Command::Certs(CertsCommand::Issue(args)) => {
             let ca = pki_files::load_ca(&args.dir)?;
             let now = OffsetDateTime::now_utc();
@@ -223,6 +240,29 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `certs issue --operator NAME`: from the operators' CA, never the agencies'.
+fn issue_operator(args: IssueArgs) -> anyhow::Result<ExitCode> {
+    let name = args.target.operator.unwrap_or_default();
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !valid {
+        anyhow::bail!("--operator {name:?}: 1–64 characters of [A-Za-z0-9._-]");
+    }
+    if args.key.is_some() {
+        anyhow::bail!("--key goes with --system");
+    }
+    let ca = pki_files::load_operator_ca(&args.dir)?;
+    let pair = ca.issue_operator(&name, OffsetDateTime::now_utc())?;
+    let (cert, key) = pki_files::write_pair(&args.dir, args.name.as_deref().unwrap_or(&name), &pair)?;
+    println!("wrote {} and {}", cert.display(), key.display());
+    println!(
+        "[[operator]] name = \"{name}\" (or fingerprint = \"{}\")",
+        qaqpa_certs::fingerprint_hex(&qaqpa_certs::inspect(&pair.cert_der()?)?.sha256)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn parse_systems(ids: &[String]) -> anyhow::Result<Vec<SystemId>> {

@@ -1,5 +1,7 @@
 //! Writing the dev PKI of `qaqpa certs` to disk: `ca.crt`/`ca.key`, `gateway.crt/.key`
-//! and `{system short name}.crt/.key`, keys readable by the owner only.
+//! and `{system short name}.crt/.key`, and apart from them the operators' CA
+//! (`operator-ca.crt/.key`) with one operator certificate (`operator.crt/.key`) for
+//! the admin listener; keys readable by the owner only.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,6 +13,14 @@ use time::OffsetDateTime;
 pub const CA_CERT: &str = "ca.crt";
 pub const CA_KEY: &str = "ca.key";
 pub const GATEWAY: &str = "gateway";
+/// The operators' own CA: the admin listener trusts it, the data listeners do not,
+/// so no member system's certificate opens the admin API.
+pub const OPERATOR_CA_CERT: &str = "operator-ca.crt";
+pub const OPERATOR_CA_KEY: &str = "operator-ca.key";
+/// File stem of the operator certificate `init` issues.
+pub const OPERATOR: &str = "operator";
+/// The name that certificate carries (SAN URI `urn:qaqpa:operator:duty-operator`).
+pub const OPERATOR_NAME: &str = "duty-operator";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiFilesError {
@@ -63,6 +73,18 @@ pub fn init(dir: &Path, systems: &[SystemId], server_names: &[String], force: bo
     for system in systems {
         write_pair(dir, system.short_name(), &ca.issue_client(system, now)?)?;
     }
+    init_operators(dir)?;
+    Ok(ca)
+}
+
+/// Creates the operators' CA and one operator certificate ([`OPERATOR_NAME`]) in
+/// `dir`, replacing any there.
+pub fn init_operators(dir: &Path) -> Result<DevCa, PkiFilesError> {
+    let now = OffsetDateTime::now_utc();
+    let ca = DevCa::generate("Qaqpa dev operator CA", now)?;
+    write_file(&dir.join(OPERATOR_CA_CERT), &ca.cert_pem, false)?;
+    write_file(&dir.join(OPERATOR_CA_KEY), &ca.key_pem, true)?;
+    write_pair(dir, OPERATOR, &ca.issue_operator(OPERATOR_NAME, now)?)?;
     Ok(ca)
 }
 
@@ -70,6 +92,15 @@ pub fn init(dir: &Path, systems: &[SystemId], server_names: &[String], force: bo
 pub fn load_ca(dir: &Path) -> Result<DevCa, PkiFilesError> {
     let cert_path = dir.join(CA_CERT);
     let key_path = dir.join(CA_KEY);
+    let cert = std::fs::read_to_string(&cert_path).map_err(io(&cert_path))?;
+    let key = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
+    Ok(DevCa::load(&cert, &key)?)
+}
+
+/// Loads the operators' CA that `init` wrote.
+pub fn load_operator_ca(dir: &Path) -> Result<DevCa, PkiFilesError> {
+    let cert_path = dir.join(OPERATOR_CA_CERT);
+    let key_path = dir.join(OPERATOR_CA_KEY);
     let cert = std::fs::read_to_string(&cert_path).map_err(io(&cert_path))?;
     let key = std::fs::read_to_string(&key_path).map_err(io(&key_path))?;
     Ok(DevCa::load(&cert, &key)?)

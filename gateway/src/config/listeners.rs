@@ -62,6 +62,9 @@ fn listener(c: &mut Checker, raw: &RawListener, key: &str, default_name: &str) -
         }
     };
     let (http1, http2, http3) = http_versions(c, raw, key);
+    if let Some(address) = address {
+        insecure_exposure(c, raw, key, address);
+    }
     Some(ListenerConfig {
         name: raw.name.clone().unwrap_or_else(|| default_name.to_owned()),
         address: address?,
@@ -75,6 +78,29 @@ fn listener(c: &mut Checker, raw: &RawListener, key: &str, default_name: &str) -
             &format!("{key}.max_connections"),
         ),
     })
+}
+
+/// An insecure listener trusts what clients claim (or, as admin, serves every
+/// operator call): on a non-loopback address that is anyone on the network, so it
+/// takes an explicit `allow_insecure_non_loopback = true`.
+fn insecure_exposure(c: &mut Checker, raw: &RawListener, key: &str, address: std::net::SocketAddr) {
+    let allowed = raw.allow_insecure_non_loopback.as_ref();
+    match (raw.insecure, allowed) {
+        (true, allowed) if !address.ip().is_loopback() && !allowed.is_some_and(|a| *a.get_ref()) => c.error(
+            raw.address.span(),
+            format!("{key}.address"),
+            format!(
+                "insecure listener on {address}, which is not loopback: anyone who reaches it can claim any \
+                 registered system; bind 127.0.0.1 or ::1, give it tls, or set allow_insecure_non_loopback = true"
+            ),
+        ),
+        (false, Some(allowed)) => c.error(
+            allowed.span(),
+            format!("{key}.allow_insecure_non_loopback"),
+            "only an insecure listener takes this key",
+        ),
+        _ => {}
+    }
 }
 
 fn tls_files(c: &mut Checker, tls: &RawTls, key: &str) -> TlsFiles {

@@ -20,6 +20,7 @@ mod listeners;
 mod mailbox;
 mod mediation;
 mod monitoring;
+mod operators;
 mod overload;
 mod parse;
 mod raw;
@@ -29,11 +30,13 @@ mod signatures;
 mod storage;
 mod systems;
 mod topics;
+mod warnings;
 mod xml;
 
 pub use defaults::{REPLAY_CAPACITY as DEFAULT_REPLAY_CAPACITY, REPLAY_WINDOW as DEFAULT_REPLAY_WINDOW};
 pub use files::check_files;
 pub use restart::restart_needed;
+pub use warnings::warnings;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -166,8 +169,30 @@ pub struct Config {
     pub signatures: Option<Signatures>,
     pub mailbox: MailboxConfig,
     pub topics: Vec<TopicConfig>,
+    /// Who may use the admin API over TLS (empty: read-only endpoints for any
+    /// certificate the admin listener admits, no changes).
+    pub operators: Vec<OperatorConfig>,
     /// Every file the config names, with its key and line, for [`check_files`].
     files: Vec<files::NamedFile>,
+}
+
+/// An operator of the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorConfig {
+    pub name: String,
+    /// When set, only the certificate with this SHA-256 is this operator; otherwise
+    /// any certificate the admin listener admits whose SAN URI names `name`.
+    pub fingerprint: Option<[u8; 32]>,
+    pub role: OperatorRole,
+}
+
+/// What an operator may do on the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorRole {
+    /// GET and HEAD: health, metrics, registry views, monitoring, evidence.
+    Read,
+    /// Also the calls that change the running gateway: reload, dead-letter replay and drop.
+    Admin,
 }
 
 /// An event topic and who may read it.
@@ -463,5 +488,7 @@ pub struct Monitoring {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_admin;
 #[cfg(test)]
 mod tests_passes;

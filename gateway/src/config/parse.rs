@@ -8,8 +8,8 @@ use super::checker::Checker;
 use super::files::NamedFile;
 use super::raw::{RawConfig, RawGateway};
 use super::{
-    access, defaults, limit_rules, limits, listeners, mailbox, monitoring, overload, services, signatures, storage,
-    systems, topics, xml,
+    access, defaults, limit_rules, limits, listeners, mailbox, monitoring, operators, overload, services, signatures,
+    storage, systems, topics, xml,
 };
 use super::{Config, ConfigError, Environment};
 
@@ -50,6 +50,7 @@ pub(super) fn text_pass(source: &str, base: &Path, env: &Environment) -> TextPas
     let storage = storage::check(&mut c, raw.storage.as_ref());
     let monitoring = monitoring::check(&mut c, raw.monitoring.as_ref());
     let xml = xml::check(&mut c, raw.xml.as_ref());
+    let operators = operators::check(&mut c, &raw.operators);
     let config = c.errors.is_empty().then(|| Config {
         node,
         listeners,
@@ -66,6 +67,7 @@ pub(super) fn text_pass(source: &str, base: &Path, env: &Environment) -> TextPas
         signatures,
         mailbox,
         topics,
+        operators,
         // Given by the caller with the files pass's findings.
         files: Vec::new(),
     });

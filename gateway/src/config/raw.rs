@@ -33,6 +33,22 @@ pub struct RawConfig {
     pub mailbox: Option<RawMailbox>,
     #[serde(default, rename = "topic")]
     pub topics: Vec<RawTopic>,
+    #[serde(default, rename = "operator")]
+    pub operators: Vec<RawOperator>,
+}
+
+/// An operator of the admin API, identified by the client certificate presented
+/// to the admin listener.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOperator {
+    /// Matches the certificate's SAN URI `urn:qaqpa:operator:{name}` when no
+    /// fingerprint is given; named in the logs of what the operator did.
+    pub name: Spanned<String>,
+    /// SHA-256 of the operator's certificate (64 hex digits): pins this one certificate.
+    pub fingerprint: Option<Spanned<String>>,
+    /// "read" (GET only) or "admin" (also reload and dead-letter replay/drop).
+    pub role: Option<Spanned<String>>,
 }
 
 /// An event topic (docs/protocol.md): owned by the system its id begins with.
@@ -169,6 +185,9 @@ pub struct RawListener {
     pub address: Spanned<String>,
     #[serde(default)]
     pub insecure: bool,
+    /// An insecure listener may bind a non-loopback address only with this set:
+    /// anyone who reaches it can claim any registered system (or run the admin API).
+    pub allow_insecure_non_loopback: Option<Spanned<bool>>,
     pub tls: Option<Spanned<RawTls>>,
     pub http: Option<Spanned<Vec<Spanned<String>>>>,
     /// Open connections this listener holds at most; more are closed at accept.

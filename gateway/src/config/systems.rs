@@ -77,7 +77,7 @@ pub(super) fn key_pair(
 }
 
 /// A SHA-256 fingerprint: 64 hex digits, colons allowed between them.
-fn fingerprint(hex: &str) -> Option<[u8; 32]> {
+pub(super) fn fingerprint(hex: &str) -> Option<[u8; 32]> {
     let hex: String = hex.chars().filter(|c| *c != ':').collect();
     if hex.len() != 64 {
         return None;

@@ -161,7 +161,7 @@ fn structural_rules() {
     );
 
     let same_port = EXAMPLE.replace("address = \"127.0.0.1:9443\"", "address = \"0.0.0.0:8443\"");
-    assert_error(&errors(&same_port, dir.path()), line_of(&same_port, "address = \"0.0.0.0:8443\"\ntls = { cert = \"pki/gateway.crt\", key = \"pki/gateway.key\", client_ca = \"pki/ca.crt\" }\n\n[limits]"), "admin.address", "two listeners");
+    assert_error(&errors(&same_port, dir.path()), line_of(&same_port, "address = \"0.0.0.0:8443\"\ntls = { cert = \"pki/gateway.crt\", key = \"pki/gateway.key\", client_ca = \"pki/operator-ca.crt\" }"), "admin.address", "two listeners");
 
     let key_is_cert = EXAMPLE.replacen("key = \"pki/gateway.key\"", "key = \"pki/gateway.crt\"", 1);
     assert_error(

@@ -58,6 +58,10 @@ pub fn write_files(args: &DemoArgs, rest: SocketAddr, soap: SocketAddr) -> anyho
         let names = vec!["localhost".to_owned(), args.bind.to_string()];
         pki_files::init(&pki, &[client], &names, false)?;
     }
+    // A PKI kept from a demo before operators had their own CA gains one.
+    if !pki.join(pki_files::OPERATOR_CA_CERT).exists() {
+        pki_files::init_operators(&pki)?;
+    }
     std::fs::create_dir_all(args.dir.join("wsdl"))?;
     pki_files::write_file(&args.dir.join("wsdl/legacy-tax.wsdl"), LEGACY_TAX_WSDL, false)?;
     let path = args.dir.join("qaqpa.toml");
@@ -85,9 +89,15 @@ name = "demo-plain"
 address = "{bind}:{plain}"
 insecure = true
 
+# Operators have a CA of their own: no member system's certificate opens the admin
+# API. The operator listed below may also reload and handle dead letters.
 [admin]
 address = "{bind}:{admin}"
-insecure = true
+tls = {{ cert = "pki/gateway.crt", key = "pki/gateway.key", client_ca = "pki/{operator_ca}" }}
+
+[[operator]]
+name = "{operator}"
+role = "admin"
 
 [[system]]
 id = "{CLIENT_SYSTEM}"
@@ -170,6 +180,8 @@ data_dir = "data"
         data = args.data_port,
         plain = args.plain_port,
         admin = args.admin_port,
+        operator_ca = pki_files::OPERATOR_CA_CERT,
+        operator = pki_files::OPERATOR_NAME,
     )
 }
 
@@ -238,11 +250,16 @@ fn print_tour(dir: &Path, tls: SocketAddr, plain: SocketAddr, admin: SocketAddr)
     );
     println!("curl -i -H 'X-Road-Client: {CLIENT_SYSTEM}' 'http://{plain}/e1/{TOPIC}?wait=5s'");
     println!();
+    let operator = format!("--cacert {pki}/ca.crt --cert {pki}/operator.crt --key {pki}/operator.key");
+    println!("# the admin API, as the operator {} (certificate from the operators' own CA):", pki_files::OPERATOR_NAME);
+    println!("curl {operator} https://{admin}/admin/v1/stats");
+    println!("# reload the config (role \"admin\" only; agency certificates do not chain to the operators' CA):");
+    println!("curl {operator} -X POST https://{admin}/admin/v1/reload");
     println!(
-        "# operator dashboard: http://{admin}/ui   metrics: http://{admin}/metrics   SLA: http://{admin}/admin/v1/sla"
+        "# operator dashboard https://{admin}/ui (a browser needs {pki}/operator.crt/.key as its client certificate)   metrics: https://{admin}/metrics   SLA: https://{admin}/admin/v1/sla"
     );
-    println!("# monitoring records: curl 'http://{admin}/admin/v1/monitoring?format=csv'");
-    println!("# health: curl http://{admin}/healthz   readiness: curl http://{admin}/readyz");
+    println!("# monitoring records: curl {operator} 'https://{admin}/admin/v1/monitoring?format=csv'");
+    println!("# health: curl {operator} https://{admin}/healthz   readiness: https://{admin}/readyz");
     println!(
         "# every exchange is in the signed message log; after Ctrl-C check it offline:\nqaqpa log verify {}/data/log --cert {pki}/gateway.crt",
         dir.display()

@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use crate::body::client::{ClientBody, ClientBodyError};
 use crate::config::Limits;
 use crate::peer::Peer;
+use crate::revocation::{self, LiveCertificates};
 use crate::server::listener::Handler;
 use crate::server::listener::{client_slot, Role};
 use crate::shared::Shared;
@@ -33,9 +34,14 @@ pub struct H3Server {
     body_idle_timeout: Duration,
     max_header_bytes: u64,
     connections: Arc<tokio::sync::Semaphore>,
+    /// Shared with the TCP listener on the same address: re-checked on reload.
+    live: Arc<LiveCertificates>,
 }
 
 impl H3Server {
+    // Each is a separate handle the listener owns; a struct for them would only be
+    // built here.
+    #[allow(clippy::too_many_arguments)]
     pub fn bind(
         shared: Arc<Shared>,
         handler: Handler,
@@ -44,6 +50,7 @@ impl H3Server {
         config: quinn::ServerConfig,
         limits: &Limits,
         max_connections: u32,
+        live: Arc<LiveCertificates>,
     ) -> std::io::Result<Self> {
         let endpoint = quinn::Endpoint::server(config, addr)?;
         Ok(Self {
@@ -55,6 +62,7 @@ impl H3Server {
             body_idle_timeout: limits.body_idle_timeout,
             max_header_bytes: limits.max_header_bytes as u64,
             connections: Arc::new(tokio::sync::Semaphore::new(max_connections as usize)),
+            live,
         })
     }
 
@@ -114,16 +122,20 @@ impl H3Server {
                 return;
             }
         };
-        let certificate = conn
+        let chain = conn
             .peer_identity()
             .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
-            .and_then(|chain| chain.first().and_then(|leaf| qaqpa_certs::inspect(leaf).ok()));
+            .map(|chain| *chain)
+            .unwrap_or_default();
+        let certificate = chain.first().and_then(|leaf| qaqpa_certs::inspect(leaf).ok());
         let addr = conn.remote_address();
         if certificate.is_none() {
             conn.close(H3_NO_ERROR, b"client certificate required");
             return;
         }
-        let peer = Arc::new(Peer { addr, certificate });
+        let (registration, revoked) = self.live.register(chain);
+        let peer = Arc::new(Peer { addr, certificate, revoked: Some(revoked.clone()) });
+        let mut revoked = Some(revoked);
         let slot = match client_slot(&self.shared, Role::Data, &peer) {
             Ok(slot) => slot,
             Err(system) => {
@@ -135,6 +147,7 @@ impl H3Server {
         };
         let open = metrics.connections.with_label_values(&[&self.name]);
         open.inc();
+        let quic = conn.clone();
         let mut h3: H3Connection = match h3::server::builder()
             .max_field_section_size(self.max_header_bytes)
             .build(h3_quinn::Connection::new(conn))
@@ -152,7 +165,11 @@ impl H3Server {
         if closing {
             let _ = h3.shutdown(0).await;
         }
+        let mut revoked_now = false;
         loop {
+            if revoked_now && requests.is_empty() {
+                break;
+            }
             tokio::select! {
                 accepted = h3.accept() => match accepted {
                     Ok(Some(resolver)) => {
@@ -173,11 +190,23 @@ impl H3Server {
                     // GOAWAY: no new requests; the ones accepted so far finish.
                     let _ = h3.shutdown(0).await;
                 }
+                // Revoked since the handshake: GOAWAY, let the requests in flight
+                // finish, then close the connection rather than wait for the client.
+                _ = revocation::raised(&mut revoked), if !revoked_now => {
+                    revoked_now = true;
+                    closing = true;
+                    self.refused("revoked");
+                    let _ = h3.shutdown(0).await;
+                }
             }
         }
         while requests.join_next().await.is_some() {}
+        if revoked_now {
+            quic.close(H3_NO_ERROR, b"client certificate revoked");
+        }
         open.dec();
         drop(slot);
+        drop(registration);
     }
 }
 
@@ -194,6 +223,17 @@ async fn serve_request(handler: Handler, peer: Arc<Peer>, resolver: RequestResol
         }
     };
     let (mut send, mut recv) = stream.split();
+    // A request that raced the GOAWAY of a revoked connection is refused unread.
+    if let Some(refused) = revocation::refusal(&peer, req.version()) {
+        let (parts, body) = refused.into_parts();
+        if send.send_response(http::Response::from_parts(parts, ())).await.is_ok() {
+            if let Ok(bytes) = body.collect().await.map(|b| b.to_bytes()) {
+                let _ = send.send_data(bytes).await;
+            }
+            let _ = send.finish().await;
+        }
+        return;
+    }
     // Wait (at most the idle body timeout) for the first piece before routing: a
     // request that ended with its headers gets an empty body, so it is forwarded
     // without one (not as an empty chunked body). A client that sends nothing more is

@@ -1,7 +1,8 @@
 //! Accept loops: TCP (within the listener's connection limit), then TLS with a
 //! mandatory client certificate (or nothing on an insecure listener), the client
 //! system's connection limit, then HTTP/1.1 or HTTP/2 by ALPN or preface, each
-//! connection on its own task and watched for graceful shutdown. HTTP/3 is in
+//! connection on its own task and closed gracefully on shutdown or when a reload
+//! finds its certificate revoked ([`crate::revocation`]). HTTP/3 is in
 //! [`crate::server::h3`]; both hand requests to the same pipeline.
 
 use std::convert::Infallible;
@@ -13,7 +14,6 @@ use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use qaqpa_adapters::ErrorCode;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -24,6 +24,7 @@ use crate::body::GatewayBody;
 use crate::config::{Limits, ListenerConfig};
 use crate::limits::connections::ClientSlot;
 use crate::peer::Peer;
+use crate::revocation::{self, LiveCertificates};
 use crate::shared::Shared;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,14 +37,10 @@ pub use crate::tls::SwappableTls;
 
 /// What a listener hands each request to: the dispatcher on data listeners, the
 /// admin API on the admin listener. Listeners know nothing else of the gateway.
-pub type Handler = Arc<
-    dyn Fn(
-            Arc<Peer>,
-            http::Request<ClientBody>,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = http::Response<GatewayBody>> + Send>>
-        + Send
-        + Sync,
->;
+pub type Handler = Arc<dyn Fn(Arc<Peer>, http::Request<ClientBody>) -> HandlerFuture + Send + Sync>;
+
+/// A handler's answer to come; boxed (see `Server::serve`).
+pub type HandlerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = http::Response<GatewayBody>> + Send>>;
 
 pub struct Server {
     /// Connection metrics and the per-client connection count.
@@ -53,6 +50,8 @@ pub struct Server {
     name: String,
     http: auto::Builder<TokioExecutor>,
     tls: Option<SwappableTls>,
+    /// Certificates of open connections, re-checked on reload (TLS listeners).
+    live: Option<Arc<LiveCertificates>>,
     handshake_timeout: Duration,
     body_idle_timeout: Duration,
     connections: Arc<Semaphore>,
@@ -95,9 +94,10 @@ impl Server {
         role: Role,
         cfg: &ListenerConfig,
         limits: &Limits,
-        tls: Option<SwappableTls>,
+        tls: Option<(SwappableTls, Arc<LiveCertificates>)>,
         h3_port: Option<u16>,
     ) -> Self {
+        let (tls, live) = tls.map_or((None, None), |(tls, live)| (Some(tls), Some(live)));
         Self {
             shared,
             handler,
@@ -105,6 +105,7 @@ impl Server {
             name: cfg.name.clone(),
             http: http_builder(cfg, limits),
             tls,
+            live,
             handshake_timeout: limits.header_read_timeout,
             body_idle_timeout: limits.body_idle_timeout,
             connections: Arc::new(Semaphore::new(cfg.max_connections as usize)),
@@ -113,7 +114,9 @@ impl Server {
     }
 
     pub async fn run(self, tcp: TcpListener, mut stop: watch::Receiver<bool>, drain: Duration) {
-        let graceful = GracefulShutdown::new();
+        // Each connection holds a receiver: on stop they close gracefully, and the
+        // drain ends when the last one has dropped its receiver.
+        let (draining, drain_signal) = watch::channel(false);
         let this = Arc::new(self);
         let open = this.shared.telemetry.metrics.connections.with_label_values(&[&this.name]);
         loop {
@@ -128,12 +131,12 @@ impl Server {
                             continue;
                         };
                         let _ = stream.set_nodelay(true);
-                        let watcher = graceful.watcher();
+                        let drain_signal = drain_signal.clone();
                         let this = this.clone();
                         let open = open.clone();
                         tokio::spawn(async move {
                             open.inc();
-                            this.connection(stream, addr, watcher).await;
+                            this.connection(stream, addr, drain_signal).await;
                             open.dec();
                             drop(permit);
                         });
@@ -148,7 +151,9 @@ impl Server {
             }
         }
         drop(tcp);
-        if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        draining.send_replace(true);
+        drop(drain_signal);
+        if tokio::time::timeout(drain, draining.closed()).await.is_err() {
             tracing::warn!(listener = %this.name, "drain timeout: closing remaining connections");
         }
     }
@@ -157,9 +162,9 @@ impl Server {
         self.shared.telemetry.metrics.connections_refused.with_label_values(&[&self.name, reason]).inc();
     }
 
-    async fn connection(&self, stream: TcpStream, addr: SocketAddr, watcher: Watcher) {
+    async fn connection(&self, stream: TcpStream, addr: SocketAddr, drain: watch::Receiver<bool>) {
         let Some(tls) = &self.tls else {
-            return self.serve(TokioIo::new(stream), Peer { addr, certificate: None }, watcher, None).await;
+            return self.serve(TokioIo::new(stream), Peer::anonymous(addr), drain, None).await;
         };
         let acceptor = TlsAcceptor::from(tls.load_full());
         let tls = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
@@ -176,21 +181,27 @@ impl Server {
                 return;
             }
         };
-        let certificate = tls
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|chain| chain.first())
-            .and_then(|leaf| qaqpa_certs::inspect(leaf).ok());
-        if self.role == Role::Data && certificate.is_none() {
+        let chain: Vec<_> = tls.get_ref().1.peer_certificates().unwrap_or_default().to_vec();
+        let certificate = chain.first().and_then(|leaf| qaqpa_certs::inspect(leaf).ok());
+        // Either role: on the admin listener a certificate read as none would be
+        // taken for the insecure listener's anonymous caller.
+        if certificate.is_none() {
             tracing::debug!(listener = %self.name, %addr, "client certificate unreadable");
             return;
         }
-        let peer = Peer { addr, certificate };
+        let (registration, revoked) = match &self.live {
+            Some(live) => {
+                let (registration, revoked) = live.register(chain);
+                (Some(registration), Some(revoked))
+            }
+            None => (None, None),
+        };
+        let peer = Peer { addr, certificate, revoked };
         match self.client_slot(&peer) {
-            Ok(slot) => self.serve(TokioIo::new(tls), peer, watcher, slot).await,
+            Ok(slot) => self.serve(TokioIo::new(tls), peer, drain, slot).await,
             Err(system) => self.refuse_connection(TokioIo::new(tls), &system).await,
         }
+        drop(registration);
     }
 
     /// The client system's place among its open connections (data listeners only).
@@ -216,19 +227,26 @@ impl Server {
         let _ = tokio::time::timeout(self.handshake_timeout, conn).await;
     }
 
-    async fn serve<I>(&self, io: TokioIo<I>, peer: Peer, watcher: Watcher, slot: Option<ClientSlot>)
+    async fn serve<I>(&self, io: TokioIo<I>, peer: Peer, drain: watch::Receiver<bool>, slot: Option<ClientSlot>)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        let mut revoked = peer.revoked.clone();
         let peer = Arc::new(peer);
         let handler = self.handler.clone();
         let idle = Some(self.body_idle_timeout);
         let alt_svc = self.alt_svc.clone();
         let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+            // A request that raced the close of a revoked connection (an h2 stream
+            // opened before the GOAWAY arrived) is refused, never forwarded.
+            let refused = revocation::refusal(&peer, req.version());
             // The handler's future is boxed: hyper keeps the service future inline in
             // each connection's state, so an unboxed ~2.4 KB exchange future would cost
             // every idle connection that much. One allocation per request buys it back.
-            let response = handler(peer.clone(), req.map(|b| ClientBody::hyper(b, idle)));
+            let response: HandlerFuture = match refused {
+                Some(refused) => Box::pin(std::future::ready(refused)),
+                None => handler(peer.clone(), req.map(|b| ClientBody::hyper(b, idle))),
+            };
             let alt_svc = alt_svc.clone();
             async move {
                 let mut response = response.await;
@@ -238,8 +256,27 @@ impl Server {
                 Ok::<_, Infallible>(response)
             }
         });
-        let conn = self.http.serve_connection(io, service);
-        if let Err(e) = watcher.watch(conn.into_owned()).await {
+        let conn = self.http.serve_connection(io, service).into_owned();
+        let mut conn = std::pin::pin!(conn);
+        let mut drain = Some(drain);
+        let mut closing = false;
+        let ended = loop {
+            tokio::select! {
+                ended = conn.as_mut() => break ended,
+                // HTTP/2: GOAWAY, streams in flight finish; HTTP/1.1: closed at once
+                // if idle, else after the response in flight.
+                _ = revocation::raised(&mut drain), if !closing => {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = revocation::raised(&mut revoked), if !closing => {
+                    closing = true;
+                    self.refused("revoked");
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        };
+        if let Err(e) = ended {
             tracing::debug!(listener = %self.name, "connection ended: {e}");
         }
         drop(slot);

@@ -23,6 +23,7 @@ use crate::observe::metrics::Metrics;
 use crate::observe::monitoring::Monitoring;
 use crate::observe::sla::SlaTracker;
 use crate::observe::Telemetry;
+use crate::revocation::LiveCertificates;
 use crate::runtime::Runtime;
 use crate::server::listener::{self, Role, SwappableTls};
 use crate::shared::Shared;
@@ -53,6 +54,9 @@ pub struct Running {
 
 /// Opens the stores, binds every listener, then starts serving and reports ready.
 pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Running, StartError> {
+    for warning in crate::config::warnings(&config) {
+        tracing::warn!("config: {warning}");
+    }
     let data_dir = config.storage.data_dir.clone();
     let dir_error = |source| StartError::DataDir { path: data_dir.display().to_string(), source };
     std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
@@ -108,10 +112,11 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     let mut bound = Vec::new();
     for (cfg, role) in roles {
         let listener = bind(cfg, role, &shared, &limits).await?;
-        if let Some(tls) = &listener.tls {
+        if let Some((tls, live)) = &listener.tls {
             gateway.listener_tls.lock().unwrap_or_else(|e| e.into_inner()).push(ListenerTls {
                 name: cfg.name.clone(),
                 tcp: tls.clone(),
+                live: live.clone(),
                 http1: cfg.http1,
                 http2: cfg.http2,
                 quic: listener.h3.as_ref().map(|s| s.endpoint()),
@@ -195,10 +200,11 @@ async fn open_limiter(config: &Config) -> Result<Limiter, StartError> {
     })
 }
 
-/// One listener bound: its TCP socket, its TLS, and HTTP/3 on the same port.
+/// One listener bound: its TCP socket, its TLS (with the registry of open
+/// connections' certificates, shared by TCP and QUIC), and HTTP/3 on the same port.
 struct Bound {
     tcp: TcpListener,
-    tls: Option<SwappableTls>,
+    tls: Option<(SwappableTls, Arc<LiveCertificates>)>,
     addr: SocketAddr,
     h3: Option<crate::server::h3::H3Server>,
 }
@@ -207,13 +213,15 @@ async fn bind(cfg: &ListenerConfig, role: Role, shared: &Arc<Shared>, limits: &L
     let bind_error = |source| StartError::Bind { name: cfg.name.clone(), address: cfg.address, source };
     let tcp = TcpListener::bind(cfg.address).await.map_err(bind_error)?;
     let addr = tcp.local_addr().map_err(bind_error)?;
-    let tls: Option<SwappableTls> = match &cfg.tls {
-        Some(files) => Some(Arc::new(ArcSwap::new(crate::tls::server_config(files, cfg.http1, cfg.http2)?))),
+    let tls: Option<(SwappableTls, Arc<LiveCertificates>)> = match &cfg.tls {
+        Some(files) => {
+            Some((Arc::new(ArcSwap::new(crate::tls::server_config(files, cfg.http1, cfg.http2)?)), Arc::default()))
+        }
         None => None,
     };
     // HTTP/3 on the same port over UDP (the TCP port the OS chose, if it was 0).
-    let h3 = match (&cfg.tls, cfg.http3 && role == Role::Data) {
-        (Some(files), true) => {
+    let h3 = match (&cfg.tls, &tls, cfg.http3 && role == Role::Data) {
+        (Some(files), Some((_, live)), true) => {
             let quic = crate::tls::quic_config(files, limits)?;
             let server = crate::server::h3::H3Server::bind(
                 shared.clone(),
@@ -223,6 +231,7 @@ async fn bind(cfg: &ListenerConfig, role: Role, shared: &Arc<Shared>, limits: &L
                 quic,
                 limits,
                 cfg.max_connections,
+                live.clone(),
             )
             .map_err(|source| StartError::Bind {
                 name: format!("{} (HTTP/3, UDP)", cfg.name),
@@ -347,8 +356,8 @@ fn data_handler(shared: &Arc<Shared>) -> listener::Handler {
 /// The admin listener's handler: the admin API, which owns the gateway (reload).
 fn admin_handler(gateway: &Arc<Gateway>) -> listener::Handler {
     let gateway = gateway.clone();
-    Arc::new(move |_peer, req| {
+    Arc::new(move |peer, req| {
         let gateway = gateway.clone();
-        Box::pin(async move { crate::admin::serve(&gateway, req).await })
+        Box::pin(async move { crate::admin::serve(&gateway, &peer, req).await })
     })
 }

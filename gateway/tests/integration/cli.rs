@@ -51,6 +51,20 @@ fn certs_init_issue_and_check_config() {
     let bad = qaqpa(&["certs", "issue", "--dir", pki.to_str().unwrap(), "--system", "not/an/id"]);
     assert!(!bad.status.success());
 
+    // Operators come from the operators' CA, named by their SAN URI.
+    for f in ["operator-ca.crt", "operator-ca.key", "operator.crt", "operator.key"] {
+        assert!(pki.join(f).exists(), "{f} missing");
+    }
+    let out = qaqpa(&["certs", "issue", "--dir", pki.to_str().unwrap(), "--operator", "auditor"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let der: rustls_pki_types::CertificateDer =
+        rustls_pki_types::pem::PemObject::from_pem_file(pki.join("auditor.crt")).unwrap();
+    let id = qaqpa_certs::inspect(&der).unwrap();
+    assert_eq!((id.san_system, id.san_operator.as_deref()), (None, Some("auditor")));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[[operator]] name = \"auditor\""));
+    let bad = qaqpa(&["certs", "issue", "--dir", pki.to_str().unwrap(), "--operator", "not an operator"]);
+    assert!(!bad.status.success());
+
     let example =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/qaqpa.example.toml")).unwrap();
     let config = dir.path().join("qaqpa.toml");
@@ -58,6 +72,19 @@ fn certs_init_issue_and_check_config() {
     let out = qaqpa(&["check-config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 listeners, 3 systems, 2 services, 2 access lists)"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The admin listener trusting the agencies' CA: valid, but check-config warns
+    // with the key and line, and exits 0.
+    let shared_ca = example.replace("client_ca = \"pki/operator-ca.crt\"", "client_ca = \"pki/ca.crt\"");
+    std::fs::write(&config, &shared_ca).unwrap();
+    let out = qaqpa(&["check-config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let admin = shared_ca.find("[admin]").unwrap();
+    let line = shared_ca[..admin + shared_ca[admin..].find("client_ca").unwrap()].matches('\n').count() + 1;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!("qaqpa.toml:{line}: admin.tls.client_ca: is the same file as listener[0].tls.client_ca");
+    assert!(stderr.contains(&expected), "{expected} in {stderr}");
 }
 
 #[test]
@@ -125,7 +152,7 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     });
     let mut curls = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while curls.len() < 10 {
+    while curls.len() < 12 {
         let line =
             rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("demo printed no curl lines");
         if line.starts_with("curl ") {
@@ -174,6 +201,19 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     let event = run(&curls[9]);
     assert!(event.starts_with("HTTP/1.1 200") && event.contains("qaqpa-event-seq: 1"), "{event}");
     assert!(event.ends_with(r#"{"iin":"900101300123"}"#), "{event}");
+    // The admin API with the operator's certificate from the operators' own CA.
+    for file in ["pki/operator-ca.crt", "pki/operator.crt", "pki/operator.key"] {
+        assert!(dir.path().join(file).exists(), "{file} missing");
+    }
+    assert!(curls[10].contains("operator.crt") && curls[10].contains("/admin/v1/stats"), "{}", curls[10]);
+    let stats: serde_json::Value = serde_json::from_str(&run(&curls[10])).unwrap();
+    assert!(stats.is_object(), "{stats}");
+    let reloaded: serde_json::Value = serde_json::from_str(&run(&curls[11])).unwrap();
+    assert_eq!(reloaded["reloaded"], true, "{reloaded}");
+    // An agency's certificate does not open the admin listener.
+    let agency = curls[10].replace("operator.crt", "egov-portal.crt").replace("operator.key", "egov-portal.key");
+    let refused = Command::new("sh").arg("-c").arg(format!("{agency} -sS --max-time 10")).output().unwrap();
+    assert!(!refused.status.success(), "an agency certificate reached the admin API");
 
     // SIGTERM drains and exits 0.
     let pid = child.0.id().to_string();

@@ -15,13 +15,14 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const DATA_TLS: &str = r#"tls = { cert = "pki/gateway.crt", key = "pki/gateway.key", client_ca = "pki/ca.crt" }"#;
+pub(crate) const DATA_TLS: &str =
+    r#"tls = { cert = "pki/gateway.crt", key = "pki/gateway.key", client_ca = "pki/ca.crt" }"#;
 
-fn with_data_listener(text: String, extra: &str) -> String {
+pub(crate) fn with_data_listener(text: String, extra: &str) -> String {
     text.replacen(DATA_TLS, &format!("{DATA_TLS}\n{extra}"), 1)
 }
 
-fn rustls_client(pki: &Pki, stem: &str, alpn: &[u8]) -> rustls::ClientConfig {
+pub(crate) fn rustls_client(pki: &Pki, stem: &str, alpn: &[u8]) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_slice(&pki.read("ca.crt")).unwrap()).unwrap();
     let certs = vec![CertificateDer::from_pem_slice(&pki.read(&format!("{stem}.crt"))).unwrap()];
@@ -300,7 +301,7 @@ async fn health_checks_eject_a_dead_endpoint_and_bring_it_back() {
 }
 
 /// An HTTP/3 client (h3 over quinn) presenting `stem`'s certificate.
-async fn h3_client(
+pub(crate) async fn h3_client(
     pki: &Pki,
     stem: &str,
     addr: SocketAddr,
@@ -318,7 +319,7 @@ async fn h3_client(
     Ok(send)
 }
 
-async fn h3_exchange(
+pub(crate) async fn h3_exchange(
     send: &mut h3::client::SendRequest<h3_quinn::OpenStreams, bytes::Bytes>,
     req: http::Request<()>,
     body: Option<bytes::Bytes>,

@@ -56,6 +56,18 @@ impl Demo {
         b.build().unwrap()
     }
 
+    /// A client presenting the demo's operator certificate (the admin listener's CA).
+    fn operator(&self) -> reqwest::Client {
+        let read = |f: &str| std::fs::read(self.pki(f)).unwrap();
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&read("ca.crt")).unwrap())
+            .identity(reqwest::Identity::from_pem(&[read("operator.crt"), read("operator.key")].concat()).unwrap())
+            .build()
+            .unwrap()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{path}", self.running.data_addrs[0].port())
     }
@@ -258,13 +270,19 @@ async fn zeep_loads_the_wsdl_from_the_gateway_and_calls_over_soap_11_and_12() {
     assert_eq!(answers["person"]["iin"], "900101300123", "{answers}");
     // The exchanges are on record under zeep's message ids.
     let admin = demo.running.admin_addr.unwrap();
-    let records: serde_json::Value =
-        reqwest::get(format!("http://{admin}/admin/v1/monitoring?service={}", SOAP_SERVICE.replace('/', "%2F")))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let records: serde_json::Value = demo
+        .operator()
+        .get(format!(
+            "https://localhost:{}/admin/v1/monitoring?service={}",
+            admin.port(),
+            SOAP_SERVICE.replace('/', "%2F")
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let ids: Vec<_> = records.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
     assert!(ids.contains(&"zeep-soap11".to_owned()) && ids.contains(&"zeep-soap12".to_owned()), "{ids:?}");
     demo.running.shutdown().await;

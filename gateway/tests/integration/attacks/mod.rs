@@ -5,11 +5,13 @@
 
 mod support;
 
+mod admin;
 mod certificates;
 mod h2;
 mod headers;
 mod identity;
 mod paths;
+mod revocation;
 mod smuggling;
 mod soap;
 mod xsw;
