@@ -233,8 +233,7 @@ fn check_seal_signature(seal: &Seal, expected_signer: Option<&[u8]>) -> Result<(
         }
     }
     let sig = STANDARD.decode(&seal.sig).map_err(|_| "the seal's signature is not base64")?;
-    keys::verify(alg, &leaf, &seal_input(seal), &sig)
-        .map_err(|e| format!("the seal's signature does not verify ({e})"))
+    keys::verify(alg, &leaf, &seal_input(seal), &sig).map_err(|e| format!("the seal's signature does not verify ({e})"))
 }
 
 /// A line as verification reads it: of a record only what the chain needs, borrowed
