@@ -21,10 +21,11 @@ pub enum ErrorCode {
     UpstreamTimeout,
     Overloaded,
     Internal,
+    LogUnavailable,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         Self::BadRequest,
         Self::UnknownService,
         Self::UnknownMessage,
@@ -40,6 +41,7 @@ impl ErrorCode {
         Self::UpstreamTimeout,
         Self::Overloaded,
         Self::Internal,
+        Self::LogUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +61,7 @@ impl ErrorCode {
             Self::UpstreamTimeout => "server.upstream_timeout",
             Self::Overloaded => "server.overloaded",
             Self::Internal => "server.internal",
+            Self::LogUnavailable => "server.log_unavailable",
         }
     }
 
@@ -78,7 +81,7 @@ impl ErrorCode {
             Self::RateLimited | Self::QuotaExhausted => 429,
             Self::Internal => 500,
             Self::UpstreamUnavailable => 502,
-            Self::Overloaded => 503,
+            Self::Overloaded | Self::LogUnavailable => 503,
             Self::UpstreamTimeout => 504,
         }
     }
@@ -101,6 +104,9 @@ impl ErrorCode {
             Self::UpstreamTimeout => "The service provider did not answer in time",
             Self::Overloaded => "The gateway is overloaded",
             Self::Internal => "Internal gateway error",
+            Self::LogUnavailable => {
+                "The message log cannot write; the gateway refuses rather than answer off the record"
+            }
         }
     }
 

@@ -116,6 +116,7 @@ fn message_log(c: &mut Criterion) {
         let mut out = Vec::with_capacity(n as usize * 400);
         let mut prev = msglog::GENESIS.to_owned();
         let mut leaves = Vec::with_capacity(1000);
+        let mut last_seal = (0u64, msglog::GENESIS.to_owned());
         for seq in 1..=n {
             let record = Record {
                 seq,
@@ -138,9 +139,12 @@ fn message_log(c: &mut Criterion) {
             out.push(b'\n');
             if leaves.len() == 1000 || seq == n {
                 let first = seq + 1 - leaves.len() as u64;
-                let seal = msglog::seal(&key, &chain, first, seq, &leaves, 0, prev.clone()).unwrap();
+                let batch = last_seal.0 + 1;
+                let links = msglog::SealLinks { prev: prev.clone(), batch, prev_seal: last_seal.1.clone() };
+                let seal = msglog::seal(&key, &chain, first, seq, &leaves, 0, links).unwrap();
                 let line = serde_json::to_vec(&Line::Seal(seal)).unwrap();
                 prev = msglog::hex(&msglog::sha256(&line));
+                last_seal = (batch, prev.clone());
                 out.extend_from_slice(&line);
                 out.push(b'\n');
                 leaves.clear();

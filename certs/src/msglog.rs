@@ -54,6 +54,61 @@ pub struct Seal {
     pub chain: Vec<String>,
     pub sig: String,
     pub prev: String,
+    /// The seal's number, counting from 1 without gaps; 0 in logs written before
+    /// seals were numbered (their signature does not cover it).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub batch: u64,
+    /// Hex SHA-256 of the previous seal line ([`GENESIS`] for the first).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prev_seal: String,
+}
+
+impl Seal {
+    /// Where this seal joins the chains (to re-make one, or to make the next).
+    pub fn links(&self) -> SealLinks {
+        SealLinks { prev: self.prev.clone(), batch: self.batch, prev_seal: self.prev_seal.clone() }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Where a new seal joins the two chains: the line before it, and the seal before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealLinks {
+    /// Hash of the line before the seal (the record chain).
+    pub prev: String,
+    /// The new seal's number.
+    pub batch: u64,
+    /// Hash of the previous seal line, or [`GENESIS`].
+    pub prev_seal: String,
+}
+
+/// The latest seal: its number and the hash of its line. What the gateway publishes
+/// and an auditor compares against (`qaqpa log verify --expect-head BATCH:HASH`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub batch: u64,
+    pub hash: String,
+}
+
+impl std::str::FromStr for Head {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (batch, hash) = text.split_once(':').ok_or("expected BATCH:HASH")?;
+        let batch = batch.parse().map_err(|_| format!("{batch:?} is not a batch number"))?;
+        if from_hex(hash).is_none() {
+            return Err(format!("{hash:?} is not a hex SHA-256"));
+        }
+        Ok(Head { batch, hash: hash.to_ascii_lowercase() })
+    }
+}
+
+impl std::fmt::Display for Head {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.batch, self.hash)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,8 +195,14 @@ fn from_hex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn seal_input(first: u64, last: u64, root: &str, time: i64) -> Vec<u8> {
-    format!("qaqpa-message-log-seal\n{first}\n{last}\n{root}\n{time}").into_bytes()
+fn seal_input(s: &Seal) -> Vec<u8> {
+    let (first, last, root, time) = (s.first, s.last, &s.root, s.time);
+    if s.batch == 0 {
+        // Seals written before they were numbered.
+        return format!("qaqpa-message-log-seal\n{first}\n{last}\n{root}\n{time}").into_bytes();
+    }
+    let (batch, prev_seal) = (s.batch, &s.prev_seal);
+    format!("qaqpa-message-log-seal-2\n{first}\n{last}\n{root}\n{time}\n{batch}\n{prev_seal}").into_bytes()
 }
 
 /// A seal over records `first..=last` whose line hashes are `leaves`.
@@ -152,12 +213,15 @@ pub fn seal(
     last: u64,
     leaves: &[[u8; 32]],
     time: i64,
-    prev: String,
+    links: SealLinks,
 ) -> Result<Seal, keys::KeyError> {
     let root = hex(&merkle_root(leaves));
-    let sig = STANDARD.encode(key.sign(&seal_input(first, last, &root, time))?);
     let chain = chain.iter().map(|c| STANDARD.encode(c)).collect();
-    Ok(Seal { first, last, root, time, alg: key.alg().jws_name().to_owned(), chain, sig, prev })
+    let SealLinks { prev, batch, prev_seal } = links;
+    let alg = key.alg().jws_name().to_owned();
+    let mut seal = Seal { first, last, root, time, alg, chain, sig: String::new(), prev, batch, prev_seal };
+    seal.sig = STANDARD.encode(key.sign(&seal_input(&seal))?);
+    Ok(seal)
 }
 
 fn check_seal_signature(seal: &Seal, expected_signer: Option<&[u8]>) -> Result<(), String> {
@@ -169,8 +233,7 @@ fn check_seal_signature(seal: &Seal, expected_signer: Option<&[u8]>) -> Result<(
         }
     }
     let sig = STANDARD.decode(&seal.sig).map_err(|_| "the seal's signature is not base64")?;
-    keys::verify(alg, &leaf, &seal_input(seal.first, seal.last, &seal.root, seal.time), &sig)
-        .map_err(|e| format!("the seal's signature does not verify ({e})"))
+    keys::verify(alg, &leaf, &seal_input(seal), &sig).map_err(|e| format!("the seal's signature does not verify ({e})"))
 }
 
 /// A line as verification reads it: of a record only what the chain needs, borrowed
@@ -213,12 +276,84 @@ pub struct LogFault {
 pub struct Summary {
     pub records: u64,
     pub seals: u64,
+    /// The last seal, numbered or not (its number is 0 in logs written before
+    /// seals were numbered).
+    pub head: Option<Head>,
+    /// The seal numbered as asked of [`verify_watching`], if the log holds it.
+    pub watched: Option<Head>,
+}
+
+/// Checks a seal's place in the chain of seals: its number follows the last one's
+/// and it names the last seal line's hash. Seals written before numbering (0) are
+/// accepted only before the first numbered one.
+fn check_seal_link(seal: &Seal, last: Option<&Head>) -> Result<(), String> {
+    let (last_batch, last_hash) = last.map_or((0, GENESIS), |h| (h.batch, h.hash.as_str()));
+    if seal.batch == 0 {
+        return match last_batch {
+            0 => Ok(()),
+            n => Err(format!("an unnumbered seal follows seal {n} (seals are numbered from then on)")),
+        };
+    }
+    if seal.batch != last_batch + 1 {
+        return Err(format!(
+            "seal {} where seal {} was due (seals {}..{} are missing or out of order)",
+            seal.batch,
+            last_batch + 1,
+            last_batch + 1,
+            seal.batch
+        ));
+    }
+    if seal.prev_seal != last_hash {
+        return Err(format!(
+            "seal {} names the previous seal {} but the previous seal line hashes to {last_hash}",
+            seal.batch, seal.prev_seal
+        ));
+    }
+    Ok(())
+}
+
+/// Compares a verified log's last seal with a head published earlier (`expected`):
+/// a log whose trailing batches were deleted ends before it, an exchanged one at
+/// another hash. The log may have grown since: then the published seal must still
+/// be in it, which [`verify`] already ensured by the seal chain up to its head;
+/// here only the hash of that very seal is compared (`summary` from
+/// [`verify_watching`] with the expected head's number).
+pub fn check_head(summary: &Summary, expected: &Head) -> Result<(), String> {
+    let Some(head) = &summary.head else {
+        return Err(format!("the log holds no seal, but seal {} was published", expected.batch));
+    };
+    if head.batch < expected.batch {
+        return Err(format!(
+            "the log ends at seal {} but seal {} was published: batches {}..={} are missing (deleted at the end)",
+            head.batch,
+            expected.batch,
+            head.batch + 1,
+            expected.batch
+        ));
+    }
+    match summary.watched.as_ref().filter(|s| s.batch == expected.batch) {
+        Some(found) if found.hash == expected.hash => Ok(()),
+        Some(found) => Err(format!(
+            "seal {} hashes to {} but {} was published (the log was rewritten from there)",
+            expected.batch, found.hash, expected.hash
+        )),
+        None => Err(format!("seal {} is not in the log", expected.batch)),
+    }
 }
 
 /// Checks segments (name, bytes) in order: the record sequence, every line's `prev`,
 /// every seal's root and signature (by `signer` when given, else by the certificate
 /// of the first seal throughout), and that the log ends with a seal.
 pub fn verify(segments: &[(String, Vec<u8>)], signer: Option<&[u8]>) -> Result<Summary, LogFault> {
+    verify_watching(segments, signer, None)
+}
+
+/// [`verify`], noting the seal numbered `watch` in [`Summary::watched`].
+pub fn verify_watching(
+    segments: &[(String, Vec<u8>)],
+    signer: Option<&[u8]>,
+    watch: Option<u64>,
+) -> Result<Summary, LogFault> {
     let mut prev = GENESIS.to_owned();
     let mut next_seq = None::<u64>;
     let mut batch: Vec<[u8; 32]> = Vec::new();
@@ -284,6 +419,12 @@ pub fn verify(segments: &[(String, Vec<u8>)], signer: Option<&[u8]>) -> Result<S
                         return Err(fault(n, None, "the seal's Merkle root does not match its records".into()));
                     }
                     check_seal_signature(&s, signer).map_err(|reason| fault(n, None, reason))?;
+                    check_seal_link(&s, summary.head.as_ref()).map_err(|reason| fault(n, None, reason))?;
+                    let head = Head { batch: s.batch, hash: hex(&hash) };
+                    if watch == Some(s.batch) {
+                        summary.watched = Some(head.clone());
+                    }
+                    summary.head = Some(head);
                     if first_signer.is_none() {
                         first_signer = s.chain.first().and_then(|c| STANDARD.decode(c).ok());
                     }

@@ -64,8 +64,13 @@ pub enum ReloadError {
 }
 
 impl Gateway {
+    /// Listening and not draining, and the message log and the replay guard can
+    /// write (while they cannot, exchanges are refused: a balancer should send
+    /// traffic elsewhere).
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+            && self.telemetry.message_log.as_ref().is_none_or(|log| log.is_available())
+            && !self.replay.is_failing()
     }
 
     /// Re-reads the config file and swaps the runtime and every listener's TLS

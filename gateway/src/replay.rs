@@ -4,20 +4,39 @@
 //! appended to a file in the data directory so a restart — or a kill -9, the write
 //! is in the kernel before the request goes on — remembers them. The file is
 //! compacted to the live window when the gateway starts.
+//!
+//! Durable and fail-closed like the message log: an id the file cannot take is
+//! refused ([`GuardError::Unavailable`], `server.log_unavailable`) and forgotten
+//! again (a retry is not a replay), the file is cut back to its last whole line,
+//! and [`ReplayGuard::syncer`] gives the message log the fsync it runs before each
+//! of its group syncs, so every exchange answered from the record has its id on
+//! disk too (power loss included), without an fsync of its own.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
 pub struct ReplayGuard {
     state: Mutex<State>,
-    log: Mutex<std::fs::File>,
+    log: Mutex<LogFile>,
+    /// Written since the last sync (the message log's group sync clears it).
+    dirty: Arc<AtomicBool>,
+    /// A write failed and the file has not taken one since.
+    failing: AtomicBool,
+    failures: prometheus::IntCounter,
     window: u64,
     bucket: u64,
     capacity: usize,
+}
+
+struct LogFile {
+    file: std::fs::File,
+    /// Length up to the last whole line: what a failed write is cut back to.
+    good: u64,
 }
 
 #[derive(Default)]
@@ -29,7 +48,12 @@ struct State {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Replayed;
+pub enum GuardError {
+    /// Seen within the window.
+    Replayed,
+    /// The guard's file cannot take the id: the exchange must not go on.
+    Unavailable,
+}
 
 fn key(client: &str, id: &str) -> u128 {
     let mut h = Sha256::new();
@@ -65,8 +89,18 @@ impl ReplayGuard {
             out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         }
         std::fs::rename(&tmp, path)?;
-        let log = std::fs::OpenOptions::new().append(true).open(path)?;
-        let guard = Self { state: this_state, log: Mutex::new(log), window, bucket: (window / 24).max(60), capacity };
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
+        let good = file.metadata()?.len();
+        let guard = Self {
+            state: this_state,
+            log: Mutex::new(LogFile { file, good }),
+            dirty: Arc::new(AtomicBool::new(false)),
+            failing: AtomicBool::new(false),
+            failures: prometheus::IntCounter::new("replay_failures", "unregistered").expect("valid metric"),
+            window,
+            bucket: (window / 24).max(60),
+            capacity,
+        };
         {
             let mut state = guard.state.lock().unwrap_or_else(|e| e.into_inner());
             for (ts, k) in kept {
@@ -76,25 +110,79 @@ impl ReplayGuard {
         Ok(guard)
     }
 
-    /// Records (client, id) at `now`, or refuses it if seen within the window.
-    pub fn check(&self, client: &str, id: &str, now: u64) -> Result<(), Replayed> {
+    /// Counts the file's write failures in the gateway's metrics.
+    pub fn with_failure_counter(mut self, failures: prometheus::IntCounter) -> Self {
+        self.failures = failures;
+        self
+    }
+
+    /// Records (client, id) at `now`, or refuses it if seen within the window or
+    /// if the file cannot take it.
+    pub fn check(&self, client: &str, id: &str, now: u64) -> Result<(), GuardError> {
         let k = key(client, id);
-        {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            while state.buckets.front().is_some_and(|(start, _)| start + self.bucket + self.window <= now) {
-                let (_, gone) = state.buckets.pop_front().expect("checked");
-                state.total -= gone.len();
-            }
-            if state.buckets.iter().any(|(_, keys)| keys.contains(&k)) {
-                return Err(Replayed);
-            }
-            self.insert(&mut state, now, k);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while state.buckets.front().is_some_and(|(start, _)| start + self.bucket + self.window <= now) {
+            let (_, gone) = state.buckets.pop_front().expect("checked");
+            state.total -= gone.len();
         }
-        let line = format!("{now} {k:032x}\n");
-        if let Err(e) = self.log.lock().unwrap_or_else(|e| e.into_inner()).write_all(line.as_bytes()) {
-            tracing::error!("replay guard file: {e}; this id is remembered until restart only");
+        if state.buckets.iter().any(|(_, keys)| keys.contains(&k)) {
+            return Err(GuardError::Replayed);
         }
+        // Written before it is remembered, under the state's lock: an id is either
+        // on file and in memory, or in neither (a concurrent duplicate waits here).
+        self.write(format!("{now} {k:032x}\n").as_bytes())?;
+        self.insert(&mut state, now, k);
         Ok(())
+    }
+
+    fn write(&self, line: &[u8]) -> Result<(), GuardError> {
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        match log.file.write_all(line) {
+            Ok(()) => {
+                log.good += line.len() as u64;
+                self.dirty.store(true, Ordering::Release);
+                if self.failing.swap(false, Ordering::AcqRel) {
+                    tracing::warn!("replay guard file: writes again");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.failures.inc();
+                // Never retried in place: a part of the line may be on disk.
+                let good = log.good;
+                let cut = log.file.set_len(good);
+                if !self.failing.swap(true, Ordering::AcqRel) {
+                    tracing::error!("replay guard file: {e} (cut back: {cut:?}); signed exchanges are refused");
+                }
+                Err(GuardError::Unavailable)
+            }
+        }
+    }
+
+    /// Whether the last write failed (readiness reports it).
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
+    }
+
+    /// Tries the file again while it is failing (an empty line: the loader skips
+    /// lines it cannot read), so readiness comes back without traffic.
+    pub fn probe(&self) {
+        if self.is_failing() {
+            let _ = self.write(b"\n");
+        }
+    }
+
+    /// The fsync the message log runs before each group sync: the file's bytes
+    /// reach the disk whenever a record does. Cheap when nothing was written.
+    pub fn syncer(&self) -> std::io::Result<Box<dyn Fn() -> std::io::Result<()> + Send>> {
+        let file = self.log.lock().unwrap_or_else(|e| e.into_inner()).file.try_clone()?;
+        let dirty = self.dirty.clone();
+        Ok(Box::new(move || {
+            if dirty.swap(false, Ordering::AcqRel) {
+                file.sync_data().inspect_err(|_| dirty.store(true, Ordering::Release))?;
+            }
+            Ok(())
+        }))
     }
 
     fn insert(&self, state: &mut State, ts: u64, k: u128) {
@@ -134,12 +222,12 @@ mod tests {
         let day = 86_400;
         let g = ReplayGuard::open(&path, day, 1000, 1_000_000).unwrap();
         assert_eq!(g.check("KZ/GOV/1/a", "m-1", 1_000_000), Ok(()));
-        assert_eq!(g.check("KZ/GOV/1/a", "m-1", 1_000_100), Err(Replayed));
+        assert_eq!(g.check("KZ/GOV/1/a", "m-1", 1_000_100), Err(GuardError::Replayed));
         assert_eq!(g.check("KZ/GOV/1/b", "m-1", 1_000_100), Ok(()), "ids are per client");
         drop(g);
         // A restart remembers; the window's end forgets.
         let g = ReplayGuard::open(&path, day, 1000, 1_000_200).unwrap();
-        assert_eq!(g.check("KZ/GOV/1/a", "m-1", 1_000_200), Err(Replayed));
+        assert_eq!(g.check("KZ/GOV/1/a", "m-1", 1_000_200), Err(GuardError::Replayed));
         assert_eq!(g.stats().0, 2);
         let later = 1_000_000 + day + 3_600 * 2;
         assert_eq!(g.check("KZ/GOV/1/a", "m-1", later), Ok(()), "past the window");
@@ -152,10 +240,37 @@ mod tests {
     fn memory_is_bounded_by_capacity() {
         let dir = tempfile::tempdir().unwrap();
         let g = ReplayGuard::open(&dir.path().join("r"), 86_400, 100, 0).unwrap();
+        assert!(!g.is_failing());
         for i in 0..1000u64 {
             g.check("c", &i.to_string(), i * 10).unwrap();
         }
         let (live, evicted) = g.stats();
         assert!(live <= 100 && evicted > 0, "{live} live, {evicted} evicted");
+    }
+
+    #[test]
+    fn an_id_the_file_cannot_take_is_refused_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay.log");
+        let g = ReplayGuard::open(&path, 86_400, 1000, 0).unwrap();
+        g.check("c", "kept", 1).unwrap();
+        // A read-only handle in place of the file: every write fails, as on EIO.
+        g.log.lock().unwrap().file = std::fs::File::open(&path).unwrap();
+        assert_eq!(g.check("c", "m-1", 2), Err(GuardError::Unavailable));
+        assert!(g.is_failing());
+        assert_eq!(g.failures.get(), 1);
+        g.probe();
+        assert!(g.is_failing(), "still failing: the probe cannot write either");
+        g.log.lock().unwrap().file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        g.probe();
+        assert!(!g.is_failing(), "the probe found the file writable");
+        assert_eq!(g.check("c", "m-1", 3), Ok(()), "the refused id was not remembered");
+        assert_eq!(g.check("c", "m-1", 4), Err(GuardError::Replayed));
+        let sync = g.syncer().unwrap();
+        sync().unwrap();
+        drop(g);
+        let g = ReplayGuard::open(&path, 86_400, 1000, 5).unwrap();
+        assert_eq!(g.check("c", "kept", 5), Err(GuardError::Replayed));
+        assert_eq!(g.check("c", "m-1", 5), Err(GuardError::Replayed));
     }
 }

@@ -18,6 +18,7 @@ fn log(k: &Key, n: u64, batch: u64) -> Vec<String> {
     let mut lines = Vec::new();
     let mut prev = GENESIS.to_owned();
     let mut leaves = Vec::new();
+    let mut last_seal = (0u64, GENESIS.to_owned());
     let push = |line: Line, lines: &mut Vec<String>, prev: &mut String| -> [u8; 32] {
         let text = serde_json::to_string(&line).unwrap();
         let hash = sha256(text.as_bytes());
@@ -42,8 +43,10 @@ fn log(k: &Key, n: u64, batch: u64) -> Vec<String> {
         leaves.push(push(Line::Record(record), &mut lines, &mut prev));
         if seq % batch == 0 || seq == n {
             let first = seq + 1 - leaves.len() as u64;
-            let s = seal(&k.key, &k.chain, first, seq, &leaves, 1_795_000_000_000_000, prev.clone()).unwrap();
-            push(Line::Seal(s), &mut lines, &mut prev);
+            let links = SealLinks { prev: prev.clone(), batch: last_seal.0 + 1, prev_seal: last_seal.1.clone() };
+            let s = seal(&k.key, &k.chain, first, seq, &leaves, 1_795_000_000_000_000, links).unwrap();
+            let hash = push(Line::Seal(s), &mut lines, &mut prev);
+            last_seal = (last_seal.0 + 1, hex(&hash));
             leaves.clear();
         }
     }
@@ -61,7 +64,8 @@ fn a_whole_log_verifies_across_segments() {
     let lines = log(&k, 10, 4);
     assert_eq!(lines.len(), 13, "10 records, 3 seals");
     let summary = verify(&segments(&lines, 6), Some(&k.chain[0])).unwrap();
-    assert_eq!(summary, Summary { records: 10, seals: 3 });
+    let head = Head { batch: 3, hash: hex(&sha256(lines[12].as_bytes())) };
+    assert_eq!(summary, Summary { records: 10, seals: 3, head: Some(head), watched: None });
     assert_eq!(verify(&segments(&lines, 6), None).unwrap(), summary);
 }
 
@@ -103,7 +107,7 @@ fn each_kind_of_tampering_is_detected_and_named() {
     let mut forged = lines.clone();
     let Line::Seal(original) = serde_json::from_str(&forged[4]).unwrap() else { panic!() };
     let leaves: Vec<[u8; 32]> = forged[..4].iter().map(|l| sha256(l.as_bytes())).collect();
-    let fake = seal(&other.key, &other.chain, 1, 4, &leaves, original.time, original.prev.clone()).unwrap();
+    let fake = seal(&other.key, &other.chain, 1, 4, &leaves, original.time, original.links()).unwrap();
     forged[4] = serde_json::to_string(&Line::Seal(fake)).unwrap();
     // Its hash changed too, so re-link the next line as an attacker would.
     let mut next: Line = serde_json::from_str(&forged[5]).unwrap();
@@ -118,7 +122,7 @@ fn each_kind_of_tampering_is_detected_and_named() {
     let Line::Seal(original) = serde_json::from_str(&late[9]).unwrap() else { panic!() };
     let leaves: Vec<[u8; 32]> = late[5..9].iter().map(|l| sha256(l.as_bytes())).collect();
     late[9] = serde_json::to_string(&Line::Seal(
-        seal(&other.key, &other.chain, 5, 8, &leaves, original.time, original.prev).unwrap(),
+        seal(&other.key, &other.chain, 5, 8, &leaves, original.time, original.links()).unwrap(),
     ))
     .unwrap();
     let mut after: Line = serde_json::from_str(&late[10]).unwrap();
@@ -128,6 +132,59 @@ fn each_kind_of_tampering_is_detected_and_named() {
     late[10] = serde_json::to_string(&after).unwrap();
     let f = verify(&segments(&late, 6), None).expect_err("a second signer");
     assert!(f.reason.contains("another certificate") && f.line == 4 && f.segment == "seg-2", "{f}");
+}
+
+#[test]
+fn a_published_head_shows_deleted_trailing_batches_and_a_rewritten_seal() {
+    let k = key("A");
+    let lines = log(&k, 12, 4);
+    let full = segments(&lines, 6);
+    let summary = verify(&full, Some(&k.chain[0])).unwrap();
+    let head = summary.head.clone().unwrap();
+    assert_eq!(head.batch, 3);
+    let parsed: Head = head.to_string().parse().unwrap();
+    assert_eq!(parsed, head);
+    let check = |segs: &[(String, Vec<u8>)], expected: &Head| {
+        let s = verify_watching(segs, Some(&k.chain[0]), Some(expected.batch)).unwrap();
+        check_head(&s, expected)
+    };
+    assert_eq!(check(&full, &head), Ok(()));
+    // The last batch (4 records and its seal) cut off: the chain alone still verifies.
+    let cut = segments(&lines[..10], 6);
+    let why = check(&cut, &head).unwrap_err();
+    assert!(why.contains("ends at seal 2") && why.contains("batches 3..=3 are missing"), "{why}");
+    // An older published head is still in a grown log.
+    let older = Head { batch: 2, hash: hex(&sha256(lines[9].as_bytes())) };
+    assert_eq!(check(&full, &older), Ok(()));
+    let wrong = Head { batch: 2, hash: GENESIS.into() };
+    assert!(check(&full, &wrong).unwrap_err().contains("was published"));
+    assert!("3:zz".parse::<Head>().is_err() && "x".parse::<Head>().is_err());
+}
+
+#[test]
+fn a_missing_or_unlinked_seal_is_named_by_its_number() {
+    let k = key("A");
+    let lines = log(&k, 12, 4);
+    // Batch 2 (records 5..=8 and seal 2) removed, record 9 re-linked, seal 3 kept:
+    // the record sequence breaks first; re-numbering records would break seal 3's link.
+    let mut gap: Vec<String> = lines[..5].to_vec();
+    gap.extend_from_slice(&lines[10..]);
+    let f = fault(&segments(&gap, 3), &k);
+    assert!(f.reason.contains("deleted or reordered"), "{f}");
+    // A seal whose number skips one: re-made by the gateway's own key (a bug or an
+    // insider), its number checked against the seal before.
+    let mut skipped = lines.clone();
+    let Line::Seal(original) = serde_json::from_str(&skipped[9]).unwrap() else { panic!() };
+    let leaves: Vec<[u8; 32]> = skipped[5..9].iter().map(|l| sha256(l.as_bytes())).collect();
+    let links = SealLinks { batch: 3, ..original.links() };
+    skipped[9] = serde_json::to_string(&Line::Seal(seal(&k.key, &k.chain, 5, 8, &leaves, 0, links).unwrap())).unwrap();
+    let mut after: Line = serde_json::from_str(&skipped[10]).unwrap();
+    if let Line::Record(r) = &mut after {
+        r.prev = hex(&sha256(skipped[9].as_bytes()));
+    }
+    skipped[10] = serde_json::to_string(&after).unwrap();
+    let f = fault(&segments(&skipped, 6), &k);
+    assert!(f.reason.contains("seal 3 where seal 2 was due"), "{f}");
 }
 
 #[test]

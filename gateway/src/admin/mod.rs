@@ -77,6 +77,7 @@ async fn route<B>(gateway: &Gateway, req: Request<B>) -> Response<GatewayBody> {
         (&Method::GET, "/admin/v1/limits") => json(views::limits(&gateway.runtime().config)),
         (&Method::GET, "/admin/v1/topics") => json(views::topics(&gateway.runtime().config)),
         (&Method::GET, "/admin/v1/log/evidence") => evidence(gateway, query.get("id")).await,
+        (&Method::GET, "/admin/v1/log/head") => log_head(gateway),
         (&Method::GET, "/admin/v1/mailboxes") => {
             match (gateway.mailboxes.depths().await, gateway.mailboxes.dead_count().await) {
                 (Ok(depths), Ok(dead)) => json(serde_json::json!({
@@ -150,6 +151,22 @@ async fn evidence(gateway: &Gateway, id: Option<&String>) -> Response<GatewayBod
         ),
         Err(e) => error_response(ErrorCode::Internal, &format!("reading the message log: {e}"), None),
     }
+}
+
+/// `GET /admin/v1/log/head`: the latest seal on disk (its number and line hash),
+/// for an auditor to keep and later pass to `qaqpa log verify --expect-head`, and
+/// whether the log writes now.
+fn log_head(gateway: &Gateway) -> Response<GatewayBody> {
+    let Some(log) = &gateway.telemetry.message_log else {
+        return error_response(ErrorCode::UnknownMessage, "the message log is off (no signing key)", None);
+    };
+    let head = log.head();
+    json(serde_json::json!({
+        "batch": head.as_ref().map_or(0, |h| h.batch),
+        "hash": head.as_ref().map(|h| h.hash.clone()),
+        "head": head.as_ref().map(|h| h.to_string()),
+        "available": log.is_available(),
+    }))
 }
 
 fn mailbox_error(e: crate::mailbox::MailboxError) -> Response<GatewayBody> {

@@ -18,6 +18,11 @@ pub enum LogCommand {
         /// by the first seal's certificate.
         #[arg(long)]
         cert: Option<PathBuf>,
+        /// The head the gateway published (`GET /admin/v1/log/head`, or the
+        /// `qaqpa_message_log_head_batch` metric), as BATCH:HASH: the log must
+        /// still hold that seal, so batches deleted from its end are found.
+        #[arg(long, value_name = "BATCH:HASH")]
+        expect_head: Option<msglog::Head>,
     },
     /// Write the evidence for one message: its record, its batch's seal and the
     /// Merkle proof between them.
@@ -41,7 +46,7 @@ fn signer(cert: Option<&Path>) -> anyhow::Result<Option<Vec<u8>>> {
 
 pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
     match command {
-        LogCommand::Verify { path, cert } => {
+        LogCommand::Verify { path, cert, expect_head } => {
             let signer = signer(cert.as_deref())?;
             if path.is_file() {
                 let evidence: msglog::Evidence = serde_json::from_slice(&std::fs::read(&path)?)
@@ -62,16 +67,28 @@ pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
             }
             let segments = crate::observe::message_log::read_segments(&path)?;
             anyhow::ensure!(!segments.is_empty(), "{}: no seg-*.log files", path.display());
-            Ok(match msglog::verify(&segments, signer.as_deref()) {
-                Ok(s) => {
-                    println!("VALID: {} records in {} sealed batches, {} segments", s.records, s.seals, segments.len());
-                    ExitCode::SUCCESS
-                }
+            let watch = expect_head.as_ref().map(|h| h.batch);
+            let summary = match msglog::verify_watching(&segments, signer.as_deref(), watch) {
+                Ok(s) => s,
                 Err(fault) => {
                     println!("INVALID: {fault}");
-                    ExitCode::FAILURE
+                    return Ok(ExitCode::FAILURE);
                 }
-            })
+            };
+            if let Some(expected) = &expect_head {
+                if let Err(why) = msglog::check_head(&summary, expected) {
+                    println!("INVALID: against the published head {expected}: {why}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+            let head = summary.head.as_ref().map_or_else(|| "none".to_owned(), |h| h.to_string());
+            println!(
+                "VALID: {} records in {} sealed batches, {} segments; head {head}",
+                summary.records,
+                summary.seals,
+                segments.len()
+            );
+            Ok(ExitCode::SUCCESS)
         }
         LogCommand::Export { dir, id, out } => {
             let evidence = crate::observe::message_log::find_evidence(&dir, &id)?

@@ -10,6 +10,17 @@
 //! face: the per-exchange [`Ctx`], the `exchange` span, one exit for errors (the
 //! face renders them in its own format) and one for answers, and the record that
 //! measures and logs the exchange when its response has been sent.
+//!
+//! Every answer (a provider's response passed through, whatever its status, or a
+//! reply the gateway built) waits in [`respond`] until its message-log record is
+//! on disk; when the log cannot write, the client gets `server.log_unavailable`
+//! (503) in the face's format instead (docs/operations.md#message-log). Order for a forwarded request:
+//! the replay guard's line is written before delivery, the provider answers, the
+//! record (with the request's digest and signature and the provider's status) is
+//! synced together with the replay guard's file, then the head goes out. A crash
+//! between delivery and that sync leaves no record, and no answer either: the
+//! client saw no 2xx, which is all the rule promises (a retry of a signed request
+//! meets the replay guard, so the provider is not called twice for it).
 
 pub mod identify;
 pub mod limit;
@@ -145,9 +156,13 @@ pub async fn run<F: Face>(
     if record.id().is_empty() {
         span.record("id", record.ensure_id());
     }
-    let response = match outcome {
-        Ok(Outcome { reply, admission }) => respond(reply, admission, record),
-        Err(error) => {
+    let answered = match outcome {
+        Ok(Outcome { reply, admission }) => respond(reply, admission, record).await,
+        Err(error) => Err((record, error)),
+    };
+    let response = match answered {
+        Ok(response) => response,
+        Err((mut record, error)) => {
             let code = error.code;
             let mut response = face.refusal(error, record.id());
             if code == ErrorCode::BadRequest && version < http::Version::HTTP_2 {
@@ -171,15 +186,25 @@ pub async fn run<F: Face>(
     response
 }
 
-/// The client's response for a successful reply; the record measures the exchange
-/// when its body has been sent (streams) or at once (built answers).
-fn respond(reply: Reply, admission: Admission, mut record: ExchangeRecord) -> Response<GatewayBody> {
+/// The client's response for a successful reply, once its message-log record is
+/// on disk; the record measures the exchange when its body has been sent
+/// (streams) or at once (built answers). `Err` hands the record back with the
+/// refusal to send instead (the provider's body is dropped unread).
+async fn respond(
+    reply: Reply,
+    admission: Admission,
+    mut record: ExchangeRecord,
+) -> Result<Response<GatewayBody>, (ExchangeRecord, GatewayError)> {
+    let unavailable = || GatewayError::new(ErrorCode::LogUnavailable, "the message log cannot record this exchange");
     match reply {
         Reply::Stream(response) => {
             let (mut parts, body) = response.into_parts();
             admission.add_headers(&mut parts.headers);
             record.response_head(parts.status.as_u16(), None, admission);
-            Response::from_parts(parts, Either::Left(Tracked::new(body, record)))
+            if record.commit().await.is_err() {
+                return Err((record, unavailable()));
+            }
+            Ok(Response::from_parts(parts, Either::Left(Tracked::new(body, record))))
         }
         Reply::Built(response) => {
             let (mut parts, body) = response.into_parts();
@@ -190,8 +215,11 @@ fn respond(reply: Reply, admission: Admission, mut record: ExchangeRecord) -> Re
                 }
             }
             record.response_head(parts.status.as_u16(), None, admission);
+            if record.commit().await.is_err() {
+                return Err((record, unavailable()));
+            }
             record.finish(body.len() as u64);
-            Response::from_parts(parts, full_body(body))
+            Ok(Response::from_parts(parts, full_body(body)))
         }
     }
 }

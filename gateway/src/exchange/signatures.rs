@@ -26,7 +26,7 @@ use crate::body::{collect_bounded, Collect};
 use crate::config::SignaturePolicy;
 use crate::error::GatewayError;
 use crate::observe::record::ExchangeRecord;
-use crate::replay::ReplayGuard;
+use crate::replay::{GuardError, ReplayGuard};
 use crate::runtime::{Client, Route, Runtime, SignatureTrust, Signer};
 
 pub use crate::headers::QAQPA_SIGNATURE;
@@ -96,8 +96,14 @@ fn accept(
             format!("the signed time is {} s from the gateway's clock (allowed ±{skew} s)", signed.at - now),
         ));
     }
-    replay.check(client.id.as_str(), message_id, now.max(0) as u64).map_err(|_| {
-        GatewayError::new(ErrorCode::Replay, format!("message id {message_id} was already received from {}", client.id))
+    replay.check(client.id.as_str(), message_id, now.max(0) as u64).map_err(|e| match e {
+        GuardError::Replayed => GatewayError::new(
+            ErrorCode::Replay,
+            format!("message id {message_id} was already received from {}", client.id),
+        ),
+        GuardError::Unavailable => {
+            GatewayError::new(ErrorCode::LogUnavailable, "the replay guard cannot record the message id")
+        }
     })
 }
 

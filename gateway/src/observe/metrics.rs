@@ -29,8 +29,8 @@ pub struct Metrics {
     pub connections_refused: IntCounterVec,
     pub upstream_healthy: IntGaugeVec,
     pub health_checks: IntCounterVec,
-    pub message_log_records: IntCounter,
-    pub message_log_dropped: IntCounter,
+    pub message_log: crate::observe::message_log::LogMetrics,
+    pub replay_write_failures: IntCounter,
     pub mailbox_events: IntCounterVec,
     pub mailbox_depth: IntGaugeVec,
     pub mailbox_dead_letters: IntGauge,
@@ -66,13 +66,34 @@ impl Metrics {
                 "qaqpa_mailbox_dead_letters",
                 "Dead letters waiting for an operator (refreshed per scrape)"
             )),
-            message_log_records: reg!(IntCounter::new(
-                "qaqpa_message_log_records_total",
-                "Exchange records written to the message log and sealed"
-            )),
-            message_log_dropped: reg!(IntCounter::new(
-                "qaqpa_message_log_dropped_total",
-                "Exchange records the message log could not take (writer behind or stopped)"
+            message_log: crate::observe::message_log::LogMetrics {
+                written: reg!(IntCounter::new(
+                    "qaqpa_message_log_records_total",
+                    "Exchange records on disk in the message log (counted after their fsync)"
+                )),
+                dropped: reg!(IntCounter::new(
+                    "qaqpa_message_log_dropped_total",
+                    "Exchange records not written: refused while the log cannot write, or in a group whose write failed"
+                )),
+                failures: reg!(IntCounter::new(
+                    "qaqpa_message_log_write_failures_total",
+                    "Failed writes and fsyncs of the message log (each turns it unavailable until a probe succeeds)"
+                )),
+                available: reg!(IntGauge::new(
+                    "qaqpa_message_log_available",
+                    "1 while the message log can write; 0 while exchanges are refused with server.log_unavailable"
+                )),
+                head: reg!(IntGaugeVec::new(
+                    Opts::new(
+                        "qaqpa_message_log_head_batch",
+                        "Number of the latest seal on disk, labelled with the seal line's SHA-256 (the published head)"
+                    ),
+                    &["hash"]
+                )),
+            },
+            replay_write_failures: reg!(IntCounter::new(
+                "qaqpa_replay_guard_write_failures_total",
+                "Failed writes of the replay guard's file (the exchange is refused with server.log_unavailable)"
             )),
             connections: reg!(IntGaugeVec::new(
                 Opts::new("qaqpa_connections", "Open client connections by listener"),

@@ -1,6 +1,14 @@
 //! Stage: measure. Everything the gateway learns about one exchange, collected as
 //! it happens and recorded once when the response has been sent: Prometheus
 //! metrics, the SLA sample and the monitoring record.
+//!
+//! The message-log record is the exception: an answered exchange writes it at
+//! [`ExchangeRecord::commit`], when the response head is known and before it goes
+//! to the client, and waits until it is on disk (docs/operations.md#message-log: no answer off the
+//! record). It holds what is known then (ids, parties, status, the request's
+//! digest and signature); what comes later (response bytes, timings) is the
+//! monitoring record's, not the log's. Refusals are logged at `finish` without
+//! waiting: they promise nothing.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,6 +17,7 @@ use qaqpa_adapters::ErrorCode;
 
 use crate::config::SlaObjective;
 use crate::observe::body_outcome::BodyOutcome;
+use crate::observe::message_log::LogUnavailable;
 use crate::observe::metrics::{Metrics, UNKNOWN};
 use crate::observe::monitoring::{now_us, Record};
 use crate::observe::Telemetry;
@@ -33,6 +42,8 @@ pub struct ExchangeRecord {
     held: Option<Box<dyn Send + Sync>>,
     /// The request's signature value, for the message log.
     signature: Option<Vec<u8>>,
+    /// The message-log record was committed (not to be appended again).
+    logged: bool,
 }
 
 impl ExchangeRecord {
@@ -54,6 +65,7 @@ impl ExchangeRecord {
             head_out: Duration::ZERO,
             held: None,
             signature: None,
+            logged: false,
         }
     }
 
@@ -122,6 +134,46 @@ impl ExchangeRecord {
         self.held = Some(Box::new(hold));
     }
 
+    /// The message-log record of the exchange as it stands (status from
+    /// [`Self::response_head`]).
+    fn log_record(&self) -> qaqpa_certs::msglog::Record {
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        // The digest exists once the request body went through whole; a provider
+        // that answers before reading it all leaves it out (the record says so by
+        // its absence, as for a body that was never complete).
+        let body_sha512 = match self.request_body.as_ref().map(|b| b.get()) {
+            Some(crate::observe::body_outcome::Outcome::Complete(digest)) => Some(b64(&digest)),
+            _ => None,
+        };
+        qaqpa_certs::msglog::Record {
+            seq: 0,
+            prev: String::new(),
+            time: self.request_in,
+            node: self.telemetry.node.clone(),
+            id: self.id.clone(),
+            client: self.client.as_ref().map_or(UNKNOWN, |c| c.id.as_str()).to_owned(),
+            service: self.service.as_ref().map_or(UNKNOWN, |(s, _)| s.as_str()).to_owned(),
+            status: self.status,
+            code: self.code.map(|c| c.as_str().to_owned()),
+            body_sha512,
+            signature: self.signature.as_ref().map(|s| b64(s)),
+        }
+    }
+
+    /// Writes the exchange's message-log record and waits until it is on disk;
+    /// call after [`Self::response_head`], before the head goes to the client.
+    /// `Err` means the answer must not go out (`server.log_unavailable`).
+    pub async fn commit(&mut self) -> Result<(), LogUnavailable> {
+        let telemetry = self.telemetry.clone();
+        let Some(log) = &telemetry.message_log else { return Ok(()) };
+        let result = log.commit(self.log_record()).await;
+        // A record whose group failed was not written; the refusal that follows
+        // is logged at `finish` like any other (if the log takes it by then).
+        self.logged = result.is_ok();
+        result
+    }
+
     /// The response body has been sent (or abandoned): record everything once.
     pub fn finish(mut self, response_bytes: u64) {
         self.held.take();
@@ -145,26 +197,8 @@ impl ExchangeRecord {
             t.sla.record(id.as_str(), self.request_in, server_error, slow, keep);
         }
         let signed = self.signature.is_some();
-        if let Some(log) = &t.message_log {
-            use base64::Engine;
-            let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-            let body_sha512 = match self.request_body.as_ref().map(|b| b.get()) {
-                Some(crate::observe::body_outcome::Outcome::Complete(digest)) => Some(b64(&digest)),
-                _ => None,
-            };
-            log.append(qaqpa_certs::msglog::Record {
-                seq: 0,
-                prev: String::new(),
-                time: self.request_in,
-                node: t.node.clone(),
-                id: self.id.clone(),
-                client: client.to_owned(),
-                service: service.to_owned(),
-                status: self.status,
-                code: self.code.map(|c| c.as_str().to_owned()),
-                body_sha512,
-                signature: self.signature.take().map(|s| b64(&s)),
-            });
+        if let (Some(log), false) = (&t.message_log, self.logged) {
+            log.append(self.log_record());
         }
         let record = Record {
             id: std::mem::take(&mut self.id),

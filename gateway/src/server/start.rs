@@ -60,13 +60,7 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     let data_dir = config.storage.data_dir.clone();
     let dir_error = |source| StartError::DataDir { path: data_dir.display().to_string(), source };
     std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
-    let telemetry = open_telemetry(&config)?;
-    let limiter = open_limiter(&config).await?;
-    let overload = Overload {
-        enabled: config.overload.enabled,
-        in_flight: Arc::new(AtomicU32::new(0)),
-        limit: AtomicU32::new(config.overload.max_in_flight),
-    };
+    let metrics = Metrics::new();
     let (window, capacity) = config
         .signatures
         .as_ref()
@@ -75,7 +69,16 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         });
     let now = crate::exchange::signatures::now_unix().max(0) as u64;
     let replay = crate::replay::ReplayGuard::open(&data_dir.join("replay.log"), window.as_secs(), capacity, now)
-        .map_err(dir_error)?;
+        .map_err(dir_error)?
+        .with_failure_counter(metrics.replay_write_failures.clone());
+    // The message log syncs the replay guard's file with each of its groups.
+    let telemetry = open_telemetry(&config, metrics, replay.syncer().map_err(dir_error)?)?;
+    let limiter = open_limiter(&config).await?;
+    let overload = Overload {
+        enabled: config.overload.enabled,
+        in_flight: Arc::new(AtomicU32::new(0)),
+        limit: AtomicU32::new(config.overload.max_in_flight),
+    };
     let mailboxes = crate::mailbox::Mailboxes::open(&config.mailbox, &data_dir, &config.node).await?;
     mailboxes.configure(&config);
     let (stop, stopped) = watch::channel(false);
@@ -146,13 +149,16 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
 }
 
 /// Metrics, monitoring records and the message log, which outlive every reload.
-fn open_telemetry(config: &Config) -> Result<Arc<Telemetry>, StartError> {
+fn open_telemetry(
+    config: &Config,
+    metrics: Metrics,
+    companion: crate::observe::message_log::Companion,
+) -> Result<Arc<Telemetry>, StartError> {
     let data_dir = &config.storage.data_dir;
     let dir_error = |source| StartError::DataDir { path: data_dir.display().to_string(), source };
     let monitoring =
         Monitoring::start(data_dir.join("monitoring"), config.monitoring.ring, config.monitoring.retention)
             .map_err(dir_error)?;
-    let metrics = Metrics::new();
     // Seals are signed with the gateway's signing key, or its first listener's TLS key.
     let seal_key = config.signatures.as_ref().and_then(|s| s.gateway_key.clone()).or_else(|| {
         config
@@ -167,8 +173,8 @@ fn open_telemetry(config: &Config) -> Result<Arc<Telemetry>, StartError> {
             crate::observe::message_log::MessageLog::open(
                 &data_dir.join("log"),
                 crate::runtime::Signer::load(&cert, &key)?,
-                metrics.message_log_records.clone(),
-                metrics.message_log_dropped.clone(),
+                metrics.message_log.clone(),
+                Some(companion),
             )
             .map_err(dir_error)?,
         ),
@@ -287,7 +293,7 @@ impl Running {
 }
 
 /// Persists quota counters every second (and once more on stop); forgets idle
-/// limiter state every minute.
+/// limiter state every minute; probes a failing replay guard file.
 async fn housekeeping(gateway: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut n = 0u64;
@@ -299,6 +305,9 @@ async fn housekeeping(gateway: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         n += 1;
         let g = gateway.clone();
         let _ = tokio::task::spawn_blocking(move || {
+            // A replay guard that failed to write tries again without traffic,
+            // so readiness comes back by itself.
+            g.replay.probe();
             g.limiter.save();
             if n.is_multiple_of(60) {
                 g.limiter.housekeep();

@@ -165,9 +165,13 @@ async fn the_openapi_document_describes_every_answer() {
     let doc = get_json(&gw.admin_url("/admin/v1/openapi.json")).await;
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
-    for path in
-        ["/admin/v1/systems", "/admin/v1/mailboxes", "/admin/v1/dead-letters/{id}/replay", "/admin/v1/log/evidence"]
-    {
+    for path in [
+        "/admin/v1/systems",
+        "/admin/v1/mailboxes",
+        "/admin/v1/dead-letters/{id}/replay",
+        "/admin/v1/log/evidence",
+        "/admin/v1/log/head",
+    ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
     // The other direction: every path the admin router names is documented (a

@@ -13,6 +13,7 @@ mod events;
 mod limits_and_monitoring;
 mod mailbox;
 mod message_log;
+mod message_log_faults;
 mod operations;
 mod resilience;
 mod rest_routing;

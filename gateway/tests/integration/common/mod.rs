@@ -282,6 +282,9 @@ id = "{PROVIDER}"
 id = "{SERVICE}"
 kind = "rest"
 upstream = ["http://{provider}/base"]
+# Long enough for the 64 MiB streaming tests on a loaded machine (the provider
+# answers after the whole body); timeouts are tested on SLOW_SERVICE.
+timeout = "120s"
 sla = {{ availability = 99.9, latency = "500ms", latency_target = 99.0, window = "1h" }}
 
 [[service]]

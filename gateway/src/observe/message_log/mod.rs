@@ -1,0 +1,300 @@
+//! The message log's writer (docs/operations.md#message-log; format and verification in
+//! `qaqpa_certs::msglog`): every exchange becomes a record line in
+//! `DATA_DIR/log/seg-NNNNNN.log`, chained to the line before.
+//!
+//! The promise, and how it is kept:
+//! - **Durable before the answer.** An exchange that answers from a provider or
+//!   with a built reply calls [`MessageLog::commit`] when its response head is
+//!   known and waits: the writer takes every record queued since its last sync,
+//!   writes them in one `write`, fsyncs once (group commit: one sync releases all
+//!   the exchanges it carried, never one sync per exchange), then wakes their
+//!   exchanges. Refusals are appended without waiting ([`MessageLog::append`]).
+//! - **Fail closed.** When a write or a sync fails (ENOSPC, EIO, EPERM) the group's
+//!   exchanges are refused (`server.log_unavailable`), the log turns unavailable
+//!   (new exchanges are refused at once, `/readyz` says not ready) and the writer
+//!   probes the disk every [`PROBE`] until it can write again, then resumes by
+//!   itself.
+//! - **Crash-safe by construction.** A failed write is never retried in place: the
+//!   segment is cut back to its last synced length before anything else is
+//!   written. On start, [`recover`] cuts a half-written line and seals only what it
+//!   can prove (see there); the gateway starts on any log a crash or a full disk
+//!   left.
+//! - **Truncation and edits detectable.** Each batch (up to [`BATCH`] records or
+//!   [`INTERVAL`]) is sealed with the gateway's signature over its Merkle root; seals
+//!   are numbered and name the previous seal's hash. The latest seal (the head) is
+//!   published in metrics and at `GET /admin/v1/log/head`, so deleting whole
+//!   trailing batches shows against a head an auditor kept. Records not yet sealed
+//!   are vouched for by the batch journal (`log/journal`): the hash of the last
+//!   line of each synced group, so recovery never seals a record edited while the
+//!   gateway was down.
+
+mod recover;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use qaqpa_certs::msglog::{Head, Record};
+
+use crate::runtime::Signer;
+pub use writer::Faults;
+
+pub const BATCH: usize = 1000;
+pub const INTERVAL: Duration = Duration::from_millis(100);
+pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Records waiting for the writer at most; past it exchanges are refused (the
+/// writer is behind: the disk is slower than the traffic).
+const QUEUE: usize = 65_536;
+/// How often an unavailable log tries the disk again.
+pub const PROBE: Duration = Duration::from_millis(500);
+
+/// How the writer runs; the defaults are the gateway's.
+pub struct Options {
+    /// A batch is sealed this long after its first record at the latest.
+    pub interval: Duration,
+    pub faults: Option<Arc<Faults>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { interval: INTERVAL, faults: None }
+    }
+}
+
+/// The message log could not make a record durable: the exchange must not be
+/// answered as if it had been logged (`server.log_unavailable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the message log cannot write")]
+pub struct LogUnavailable;
+
+/// The log's instruments (the gateway registers them in its metrics).
+#[derive(Clone)]
+pub struct LogMetrics {
+    /// Records on disk (synced), counted after the sync, never before.
+    pub written: prometheus::IntCounter,
+    /// Records lost: queued for a group whose write failed, or refused at the door.
+    pub dropped: prometheus::IntCounter,
+    /// Failed writes and syncs.
+    pub failures: prometheus::IntCounter,
+    /// 1 while the log can write, 0 while it refuses.
+    pub available: prometheus::IntGauge,
+    /// The latest synced seal's number, labelled with its hash (one series).
+    pub head: prometheus::IntGaugeVec,
+}
+
+/// Something that must be on disk whenever a record is: the replay guard's file.
+/// Called before every group's sync of the log.
+pub type Companion = Box<dyn Fn() -> std::io::Result<()> + Send>;
+
+pub struct MessageLog {
+    shared: Arc<Queue>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    metrics: LogMetrics,
+}
+
+/// What appenders and the writer share.
+struct Queue {
+    open: Mutex<Open>,
+    /// Wakes the writer when the first record of a group arrives.
+    wake: Condvar,
+    available: AtomicBool,
+    head: Mutex<Option<Head>>,
+}
+
+/// The group being gathered for the next sync.
+struct Open {
+    records: Vec<Record>,
+    done: Arc<Group>,
+    stop: bool,
+}
+
+/// One sync's outcome, awaited by every exchange whose record it carries.
+#[derive(Default)]
+struct Group {
+    durable: OnceLock<bool>,
+    notify: tokio::sync::Notify,
+}
+
+impl Group {
+    fn settle(&self, durable: bool) {
+        let _ = self.durable.set(durable);
+        self.notify.notify_waiters();
+    }
+
+    async fn wait(&self) -> bool {
+        loop {
+            // Registered before the check: a settle in between still wakes it.
+            let notified = self.notify.notified();
+            if let Some(durable) = self.durable.get() {
+                return *durable;
+            }
+            notified.await;
+        }
+    }
+}
+
+pub(crate) fn segment_path(dir: &Path, n: u32) -> PathBuf {
+    dir.join(format!("seg-{n:06}.log"))
+}
+
+/// The segments of a log directory, in order.
+pub fn segments(dir: &Path) -> std::io::Result<Vec<(u32, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let n = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("seg-")?.strip_suffix(".log")?.parse::<u32>().ok());
+        if let Some(n) = n {
+            out.push((n, path));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether the disk under `dir` takes a write again: 64 KiB written, synced and
+/// removed (a full disk fails here; a sync error shows a failing device).
+pub fn probe_space(dir: &Path) -> std::io::Result<()> {
+    let path = dir.join(".probe");
+    let result = (|| {
+        let mut file = std::fs::File::create(&path)?;
+        file.write_all(&[0u8; 64 * 1024])?;
+        file.sync_data()
+    })();
+    let _ = std::fs::remove_file(&path);
+    result
+}
+
+impl MessageLog {
+    /// Opens the log in `dir` (created if need be), recovers what a crash left and
+    /// starts the writer thread. Fails only when the log cannot be read; a log
+    /// that cannot be written starts unavailable and resumes when it can.
+    pub fn open(
+        dir: &Path,
+        signer: Signer,
+        metrics: LogMetrics,
+        companion: Option<Companion>,
+    ) -> std::io::Result<Self> {
+        Self::open_with(dir, signer, metrics, companion, Options::default())
+    }
+
+    /// [`Self::open`] with other [`Options`] (tests: a fault shim, no timed seals).
+    pub fn open_with(
+        dir: &Path,
+        signer: Signer,
+        metrics: LogMetrics,
+        companion: Option<Companion>,
+        options: Options,
+    ) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let tail = recover::recover(dir)?;
+        let shared = Arc::new(Queue {
+            open: Mutex::new(Open { records: Vec::new(), done: Arc::default(), stop: false }),
+            wake: Condvar::new(),
+            available: AtomicBool::new(true),
+            head: Mutex::new(tail.head.clone()),
+        });
+        let mut writer = writer::Writer::open(dir.to_owned(), signer, tail, metrics.clone(), shared.clone())?;
+        writer.companion = companion;
+        writer.faults = options.faults;
+        writer.interval = options.interval;
+        // What a crash left unsealed (and recovery proved) is sealed now, so the
+        // log verifies again; a disk that cannot take it leaves the log unavailable.
+        writer.start();
+        let handle = std::thread::Builder::new().name("message-log".into()).spawn(move || writer.run())?;
+        Ok(Self { shared, writer: Mutex::new(Some(handle)), metrics })
+    }
+
+    /// Whether the log takes records now.
+    pub fn is_available(&self) -> bool {
+        self.shared.available.load(Ordering::Acquire)
+    }
+
+    /// The latest seal on disk.
+    pub fn head(&self) -> Option<Head> {
+        self.shared.head.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Queues a record for the next group (its `seq` and `prev` are the writer's to
+    /// set); `None` when it was refused at once.
+    fn enqueue(&self, entry: Record) -> Option<Arc<Group>> {
+        if !self.is_available() {
+            self.metrics.dropped.inc();
+            return None;
+        }
+        let mut open = self.shared.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.stop || open.records.len() >= QUEUE {
+            drop(open);
+            self.metrics.dropped.inc();
+            tracing::error!("message log: a record could not be queued (writer behind or stopped)");
+            return None;
+        }
+        open.records.push(entry);
+        if open.records.len() == 1 {
+            // Only the first record of a group wakes the writer; the rest ride
+            // along (a wake per record cost a futex call and a context switch).
+            self.shared.wake.notify_one();
+        }
+        Some(open.done.clone())
+    }
+
+    /// Queues a refusal's record without waiting for it.
+    pub fn append(&self, entry: Record) {
+        let _ = self.enqueue(entry);
+    }
+
+    /// Queues a record and waits until it is on disk.
+    pub async fn commit(&self, entry: Record) -> Result<(), LogUnavailable> {
+        let group = self.enqueue(entry).ok_or(LogUnavailable)?;
+        match group.wait().await {
+            true => Ok(()),
+            false => Err(LogUnavailable),
+        }
+    }
+
+    /// Writes and seals what is queued, fsyncs, stops the writer.
+    pub fn close(&self) {
+        self.shared.open.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        self.shared.wake.notify_one();
+        if let Some(handle) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The evidence for message `id` in a log directory, reading one segment at a time
+/// (a log of many 64 MiB segments is never all in memory).
+pub fn find_evidence(dir: &Path, id: &str) -> std::io::Result<Option<qaqpa_certs::msglog::Evidence>> {
+    let mut failed = None;
+    let bytes = segments(dir)?.into_iter().map_while(|(_, path)| match std::fs::read(&path) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
+    });
+    let found = qaqpa_certs::msglog::evidence(bytes, id);
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
+}
+
+/// Reads a log directory's segments for verification.
+pub fn read_segments(dir: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    segments(dir)?
+        .into_iter()
+        .map(|(_, path)| {
+            let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            Ok((name, std::fs::read(&path)?))
+        })
+        .collect()
+}

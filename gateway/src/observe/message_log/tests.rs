@@ -1,0 +1,213 @@
+//! The writer under faults: a shim fails each write and sync point in turn; group
+//! commit; recovery of a crashed log, an edited unsealed record and a cut line.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use qaqpa_certs::msglog::{self, Line, Record};
+
+use super::*;
+
+/// One key for every test: a restarted log must seal with the key it started with.
+fn signer() -> Signer {
+    static KEY: std::sync::OnceLock<(String, Vec<u8>)> = std::sync::OnceLock::new();
+    let (pem, cert) = KEY.get_or_init(|| {
+        let now = time::OffsetDateTime::now_utc();
+        let ca = qaqpa_certs::pki::DevCa::generate("log test", now).unwrap();
+        let pair = ca.issue_server(&["gateway"], now).unwrap();
+        (pair.key_pem.clone(), pair.cert_der().unwrap().to_vec())
+    });
+    Signer { key: qaqpa_certs::keys::SigningKey::from_pem(pem.as_bytes()).unwrap(), chain: vec![cert.clone()] }
+}
+
+fn metrics() -> LogMetrics {
+    LogMetrics {
+        written: prometheus::IntCounter::new("w", "w").unwrap(),
+        dropped: prometheus::IntCounter::new("d", "d").unwrap(),
+        failures: prometheus::IntCounter::new("f", "f").unwrap(),
+        available: prometheus::IntGauge::new("a", "a").unwrap(),
+        head: prometheus::IntGaugeVec::new(prometheus::Opts::new("h", "h"), &["hash"]).unwrap(),
+    }
+}
+
+fn record(id: &str) -> Record {
+    Record {
+        seq: 0,
+        time: 1,
+        node: "node-1".into(),
+        id: id.into(),
+        client: "KZ/GOV/1/a".into(),
+        service: "KZ/GOV/2/b/s".into(),
+        status: 200,
+        code: None,
+        body_sha512: None,
+        signature: None,
+        prev: String::new(),
+    }
+}
+
+/// A log that seals only when full or closed (timed seals would race the test).
+fn open(dir: &Path, faults: &Arc<Faults>) -> (MessageLog, LogMetrics) {
+    let m = metrics();
+    let options = Options { interval: Duration::from_secs(3600), faults: Some(faults.clone()) };
+    (MessageLog::open_with(dir, signer(), m.clone(), None, options).unwrap(), m)
+}
+
+fn ids(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, bytes) in read_segments(dir).unwrap() {
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if let Ok(Line::Record(r)) = serde_json::from_slice::<Line>(line) {
+                out.push(r.id);
+            }
+        }
+    }
+    out
+}
+
+fn verify(dir: &Path) -> msglog::Summary {
+    msglog::verify(&read_segments(dir).unwrap(), None).unwrap_or_else(|f| panic!("{f}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_wait_for_one_sync_per_group_and_the_log_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let (log, m) = open(dir.path(), &faults);
+    let log = Arc::new(log);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..400 {
+        let log = log.clone();
+        tasks.spawn(async move { log.commit(record(&format!("m-{i}"))).await });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap();
+    }
+    // Every commit returned after its record was synced, and was counted then.
+    assert_eq!(m.written.get(), 400);
+    let syncs = faults.syncs.load(Ordering::Relaxed);
+    assert!(syncs < 400, "group commit: {syncs} syncs for 400 records");
+    log.close();
+    let summary = verify(dir.path());
+    assert_eq!(summary.records, 400);
+    assert_eq!(log.head(), summary.head, "the published head is the last seal on disk");
+}
+
+/// Each write or sync point fails once: the exchange in that group is refused, the
+/// log turns unavailable, the files are cut back, and it resumes by itself.
+#[tokio::test]
+async fn a_failure_at_each_write_point_refuses_cuts_back_and_resumes() {
+    let points = [
+        Faults::SEGMENT_WRITE,
+        Faults::SEGMENT_SYNC,
+        Faults::JOURNAL_WRITE,
+        Faults::JOURNAL_SYNC,
+        Faults::COMPANION,
+        // The cut itself fails too: nothing is written until it succeeds.
+        Faults::SEGMENT_WRITE | Faults::TRUNCATE,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let m = metrics();
+    let options = Options { interval: Duration::from_secs(3600), faults: Some(faults.clone()) };
+    let companion: Companion = Box::new(|| Ok(()));
+    let log = MessageLog::open_with(dir.path(), signer(), m.clone(), Some(companion), options).unwrap();
+    let mut expected = Vec::new();
+    for (round, &point) in points.iter().enumerate() {
+        let ok = format!("ok-{round}");
+        log.commit(record(&ok)).await.unwrap();
+        expected.push(ok);
+        faults.set(point | Faults::PROBE);
+        assert_eq!(log.commit(record(&format!("lost-{round}"))).await, Err(LogUnavailable), "point {point}");
+        assert!(!log.is_available());
+        assert_eq!(m.available.get(), 0);
+        // Refused at once while unavailable, and not counted as written.
+        assert_eq!(log.commit(record("refused")).await, Err(LogUnavailable));
+        assert_eq!(m.written.get(), expected.len() as u64);
+        faults.set(0);
+        let started = Instant::now();
+        while !log.is_available() {
+            assert!(started.elapsed() < Duration::from_secs(5), "the log resumes by itself");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let after = format!("after-{round}");
+        log.commit(record(&after)).await.unwrap();
+        expected.push(after);
+    }
+    assert_eq!(m.failures.get(), points.len() as u64);
+    log.close();
+    verify(dir.path());
+    assert_eq!(ids(dir.path()), expected, "exactly the committed records, in order, nothing half-written");
+}
+
+/// The log as a kill -9 leaves it: records synced, not sealed.
+async fn crashed(dir: &Path, n: usize) -> std::path::PathBuf {
+    let faults = Arc::new(Faults::default());
+    let (log, _) = open(dir, &faults);
+    log.commit(record("sealed-0")).await.unwrap();
+    log.close();
+    let (log, _) = open(dir, &faults);
+    for i in 0..n {
+        log.commit(record(&format!("m-{i}"))).await.unwrap();
+    }
+    let image = dir.with_extension("image");
+    std::fs::create_dir_all(&image).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), image.join(entry.file_name())).unwrap();
+    }
+    log.close();
+    image
+}
+
+#[tokio::test]
+async fn recovery_seals_what_the_journal_proves() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = crashed(&dir.path().join("log"), 3).await;
+    assert!(msglog::verify(&read_segments(&image).unwrap(), None).unwrap_err().reason.contains("not sealed"));
+    // A crash also left half a line.
+    let segment = segment_path(&image, 1);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes.extend_from_slice(b"{\"record\":{\"seq\":5,\"ti");
+    std::fs::write(&segment, bytes).unwrap();
+    let faults = Arc::new(Faults::default());
+    let (log, _) = open(&image, &faults);
+    assert_eq!(log.head().unwrap().batch, 2, "the crash's records sealed as batch 2");
+    log.commit(record("next")).await.unwrap();
+    log.close();
+    assert_eq!(verify(&image).records, 5);
+    assert_eq!(ids(&image), ["sealed-0", "m-0", "m-1", "m-2", "next"]);
+}
+
+#[tokio::test]
+async fn recovery_never_seals_an_edited_record() {
+    let dir = tempfile::tempdir().unwrap();
+    for (edited, kept) in [(2usize, 2usize), (0, 0)] {
+        let image = crashed(&dir.path().join(format!("log-{edited}")), 3).await;
+        // The last unsealed record is edited the hardest way: only the journal's
+        // anchor can tell (no line after it holds its hash); the first, by the chain.
+        let target = if edited == 2 { "m-2" } else { "m-0" };
+        let segment = segment_path(&image, 1);
+        let text = std::fs::read_to_string(&segment).unwrap();
+        let changed = text.replace(&format!("\"id\":\"{target}\""), "\"id\":\"forged\"");
+        assert_ne!(changed, text);
+        std::fs::write(&segment, changed).unwrap();
+        let faults = Arc::new(Faults::default());
+        let (log, _) = open(&image, &faults);
+        log.close();
+        verify(&image);
+        let mut expected = vec!["sealed-0".to_owned()];
+        expected.extend((0..3).take(kept).map(|i| format!("m-{i}")));
+        assert_eq!(ids(&image), expected, "edited {target}");
+        let aside: Vec<_> = std::fs::read_dir(&image)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("unproven-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        let moved = std::fs::read_to_string(image.join(&aside[0])).unwrap();
+        assert!(moved.contains("forged"), "the unproven lines are kept for a person");
+    }
+}
