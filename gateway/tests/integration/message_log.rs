@@ -6,14 +6,8 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
-
-fn qaqpa(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_qaqpa")).args(args).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
 
 async fn traffic(gw: &TestGateway, prefix: &str, n: usize) {
     let client = gw.client();
@@ -75,10 +69,10 @@ async fn every_exchange_is_logged_sealed_and_verifiable_offline() {
     let (ok, out) = qaqpa(&["log", "export", "--dir", log_s, "--id", "b-1", "--out", bundle.to_str().unwrap()]);
     assert!(ok, "{out}");
     let (ok, out) = qaqpa(&["log", "verify", bundle.to_str().unwrap(), "--cert", cert_s]);
-    assert!(ok && out.contains("message b-1"), "{out}");
+    assert!(ok && out.contains("1 sealed records name b-1"), "{out}");
     let text = std::fs::read_to_string(&bundle).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let record: serde_json::Value = serde_json::from_str(json["record"].as_str().unwrap()).unwrap();
+    let record: serde_json::Value = serde_json::from_str(json["evidence"][0]["record"].as_str().unwrap()).unwrap();
     assert_eq!(record["record"]["client"], CLIENT);
     assert!(record["record"]["body_sha512"].is_string(), "the body's digest is logged, not the body");
     std::fs::write(&bundle, text.replace("\\\"status\\\":200", "\\\"status\\\":500")).unwrap();

@@ -18,11 +18,6 @@ use std::time::{Duration, Instant};
 use common::async_bus::free_addr;
 use common::*;
 
-fn qaqpa(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_qaqpa")).args(args).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
 /// Message ids of every record in a log directory.
 fn logged_ids(log: &Path) -> HashSet<String> {
     let mut ids = HashSet::new();

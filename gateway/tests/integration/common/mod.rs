@@ -402,6 +402,12 @@ impl TestGateway {
     }
 }
 
+/// Runs the `qaqpa` command: whether it succeeded, and what it printed (stdout, then stderr).
+pub fn qaqpa(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qaqpa")).args(args).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
 pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("qaqpa.toml");
     std::fs::write(&path, text).unwrap();
