@@ -111,7 +111,8 @@ fn verify_bundle_file(path: &Path, signer: Option<&[u8]>) -> anyhow::Result<Exit
             for r in records {
                 let step = match (&r.event, &r.bus_id) {
                     (Some(event), Some(bus)) => format!(" {event} of {bus}"),
-                    _ => String::new(),
+                    (Some(event), None) => format!(" {event}"),
+                    (None, _) => String::new(),
                 };
                 let attempt = r.attempt.map_or_else(String::new, |a| format!(" attempt {a}"));
                 println!(

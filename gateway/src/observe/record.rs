@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use qaqpa_adapters::ErrorCode;
 
-use crate::config::SlaObjective;
+use crate::config::{LogMode, SlaObjective};
 use crate::observe::body_outcome::BodyOutcome;
 use crate::observe::message_log::LogUnavailable;
 use crate::observe::metrics::{Metrics, UNKNOWN};
@@ -49,6 +49,8 @@ pub struct ExchangeRecord {
     /// Further messages it acted on (each message a take handed out), each its own
     /// record, committed with the exchange's.
     steps: Vec<Step>,
+    /// The service's `message_log` mode (sync until a route says otherwise).
+    log_mode: LogMode,
 }
 
 /// One step of an asynchronous message's life, as the message log names it
@@ -140,6 +142,7 @@ impl ExchangeRecord {
             logged: false,
             step: None,
             steps: Vec::new(),
+            log_mode: LogMode::Sync,
         }
     }
 
@@ -183,6 +186,7 @@ impl ExchangeRecord {
 
     pub fn set_service(&mut self, route: &Route) {
         self.service = Some((route.id.to_string(), route.sla.clone()));
+        self.log_mode = route.message_log;
     }
 
     /// Names what a gateway-level operation acted on (an async queue operation), in
@@ -267,12 +271,33 @@ impl ExchangeRecord {
         records
     }
 
+    /// The request is about to leave for the provider. With `message_log = "sync"`
+    /// a record of the forwarding (ids, parties, the request's signature; `event`
+    /// `forward`, status 0) is on disk first, so a crash between forwarding and
+    /// answering still shows what the provider was sent. `Err`: do not forward.
+    pub async fn forwarding(&mut self) -> Result<(), LogUnavailable> {
+        let telemetry = self.telemetry.clone();
+        let (Some(log), LogMode::Sync) = (&telemetry.message_log, self.log_mode) else { return Ok(()) };
+        let mut record = self.log_record();
+        record.status = 0;
+        record.event = Some("forward".to_owned());
+        log.commit(record).await
+    }
+
     /// Writes the exchange's message-log record and waits until it is on disk;
     /// call after [`Self::response_head`], before the head goes to the client.
-    /// `Err` means the answer must not go out (`server.log_unavailable`).
+    /// `Err` means the answer must not go out (`server.log_unavailable`). With
+    /// `message_log = "async"` the record is queued and not waited for.
     pub async fn commit(&mut self) -> Result<(), LogUnavailable> {
         let telemetry = self.telemetry.clone();
         let Some(log) = &telemetry.message_log else { return Ok(()) };
+        if self.log_mode == LogMode::Async {
+            for record in self.log_records() {
+                log.append(record);
+            }
+            self.logged = true;
+            return Ok(());
+        }
         let result = log.commit_all(self.log_records()).await;
         // A record whose group failed was not written; the refusal that follows
         // is logged at `finish` like any other (if the log takes it by then).

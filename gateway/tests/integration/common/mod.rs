@@ -170,6 +170,11 @@ async fn provider(req: Request<Incoming>, seen: Arc<Seen>) -> Response<ProviderB
         });
         return full(json.to_string());
     }
+    if path == "/base/hang" {
+        // A provider that takes the request and never answers in a test's time.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        return full("late".into());
+    }
     if path == "/base/mirror" {
         // The request body back, with the signature header it arrived with.
         let signature = req.headers().get("qaqpa-signature").cloned();
