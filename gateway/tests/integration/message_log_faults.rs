@@ -209,15 +209,22 @@ async fn kill_9_under_load_leaves_no_answered_exchange_unlogged() {
         .replacen("127.0.0.1:0", &plain.to_string(), 1)
         .replacen("127.0.0.1:0", &admin.to_string(), 1);
     let config = write_config(pki.dir.path(), &text);
-    let mut child = run_gateway(&config);
-    wait_ready(admin).await;
     let client = pki.client(Some("egov-portal")).build().unwrap();
     let url = format!("https://localhost:{}/r1/{SERVICE}/echo", data.port());
-    let load = Load::start(client, url, "k9", 16);
-    wait_until("answers under load", Duration::from_secs(20), async || load.answered() >= 300).await;
-    child.0.kill().unwrap(); // SIGKILL: no drain, no last seal
-    child.0.wait().unwrap();
-    let answered = load.stop().await;
+    // Killed at a different moment each run, each restart recovering what the
+    // crash before it left.
+    let mut answered = Vec::new();
+    for run in 0..3u32 {
+        let after = 100 + (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+            % 300) as usize;
+        let mut child = run_gateway(&config);
+        wait_ready(admin).await;
+        let load = Load::start(client.clone(), url.clone(), &format!("k9-{run}"), 16);
+        wait_until("answers under load", Duration::from_secs(20), async || load.answered() >= after).await;
+        child.0.kill().unwrap(); // SIGKILL: no drain, no last seal
+        child.0.wait().unwrap();
+        answered.extend(load.stop().await);
+    }
 
     // The restart recovers the log (seals what the crash left) before it is ready.
     let restarted = run_gateway(&config);
