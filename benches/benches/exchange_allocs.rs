@@ -1,0 +1,172 @@
+//! Heap allocations per exchange (issue: data path at nginx's cost). A counting
+//! global allocator (`stats_alloc`) over the system one; the gateway runs in this
+//! process on a current-thread runtime, with an in-process upstream and client.
+//! The same client and upstream talking directly give the baseline, so
+//!
+//! ```text
+//! allocations per exchange = (allocations through the gateway − direct) / N
+//! ```
+//!
+//! is what the gateway itself allocates for one keep-alive HTTP/1.1 POST of 1 KiB
+//! through `/r1` (pass-through, the whole pipeline). Variants show what a stage adds
+//! by difference: the message log queued (`message_log = "async"`) or synced before
+//! forwarding and answering (`"sync"`, the default), and a rate limit plus quota.
+//! Allocation counts do not depend on the machine's load, unlike timings.
+//!
+//!   cargo bench -p qaqpa-benches --bench exchange_allocs [-- N]
+
+use std::alloc::System;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const CLIENT: &str = "KZ/GOV/000000000003/egov-portal";
+const SERVICE: &str = "KZ/GOV/000000000001/bench/echo/v1";
+/// The gateway's budget for one pass-through exchange with the full pipeline
+/// (docs/PERFORMANCE.md); the bench says when it is exceeded.
+const BUDGET: f64 = 100.0;
+
+fn main() {
+    let n: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(2000);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async move {
+        let upstream = upstream().await;
+        let direct = per_request(upstream, "/item", n).await;
+        println!("| variant | allocations / exchange | bytes / exchange |");
+        println!("|---|---:|---:|");
+        println!("| client + upstream alone (baseline) | {:.1} | {:.0} |", direct.0, direct.1);
+        for (name, extra) in [
+            ("gateway, message log async", "message_log = \"async\"\n"),
+            ("gateway, message log sync (default)", ""),
+            ("gateway, sync + rate limit and quota", "LIMIT"),
+        ] {
+            let (gateway, _dir, running) = gateway(upstream, extra).await;
+            let path = format!("/r1/{SERVICE}/item");
+            let through = per_request(gateway, &path, n).await;
+            running.shutdown().await;
+            let (allocs, bytes) = (through.0 - direct.0, through.1 - direct.1);
+            let over = if name.contains("default") && allocs > BUDGET { " (over budget)" } else { "" };
+            println!("| {name} | {allocs:.1}{over} | {bytes:.0} |");
+        }
+        println!("\nbudget: {BUDGET} allocations per exchange (message log sync, no limits)");
+    });
+}
+
+/// Allocations and bytes allocated per request over `n` sequential keep-alive
+/// POSTs of 1 KiB to `addr` (after a warm-up on the same connection).
+async fn per_request(addr: SocketAddr, path: &str, n: u64) -> (f64, f64) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let body = Bytes::from(vec![b'x'; 1024]);
+    let send = |sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>| {
+        let req = http::Request::post(path)
+            .header("host", "localhost")
+            .header("x-road-client", CLIENT)
+            .header("content-type", "application/json")
+            .body(Full::new(body.clone()))
+            .unwrap();
+        let sent = sender.send_request(req);
+        async move {
+            let response = sent.await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.into_body().collect().await.unwrap();
+        }
+    };
+    for _ in 0..200 {
+        send(&mut sender).await;
+    }
+    let region = Region::new(GLOBAL);
+    for _ in 0..n {
+        send(&mut sender).await;
+    }
+    let change = region.change();
+    (change.allocations as f64 / n as f64, change.bytes_allocated as f64 / n as f64)
+}
+
+/// A provider answering every request 200 with 1 KiB.
+async fn upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let answer = Bytes::from(vec![b'y'; 1024]);
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let answer = answer.clone();
+                    async move {
+                        req.into_body().collect().await.ok();
+                        Ok::<_, Infallible>(http::Response::new(Full::new(answer)))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// The gateway in this process: a plaintext listener for the load, a TLS one only
+/// so the message log has a key to seal with, one route to `upstream`.
+async fn gateway(
+    upstream: SocketAddr,
+    extra: &str,
+) -> (SocketAddr, tempfile::TempDir, qaqpa_gateway::server::Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let client = qaqpa_routing::SystemId::parse(CLIENT).unwrap();
+    qaqpa_gateway::cli::pki_files::init(&dir.path().join("pki"), &[client], &["localhost".into()], false).unwrap();
+    let (service_extra, limits) = match extra {
+        "LIMIT" => (
+            String::new(),
+            format!("[[limit]]\nservice = \"{SERVICE}\"\nrate = \"1000000/s\"\nquota_day = 1000000000\n"),
+        ),
+        other => (other.to_owned(), String::new()),
+    };
+    let text = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:0"
+insecure = true
+
+[[listener]]
+address = "127.0.0.1:0"
+tls = {{ cert = "pki/gateway.crt", key = "pki/gateway.key", client_ca = "pki/ca.crt" }}
+
+[overload]
+enabled = false
+
+[[system]]
+id = "{CLIENT}"
+
+[[system]]
+id = "KZ/GOV/000000000001/bench"
+
+[[service]]
+id = "{SERVICE}"
+kind = "rest"
+upstream = ["http://{upstream}"]
+{service_extra}
+[[access]]
+service = "{SERVICE}"
+clients = ["{CLIENT}"]
+{limits}"#
+    );
+    let path = dir.path().join("qaqpa.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = qaqpa_gateway::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let running = qaqpa_gateway::server::start(config, Some(path)).await.unwrap();
+    (running.data_addrs[0], dir, running)
+}
