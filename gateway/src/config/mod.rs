@@ -314,6 +314,9 @@ pub struct SystemConfig {
     pub cert_sha256: Option<[u8; 32]>,
     /// Certificate and key the gateway signs with on this system's behalf.
     pub signing: Option<(PathBuf, PathBuf)>,
+    /// ШЭП `senderId` and the Argon2 PHC hash of its password (docs/shep.md).
+    pub shep_sender: Option<String>,
+    pub shep_password_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,6 +365,9 @@ pub struct ServiceConfig {
     pub mailbox: MailboxMode,
     /// Asynchronous messages of one client to this service are delivered in order.
     pub ordered: bool,
+    /// ШЭП `serviceId` routed here, and whether the provider speaks SyncChannel.
+    pub shep_service_id: Option<String>,
+    pub shep_provider: bool,
 }
 
 /// Active health checking of a service's endpoints.

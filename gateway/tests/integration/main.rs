@@ -17,5 +17,6 @@ mod message_log_faults;
 mod operations;
 mod resilience;
 mod rest_routing;
+mod shep;
 mod signatures;
 mod soap;

@@ -1,0 +1,266 @@
+//! ШЭП (issue 18, docs/shep.md) through real sockets: legacy SyncChannel and
+//! AsyncChannel messages shaped like the public ones, sent over mTLS to the demo
+//! (the population register is REST, the tax system X-Road SOAP) and to a provider
+//! that speaks SyncChannel itself; zeep loads both WSDLs and calls them; hostile
+//! variants are refused as ШЭП faults with their stable codes.
+
+use crate::common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use qaqpa_gateway::demo::{self, upstreams, DemoArgs, DEMO_IIN, REST_SYSTEM, SHEP_PASSWORD, SHEP_SENDER};
+use qaqpa_gateway::server::Running;
+
+struct Demo {
+    dir: tempfile::TempDir,
+    running: Running,
+}
+
+impl Demo {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let args = DemoArgs {
+            dir: dir.path().to_owned(),
+            bind: "127.0.0.1".parse().unwrap(),
+            data_port: 0,
+            plain_port: 0,
+            admin_port: 0,
+        };
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let rest = upstreams::start_rest(any).await.unwrap();
+        let soap = upstreams::start_soap(any).await.unwrap();
+        let path = demo::write_files(&args, rest.addr, soap.addr).unwrap();
+        let config = qaqpa_gateway::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let running = qaqpa_gateway::server::start(config, Some(path)).await.unwrap();
+        std::mem::forget((rest, soap)); // the demo systems live as long as the test
+        Self { dir, running }
+    }
+
+    fn pki(&self, file: &str) -> String {
+        self.dir.path().join("pki").join(file).display().to_string()
+    }
+
+    fn client(&self) -> reqwest::Client {
+        let read = |f: &str| std::fs::read(self.pki(f)).unwrap();
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&read("ca.crt")).unwrap())
+            .identity(
+                reqwest::Identity::from_pem(&[read("egov-portal.crt"), read("egov-portal.key")].concat()).unwrap(),
+            )
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.running.data_addrs[0].port())
+    }
+
+    fn plain(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.data_addrs[1])
+    }
+
+    async fn post(&self, path: &str, body: String) -> (u16, Option<String>, String) {
+        post(&self.client(), &self.url(path), body).await
+    }
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: String) -> (u16, Option<String>, String) {
+    let r = client.post(url).header("content-type", "text/xml; charset=utf-8").body(body).send().await.unwrap();
+    let code = r.headers().get("x-road-error").map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), code, r.text().await.unwrap())
+}
+
+const MID: &str = "6f1c2a3e-0d4b-4f7e-9a51-3c2b1d0e9f88";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_channel_reaches_the_rest_register_and_the_xroad_soap_provider() {
+    let d = Demo::start().await;
+    let (status, code, body) = d.post("/bip-sync/", demo::sample_sync(MID, DEMO_IIN)).await;
+    assert_eq!((status, code), (200, None), "{body}");
+    assert!(body.contains("<ns2:SendMessageResponse xmlns:ns2=\"http://bip.bee.kz/SyncChannel/v10/Types\">"), "{body}");
+    assert!(body.contains(&format!("<correlationId>{MID}</correlationId>")), "{body}");
+    assert!(body.contains("<status><code>SCSS001</code>"), "{body}");
+    assert!(body.contains("<surname>Abenova</surname>") && body.contains("<iin>900101300123</iin>"), "{body}");
+
+    // The tax system speaks X-Road SOAP: data's content is its operation.
+    let debt = demo::sample_sync("debt-1", DEMO_IIN)
+        .replace("PopulationRegister_Person", "LegacyTax_Debt")
+        .replace(
+            "<data><iin>900101300123</iin></data>",
+            "<data><tax:GetDebt xmlns:tax=\"http://legacy-tax.gov.kz/debt\"><tax:iin>900101300123</tax:iin></tax:GetDebt></data>",
+        );
+    let (status, _, body) = d.post("/bip-sync", debt).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<code>SCSS001</code>") && body.contains("12500"), "{body}");
+    assert!(body.contains("<correlationId>debt-1</correlationId>"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_and_wrong_sync_calls_are_refused_as_shep_faults() {
+    let d = Demo::start().await;
+    let good = demo::sample_sync(MID, DEMO_IIN);
+    let cut = |from: &str, to: &str| {
+        assert!(good.contains(from), "{from}");
+        good.replacen(from, to, 1)
+    };
+    let cases = [
+        (cut(&format!("<messageId>{MID}</messageId>"), ""), "client.bad_request", "messageId is required"),
+        (cut("<serviceId>PopulationRegister_Person</serviceId>", ""), "client.bad_request", "serviceId is required"),
+        (cut("<senderId>egov_portal</senderId>", ""), "client.bad_request", "senderId is required"),
+        (cut("PopulationRegister_Person", "Nobody_Service"), "client.unknown_service", "Nobody_Service"),
+        (cut("<senderId>egov_portal", "<senderId>stranger"), "client.identity_mismatch", "not a registered"),
+        // The register's senderId with the portal's certificate.
+        (cut("<senderId>egov_portal", "<senderId>population_register"), "client.identity_mismatch", "certificate"),
+        (cut(SHEP_PASSWORD, "guessed-password"), "client.identity_mismatch", "password"),
+        (cut(&format!("<password>{SHEP_PASSWORD}</password>"), ""), "client.identity_mismatch", "password"),
+        (
+            format!("<?xml version=\"1.0\"?><!DOCTYPE e [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>{good}"),
+            "client.bad_xml",
+            "DOCTYPE",
+        ),
+        (cut("900101300123", "&x;"), "client.bad_xml", "entity"),
+        (cut("</sender>", "</sender><serviceId>LegacyTax_Debt</serviceId>"), "client.bad_request", "twice"),
+        (cut("<iin>", &format!("<iin>{}", "9".repeat(11 << 20))), "client.too_large", "exceeds"),
+    ];
+    for (body, expected, says) in cases {
+        let short = body.chars().take(300).collect::<String>();
+        let (status, code, text) = d.post("/bip-sync/", body).await;
+        assert_eq!((status, code.as_deref()), (500, Some(expected)), "{short}\n{text}");
+        assert!(text.contains("<faultcode>SOAP-ENV:Client</faultcode>"), "{text}");
+        assert!(text.contains(&format!("<errorCode>{expected}</errorCode>")), "{text}");
+        assert!(text.contains(says), "{says}: {text}");
+        assert!(!text.contains(SHEP_PASSWORD) && !text.contains("guessed-password"), "a password leaked: {text}");
+    }
+    // The gateway still serves after all that.
+    let (status, _, body) = d.post("/bip-sync/", good).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_channel_queues_recognises_a_resend_and_correlates_the_reply() {
+    let d = Demo::start().await;
+    let request_id = "5024113e-b70b-479d-8ac7-8c65103e3338";
+    let (status, _, body) = d.post("/bip-async/", demo::sample_async(request_id, DEMO_IIN)).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<ns2:sendMessageResponse") && body.contains("<code>ON_DELIVERY</code>"), "{body}");
+    assert!(body.contains("<message>accepted</message>"), "{body}");
+    let (status, _, again) = d.post("/bip-async/", demo::sample_async(request_id, DEMO_IIN)).await;
+    assert_eq!(status, 200, "{again}");
+    assert!(again.contains("duplicate messageId"), "{again}");
+
+    // The register takes it from its pull mailbox (the demo's plain listener trusts the claim).
+    let plain = reqwest::Client::new();
+    let taken = plain
+        .get(d.plain(&format!("/a1/inbox/{REST_SYSTEM}?wait=5s")))
+        .header("x-road-client", REST_SYSTEM)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 200);
+    let envelope = taken.text().await.unwrap();
+    assert!(envelope.contains("<typ:sendMessage") && envelope.contains("<address>Astana</address>"), "{envelope}");
+
+    // Its answer, as a ШЭП provider sends one: RESPONSE, correlationId = the request's id.
+    let answer = demo::sample_async("reply-1", DEMO_IIN)
+        .replace("<messageType>REQUEST</messageType>", "<messageType>RESPONSE</messageType>")
+        .replace(
+            "<messageId>reply-1</messageId>",
+            &format!("<messageId>reply-1</messageId><correlationId>{request_id}</correlationId>"),
+        )
+        .replace(
+            &format!("<senderId>{SHEP_SENDER}</senderId><password>{SHEP_PASSWORD}</password>"),
+            "<senderId>population_register</senderId>",
+        )
+        .replace("<address>Astana</address>", "<done>true</done>");
+    let (status, _, body) = post(&plain, &d.plain("/bip-async/"), answer.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<code>DELIVERED</code>"), "{body}");
+    // A reply to nothing is refused.
+    let stray = answer.replace(request_id, "no-such-request").replace("reply-1", "reply-2");
+    let (status, code, body) = post(&plain, &d.plain("/bip-async/"), stray).await;
+    assert_eq!((status, code.as_deref()), (500, Some("client.unknown_message")), "{body}");
+
+    // The portal collects the answer from its outbox.
+    let outbox = d
+        .client()
+        .get(d.url(&format!("/a1/outbox/{}?wait=5s", demo::CLIENT_SYSTEM)))
+        .header("x-road-client", demo::CLIENT_SYSTEM)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outbox.status(), 200);
+    let reply = outbox.text().await.unwrap();
+    assert!(reply.contains("<done>true</done>") && reply.contains(request_id), "{reply}");
+}
+
+/// A provider that speaks SyncChannel itself gets the message byte for byte (the
+/// common provider's `/mirror` answers with what it received).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shep_provider_gets_send_message_as_it_was_sent() {
+    let gw = common::TestGateway::start_with("header_read_timeout = \"5s\"", |_, text| {
+        let text = text.replacen(
+            &format!("[[system]]\nid = \"{}\"\n", common::CLIENT),
+            &format!("[[system]]\nid = \"{}\"\nshep_sender = \"portal\"\n", common::CLIENT),
+            1,
+        );
+        let upstream = text.split("upstream = [\"http://").nth(1).unwrap().split('/').next().unwrap().to_owned();
+        format!(
+            "{text}\n[[service]]\nid = \"{p}/shep-mirror/v1\"\nkind = \"soap\"\nupstream = [\"http://{upstream}/base/mirror\"]\nshep_service_id = \"Mirror_Service\"\nshep_provider = true\n\n[[access]]\nservice = \"{p}/shep-mirror/v1\"\nclients = [\"{c}\"]\n",
+            p = common::PROVIDER,
+            c = common::CLIENT,
+        )
+    })
+    .await;
+    let message = qaqpa_adapters_sample().replace("PopulationRegister_Person", "Mirror_Service").replace(
+        &format!("<senderId>{SHEP_SENDER}</senderId><password>{SHEP_PASSWORD}</password>"),
+        "<senderId>portal</senderId>",
+    );
+    let (status, code, body) = post(&gw.client(), &gw.tls_url("/bip-sync/"), message.clone()).await;
+    assert_eq!((status, code), (200, None), "{body}");
+    assert_eq!(body, message, "forwarded as is and answered as is");
+    // Over a service without access the same sender is refused.
+    let other = gw.pki.client(Some("akimat")).build().unwrap();
+    let (status, code, _) = post(&other, &gw.tls_url("/bip-sync/"), message).await;
+    assert_eq!((status, code.as_deref()), (500, Some("client.identity_mismatch")));
+}
+
+fn qaqpa_adapters_sample() -> String {
+    demo::sample_sync(MID, DEMO_IIN)
+}
+
+/// zeep, as a legacy system generated from the WSDLs the gateway serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zeep_loads_both_wsdls_and_calls_them() {
+    if !common::python_has("zeep") {
+        return;
+    }
+    let d = Demo::start().await;
+    let wsdl = d.client().get(d.url("/bip-sync/?wsdl")).send().await.unwrap().text().await.unwrap();
+    let port = d.running.data_addrs[0].port();
+    assert!(wsdl.contains(&format!("location=\"https://localhost:{port}/bip-sync/\"")), "{wsdl}");
+    let args: Vec<String> = vec![
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/zeep_shep.py").into(),
+        format!("https://localhost:{port}"),
+        d.pki("ca.crt"),
+        d.pki("egov-portal.crt"),
+        d.pki("egov-portal.key"),
+        SHEP_SENDER.into(),
+        SHEP_PASSWORD.into(),
+        DEMO_IIN.into(),
+    ];
+    let out = tokio::task::spawn_blocking(move || std::process::Command::new("python3").args(&args).output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "zeep failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["sync"]["status"], "SCSS001", "{r}");
+    assert_eq!(r["sync"]["correlationId"], r["sync"]["expected_correlation"], "{r}");
+    assert_eq!(r["sync"]["sessionId"], "{zeep-session}", "{r}");
+    assert_eq!(r["sync"]["fields"]["surname"], "Abenova", "{r}");
+    assert_eq!(r["async"]["status"], "ON_DELIVERY", "{r}");
+    assert_eq!(r["async"]["messageId"], r["async"]["expected"], "{r}");
+}
