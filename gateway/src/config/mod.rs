@@ -498,3 +498,5 @@ mod tests;
 mod tests_admin;
 #[cfg(test)]
 mod tests_passes;
+#[cfg(test)]
+mod tests_shep;
