@@ -216,6 +216,84 @@ pub fn sync_answer(
     Ok(response)
 }
 
+/// The ШЭП serviceId of a service whose provider speaks SyncChannel.
+pub fn provider_service_id<'r>(runtime: &'r Runtime, route: &Route) -> Option<&'r str> {
+    let service = runtime.config.services.iter().find(|s| s.id == route.id)?;
+    service.shep_provider.then_some(service.shep_service_id.as_deref()).flatten()
+}
+
+/// A REST client calling a service whose provider speaks SyncChannel, through the
+/// service's REST face: the operation element (`op_xml`) goes in `requestData/data`
+/// of a `SendMessage` the gateway builds (messageId = the exchange's id, senderId =
+/// the client's `shep_sender`, else its system id); `responseData/data` of the answer
+/// comes back as JSON, a fault or a status other than `SCSS001` as an error.
+#[allow(clippy::too_many_arguments)]
+pub async fn rest_to_sync(
+    runtime: &Runtime,
+    route: &Route,
+    mediation: &crate::config::Mediation,
+    shep_service_id: &str,
+    op_xml: &str,
+    client: &Client,
+    peer: &Peer,
+    record: &mut ExchangeRecord,
+) -> Result<Response<Bytes>, GatewayError> {
+    let sender = runtime
+        .config
+        .systems
+        .iter()
+        .find(|s| s.id == client.id)
+        .and_then(|s| s.shep_sender.clone())
+        .unwrap_or_else(|| client.id.to_string());
+    let message = shep::build_sync_request(record.id(), shep_service_id, &now_rfc3339(), &sender, None, op_xml);
+    let path = crate::delivery::forward::ProviderPath::new("", None);
+    let response = crate::delivery::forward::deliver(
+        route,
+        &path,
+        post_xml(true)?,
+        Source::Buffered(Some(Bytes::from(message))),
+        peer,
+        record,
+        &runtime.config.limits,
+    )
+    .await?;
+    let xml = runtime.config.xml;
+    let answer = read_all(response, xml.max_message_bytes).await?;
+    let reply = soap::read_envelope(&answer, None, &xml.limits).map_err(|e| {
+        GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer is not SOAP: {e}"))
+    })?;
+    let top = first_object(&answer[reply.body.clone()], &mediation.rules, runtime)?;
+    if reply.operation.as_ref().is_some_and(|(_, local)| local == "Fault") {
+        let said = top.get("faultstring").and_then(qaqpa_adapters::mapping::scalar_text).unwrap_or_default();
+        return Err(GatewayError::new(
+            ErrorCode::UpstreamUnavailable,
+            format!("the provider answered with a fault: {said}"),
+        ));
+    }
+    let response = top.get("response").and_then(Value::as_object);
+    let status = response.and_then(|r| r.get("responseInfo")).and_then(|i| i.get("status"));
+    let code = status.and_then(|s| s.get("code")).and_then(qaqpa_adapters::mapping::scalar_text).unwrap_or_default();
+    if code != shep::SUCCESS_CODE {
+        let said =
+            status.and_then(|s| s.get("message")).and_then(qaqpa_adapters::mapping::scalar_text).unwrap_or_default();
+        return Err(GatewayError::new(
+            ErrorCode::UpstreamUnavailable,
+            format!("the provider answered status {code:?}: {said}"),
+        ));
+    }
+    let data = response.and_then(|r| r.get("responseData")).and_then(|d| d.get("data")).cloned();
+    let value = match data {
+        Some(Value::Object(m)) if m.len() == 1 && m.keys().all(|k| k.ends_with("Response")) => {
+            m.into_iter().next().map(|(_, v)| v).unwrap_or_default()
+        }
+        Some(other) => other,
+        None => Value::Object(Map::new()),
+    };
+    let mut out = Response::new(Bytes::from(value.to_string()));
+    out.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(out)
+}
+
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }

@@ -264,3 +264,105 @@ async fn zeep_loads_both_wsdls_and_calls_them() {
     assert_eq!(r["async"]["status"], "ON_DELIVERY", "{r}");
     assert_eq!(r["async"]["messageId"], r["async"]["expected"], "{r}");
 }
+
+/// A provider that speaks only SyncChannel: records what it gets, answers with the
+/// debt of the IIN it finds in `data` (status SCSS001), or status ERR001 for IIN 0.
+async fn start_shep_provider() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let text = String::from_utf8_lossy(&body).into_owned();
+                        let iin = text.split("<iin>").nth(1).and_then(|t| t.split('<').next()).unwrap_or("").to_owned();
+                        seen.lock().unwrap().push(text);
+                        let code = if iin == "0" { "ERR001" } else { "SCSS001" };
+                        let answer = format!(
+                            concat!(
+                                r#"<S:Envelope xmlns:S="http://schemas.xmlsoap.org/soap/envelope/"><S:Body>"#,
+                                r#"<ns2:SendMessageResponse xmlns:ns2="http://bip.bee.kz/SyncChannel/v10/Types"><response>"#,
+                                "<responseInfo><messageId>r-1</messageId><responseDate>2026-12-01T10:00:00Z</responseDate>",
+                                "<status><code>{code}</code><message>as the provider says</message></status></responseInfo>",
+                                "<responseData><data><GetDebtResponse><iin>{iin}</iin><amount>12500</amount></GetDebtResponse></data>",
+                                "</responseData></response></ns2:SendMessageResponse></S:Body></S:Envelope>"
+                            ),
+                            code = code,
+                            iin = iin
+                        );
+                        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::from(answer),
+                        )))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// The reverse direction: a REST client calls a service whose provider speaks only
+/// SyncChannel; the gateway builds the `SendMessage` and unwraps the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_client_reaches_a_provider_that_speaks_only_sync_channel() {
+    let (shep, seen) = start_shep_provider().await;
+    let service = format!("{}/shep-tax/v1", common::PROVIDER);
+    let gw = common::TestGateway::start_with("header_read_timeout = \"5s\"", |_, text| {
+        let text = text.replacen(
+            &format!("[[system]]\nid = \"{}\"\n", common::CLIENT),
+            &format!("[[system]]\nid = \"{}\"\nshep_sender = \"portal\"\n", common::CLIENT),
+            1,
+        );
+        format!(
+            concat!(
+                "{text}\n[[service]]\nid = \"{service}\"\nkind = \"soap\"\nupstream = [\"http://{shep}/bip-sync/\"]\n",
+                "shep_service_id = \"Tax_Debt\"\nshep_provider = true\n\n[service.rest]\nnamespace = \"urn:tax\"\n\n",
+                "[[service.rest.operation]]\nname = \"GetDebt\"\nmethod = \"GET\"\npath = \"/{{iin}}\"\n\n",
+                "[[access]]\nservice = \"{service}\"\nclients = [\"{client}\"]\n"
+            ),
+            text = text,
+            service = service,
+            shep = shep,
+            client = common::CLIENT,
+        )
+    })
+    .await;
+    let r = gw
+        .client()
+        .get(gw.tls_url(&format!("/r1/{service}/900101300123")))
+        .header("x-road-client", common::CLIENT)
+        .header("x-road-id", "rest-to-shep-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let json: serde_json::Value = r.json().await.unwrap();
+    assert_eq!((json["iin"].as_str(), json["amount"].as_str()), (Some("900101300123"), Some("12500")), "{json}");
+    let sent = seen.lock().unwrap().pop().unwrap();
+    let m = qaqpa_adapters::shep::read(sent.as_bytes(), None, &Default::default()).unwrap();
+    assert_eq!(m.service_id.as_deref(), Some("Tax_Debt"));
+    assert_eq!(m.sender_id(), Some("portal"));
+    assert_eq!(m.message_id.as_deref(), Some("rest-to-shep-1"));
+    assert!(sent[m.data.unwrap()].starts_with("<GetDebt xmlns=\"urn:tax\""), "{sent}");
+    // A ШЭП status other than SCSS001 is the provider's failure.
+    let r = gw
+        .client()
+        .get(gw.tls_url(&format!("/r1/{service}/0")))
+        .header("x-road-client", common::CLIENT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("ERR001"));
+}
