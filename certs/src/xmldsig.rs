@@ -752,5 +752,8 @@ fn splice(doc: &[u8], splices: &mut [(usize, String)]) -> Vec<u8> {
     out
 }
 
+pub mod wsse;
+pub use wsse::verify_wsse;
+
 #[cfg(test)]
 mod tests;

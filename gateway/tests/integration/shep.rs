@@ -366,3 +366,87 @@ async fn a_rest_client_reaches_a_provider_that_speaks_only_sync_channel() {
     assert_eq!(r.status(), 502);
     assert!(r.text().await.unwrap().contains("ERR001"));
 }
+
+/// A service that requires signatures takes a ШЭП message only with a valid
+/// WS-Security signature over its Body by the client system's own key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_security_signatures_are_verified_for_signed_services() {
+    use qaqpa_certs::keys::SigningKey;
+    use qaqpa_certs::xmldsig::{self, DigestAlg};
+    let gw = common::TestGateway::start_with("header_read_timeout = \"5s\"", |_, text| {
+        let text = text
+            .replacen(
+                &format!("[[system]]\nid = \"{}\"\n", common::CLIENT),
+                &format!("[[system]]\nid = \"{}\"\nshep_sender = \"portal\"\n", common::CLIENT),
+                1,
+            )
+            .replacen(
+                &format!("[[system]]\nid = \"{}\"\n", common::OTHER_CLIENT),
+                &format!("[[system]]\nid = \"{}\"\nshep_sender = \"akimat\"\n", common::OTHER_CLIENT),
+                1,
+            );
+        let upstream = text.split("upstream = [\"http://").nth(1).unwrap().split('/').next().unwrap().to_owned();
+        format!(
+            concat!(
+                "{text}\n[signatures]\ntrust_anchors = \"pki/ca.crt\"\nmax_clock_skew = \"5m\"\n\n",
+                "[[service]]\nid = \"{p}/shep-signed/v1\"\nkind = \"soap\"\nupstream = [\"http://{upstream}/base/mirror\"]\n",
+                "shep_service_id = \"Signed_Service\"\nshep_provider = true\nsignature = \"verify\"\n\n",
+                "[[access]]\nservice = \"{p}/shep-signed/v1\"\nclients = [\"{c}\", \"{o}\"]\n"
+            ),
+            text = text,
+            p = common::PROVIDER,
+            upstream = upstream,
+            c = common::CLIENT,
+            o = common::OTHER_CLIENT,
+        )
+    })
+    .await;
+    let message = |id: &str| {
+        demo::sample_sync(id, DEMO_IIN)
+            .replace("PopulationRegister_Person", "Signed_Service")
+            .replace(
+                &format!("<senderId>{SHEP_SENDER}</senderId><password>{SHEP_PASSWORD}</password>"),
+                "<senderId>portal</senderId>",
+            )
+            .replace("<soapenv:Header/>", "<soapenv:Header></soapenv:Header>")
+    };
+    // Signed as ШЭП clients sign: ds:Signature inside wsse:Security, Body by wsu:Id.
+    let sign = |stem: &str, text: &str| {
+        let key = SigningKey::from_pem(&gw.pki.read(&format!("{stem}.key"))).unwrap();
+        let chain: Vec<Vec<u8>> = qaqpa_gateway::tls::load_certs(&gw.pki.path(&format!("{stem}.crt")))
+            .unwrap()
+            .into_iter()
+            .map(|c| c.to_vec())
+            .collect();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signed =
+            String::from_utf8(xmldsig::sign_soap(text.as_bytes(), &key, &chain, DigestAlg::Sha256, now).unwrap())
+                .unwrap();
+        let start = signed.find("<ds:Signature").unwrap();
+        let end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+        format!(
+            "{}<wsse:Security xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\">{}</wsse:Security>{}",
+            &signed[..start],
+            &signed[start..end],
+            &signed[end..]
+        )
+    };
+    let portal = gw.client();
+    let url = gw.tls_url("/bip-sync/");
+    let signed = sign("egov-portal", &message("signed-1"));
+    assert!(signed.contains("<wsse:Security") && signed.contains("wsu:Id="), "{signed}");
+    let (status, code, body) = post(&portal, &url, signed.clone()).await;
+    assert_eq!((status, code), (200, None), "{body}");
+    assert_eq!(body, signed, "the provider got the signed message as it was signed");
+    // The same signed message again is a replay.
+    let (status, code, _) = post(&portal, &url, signed.clone()).await;
+    assert_eq!((status, code.as_deref()), (500, Some("client.replay")));
+    // Unsigned, changed after signing, or signed by another system: refused.
+    let tampered = sign("egov-portal", &message("signed-2")).replace(DEMO_IIN, "000000000000");
+    let foreign = sign("akimat", &message("signed-3"));
+    for (body, says) in [(message("plain-1"), "not signed"), (tampered, "digest"), (foreign, "does not belong")] {
+        let (status, code, text) = post(&portal, &url, body).await;
+        assert_eq!((status, code.as_deref()), (500, Some("client.bad_signature")), "{text}");
+        assert!(text.contains(says), "{says}: {text}");
+    }
+}
