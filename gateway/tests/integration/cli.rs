@@ -240,7 +240,7 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.starts_with("VALID: "), "{verify}: {text}");
     let records: u64 = text["VALID: ".len()..].split(' ').next().unwrap().parse().unwrap();
-    assert_eq!(records, 9, "the nine exchanges are logged (the WSDL download is not one): {text}");
+    assert_eq!(records, 11, "the eleven exchanges (two of them ШЭП) are logged (the WSDL download is not one): {text}");
 }
 
 /// A free loopback port (bound, then released for the child process to take).
