@@ -450,3 +450,49 @@ async fn ws_security_signatures_are_verified_for_signed_services() {
         assert!(text.contains(says), "{says}: {text}");
     }
 }
+
+/// AsyncChannel push: the gateway delivers the stored envelope, as it was sent, to
+/// the provider's AsyncChannel endpoint (here the common provider's `/mirror`, whose
+/// answer is what it received); the answer waits in the client's outbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_channel_pushes_the_envelope_to_the_provider_endpoint() {
+    let service = format!("{}/shep-push/v1", common::PROVIDER);
+    let gw = common::TestGateway::start_with("header_read_timeout = \"5s\"", |_, text| {
+        let text = text.replacen(
+            &format!("[[system]]\nid = \"{}\"\n", common::CLIENT),
+            &format!("[[system]]\nid = \"{}\"\nshep_sender = \"portal\"\n", common::CLIENT),
+            1,
+        );
+        let upstream = text.split("upstream = [\"http://").nth(1).unwrap().split('/').next().unwrap().to_owned();
+        format!(
+            concat!(
+                "{text}\n[[service]]\nid = \"{service}\"\nkind = \"soap\"\nupstream = [\"http://{upstream}/base/mirror\"]\n",
+                "timeout = \"5s\"\nmailbox = \"push\"\nshep_service_id = \"Push_Service\"\n\n",
+                "[[access]]\nservice = \"{service}\"\nclients = [\"{c}\"]\n"
+            ),
+            text = text,
+            service = service,
+            upstream = upstream,
+            c = common::CLIENT,
+        )
+    })
+    .await;
+    let message =
+        demo::sample_async("push-1", DEMO_IIN).replace("PopulationRegister_AddressChange", "Push_Service").replace(
+            &format!("<senderId>{SHEP_SENDER}</senderId><password>{SHEP_PASSWORD}</password>"),
+            "<senderId>portal</senderId>",
+        );
+    let (status, _, body) = post(&gw.client(), &gw.tls_url("/bip-async/"), message.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<code>ON_DELIVERY</code>"), "{body}");
+    let outbox = gw
+        .client()
+        .get(gw.tls_url(&format!("/a1/outbox/{}?wait=10s", common::CLIENT)))
+        .header("x-road-client", common::CLIENT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outbox.status(), 200);
+    assert_eq!(outbox.headers()["x-road-id"], "push-1");
+    assert_eq!(outbox.text().await.unwrap(), message, "the provider's endpoint got the envelope as sent");
+}
