@@ -165,9 +165,16 @@ pub async fn identify(ctx: &mut Ctx, runtime: &Runtime, message: &Message) -> Re
         let given = message.sender.as_ref().and_then(|s| s.password.clone());
         let ok = match given {
             None => false,
-            Some(password) => {
-                tokio::task::spawn_blocking(move || check_password(&hash, password.expose())).await.unwrap_or(false)
-            }
+            Some(password) if verified_before(&hash, password.expose()) => true,
+            Some(password) => tokio::task::spawn_blocking(move || {
+                let ok = check_password(&hash, password.expose());
+                if ok {
+                    remember(&hash, password.expose());
+                }
+                ok
+            })
+            .await
+            .unwrap_or(false),
         };
         if !ok {
             return Err(GatewayError::new(
@@ -186,6 +193,44 @@ pub fn check_password(phc: &str, password: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     PasswordHash::new(phc)
         .is_ok_and(|hash| argon2::Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+}
+
+/// ШЭП clients send their password with every message: one Argon2 run each (tens of
+/// milliseconds of CPU by design) would make the password check the bus's
+/// bottleneck. A successful check is remembered per hash as a SHA-256 of the
+/// password under a random key made at start (never stored, never logged), and a
+/// later message with the same password is compared against it in constant time.
+/// One entry per configured hash: the memory is bounded by the systems.
+static VERIFIED: std::sync::LazyLock<dashmap::DashMap<String, [u8; 32]>> =
+    std::sync::LazyLock::new(dashmap::DashMap::new);
+static VERIFIED_KEY: std::sync::LazyLock<[u8; 32]> = std::sync::LazyLock::new(|| {
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    key
+});
+
+fn password_digest(phc: &str, password: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(*VERIFIED_KEY);
+    h.update((phc.len() as u64).to_be_bytes());
+    h.update(phc.as_bytes());
+    h.update(password.as_bytes());
+    h.finalize().into()
+}
+
+fn verified_before(phc: &str, password: &str) -> bool {
+    let Some(known) = VERIFIED.get(phc).map(|v| *v) else {
+        return false;
+    };
+    let given = password_digest(phc, password);
+    // Constant time: every byte is compared whatever the first difference.
+    known.iter().zip(given.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
+
+fn remember(phc: &str, password: &str) {
+    VERIFIED.insert(phc.to_owned(), password_digest(phc, password));
 }
 
 /// The system whose `shep_sender` is `sender`.

@@ -136,8 +136,14 @@ async fn hostile_and_wrong_sync_calls_are_refused_as_shep_faults() {
         assert!(!text.contains(SHEP_PASSWORD) && !text.contains("guessed-password"), "a password leaked: {text}");
     }
     // The gateway still serves after all that.
-    let (status, _, body) = d.post("/bip-sync/", good).await;
+    let (status, _, body) = d.post("/bip-sync/", good.clone()).await;
     assert_eq!(status, 200, "{body}");
+    // A remembered good password does not open the door to a wrong one.
+    let wrong = good.replacen(SHEP_PASSWORD, "guessed-password", 1).replacen(MID, "after-success", 1);
+    let (status, code, _) = d.post("/bip-sync/", wrong).await;
+    assert_eq!((status, code.as_deref()), (500, Some("client.identity_mismatch")));
+    let again = good.replacen(MID, "after-success-2", 1);
+    assert_eq!(d.post("/bip-sync/", again).await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
