@@ -257,17 +257,12 @@ pub fn read(input: &[u8], content_type: Option<&str>, limits: &XmlLimits) -> Res
                     Some(Place::Request) => match local {
                         b"requestInfo" | b"messageInfo" => Place::Info,
                         b"requestData" | b"messageData" => Place::DataBlock,
+                        b"sender" => start_sender(&mut message)?,
                         // getMessageStatus and friends carry their fields in `request`.
                         _ => info_field(local, &mut field, stack.len(), &message).map(|()| Place::Info)?,
                     },
                     Some(Place::Info) => match local {
-                        b"sender" => {
-                            if message.sender.is_some() {
-                                return Err(ShepError::Duplicate("sender"));
-                            }
-                            message.sender = Some(Sender::default());
-                            Place::Sender
-                        }
+                        b"sender" => start_sender(&mut message)?,
                         b"properties" => {
                             if message.properties.len() >= MAX_PROPERTIES {
                                 return Err(ShepError::TooManyProperties);
@@ -386,6 +381,15 @@ pub fn read(input: &[u8], content_type: Option<&str>, limits: &XmlLimits) -> Res
         }
     }
     Ok(message)
+}
+
+/// Starts reading `sender`, refusing a second one.
+fn start_sender(message: &mut Message) -> Result<Place, ShepError> {
+    if message.sender.is_some() {
+        return Err(ShepError::Duplicate("sender"));
+    }
+    message.sender = Some(Sender::default());
+    Ok(Place::Sender)
 }
 
 /// Starts reading an info field (`messageId`, …), refusing one given twice.

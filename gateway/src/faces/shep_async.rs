@@ -51,11 +51,15 @@ impl Face for ShepAsync {
         if message.channel != Channel::Async {
             return Err(GatewayError::new(ErrorCode::BadRequest, "a SyncChannel message belongs at /bip-sync/"));
         }
-        if message.operation != "sendMessage" {
-            return Err(GatewayError::new(
-                ErrorCode::BadRequest,
-                format!("AsyncChannel operation {} is not supported (sendMessage is)", message.operation),
-            ));
+        match message.operation.as_str() {
+            "sendMessage" => {}
+            "getMessageStatus" => return status(ctx, &message).await,
+            other => {
+                return Err(GatewayError::new(
+                    ErrorCode::BadRequest,
+                    format!("AsyncChannel operation {other} is not supported (sendMessage, getMessageStatus are)"),
+                ))
+            }
         }
         ctx.set_message_id(shep_sync::message_id(message.message_id.as_deref())?);
         let client = shep_sync::identify(ctx, &runtime, &message).await?;
@@ -95,6 +99,38 @@ impl Face for ShepAsync {
     fn refusal(&self, error: GatewayError, message_id: &str) -> Response<GatewayBody> {
         fault_response(true, error, message_id, self.session_id.as_deref())
     }
+}
+
+/// `getMessageStatus`: the state of one of the sender's own messages, as ШЭП names
+/// it. Only the embedded store answers; with NATS the id is reported unknown.
+async fn status(ctx: &mut Ctx, message: &Message) -> Result<Outcome, GatewayError> {
+    use qaqpa_mailbox::MessageState;
+    let runtime = ctx.runtime.clone();
+    ctx.record.set_subject("bip-async/status");
+    let asked = message
+        .message_id
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| GatewayError::new(ErrorCode::BadRequest, "getMessageStatus needs request/messageId"))?;
+    let client = shep_sync::identify(ctx, &runtime, message).await?;
+    let mid = qaqpa_mailbox::mailbox_id(client.id.as_str(), asked);
+    let unknown = || GatewayError::new(ErrorCode::UnknownMessage, format!("no message {asked:?} from {}", client.id));
+    let (state, said) = match ctx.shared.mailboxes.state(mid).await?.ok_or_else(unknown)? {
+        MessageState::Waiting => (DeliveryState::OnDelivery, "waiting for the provider"),
+        MessageState::Retrying => (DeliveryState::NotDelivered, "the provider did not take it; it will be retried"),
+        MessageState::Answered => (DeliveryState::Delivered, "the provider answered; the answer waits"),
+        MessageState::Done => (DeliveryState::Delivered, "delivered and finished"),
+        MessageState::Dead => (DeliveryState::DeliveryStopped, "out of attempts: with the operators' dead letters"),
+    };
+    let fields = format!(
+        "<messageId>{}</messageId><status><code>{}</code><message>{}</message></status>",
+        escape(asked),
+        state.as_str(),
+        escape(said)
+    );
+    let mut response = Response::new(Bytes::from(shep::async_ack("getMessageStatus", &fields)));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
+    Ok(Outcome::built(response))
 }
 
 /// `sendMessageResponse`: the message id, the correlation id, and a delivery state.

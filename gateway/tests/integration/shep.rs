@@ -76,6 +76,23 @@ async fn post(client: &reqwest::Client, url: &str, body: String) -> (u16, Option
 
 const MID: &str = "6f1c2a3e-0d4b-4f7e-9a51-3c2b1d0e9f88";
 
+/// AsyncChannel `getMessageStatus` for one of the sender's messages.
+fn status_query(message_id: &str, sender: &str) -> String {
+    format!(
+        concat!(
+            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>"#,
+            r#"<typ:getMessageStatus xmlns:typ="http://bip.bee.kz/AsyncChannel/v10/Types"><request>"#,
+            "<messageId>{id}</messageId><sender>{sender}</sender></request></typ:getMessageStatus></soapenv:Body></soapenv:Envelope>"
+        ),
+        id = message_id,
+        sender = sender
+    )
+}
+
+fn state_of(answer: &str) -> &str {
+    answer.split("<code>").nth(1).and_then(|s| s.split('<').next()).unwrap_or("")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_channel_reaches_the_rest_register_and_the_xroad_soap_provider() {
     let d = Demo::start().await;
@@ -157,6 +174,12 @@ async fn async_channel_queues_recognises_a_resend_and_correlates_the_reply() {
     let (status, _, again) = d.post("/bip-async/", demo::sample_async(request_id, DEMO_IIN)).await;
     assert_eq!(status, 200, "{again}");
     assert!(again.contains("duplicate messageId"), "{again}");
+    let portal_sender = format!("<senderId>{SHEP_SENDER}</senderId><password>{SHEP_PASSWORD}</password>");
+    let (_, _, asked) = d.post("/bip-async/", status_query(request_id, &portal_sender)).await;
+    assert_eq!(state_of(&asked), "ON_DELIVERY", "{asked}");
+    assert!(asked.contains("<ns2:getMessageStatusResponse"), "{asked}");
+    let (status, code, _) = d.post("/bip-async/", status_query("never-sent", &portal_sender)).await;
+    assert_eq!((status, code.as_deref()), (500, Some("client.unknown_message")));
 
     // The register takes it from its pull mailbox (the demo's plain listener trusts the claim).
     let plain = reqwest::Client::new();
@@ -185,6 +208,8 @@ async fn async_channel_queues_recognises_a_resend_and_correlates_the_reply() {
     let (status, _, body) = post(&plain, &d.plain("/bip-async/"), answer.clone()).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("<code>DELIVERED</code>"), "{body}");
+    let (_, _, asked) = d.post("/bip-async/", status_query(request_id, &portal_sender)).await;
+    assert_eq!(state_of(&asked), "DELIVERED", "{asked}");
     // A reply to nothing is refused.
     let stray = answer.replace(request_id, "no-such-request").replace("reply-1", "reply-2");
     let (status, code, body) = post(&plain, &d.plain("/bip-async/"), stray).await;
@@ -474,7 +499,10 @@ async fn async_channel_pushes_the_envelope_to_the_provider_endpoint() {
             concat!(
                 "{text}\n[[service]]\nid = \"{service}\"\nkind = \"soap\"\nupstream = [\"http://{upstream}/base/mirror\"]\n",
                 "timeout = \"5s\"\nmailbox = \"push\"\nshep_service_id = \"Push_Service\"\n\n",
-                "[[access]]\nservice = \"{service}\"\nclients = [\"{c}\"]\n"
+                "[[access]]\nservice = \"{service}\"\nclients = [\"{c}\"]\n\n",
+                "[[service]]\nid = \"{service}-down\"\nkind = \"soap\"\nupstream = [\"http://127.0.0.1:9/bip-async/\"]\n",
+                "timeout = \"1s\"\nconnect_timeout = \"1s\"\nmailbox = \"push\"\nshep_service_id = \"Down_Service\"\n\n",
+                "[[access]]\nservice = \"{service}-down\"\nclients = [\"{c}\"]\n"
             ),
             text = text,
             service = service,
@@ -501,4 +529,21 @@ async fn async_channel_pushes_the_envelope_to_the_provider_endpoint() {
     assert_eq!(outbox.status(), 200);
     assert_eq!(outbox.headers()["x-road-id"], "push-1");
     assert_eq!(outbox.text().await.unwrap(), message, "the provider's endpoint got the envelope as sent");
+
+    // An endpoint that does not answer: the message is not delivered (retried, then
+    // stopped), and getMessageStatus says so.
+    let down = message.replace("Push_Service", "Down_Service").replace("push-1", "push-2");
+    let (status, _, body) = post(&gw.client(), &gw.tls_url("/bip-async/"), down).await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let state = loop {
+        let (_, _, asked) =
+            post(&gw.client(), &gw.tls_url("/bip-async/"), status_query("push-2", "<senderId>portal</senderId>")).await;
+        let state = state_of(&asked).to_owned();
+        if state != "ON_DELIVERY" || std::time::Instant::now() > deadline {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(state == "NOT_DELIVERED" || state == "DELIVERY_STOPPED", "{state}");
 }
