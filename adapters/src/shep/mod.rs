@@ -10,6 +10,7 @@
 //! a second `serviceId`, or one nested where ШЭП does not put it, is refused rather
 //! than guessed at (a provider might read the other one).
 
+mod message;
 mod reader;
 mod writer;
 pub mod wsdl;

@@ -18,5 +18,6 @@ mod operations;
 mod resilience;
 mod rest_routing;
 mod shep;
+mod shep_async;
 mod signatures;
 mod soap;
