@@ -21,6 +21,26 @@ use super::{
 };
 use crate::keys::{self, SignatureAlg};
 
+pub const WSSE_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+const X509V3: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3";
+
+/// Whether an element is `ds:KeyInfo/wsse:SecurityTokenReference/wsse:KeyIdentifier`
+/// carrying an X.509 certificate (ValueType X509v3), as ШЭП clients send the
+/// signer's certificate.
+pub(super) fn is_key_identifier(
+    element: &super::Element,
+    elements: &[super::Element],
+    attr: &dyn Fn(&[u8]) -> Option<String>,
+) -> bool {
+    let parent = element.parent.map(|p| &elements[p]);
+    let grandparent = parent.and_then(|p| p.parent).map(|g| &elements[g]);
+    element.ns == WSSE_NS
+        && element.local == "KeyIdentifier"
+        && parent.is_some_and(|p| p.ns == WSSE_NS && p.local == "SecurityTokenReference")
+        && grandparent.is_some_and(|g| g.ns == super::DSIG_NS && g.local == "KeyInfo")
+        && attr(b"ValueType").as_deref() == Some(X509V3)
+}
+
 /// Signature and digest algorithms by their XMLDSig URIs.
 pub trait Algorithms {
     /// Checks `signature` over `signed` with the key of `cert_der`, for SignatureMethod `uri`.

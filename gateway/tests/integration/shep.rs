@@ -390,6 +390,25 @@ async fn ws_security_signatures_are_verified_for_signed_services() {
     // The same signed message again is a replay.
     let (status, code, _) = post(&portal, &url, signed.clone()).await;
     assert_eq!((status, code.as_deref()), (500, Some("client.replay")));
+    // The certificate as ШЭП clients send it: wsse:SecurityTokenReference/KeyIdentifier
+    // (KeyInfo is outside SignedInfo, so the signature still holds).
+    let signed = sign("egov-portal", &message("signed-key-id"));
+    let start = signed.find("<ds:X509Data><ds:X509Certificate>").unwrap();
+    let end = signed.find("</ds:X509Certificate></ds:X509Data>").unwrap();
+    let cert = &signed[start + "<ds:X509Data><ds:X509Certificate>".len()..end];
+    let key_id = format!(
+        concat!(
+            "<wsse:SecurityTokenReference><wsse:KeyIdentifier ",
+            "EncodingType=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary\" ",
+            "ValueType=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3\">{}",
+            "</wsse:KeyIdentifier></wsse:SecurityTokenReference>"
+        ),
+        cert
+    );
+    let with_key_id =
+        format!("{}{key_id}{}", &signed[..start], &signed[end + "</ds:X509Certificate></ds:X509Data>".len()..]);
+    let (status, code, body) = post(&portal, &url, with_key_id).await;
+    assert_eq!((status, code), (200, None), "{body}");
     // Unsigned, changed after signing, or signed by another system: refused.
     let tampered = sign("egov-portal", &message("signed-2")).replace(DEMO_IIN, "000000000000");
     let foreign = sign("akimat", &message("signed-3"));
