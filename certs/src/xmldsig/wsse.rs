@@ -164,3 +164,6 @@ pub fn verify_wsse(doc: &[u8], algorithms: &dyn Algorithms) -> Result<WsseSignat
     }
     Ok(WsseSignature { alg: sig.signature_alg.clone(), chain, created, signature_value: value })
 }
+
+#[cfg(test)]
+mod tests;
