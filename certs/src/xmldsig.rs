@@ -172,7 +172,10 @@ enum Capture {
 
 /// The namespaces the policy is about, as static strings: no allocation per element.
 fn known_ns(uri: &[u8]) -> &'static str {
-    [SOAP11_NS, SOAP12_NS, DSIG_NS, WSU_NS, XROAD_NS, EXC_C14N].into_iter().find(|n| n.as_bytes() == uri).unwrap_or("")
+    [SOAP11_NS, SOAP12_NS, DSIG_NS, WSU_NS, XROAD_NS, EXC_C14N, wsse::WSSE_NS]
+        .into_iter()
+        .find(|n| n.as_bytes() == uri)
+        .unwrap_or("")
 }
 
 fn is_id_attribute(local: &[u8], ns: Option<&[u8]>) -> bool {
@@ -274,6 +277,13 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                         Some("CanonicalizationMethod") => sig.c14n_prefixes = list,
                         _ => return Err(DsigError::Malformed("InclusiveNamespaces out of place")),
                     }
+                } else if wsse::is_key_identifier(&element, &elements, &attr) {
+                    // WS-Security's form of KeyInfo (ШЭП): the certificate itself.
+                    let sig = signatures.last_mut().ok_or(DsigError::Malformed("KeyIdentifier outside"))?;
+                    if sig.certificates.len() == MAX_CHAIN {
+                        return Err(DsigError::Malformed("too many certificates"));
+                    }
+                    capture = Some((Capture::Certificate, index, String::new()));
                 } else if element.ns == WSU_NS && element.local == "Created" {
                     capture = Some((Capture::Created, index, String::new()));
                 } else if element.ns == XROAD_NS && element.local == "id" {
@@ -751,6 +761,9 @@ fn splice(doc: &[u8], splices: &mut [(usize, String)]) -> Vec<u8> {
     out.extend_from_slice(&doc[from..]);
     out
 }
+
+pub mod wsse;
+pub use wsse::verify_wsse;
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use http::{Request, Response};
 use crate::body::client::ClientBody;
 use crate::body::GatewayBody;
 use crate::exchange::{self, Peer};
-use crate::faces::{async_events, async_mailbox, contracts, xroad_rest, xroad_soap};
+use crate::faces::{async_events, async_mailbox, contracts, shep_async, shep_sync, xroad_rest, xroad_soap};
 use crate::shared::Shared;
 
 /// The faces, by the door a request comes through.
@@ -25,12 +25,19 @@ pub enum Door {
     QaqpaAsync,
     /// X-Road REST: `/r1/…`, and every other path (refused there as not a service).
     XRoadRest,
+    /// ШЭП SyncChannel `/bip-sync/` and AsyncChannel `/bip-async/` (docs/shep.md).
+    ShepSync,
+    ShepAsync,
 }
 
 impl Door {
     pub fn of<B>(req: &Request<B>) -> Door {
         let path = req.uri().path();
-        if xroad_soap::is_soap_call(req) {
+        if shep_sync::is_door(req, shep_sync::SYNC_PATH) {
+            Door::ShepSync
+        } else if shep_sync::is_door(req, shep_async::ASYNC_PATH) {
+            Door::ShepAsync
+        } else if xroad_soap::is_soap_call(req) {
             Door::XRoadSoap
         } else if contracts::is_wsdl_request(req) {
             Door::Wsdl
@@ -48,5 +55,13 @@ pub async fn serve(shared: Arc<Shared>, peer: Arc<Peer>, req: Request<ClientBody
         Door::Wsdl => contracts::serve_wsdl(&shared.runtime(), &peer, &req),
         Door::QaqpaAsync => exchange::run(async_mailbox::QaqpaAsync, shared, peer, req).await,
         Door::XRoadRest => exchange::run(xroad_rest::XRoadRest, shared, peer, req).await,
+        Door::ShepSync if shep_sync::is_wsdl(&req) => {
+            shep_sync::serve_wsdl(&req, &peer, shep_sync::SYNC_PATH, qaqpa_adapters::shep::wsdl::sync_wsdl)
+        }
+        Door::ShepSync => exchange::run(shep_sync::ShepSync::default(), shared, peer, req).await,
+        Door::ShepAsync if shep_sync::is_wsdl(&req) => {
+            shep_sync::serve_wsdl(&req, &peer, shep_async::ASYNC_PATH, qaqpa_adapters::shep::wsdl::async_wsdl)
+        }
+        Door::ShepAsync => exchange::run(shep_async::ShepAsync::default(), shared, peer, req).await,
     }
 }

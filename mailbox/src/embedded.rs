@@ -423,6 +423,28 @@ impl Store for Embedded {
         Ok(self.index().depths())
     }
 
+    async fn state(&self, mid: uuid::Uuid) -> Result<Option<crate::MessageState>, MailboxError> {
+        use crate::MessageState;
+        let key = mid.as_u128();
+        match self.index().state_of(key) {
+            Some((Kind::Response, _)) => return Ok(Some(MessageState::Answered)),
+            Some((Kind::Request, true)) => return Ok(Some(MessageState::Retrying)),
+            Some((Kind::Request, false)) => return Ok(Some(MessageState::Waiting)),
+            None => {}
+        }
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> Result<Option<MessageState>, MailboxError> {
+            let read = db.begin_read().map_err(store_error)?;
+            if read.open_table(DEAD).map_err(store_error)?.get(key).map_err(store_error)?.is_some() {
+                return Ok(Some(MessageState::Dead));
+            }
+            let known = read.open_table(IDS).map_err(store_error)?.get(key).map_err(store_error)?.is_some();
+            Ok(known.then_some(MessageState::Done))
+        })
+        .await
+        .map_err(|e| MailboxError::Store(e.to_string()))?
+    }
+
     async fn dead_count(&self) -> Result<u64, MailboxError> {
         Ok(self.index().dead)
     }

@@ -90,6 +90,11 @@ impl Index {
         self.entries.get(&key).filter(|e| e.kind == kind && e.owner == owner && e.state != State::Dying)
     }
 
+    /// A live message's state for its sender: (is it an answer, is it between push tries).
+    pub(crate) fn state_of(&self, key: u128) -> Option<(Kind, bool)> {
+        self.entries.get(&key).map(|e| (e.kind, matches!(e.state, State::Delayed(_))))
+    }
+
     pub(crate) fn attempts(&self, key: u128) -> Option<(u64, u32)> {
         self.entries.get(&key).filter(|e| matches!(e.state, State::Leased(_))).map(|e| (e.seq, e.attempts))
     }

@@ -177,6 +177,21 @@ pub struct Delivery {
     pub body: Bytes,
 }
 
+/// Where a request is in its life, as its sender may ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageState {
+    /// Waiting for its provider (ready, taken, or behind an earlier ordered one).
+    Waiting,
+    /// A push failed; it waits for the next try.
+    Retrying,
+    /// The provider answered; the answer waits for the client.
+    Answered,
+    /// Finished: acknowledged, or its answer collected.
+    Done,
+    /// Out of attempts: with the dead letters, for an operator.
+    Dead,
+}
+
 /// The answer to a send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sent {
@@ -368,6 +383,12 @@ pub trait Store: Send + Sync {
         headers: Vec<(String, String)>,
         body: Bytes,
     ) -> Result<(), MailboxError>;
+
+    /// Where a message is, for its sender's status query (ШЭП `getMessageStatus`);
+    /// `None` when the store does not know the id (or cannot tell: the default).
+    async fn state(&self, _mid: uuid::Uuid) -> Result<Option<MessageState>, MailboxError> {
+        Ok(None)
+    }
 
     /// The owner is done with a message (a request without an answer, or a collected answer).
     async fn ack(&self, mid: uuid::Uuid, system: &str) -> Result<(), MailboxError>;

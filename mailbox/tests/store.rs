@@ -516,3 +516,36 @@ async fn a_reopened_embedded_store_has_every_unfinished_message_ready_again() {
     assert_eq!(back, [(leased, 2), (waiting, 1)], "in order, the leased one on its second delivery");
     assert_eq!(store.send(request("m-2"), Bytes::new()).await.unwrap(), Sent::Duplicate(done), "still remembered");
 }
+
+/// `Store::state` (ШЭП getMessageStatus) through a request's life, embedded store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_state_follows_a_request() {
+    use qaqpa_mailbox::MessageState;
+    let h = Harness::embedded().await;
+    let store = &*h.store;
+    let provider = "KZ/GOV/000000000001/population-register";
+    assert_eq!(store.state(mailbox_id(CLIENT, "never")).await.unwrap(), None);
+    let send = |id: &str| MessageMeta::request(CLIENT, SERVICE, id, String::new(), Vec::new(), false);
+    let first = store.send(send("state-1"), Bytes::from_static(b"one")).await.unwrap().mid();
+    assert_eq!(store.state(first).await.unwrap(), Some(MessageState::Waiting));
+    let taken = store.take(&[Queue::Requests(SERVICE.into())], 1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(taken[0].envelope.mid, first);
+    assert_eq!(store.state(first).await.unwrap(), Some(MessageState::Waiting), "taken is still on delivery");
+    store.fail(first, "push refused".into()).await.unwrap();
+    assert_eq!(store.state(first).await.unwrap(), Some(MessageState::Retrying));
+
+    let second = store.send(send("state-2"), Bytes::from_static(b"two")).await.unwrap().mid();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let taken = store.take(&[Queue::Requests(SERVICE.into())], 1, Duration::from_millis(200)).await.unwrap();
+        if taken.iter().any(|d| d.envelope.mid == second) || Instant::now() > deadline {
+            break;
+        }
+    }
+    store.reply(second, provider, 200, Vec::new(), Bytes::from_static(b"answer")).await.unwrap();
+    assert_eq!(store.state(second).await.unwrap(), Some(MessageState::Answered));
+    let answer = store.take(&[Queue::Responses(CLIENT.into())], 1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(answer[0].envelope.mid, second);
+    store.ack(second, CLIENT).await.unwrap();
+    assert_eq!(store.state(second).await.unwrap(), Some(MessageState::Done));
+}

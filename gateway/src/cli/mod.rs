@@ -50,6 +50,9 @@ pub enum Command {
     /// The message log: verify it offline, export evidence for one message.
     #[command(subcommand)]
     Log(crate::cli::log::LogCommand),
+    /// Hash a ШЭП sender's password for `shep_password_hash` (Argon2id, PHC string).
+    /// The password is read from standard input, never from the command line.
+    ShepPassword,
 }
 
 #[derive(Subcommand)]
@@ -239,7 +242,24 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             runtime()?.block_on(demo::run(args))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::ShepPassword => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(!password.is_empty(), "give the password on standard input");
+            println!("{}", shep_password_hash(password)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// An Argon2id PHC string for `password` with a fresh random salt.
+pub fn shep_password_hash(password: &str) -> anyhow::Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(uuid::Uuid::new_v4().as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hash =
+        argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(hash.to_string())
 }
 
 /// `certs issue --operator NAME`: from the operators' CA, never the agencies'.

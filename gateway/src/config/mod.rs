@@ -314,6 +314,9 @@ pub struct SystemConfig {
     pub cert_sha256: Option<[u8; 32]>,
     /// Certificate and key the gateway signs with on this system's behalf.
     pub signing: Option<(PathBuf, PathBuf)>,
+    /// ШЭП `senderId` and the Argon2 PHC hash of its password (docs/shep.md).
+    pub shep_sender: Option<String>,
+    pub shep_password_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,6 +366,9 @@ pub struct ServiceConfig {
     /// Asynchronous messages of one client to this service are delivered in order.
     pub ordered: bool,
     pub message_log: LogMode,
+    /// ШЭП `serviceId` routed here, and whether the provider speaks SyncChannel.
+    pub shep_service_id: Option<String>,
+    pub shep_provider: bool,
 }
 
 /// When an exchange's message-log records must be on disk (docs/operations.md#message-log).
@@ -504,3 +510,5 @@ mod tests;
 mod tests_admin;
 #[cfg(test)]
 mod tests_passes;
+#[cfg(test)]
+mod tests_shep;

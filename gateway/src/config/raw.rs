@@ -270,6 +270,11 @@ pub struct RawSystem {
     /// on its behalf (services with signature = "sign-on-behalf").
     pub signing_cert: Option<Spanned<String>>,
     pub signing_key: Option<Spanned<String>>,
+    /// The system's ШЭП `senderId` (docs/shep.md): SyncChannel and AsyncChannel
+    /// messages naming it are this system's, and must come with its certificate.
+    pub shep_sender: Option<Spanned<String>>,
+    /// Argon2 PHC string of the ШЭП `password` (`qaqpa shep-password` makes one).
+    pub shep_password_hash: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -311,6 +316,12 @@ pub struct RawService {
     /// "sync" (default: records on disk before forwarding and before answering) or
     /// "async" (unsigned bulk traffic: records written behind the answer).
     pub message_log: Option<Spanned<String>>,
+    /// The ШЭП `serviceId` that routes SyncChannel and AsyncChannel messages here.
+    pub shep_service_id: Option<Spanned<String>>,
+    /// The provider speaks SyncChannel (kind = "soap"): ШЭП messages are forwarded
+    /// as they are, and REST or X-Road clients get a `SendMessage` built for them.
+    #[serde(default)]
+    pub shep_provider: bool,
 }
 
 #[derive(Deserialize)]

@@ -21,11 +21,13 @@ pub(super) fn check(
 ) -> (Vec<ServiceConfig>, RouteTable<()>) {
     let mut services = Vec::new();
     let mut table = RouteTable::builder();
+    let mut shep_ids = HashSet::new();
     for (i, s) in raw.iter().enumerate() {
         let key = format!("service[{i}]");
         let Some(service) = service(c, s, &key, systems) else {
             continue;
         };
+        shep_checks(c, s, &service, &key, &mut shep_ids);
         if (service.signature != SignaturePolicy::None || service.sign_responses) && signatures.is_none() {
             let span = s.signature.as_ref().map_or(s.id.span(), |v| v.span());
             c.error(span, format!("{key}.signature"), "needs a [signatures] table (trust anchors)");
@@ -162,6 +164,8 @@ fn service(c: &mut Checker, raw: &RawService, key: &str, systems: &HashSet<Syste
             &[("sync", LogMode::Sync), ("async", LogMode::Async)],
             defaults::MESSAGE_LOG,
         ),
+        shep_service_id: raw.shep_service_id.as_ref().map(|v| v.get_ref().clone()),
+        shep_provider: raw.shep_provider,
         idempotent: raw.idempotent,
         // Filled in by the files pass.
         wsdl: None,
@@ -170,6 +174,29 @@ fn service(c: &mut Checker, raw: &RawService, key: &str, systems: &HashSet<Syste
         limits_fail_open,
         sla: raw.sla.as_ref().and_then(|sla| sla_objective(c, sla, &format!("{key}.sla"))),
     })
+}
+
+/// `shep_service_id` is unique and well-formed; `shep_provider` is a SOAP provider's.
+fn shep_checks(c: &mut Checker, raw: &RawService, service: &ServiceConfig, key: &str, seen: &mut HashSet<String>) {
+    if let Some(v) = &raw.shep_service_id {
+        let text = v.get_ref();
+        let ok = !text.is_empty()
+            && text.len() <= qaqpa_adapters::shep::MAX_FIELD_LEN
+            && text.bytes().all(|b| b.is_ascii_graphic());
+        if !ok {
+            c.error(v.span(), format!("{key}.shep_service_id"), "must be a non-empty serviceId of printable ASCII");
+        } else if !seen.insert(text.clone()) {
+            c.error(
+                v.span(),
+                format!("{key}.shep_service_id"),
+                format!("serviceId {text:?} routes to another service too"),
+            );
+        }
+    }
+    if service.shep_provider && service.kind != ServiceKind::Soap {
+        let message = "a provider that speaks SyncChannel is a kind = \"soap\" service";
+        c.error(raw.kind.span(), format!("{key}.shep_provider"), message);
+    }
 }
 
 /// The upstream URLs, and the CA bundle that https ones need.

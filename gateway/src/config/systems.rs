@@ -17,6 +17,7 @@ pub(super) fn check(c: &mut Checker, raw: &[RawSystem]) -> (Vec<SystemConfig>, H
     let mut systems = Vec::new();
     let mut known_systems = HashSet::new();
     let mut fingerprints = HashSet::new();
+    let mut shep_senders = HashSet::new();
     for (i, s) in raw.iter().enumerate() {
         let key = format!("system[{i}]");
         let Some(id) = c.system_id(&s.id, &format!("{key}.id")) else {
@@ -41,9 +42,44 @@ pub(super) fn check(c: &mut Checker, raw: &[RawSystem]) -> (Vec<SystemConfig>, H
             parsed
         });
         let signing = key_pair(c, s.signing_cert.as_ref(), s.signing_key.as_ref(), &key, "signing_cert", "signing_key");
-        systems.push(SystemConfig { id, cert_sha256, signing });
+        let (shep_sender, shep_password_hash) = shep(c, s, &key, &mut shep_senders);
+        systems.push(SystemConfig { id, cert_sha256, signing, shep_sender, shep_password_hash });
     }
     (systems, known_systems)
+}
+
+/// The ШЭП `senderId` (unique among systems) and the password's hash, which must be
+/// an Argon2 PHC string: a plain password in the file is refused.
+fn shep(c: &mut Checker, s: &RawSystem, key: &str, seen: &mut HashSet<String>) -> (Option<String>, Option<String>) {
+    let sender = s.shep_sender.as_ref().and_then(|v| {
+        let text = v.get_ref();
+        if text.is_empty() || text.len() > qaqpa_adapters::shep::MAX_FIELD_LEN || text.trim() != text {
+            c.error(v.span(), format!("{key}.shep_sender"), "must be a non-empty senderId without surrounding spaces");
+            return None;
+        }
+        if !seen.insert(text.clone()) {
+            c.error(
+                v.span(),
+                format!("{key}.shep_sender"),
+                format!("senderId {text:?} is given to another system too"),
+            );
+        }
+        Some(text.clone())
+    });
+    let hash = s.shep_password_hash.as_ref().and_then(|v| {
+        if sender.is_none() {
+            c.error(v.span(), format!("{key}.shep_password_hash"), "needs shep_sender");
+        }
+        match argon2::password_hash::PasswordHash::new(v.get_ref()) {
+            Ok(h) if h.algorithm.as_str().starts_with("argon2") => Some(v.get_ref().clone()),
+            _ => {
+                let message = "must be an Argon2 PHC string ($argon2id$v=19$…); make one with `qaqpa shep-password`";
+                c.error(v.span(), format!("{key}.shep_password_hash"), message);
+                None
+            }
+        }
+    });
+    (sender, hash)
 }
 
 /// A certificate and its private key, both or neither; the files pass checks that

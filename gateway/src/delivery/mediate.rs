@@ -200,6 +200,13 @@ pub async fn rest_to_soap(
         }
     }
     let body_xml = json_to_xml(&op.name, &mediation.namespace, &fields).map_err(|e| bad_request(e.to_string()))?;
+    if let Some(shep_id) = crate::delivery::shep::provider_service_id(runtime, route) {
+        // The provider speaks ШЭП SyncChannel (docs/shep.md#delivery).
+        return crate::delivery::shep::rest_to_sync(
+            runtime, route, mediation, shep_id, &body_xml, client, peer, exchange,
+        )
+        .await;
+    }
     let header_text = |name: &str| client_parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let header = XRoadHeader {
         client: Some(XRoadIdentifier::from_id(client.id.as_str())),

@@ -5,3 +5,4 @@ pub mod forward;
 pub mod health_checks;
 pub mod mediate;
 pub mod push;
+pub mod shep;

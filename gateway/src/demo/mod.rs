@@ -28,6 +28,14 @@ pub const DEMO_IIN: &str = "900101300123";
 pub const ASYNC_SERVICE: &str = "KZ/GOV/000000000001/population-register/address-change/v1";
 /// The register's change notifications, for its subscribers.
 pub const TOPIC: &str = "KZ/GOV/000000000001/population-register/person-changed/v1";
+/// ШЭП names of the demo (docs/shep.md): the portal's senderId and password, and the
+/// serviceIds legacy SyncChannel and AsyncChannel clients call.
+pub const SHEP_SENDER: &str = "egov_portal";
+pub const SHEP_PASSWORD: &str = "demo-shep-password";
+pub const SHEP_REGISTER_SENDER: &str = "population_register";
+pub const SHEP_PERSON: &str = "PopulationRegister_Person";
+pub const SHEP_DEBT: &str = "LegacyTax_Debt";
+pub const SHEP_ADDRESS_CHANGE: &str = "PopulationRegister_AddressChange";
 
 #[derive(Args, Clone, Debug)]
 pub struct DemoArgs {
@@ -101,9 +109,14 @@ role = "admin"
 
 [[system]]
 id = "{CLIENT_SYSTEM}"
+# Its ШЭП identity: SyncChannel/AsyncChannel messages from senderId {SHEP_SENDER}
+# (password {SHEP_PASSWORD}, kept only as this Argon2 hash) are this system's.
+shep_sender = "{SHEP_SENDER}"
+shep_password_hash = "{password_hash}"
 
 [[system]]
 id = "{REST_SYSTEM}"
+shep_sender = "{SHEP_REGISTER_SENDER}"
 
 [[system]]
 id = "{SOAP_SYSTEM}"
@@ -114,6 +127,8 @@ kind = "rest"
 upstream = ["http://{rest}/persons"]
 timeout = "10s"
 sla = {{ availability = 99.9, latency = "200ms", latency_target = 99.0, window = "30d" }}
+# Legacy ШЭП clients reach it at /bip-sync/ with this serviceId (through the SOAP face below).
+shep_service_id = "{SHEP_PERSON}"
 
 # Its SOAP face for legacy systems: GetPerson(iin) → GET /{{iin}} (docs/mapping.md).
 [service.soap]
@@ -130,6 +145,7 @@ kind = "soap"
 upstream = ["http://{soap}/tax"]
 wsdl = "wsdl/legacy-tax.wsdl"
 timeout = "10s"
+shep_service_id = "{SHEP_DEBT}"
 
 # Its REST face for platform services: GET /{{iin}} → GetDebt(iin).
 [service.rest]
@@ -149,6 +165,7 @@ id = "{ASYNC_SERVICE}"
 kind = "rest"
 upstream = ["http://{rest}/persons"]
 mailbox = "pull"
+shep_service_id = "{SHEP_ADDRESS_CHANGE}"
 
 # Events: the register announces changed records; its subscribers read them in order.
 [[topic]]
@@ -182,6 +199,43 @@ data_dir = "data"
         admin = args.admin_port,
         operator_ca = pki_files::OPERATOR_CA_CERT,
         operator = pki_files::OPERATOR_NAME,
+        password_hash = crate::cli::shep_password_hash(SHEP_PASSWORD).unwrap_or_default(),
+    )
+}
+
+/// A SyncChannel `SendMessage` as legacy ШЭП clients send it (docs/shep.md#sources).
+pub fn sample_sync(message_id: &str, iin: &str) -> String {
+    format!(
+        concat!(
+            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:typ="http://bip.bee.kz/SyncChannel/v10/Types">"#,
+            r#"<soapenv:Header/><soapenv:Body><typ:SendMessage><request><requestInfo>"#,
+            r#"<messageId>{id}</messageId><serviceId>{service}</serviceId><messageDate>2026-12-01T10:00:00+05:00</messageDate>"#,
+            r#"<sender><senderId>{sender}</senderId><password>{password}</password></sender></requestInfo>"#,
+            r#"<requestData><data><iin>{iin}</iin></data></requestData></request></typ:SendMessage></soapenv:Body></soapenv:Envelope>"#
+        ),
+        id = message_id,
+        service = SHEP_PERSON,
+        sender = SHEP_SENDER,
+        password = SHEP_PASSWORD,
+        iin = iin,
+    )
+}
+
+/// An AsyncChannel `sendMessage` as legacy ШЭП clients send it.
+pub fn sample_async(message_id: &str, iin: &str) -> String {
+    format!(
+        concat!(
+            r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">"#,
+            r#"<soapenv:Body><typ:sendMessage xmlns:typ="http://bip.bee.kz/AsyncChannel/v10/Types"><request><messageInfo>"#,
+            r#"<messageId>{id}</messageId><serviceId>{service}</serviceId><messageType>REQUEST</messageType>"#,
+            r#"<messageDate>2026-12-01T10:00:00+05:00</messageDate><sender><senderId>{sender}</senderId><password>{password}</password></sender>"#,
+            r#"</messageInfo><messageData><data><iin>{iin}</iin><address>Astana</address></data></messageData></request></typ:sendMessage></soapenv:Body></soapenv:Envelope>"#
+        ),
+        id = message_id,
+        service = SHEP_ADDRESS_CHANGE,
+        sender = SHEP_SENDER,
+        password = SHEP_PASSWORD,
+        iin = iin,
     )
 }
 
@@ -255,6 +309,17 @@ fn print_tour(dir: &Path, tls: SocketAddr, plain: SocketAddr, admin: SocketAddr)
     println!("curl {operator} https://{admin}/admin/v1/stats");
     println!("# reload the config (role \"admin\" only; agency certificates do not chain to the operators' CA):");
     println!("curl {operator} -X POST https://{admin}/admin/v1/reload");
+    println!();
+    println!("# ШЭП SyncChannel, as a legacy system calls it (only the URL and the certificate change; WSDL at /bip-sync/?wsdl):");
+    println!(
+        "curl --cacert {pki}/ca.crt --cert {pki}/egov-portal.crt --key {pki}/egov-portal.key -H 'Content-Type: text/xml' --data '{}' https://{tls}/bip-sync/",
+        sample_sync("6f1c2a3e-0d4b-4f7e-9a51-3c2b1d0e9f88", DEMO_IIN)
+    );
+    println!("# ШЭП AsyncChannel: the request is durably queued for the register (WSDL at /bip-async/?wsdl):");
+    println!(
+        "curl -H 'Content-Type: text/xml' --data '{}' http://{plain}/bip-async/",
+        sample_async("5024113e-b70b-479d-8ac7-8c65103e3338", DEMO_IIN)
+    );
     println!(
         "# operator dashboard https://{admin}/ui (a browser needs {pki}/operator.crt/.key as its client certificate)   metrics: https://{admin}/metrics   SLA: https://{admin}/admin/v1/sla"
     );

@@ -326,3 +326,19 @@ pub async fn verify_rest(
     }
     Ok(http::Request::from_parts(parts, ClientBody::full(bytes)))
 }
+
+/// The checks after a signature verified, for faces that verify their own kind of
+/// signature (ШЭП WS-Security): trust, signer = client, freshness of `at`, replay.
+pub fn accept_signature(
+    replay: &ReplayGuard,
+    runtime: &Runtime,
+    client: &Client,
+    message_id: &str,
+    chain: Vec<Vec<u8>>,
+    at: i64,
+    value: Vec<u8>,
+) -> Result<Vec<u8>, GatewayError> {
+    let signed = Signed { chain, at, value };
+    accept(replay, runtime, client, message_id, &signed, false)?;
+    Ok(signed.value)
+}

@@ -6,6 +6,9 @@ pub mod async_events;
 pub mod async_mailbox;
 pub mod async_soap;
 pub mod contracts;
+pub mod shep_async;
+pub mod shep_sync;
+pub mod shep_verify;
 pub mod xroad_rest;
 pub mod xroad_soap;
 

@@ -152,7 +152,7 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     });
     let mut curls = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while curls.len() < 12 {
+    while curls.len() < 14 {
         let line =
             rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("demo printed no curl lines");
         if line.starts_with("curl ") {
@@ -214,6 +214,12 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     let agency = curls[10].replace("operator.crt", "egov-portal.crt").replace("operator.key", "egov-portal.key");
     let refused = Command::new("sh").arg("-c").arg(format!("{agency} -sS --max-time 10")).output().unwrap();
     assert!(!refused.status.success(), "an agency certificate reached the admin API");
+    // ШЭП (issue 18): the SyncChannel call answers with the register's person, the
+    // AsyncChannel send is queued.
+    let sync = run(&curls[12]);
+    assert!(sync.contains("<code>SCSS001</code>") && sync.contains("<surname>Abenova</surname>"), "{sync}");
+    let queued = run(&curls[13]);
+    assert!(queued.contains("<code>ON_DELIVERY</code>"), "{queued}");
 
     // SIGTERM drains and exits 0.
     let pid = child.0.id().to_string();
@@ -248,7 +254,7 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     }
     let total: usize = exchanges.values().map(Vec::len).sum();
     assert_eq!(total as u64, records);
-    assert_eq!(exchanges.len(), 9, "the nine exchanges are logged (the WSDL download is not one): {exchanges:?}");
+    assert_eq!(exchanges.len(), 11, "the eleven exchanges (two of them ШЭП) are logged (the WSDL download is not one): {exchanges:?}");
     let forwarded = exchanges.values().filter(|e| e.first().is_some_and(|e| e == "forward")).count();
     assert!(forwarded >= 3, "the synchronous ones were on the record before the provider was called: {exchanges:?}");
 }

@@ -17,5 +17,7 @@ mod message_log_faults;
 mod operations;
 mod resilience;
 mod rest_routing;
+mod shep;
+mod shep_async;
 mod signatures;
 mod soap;

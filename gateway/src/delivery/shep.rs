@@ -1,0 +1,299 @@
+//! Stage: deliver, for the ШЭП faces (docs/shep.md#delivery). Three kinds of provider:
+//!
+//! - one that speaks SyncChannel (`shep_provider = true`): the `SendMessage` goes as
+//!   it came, byte for byte, and its answer (a fault too) comes back unchanged;
+//! - a REST provider: `requestData/data` becomes the operation of the service's SOAP
+//!   face (`[service.soap]`, docs/mapping.md) and goes through the same mediation as
+//!   a SOAP client's call; the JSON answer becomes `responseData/data`;
+//! - an X-Road SOAP provider: the content of `data` (the operation element) is put
+//!   in an X-Road envelope with the client, service and message id; the answer's
+//!   Body becomes `responseData/data`.
+//!
+//! In the last two the gateway fills `responseInfo` (status `SCSS001`).
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use qaqpa_adapters::mapping::{json_to_xml, xml_to_json};
+use qaqpa_adapters::shep::{self, Message, ResponseInfo};
+use qaqpa_adapters::soap::{self, SoapVersion, XRoadHeader, XRoadIdentifier};
+use qaqpa_adapters::ErrorCode;
+use serde_json::{Map, Value};
+
+use crate::body::{collect_bounded, Collect, Source};
+use crate::error::GatewayError;
+use crate::observe::record::ExchangeRecord;
+use crate::peer::Peer;
+use crate::runtime::{Client, Route, Runtime};
+
+fn post_xml(soap_action: bool) -> Result<http::request::Parts, GatewayError> {
+    let mut request = Request::builder().method(Method::POST).header(CONTENT_TYPE, SoapVersion::V11.content_type());
+    if soap_action {
+        request = request.header("soapaction", "\"\"");
+    }
+    let (parts, ()) = request.body(()).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))?.into_parts();
+    Ok(parts)
+}
+
+/// A ШЭП provider: the message as it came (signature and all).
+pub async fn forward_as_is(
+    runtime: &Runtime,
+    route: &Route,
+    bytes: Bytes,
+    peer: &Peer,
+    record: &mut ExchangeRecord,
+) -> Result<Response<Incoming>, GatewayError> {
+    let path = crate::delivery::forward::ProviderPath::new("", None);
+    let parts = post_xml(true)?;
+    crate::delivery::forward::deliver(
+        route,
+        &path,
+        parts,
+        Source::Buffered(Some(bytes)),
+        peer,
+        record,
+        &runtime.config.limits,
+    )
+    .await
+}
+
+/// The text of `data`'s content (empty when there is none).
+fn data_of<'b>(message: &Message, bytes: &'b [u8]) -> &'b str {
+    message.data.clone().and_then(|r| std::str::from_utf8(&bytes[r]).ok()).unwrap_or("")
+}
+
+fn bad_request(detail: impl Into<String>) -> GatewayError {
+    GatewayError::new(ErrorCode::BadRequest, detail)
+}
+
+/// A REST provider, through the service's SOAP face: the operation is the one
+/// `data`'s `xsi:type` names, or the face's only one.
+#[allow(clippy::too_many_arguments)]
+pub async fn to_rest(
+    runtime: &Runtime,
+    route: &Route,
+    message: &Message,
+    bytes: &[u8],
+    client: &Client,
+    peer: &Peer,
+    record: &mut ExchangeRecord,
+) -> Result<Map<String, Value>, GatewayError> {
+    let mediation = route.mediation.as_deref().ok_or_else(|| {
+        bad_request(format!("{} is a REST service without a [service.soap] face to map ШЭП data with", route.id))
+    })?;
+    let named = message.data_type_local();
+    let op = match (
+        named.and_then(|n| mediation.operations.iter().find(|o| o.name == n)),
+        mediation.operations.as_slice(),
+    ) {
+        (Some(op), _) => op,
+        (None, [only]) => only,
+        _ => {
+            return Err(bad_request(format!(
+                "data's xsi:type {:?} names none of {}'s operations",
+                named.unwrap_or(""),
+                route.id
+            )))
+        }
+    };
+    let text = format!(
+        r#"<e:Envelope xmlns:e="{}"><e:Body><{name} xmlns="{ns}">{data}</{name}></e:Body></e:Envelope>"#,
+        soap::SOAP11_NS,
+        name = op.name,
+        ns = soap::escape(&mediation.namespace).replace('"', "&quot;"),
+        data = data_of(message, bytes),
+    );
+    let xml = runtime.config.xml;
+    let envelope = soap::read_envelope(text.as_bytes(), None, &xml.limits)
+        .map_err(|e| GatewayError::new(ErrorCode::BadXml, format!("requestData/data: {e}")))?;
+    let bytes = Bytes::from(text);
+    let answer =
+        crate::delivery::mediate::soap_to_rest(runtime, route, mediation, &envelope, &bytes, client, peer, record)
+            .await?;
+    let body = answer.into_body();
+    let reply = soap::read_envelope(&body, None, &xml.limits)
+        .map_err(|e| GatewayError::new(ErrorCode::Internal, format!("the mapped answer: {e}")))?;
+    first_object(&body[reply.body], &mediation.rules, runtime)
+}
+
+/// An X-Road SOAP provider: `data`'s content (the operation element) in an X-Road
+/// envelope naming the client, the service and the message id.
+#[allow(clippy::too_many_arguments)]
+pub async fn to_xroad_soap(
+    runtime: &Runtime,
+    route: &Route,
+    message: &Message,
+    bytes: &[u8],
+    client: &Client,
+    peer: &Peer,
+    record: &mut ExchangeRecord,
+) -> Result<Map<String, Value>, GatewayError> {
+    let header = XRoadHeader {
+        client: Some(XRoadIdentifier::from_id(client.id.as_str())),
+        service: Some(XRoadIdentifier::from_id(route.id.as_str())),
+        id: Some(record.id().to_owned()),
+        user_id: None,
+        issue: None,
+        protocol_version: Some("4.0".into()),
+    };
+    let envelope = soap::write_envelope(SoapVersion::V11, &header, data_of(message, bytes));
+    let path = crate::delivery::forward::ProviderPath::new("", None);
+    let response = crate::delivery::forward::deliver(
+        route,
+        &path,
+        post_xml(true)?,
+        Source::Buffered(Some(Bytes::from(envelope))),
+        peer,
+        record,
+        &runtime.config.limits,
+    )
+    .await?;
+    let xml = runtime.config.xml;
+    let answer = read_all(response, xml.max_message_bytes).await?;
+    let reply = soap::read_envelope(&answer, None, &xml.limits).map_err(|e| {
+        GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer is not SOAP: {e}"))
+    })?;
+    let rules = route.mediation.as_ref().map(|m| m.rules.clone()).unwrap_or_default();
+    if reply.operation.as_ref().is_some_and(|(_, local)| local == "Fault") {
+        let fault = first_object(&answer[reply.body], &rules, runtime)?;
+        let said = fault.get("faultstring").and_then(qaqpa_adapters::mapping::scalar_text).unwrap_or_default();
+        return Err(GatewayError::new(
+            ErrorCode::UpstreamUnavailable,
+            format!("the provider answered with a fault: {said}"),
+        ));
+    }
+    first_object(&answer[reply.body], &rules, runtime)
+}
+
+async fn read_all(response: Response<Incoming>, limit: usize) -> Result<Bytes, GatewayError> {
+    let status = response.status();
+    let bytes = collect_bounded(response.into_body(), limit).await.map_err(|e| match e {
+        Collect::TooLarge => {
+            GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer exceeds {limit} bytes"))
+        }
+        Collect::CutOff => GatewayError::new(ErrorCode::UpstreamUnavailable, "the provider's answer was cut off"),
+    })?;
+    if !status.is_success() && !status.is_server_error() {
+        return Err(GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider answered {status}")));
+    }
+    Ok(bytes)
+}
+
+/// The first element of a Body as a JSON object (its content).
+fn first_object(
+    body: &[u8],
+    rules: &qaqpa_adapters::mapping::Rules,
+    runtime: &Runtime,
+) -> Result<Map<String, Value>, GatewayError> {
+    let mapped = xml_to_json(body, rules, &runtime.config.xml.limits)
+        .map_err(|e| GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the answer cannot be mapped: {e}")))?;
+    Ok(match mapped.into_iter().next().map(|(_, v)| v) {
+        Some(Value::Object(m)) => m,
+        None => Map::new(),
+        Some(other) => Map::from_iter([("value".to_owned(), other)]),
+    })
+}
+
+/// The `SendMessageResponse` the gateway writes for a mapped provider's answer.
+pub fn sync_answer(
+    message: &Message,
+    message_id: &str,
+    data: &Map<String, Value>,
+) -> Result<Response<Bytes>, GatewayError> {
+    let data = json_to_xml("data", "", data)
+        .map_err(|e| GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the answer cannot be mapped: {e}")))?;
+    let info = ResponseInfo {
+        message_id: uuid::Uuid::new_v4().to_string(),
+        correlation_id: Some(message_id.to_owned()),
+        response_date: now_rfc3339(),
+        status_code: shep::SUCCESS_CODE.into(),
+        status_message: shep::SUCCESS_MESSAGE.into(),
+        session_id: message.session_id.clone(),
+    };
+    let mut response = Response::new(Bytes::from(shep::sync_response(&info, Some(&data))));
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(SoapVersion::V11.content_type()));
+    Ok(response)
+}
+
+/// The ШЭП serviceId of a service whose provider speaks SyncChannel.
+pub fn provider_service_id<'r>(runtime: &'r Runtime, route: &Route) -> Option<&'r str> {
+    let service = runtime.config.services.iter().find(|s| s.id == route.id)?;
+    service.shep_provider.then_some(service.shep_service_id.as_deref()).flatten()
+}
+
+/// A REST client calling a service whose provider speaks SyncChannel, through the
+/// service's REST face: the operation element (`op_xml`) goes in `requestData/data`
+/// of a `SendMessage` the gateway builds (messageId = the exchange's id, senderId =
+/// the client's `shep_sender`, else its system id); `responseData/data` of the answer
+/// comes back as JSON, a fault or a status other than `SCSS001` as an error.
+#[allow(clippy::too_many_arguments)]
+pub async fn rest_to_sync(
+    runtime: &Runtime,
+    route: &Route,
+    mediation: &crate::config::Mediation,
+    shep_service_id: &str,
+    op_xml: &str,
+    client: &Client,
+    peer: &Peer,
+    record: &mut ExchangeRecord,
+) -> Result<Response<Bytes>, GatewayError> {
+    let sender = runtime
+        .config
+        .systems
+        .iter()
+        .find(|s| s.id == client.id)
+        .and_then(|s| s.shep_sender.clone())
+        .unwrap_or_else(|| client.id.to_string());
+    let message = shep::build_sync_request(record.id(), shep_service_id, &now_rfc3339(), &sender, None, op_xml);
+    let path = crate::delivery::forward::ProviderPath::new("", None);
+    let response = crate::delivery::forward::deliver(
+        route,
+        &path,
+        post_xml(true)?,
+        Source::Buffered(Some(Bytes::from(message))),
+        peer,
+        record,
+        &runtime.config.limits,
+    )
+    .await?;
+    let xml = runtime.config.xml;
+    let answer = read_all(response, xml.max_message_bytes).await?;
+    let reply = soap::read_envelope(&answer, None, &xml.limits).map_err(|e| {
+        GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer is not SOAP: {e}"))
+    })?;
+    let top = first_object(&answer[reply.body.clone()], &mediation.rules, runtime)?;
+    if reply.operation.as_ref().is_some_and(|(_, local)| local == "Fault") {
+        let said = top.get("faultstring").and_then(qaqpa_adapters::mapping::scalar_text).unwrap_or_default();
+        return Err(GatewayError::new(
+            ErrorCode::UpstreamUnavailable,
+            format!("the provider answered with a fault: {said}"),
+        ));
+    }
+    let response = top.get("response").and_then(Value::as_object);
+    let status = response.and_then(|r| r.get("responseInfo")).and_then(|i| i.get("status"));
+    let code = status.and_then(|s| s.get("code")).and_then(qaqpa_adapters::mapping::scalar_text).unwrap_or_default();
+    if code != shep::SUCCESS_CODE {
+        let said =
+            status.and_then(|s| s.get("message")).and_then(qaqpa_adapters::mapping::scalar_text).unwrap_or_default();
+        return Err(GatewayError::new(
+            ErrorCode::UpstreamUnavailable,
+            format!("the provider answered status {code:?}: {said}"),
+        ));
+    }
+    let data = response.and_then(|r| r.get("responseData")).and_then(|d| d.get("data")).cloned();
+    let value = match data {
+        Some(Value::Object(m)) if m.len() == 1 && m.keys().all(|k| k.ends_with("Response")) => {
+            m.into_iter().next().map(|(_, v)| v).unwrap_or_default()
+        }
+        Some(other) => other,
+        None => Value::Object(Map::new()),
+    };
+    let mut out = Response::new(Bytes::from(value.to_string()));
+    out.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(out)
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
