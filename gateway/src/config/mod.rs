@@ -362,6 +362,8 @@ pub struct ServiceConfig {
     pub mailbox: MailboxMode,
     /// Asynchronous messages of one client to this service are delivered in order.
     pub ordered: bool,
+    /// SMEV 3 kinds of information routed here (unique across services; docs/smev3.md).
+    pub smev_kinds: Vec<String>,
 }
 
 /// Active health checking of a service's endpoints.
@@ -492,3 +494,5 @@ mod tests;
 mod tests_admin;
 #[cfg(test)]
 mod tests_passes;
+#[cfg(test)]
+mod tests_smev;

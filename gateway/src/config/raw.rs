@@ -308,6 +308,10 @@ pub struct RawService {
     /// Deliver one (client, service)'s messages strictly in the order sent.
     #[serde(default)]
     pub ordered: bool,
+    /// SMEV 3 kinds of information (вид сведений): root namespaces of
+    /// `MessagePrimaryContent` that route a SMEV 3 `SendRequest` here (docs/smev3.md).
+    #[serde(default)]
+    pub smev_kinds: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -21,6 +21,7 @@ pub(super) fn check(
 ) -> (Vec<ServiceConfig>, RouteTable<()>) {
     let mut services = Vec::new();
     let mut table = RouteTable::builder();
+    let mut kinds = std::collections::HashMap::new();
     for (i, s) in raw.iter().enumerate() {
         let key = format!("service[{i}]");
         let Some(service) = service(c, s, &key, systems) else {
@@ -51,6 +52,7 @@ pub(super) fn check(
                 "orders asynchronous requests: needs mailbox = \"pull\" or \"push\"",
             );
         }
+        smev_kinds(c, s, &key, &mut kinds);
         if let Err(e) = table.insert(&service.id, ()) {
             c.error(s.id.span(), format!("{key}.id"), e.to_string());
             continue;
@@ -146,6 +148,7 @@ fn service(c: &mut Checker, raw: &RawService, key: &str, systems: &HashSet<Syste
             defaults::MAILBOX_MODE,
         ),
         ordered: raw.ordered,
+        smev_kinds: raw.smev_kinds.iter().map(|k| k.get_ref().clone()).collect(),
         idempotent: raw.idempotent,
         // Filled in by the files pass.
         wsdl: None,
@@ -154,6 +157,29 @@ fn service(c: &mut Checker, raw: &RawService, key: &str, systems: &HashSet<Syste
         limits_fail_open,
         sla: raw.sla.as_ref().and_then(|sla| sla_objective(c, sla, &format!("{key}.sla"))),
     })
+}
+
+/// `smev_kinds`: each a namespace URI (no spaces, a scheme), named by one service
+/// only, since the namespace alone picks the service a SMEV 3 request goes to.
+fn smev_kinds(c: &mut Checker, raw: &RawService, key: &str, seen: &mut std::collections::HashMap<String, String>) {
+    for kind in &raw.smev_kinds {
+        let uri = kind.get_ref();
+        let well_formed = !uri.is_empty()
+            && uri.len() <= 1024
+            && uri.split_once(':').is_some_and(|(scheme, rest)| !scheme.is_empty() && !rest.is_empty())
+            && !uri.chars().any(|ch| ch.is_whitespace() || ch.is_control() || ch == '"' || ch == '<' || ch == '>');
+        if !well_formed {
+            c.error(
+                kind.span(),
+                format!("{key}.smev_kinds"),
+                format!("{uri:?} is not a namespace URI like \"urn://example.ru/kind/1.0.0\""),
+            );
+            continue;
+        }
+        if let Some(other) = seen.insert(uri.clone(), raw.id.get_ref().clone()) {
+            c.error(kind.span(), format!("{key}.smev_kinds"), format!("{uri} is already the kind of service {other}"));
+        }
+    }
 }
 
 /// The upstream URLs, and the CA bundle that https ones need.
