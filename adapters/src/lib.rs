@@ -6,6 +6,7 @@ pub mod frame;
 pub mod mapping;
 pub mod openapi;
 pub mod problem;
+pub mod smev3;
 pub mod soap;
 pub mod wsdl;
 
