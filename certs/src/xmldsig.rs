@@ -752,5 +752,8 @@ fn splice(doc: &[u8], splices: &mut [(usize, String)]) -> Vec<u8> {
     out
 }
 
+mod detached;
+pub use detached::{sign_detached, verify_detached, DetachedSignature, KeySigner, Signer, StandardSuite, Suite};
+
 #[cfg(test)]
 mod tests;
