@@ -13,6 +13,7 @@
 //! is refused, so no reader downstream can pick a different copy.
 
 mod reader;
+pub mod stored;
 pub mod writer;
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod async_events;
 pub mod async_mailbox;
 pub mod async_soap;
 pub mod contracts;
+pub mod smev3;
 pub mod xroad_rest;
 pub mod xroad_soap;
 
