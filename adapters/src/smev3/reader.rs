@@ -516,8 +516,9 @@ impl<'a> Pass<'a> {
 
     fn text(&mut self, _call: &mut Call, text: &str, raw_len: usize) -> Result<(), Smev3Error> {
         if let Some((_, total)) = self.attachment.as_mut() {
-            *total += raw_len;
-            if *total > MAX_ATTACHMENT_TEXT {
+            // Base64 digits, whitespace aside: three bytes for every four.
+            *total += text.bytes().filter(|b| !b.is_ascii_whitespace()).count();
+            if raw_len > MAX_ATTACHMENT_TEXT || *total / 4 * 3 > super::MAX_ATTACHMENT_BYTES {
                 return Err(Smev3Error::AttachmentTooLarge(super::MAX_ATTACHMENT_BYTES));
             }
         } else if raw_len > self.limits.max_text_len {

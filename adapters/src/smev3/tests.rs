@@ -122,7 +122,7 @@ fn an_inline_attachment_is_bounded_but_may_exceed_the_text_limit() {
     let ok = with(64 * 1024);
     let call = read(ok.as_bytes(), None, &limits).unwrap();
     assert!(call.attachments.is_some());
-    let big = with(MAX_ATTACHMENT_TEXT + 1);
+    let big = with(MAX_ATTACHMENT_BYTES / 3 * 4 + 8);
     assert_eq!(read(big.as_bytes(), None, &limits).unwrap_err(), Smev3Error::AttachmentTooLarge(MAX_ATTACHMENT_BYTES));
     // Elsewhere the configured limit holds.
     let long_text = SEND.replace("900101300123", &"9".repeat(2048));

@@ -18,4 +18,5 @@ mod operations;
 mod resilience;
 mod rest_routing;
 mod signatures;
+mod smev3;
 mod soap;
