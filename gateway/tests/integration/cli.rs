@@ -152,7 +152,7 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     });
     let mut curls = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while curls.len() < 12 {
+    while curls.len() < 18 {
         let line =
             rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("demo printed no curl lines");
         if line.starts_with("curl ") {
@@ -215,6 +215,23 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     let refused = Command::new("sh").arg("-c").arg(format!("{agency} -sS --max-time 10")).output().unwrap();
     assert!(!refused.status.success(), "an agency certificate reached the admin API");
 
+    // SMEV 3: send → take → ack → answer → collect → ack, each call as printed.
+    let sent = run(&curls[12]);
+    assert!(sent.contains("<s:SendRequestResponse") && sent.contains("requestIsQueued"), "{sent}");
+    let taken = run(&curls[13]);
+    assert!(taken.contains("<s:RequestMessage>") && taken.contains("<ac:Iin>900101300123</ac:Iin>"), "{taken}");
+    assert!(taken.contains("<s:SMEVSignature><ds:Signature"), "{taken}");
+    assert!(run(&curls[14]).contains("AckResponse"));
+    let answered = run(&curls[15]);
+    assert!(answered.contains("<s:SendResponseResponse"), "{answered}");
+    let collected = run(&curls[16]);
+    assert!(
+        collected.contains("<s:ResponseMessage>") && collected.contains("<ac:Accepted>true</ac:Accepted>"),
+        "{collected}"
+    );
+    let acked = run(&curls[17]);
+    assert!(acked.contains("AckResponse") && !acked.contains("Fault"), "{acked}");
+
     // SIGTERM drains and exits 0.
     let pid = child.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
@@ -234,7 +251,7 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.starts_with("VALID: "), "{verify}: {text}");
     let records: u64 = text["VALID: ".len()..].split(' ').next().unwrap().parse().unwrap();
-    assert_eq!(records, 9, "the nine exchanges are logged (the WSDL download is not one): {text}");
+    assert_eq!(records, 15, "the fifteen exchanges are logged (the WSDL download is not one): {text}");
 }
 
 /// A free loopback port (bound, then released for the child process to take).

@@ -15,6 +15,8 @@ mod lifecycle;
 mod mediate;
 pub mod trust;
 
+pub use lifecycle::smev_mid;
+
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};

@@ -103,7 +103,11 @@ pub struct ReplyTo {
 impl ReplyTo {
     /// `payload.signature`, both base64url; signed by the gateway's key.
     pub fn issue(&self, runtime: &Runtime) -> Result<String, GatewayError> {
-        let gateway = gateway_signer(runtime)?;
+        self.issue_with(gateway_signer(runtime)?)
+    }
+
+    /// The same with the gateway's signer at hand (the demo writes a ReplyTo ahead).
+    pub fn issue_with(&self, gateway: &Signer) -> Result<String, GatewayError> {
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default());
         let signature = gateway
             .key
