@@ -521,3 +521,41 @@ async fn kill_9_after_send_request_loses_nothing(backend: Backend) {
     expected.sort();
     assert_eq!(delivered, expected, "every accepted SendRequest is delivered once");
 }
+
+/// zeep loads the WSDL and schemas the gateway serves and runs the whole cycle,
+/// signing with a SMEV transform of its own (tests/interop/zeep_smev3.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zeep_runs_the_cycle_from_the_served_wsdl() {
+    if !common::python_has("zeep") || !common::python_has("cryptography") {
+        return;
+    }
+    let gw = TestGateway::start_with("", |_, text| format!("{text}{}", smev_config(""))).await;
+    let pki = |f: &str| gw.pki.path(f).display().to_string();
+    let args: Vec<String> = vec![
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/zeep_smev3.py").into(),
+        gw.tls_url("/smev3/?wsdl"),
+        pki("ca.crt"),
+        pki("egov-portal.crt"),
+        pki("egov-portal.key"),
+        pki("population-register.crt"),
+        pki("population-register.key"),
+        KIND.into(),
+    ];
+    let out = tokio::task::spawn_blocking(move || std::process::Command::new("python3").args(&args).output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "zeep failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let request_id = r["sent"]["request_id"].as_str().unwrap();
+    assert_eq!(
+        (r["sent"]["id"].as_str(), r["sent"]["status"].as_str()),
+        (Some(request_id), Some("requestIsQueued")),
+        "{r}"
+    );
+    assert_eq!((r["taken"]["id"].as_str(), r["taken"]["sender"].as_str()), (Some(request_id), Some(CLIENT)), "{r}");
+    assert!(r["taken"]["content"].as_str().unwrap().contains("900101300123"), "{r}");
+    assert_eq!(r["answered"], "RESPONSE");
+    assert_eq!(r["collected"]["original"].as_str(), Some(request_id), "{r}");
+    assert!(r["collected"]["content"].as_str().unwrap().contains("<ac:Accepted>true</ac:Accepted>"), "{r}");
+    assert!(r["after_ack"].is_null(), "{r}");
+}
