@@ -20,6 +20,8 @@ const ADDRESS: &str = "KZ/GOV/000000000001/population-register/address-change/v1
 const SYNC: &str = "KZ/GOV/000000000001/population-register/address-check/v1";
 const KIND: &str = "urn://x-artefacts-qaqpa-demo/address-change/1.0.0";
 const SYNC_KIND: &str = "urn://x-artefacts-qaqpa-demo/address-check/1.0.0";
+const SYNC_SOAP: &str = "KZ/GOV/000000000001/population-register/debt-check/v1";
+const SOAP_KIND: &str = "urn://x-artefacts-qaqpa-demo/debt-check/1.0.0";
 const T: &str = "urn://x-artefacts-smev-gov-ru/services/message-exchange/types/1.1";
 const B: &str = "urn://x-artefacts-smev-gov-ru/services/message-exchange/types/basic/1.1";
 const F: &str = "urn://x-artefacts-smev-gov-ru/services/message-exchange/types/faults/1.1";
@@ -257,6 +259,15 @@ async fn the_whole_cycle_send_take_answer_collect_ack(backend: Backend) {
     assert!(!empty.contains("ResponseMessage"), "{empty}");
     // Nothing is left to acknowledge.
     s.refused(false, ack(&response_id, &s.client_keys), "TargetMessageIsNotFound", "client.unknown_message").await;
+    // GetStatus: the bus refuses synchronously, so no status message is ever queued.
+    let status_call = signed_call(
+        "GetStatus",
+        "<ns2:Timestamp Id=\"SIGNED_BY_CALLER\">2026-12-02T00:00:00Z</ns2:Timestamp>",
+        &s.client_keys,
+        "SIGNED_BY_CALLER",
+    );
+    let (status, text) = s.post(false, status_call).await;
+    assert!(status == 200 && text.contains("<s:GetStatusResponse"), "{text}");
 }
 
 both_backends!(an_unacknowledged_request_comes_back);
@@ -371,6 +382,18 @@ async fn hostile_calls_are_refused_with_the_faults_schema() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_apply_as_for_any_service() {
+    let gw = TestGateway::start_with("", |_, text| {
+        format!("{text}{}\n[[limit]]\nservice = \"{ADDRESS}\"\nrate = \"1/m\"\nburst = 1\n", smev_config(""))
+    })
+    .await;
+    let s = Smev::new(&gw.pki, gw.tls_url("/smev3/"));
+    assert_eq!(s.post(false, send_request(&uuid(), &content("1"), &s.client_keys)).await.0, 200);
+    s.refused(false, send_request(&uuid(), &content("2"), &s.client_keys), "QuoteLimitExceeded", "client.rate_limited")
+        .await;
+}
+
 fn pki_client(gw: &TestGateway, stem: &str) -> reqwest::Client {
     gw.pki.client(Some(stem)).build().unwrap()
 }
@@ -396,7 +419,7 @@ async fn mediation_a_synchronous_provider_and_a_rest_client_through_a1() {
     let gw = TestGateway::start_with("", |_, text| {
         let provider = text.split("upstream = [\"http://").nth(1).unwrap().split('/').next().unwrap().to_owned();
         format!(
-            "{text}{}\n[[service]]\nid = \"{SYNC}\"\nkind = \"rest\"\nupstream = [\"http://{provider}/base/mirror\"]\nsmev_kinds = [\"{SYNC_KIND}\"]\n\n[[access]]\nservice = \"{SYNC}\"\nclients = [\"{CLIENT}\"]\n",
+            "{text}{}\n[[service]]\nid = \"{SYNC}\"\nkind = \"rest\"\nupstream = [\"http://{provider}/base/mirror\"]\nsmev_kinds = [\"{SYNC_KIND}\"]\n\n[[access]]\nservice = \"{SYNC}\"\nclients = [\"{CLIENT}\"]\n\n[[service]]\nid = \"{SYNC_SOAP}\"\nkind = \"soap\"\nupstream = [\"http://{provider}/base/mirror\"]\nsmev_kinds = [\"{SOAP_KIND}\"]\n\n[[access]]\nservice = \"{SYNC_SOAP}\"\nclients = [\"{CLIENT}\"]\n",
             smev_config("")
         )
     })
@@ -412,6 +435,20 @@ async fn mediation_a_synchronous_provider_and_a_rest_client_through_a1() {
     assert!(collected.contains(&format!("<s:OriginalMessageId>{id}</s:OriginalMessageId>")), "{collected}");
     assert!(collected.contains("<ck:Person>42</ck:Person>"), "the provider's (mirrored) answer: {collected}");
     assert_smev_signed(&collected, &s.gateway_cert);
+    let presented = between(&collected, "<s:MessageId>", "</s:MessageId>").unwrap().to_owned();
+    assert_eq!(s.post(false, ack(&presented, &s.client_keys)).await.0, 200);
+
+    // An X-Road SOAP provider: the content goes in an envelope with the X-Road header,
+    // the answer's Body comes back (the mirror echoes the envelope it received).
+    let id = uuid();
+    let query = format!("<tx:DebtQuery xmlns:tx=\"{SOAP_KIND}\"><tx:Iin>43</tx:Iin></tx:DebtQuery>");
+    assert_eq!(s.post(false, send_request(&id, &query, &s.client_keys)).await.0, 200);
+    let (_, collected) = s.post(false, selector("GetResponse", None, &s.client_keys)).await;
+    assert!(collected.contains(&format!("<s:OriginalMessageId>{id}</s:OriginalMessageId>")), "{collected}");
+    assert!(
+        collected.contains("<tx:Iin>43</tx:Iin>") && !collected.contains("xrd:client"),
+        "the Body only: {collected}"
+    );
     let presented = between(&collected, "<s:MessageId>", "</s:MessageId>").unwrap().to_owned();
     assert_eq!(s.post(false, ack(&presented, &s.client_keys)).await.0, 200);
 
