@@ -49,7 +49,7 @@ pub(super) async fn serve(
     bytes: &Bytes,
     call: &Call,
 ) -> Result<Outcome, GatewayError> {
-    let client = caller(ctx, bytes, call)?;
+    let client = caller(ctx, bytes, call).await?;
     ctx.identified(&client);
     let v = call.version;
     let body = match call.operation {
@@ -70,9 +70,12 @@ pub(super) async fn serve(
 
 /// The system speaking: its certificate's, which must also be the signer's. On the
 /// insecure demo listener, the signer's.
-fn caller(ctx: &Ctx, bytes: &[u8], call: &Call) -> Result<Arc<Client>, GatewayError> {
+async fn caller(ctx: &Ctx, bytes: &Bytes, call: &Call) -> Result<Arc<Client>, GatewayError> {
     let runtime = &ctx.runtime;
-    let signer = trust::verify_caller(runtime, bytes, call)?;
+    let signer = {
+        let (runtime, bytes, call) = (runtime.clone(), bytes.clone(), call.clone());
+        offload(bytes.len(), move || trust::verify_caller(&runtime, &bytes, &call).cloned()).await?
+    };
     let Some(cert) = &ctx.peer.certificate else {
         return Ok(signer.clone());
     };
@@ -310,7 +313,23 @@ async fn take(face: &mut Smev3, ctx: &mut Ctx, call: &Call, client: &Client) -> 
     let Some(delivery) = taken.into_iter().next() else {
         return Ok(writer::empty(v, call.operation));
     };
-    render(&runtime, v, call.operation, &delivery)
+    let operation = call.operation;
+    offload(delivery.body.len(), move || render(&runtime, v, operation, &delivery)).await
+}
+
+/// Messages larger than this are verified and signed on a blocking thread: a few
+/// MiB take milliseconds, which must not stall the other exchanges on the worker.
+const OFFLOAD_BYTES: usize = 256 * 1024;
+
+async fn offload<T: Send + 'static>(size: usize, work: impl FnOnce() -> T + Send + 'static) -> T {
+    if size > OFFLOAD_BYTES {
+        match tokio::task::spawn_blocking(work).await {
+            Ok(out) => out,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    } else {
+        work()
+    }
 }
 
 fn header<'d>(d: &'d Delivery, name: &str) -> Option<&'d str> {
