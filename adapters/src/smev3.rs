@@ -12,6 +12,7 @@
 //! Each field is read where the schema puts it and only there; a field given twice
 //! is refused, so no reader downstream can pick a different copy.
 
+mod call;
 mod reader;
 pub mod stored;
 pub mod writer;
@@ -19,7 +20,8 @@ pub mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use reader::{read, Call, Part, Smev3Error};
+pub use call::{Call, Part, Smev3Error};
+pub use reader::read;
 
 /// The schema versions the face speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -14,9 +14,7 @@
 //! response ([`mediate`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use base64::Engine;
 use bytes::Bytes;
 use qaqpa_adapters::smev3::stored::{self, STORED_CONTENT_TYPE};
 use qaqpa_adapters::smev3::writer::{self, Fault, Metadata, Participant};
@@ -28,14 +26,14 @@ use super::{answer, timestamp, Smev3};
 use crate::config::MailboxMode;
 use crate::error::GatewayError;
 use crate::exchange::{authorize, limit, Ctx, Outcome, Reply};
-use crate::faces::async_mailbox::{count_sent, unless_draining};
-use crate::mailbox::{mailbox_id, now_ms, Delivery, Kind, MailboxError, MessageMeta, Queue, Sent};
+use crate::faces::async_mailbox::count_sent;
+use crate::mailbox::{mailbox_id, now_ms, Kind, MailboxError, MessageMeta, Sent};
 use crate::runtime::{Client, Route, Runtime};
 
 /// Headers kept with a SMEV 3 message: its kind's root element, and the message id
 /// its taker sees (the sender's `MessageID`).
-const ROOT: &str = "qaqpa-smev3-root";
-const SMEV_ID: &str = "qaqpa-smev3-message-id";
+pub(super) const ROOT: &str = "qaqpa-smev3-root";
+pub(super) const SMEV_ID: &str = "qaqpa-smev3-message-id";
 
 /// A SMEV 3 message's mailbox id: from its `MessageID` alone, which SMEV 3 makes
 /// unique across the bus, so an `Ack` naming it finds it.
@@ -55,7 +53,7 @@ pub(super) async fn serve(
     let body = match call.operation {
         Operation::SendRequest => return send_request(face, ctx, bytes, call, client).await,
         Operation::SendResponse => send_response(face, ctx, bytes, call, &client).await?,
-        Operation::GetRequest | Operation::GetResponse => take(face, ctx, call, &client).await?,
+        Operation::GetRequest | Operation::GetResponse => super::deliver::take(face, ctx, call, &client).await?,
         Operation::Ack => {
             ack(face, ctx, call, &client).await?;
             writer::empty(v, Operation::Ack)
@@ -74,7 +72,7 @@ async fn caller(ctx: &Ctx, bytes: &Bytes, call: &Call) -> Result<Arc<Client>, Ga
     let runtime = &ctx.runtime;
     let signer = {
         let (runtime, bytes, call) = (runtime.clone(), bytes.clone(), call.clone());
-        offload(bytes.len(), move || trust::verify_caller(&runtime, &bytes, &call).cloned()).await?
+        super::deliver::offload(bytes.len(), move || trust::verify_caller(&runtime, &bytes, &call).cloned()).await?
     };
     let Some(cert) = &ctx.peer.certificate else {
         return Ok(signer.clone());
@@ -109,7 +107,7 @@ fn route_of_kind<'r>(runtime: &'r Runtime, namespace: &str) -> Option<&'r Arc<Ro
     runtime.routes.get(&service.id.to_string())
 }
 
-fn participant(system: &str) -> Participant<'_> {
+pub(super) fn participant(system: &str) -> Participant<'_> {
     Participant { mnemonic: system, name: system }
 }
 
@@ -274,123 +272,6 @@ pub(super) fn response_meta(id: &str, reply: &ReplyTo, headers: Vec<(String, Str
     meta.mid = smev_mid(id);
     meta.status = Some(status);
     meta
-}
-
-async fn take(face: &mut Smev3, ctx: &mut Ctx, call: &Call, client: &Client) -> Result<String, GatewayError> {
-    let runtime = ctx.runtime.clone();
-    let shared = ctx.shared.clone();
-    let v = call.version;
-    let system = client.id.as_str();
-    let queues: Vec<Queue> = match call.operation {
-        Operation::GetRequest => {
-            ctx.record.set_subject("smev3/get-request");
-            let wanted = call.selector_namespace.as_deref().filter(|n| !n.is_empty());
-            let queues: Vec<Queue> = runtime
-                .config
-                .services
-                .iter()
-                .filter(|s| s.mailbox == MailboxMode::Pull && s.id.system().as_str() == system)
-                .filter(|s| wanted.is_none_or(|ns| s.smev_kinds.iter().any(|k| k == ns)))
-                .map(|s| Queue::Requests(s.id.to_string()))
-                .collect();
-            if queues.is_empty() {
-                let why = match wanted {
-                    Some(ns) => format!("{system} provides no kind of information {ns} with a pull mailbox"),
-                    None => format!("{system} provides no pull mailbox"),
-                };
-                return Err(face.refuse(Fault::UnknownMessageType, GatewayError::new(ErrorCode::UnknownService, why)));
-            }
-            queues
-        }
-        _ => {
-            ctx.record.set_subject("smev3/get-response");
-            vec![Queue::Responses(system.to_owned())]
-        }
-    };
-    // SMEV 3 polls: the answer comes at once, with a message or without.
-    let taken = unless_draining(&shared, shared.mailboxes.take(&queues, 1, Duration::ZERO)).await?;
-    shared.telemetry.metrics.mailbox_events.with_label_values(&["delivered"]).inc_by(taken.len() as u64);
-    let Some(delivery) = taken.into_iter().next() else {
-        return Ok(writer::empty(v, call.operation));
-    };
-    let operation = call.operation;
-    offload(delivery.body.len(), move || render(&runtime, v, operation, &delivery)).await
-}
-
-/// Messages larger than this are verified and signed on a blocking thread: a few
-/// MiB take milliseconds, which must not stall the other exchanges on the worker.
-const OFFLOAD_BYTES: usize = 256 * 1024;
-
-async fn offload<T: Send + 'static>(size: usize, work: impl FnOnce() -> T + Send + 'static) -> T {
-    if size > OFFLOAD_BYTES {
-        match tokio::task::spawn_blocking(work).await {
-            Ok(out) => out,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-    } else {
-        work()
-    }
-}
-
-fn header<'d>(d: &'d Delivery, name: &str) -> Option<&'d str> {
-    d.envelope.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-}
-
-/// A taken message as `GetRequestResponse` / `GetResponseResponse`, signed.
-fn render(runtime: &Runtime, v: Version, operation: Operation, d: &Delivery) -> Result<String, GatewayError> {
-    let e = &d.envelope;
-    let is_response = operation == Operation::GetResponse;
-    let (data, signature, attachments) = match stored::load(&d.body) {
-        Some(s) => {
-            let text = |r: std::ops::Range<usize>| String::from_utf8_lossy(&d.body[r]).into_owned();
-            (text(s.data), s.signature.map(text), s.attachments.map(text).unwrap_or_default())
-        }
-        // Sent through another door (`/a1`, SOAP mailbox operations, a synchronous
-        // provider's answer): the bus writes the sender's part around the payload.
-        None => {
-            let to = is_response.then_some("");
-            (writer::sender_data(v, to, &e.mid.to_string(), &payload_xml(d)), None, String::new())
-        }
-    };
-    let presented = header(d, SMEV_ID).map_or_else(|| e.mid.to_string(), str::to_owned);
-    let (sent, delivered) = (timestamp(e.created), timestamp(now_ms()));
-    let provider = qaqpa_routing::ServiceId::parse(&e.service).map(|s| s.system().to_string()).unwrap_or_default();
-    let (sender, recipient) =
-        if is_response { (provider.as_str(), e.client.as_str()) } else { (e.client.as_str(), provider.as_str()) };
-    let meta = Metadata {
-        message_id: &presented,
-        message_type: if is_response { "RESPONSE" } else { "REQUEST" },
-        sender: participant(sender),
-        recipient: Some(participant(recipient)),
-        sending_timestamp: &sent,
-        destination_name: header(d, ROOT).unwrap_or(""),
-        delivery_timestamp: Some(&delivered),
-        status: None,
-    }
-    .xml(v, None);
-    let core = if is_response {
-        writer::response(v, &e.message_id, &data, &meta, signature.as_deref())
-    } else {
-        let reply_to =
-            ReplyTo { c: e.client.clone(), s: e.service.clone(), m: e.message_id.clone(), r: e.mid }.issue(runtime)?;
-        writer::request(v, &data, &meta, &reply_to, signature.as_deref())
-    };
-    let smev_signature = trust::sign_answer(runtime, &core)?;
-    Ok(writer::delivered(v, operation, &core, &attachments, &smev_signature))
-}
-
-/// A payload as `MessagePrimaryContent`: XML of one namespaced root as it is, anything
-/// else (JSON, text) base64 in a Qaqpa element with its content type.
-fn payload_xml(d: &Delivery) -> String {
-    if let Some(xml) = std::str::from_utf8(&d.body).ok().and_then(stored::xml_fragment) {
-        return xml.to_owned();
-    }
-    let content_type = header(d, "content-type").unwrap_or("application/octet-stream");
-    format!(
-        "<q:Payload xmlns:q=\"urn:qaqpa:smev3:payload:1\" contentType=\"{}\">{}</q:Payload>",
-        qaqpa_adapters::soap::escape(content_type),
-        base64::engine::general_purpose::STANDARD.encode(&d.body)
-    )
 }
 
 async fn ack(face: &mut Smev3, ctx: &mut Ctx, call: &Call, client: &Client) -> Result<(), GatewayError> {

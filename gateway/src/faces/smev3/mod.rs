@@ -11,6 +11,7 @@
 //! SOAP 1.1 faults whose detail is the faults schema's element with the stable code.
 
 pub mod contract;
+mod deliver;
 mod lifecycle;
 mod mediate;
 pub mod trust;

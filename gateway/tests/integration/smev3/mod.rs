@@ -6,6 +6,9 @@
 //! schema's elements, mediation both ways, and a SIGKILL between `SendRequest`'s
 //! answer and `GetRequest`.
 
+mod hostile;
+mod mediation;
+
 use crate::common;
 
 use std::net::SocketAddr;
@@ -293,107 +296,6 @@ async fn an_unacknowledged_request_comes_back(backend: Backend) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_calls_are_refused_with_the_faults_schema() {
-    let gw = TestGateway::start_with("", |_, text| format!("{text}{}", smev_config(""))).await;
-    let s = Smev::new(&gw.pki, gw.tls_url("/smev3/"));
-    let good = send_request(&uuid(), &content("1"), &s.client_keys);
-
-    // Unsigned.
-    let unsigned = good.replace(
-        &good[good.find("<ns:CallerInformationSystemSignature>").unwrap()
-            ..good.find("</ns:SendRequestRequest>").unwrap()],
-        "",
-    );
-    s.refused(false, unsigned, "SignatureVerificationFault", "client.bad_signature").await;
-    // Signed by another registered system, sent over the requester's connection.
-    s.refused(
-        false,
-        send_request(&uuid(), &content("1"), &s.other_keys),
-        "SignatureVerificationFault",
-        "client.bad_signature",
-    )
-    .await;
-    // The signature covers another element than the signed part (wrong reference).
-    let other_part = signed_call(
-        "SendRequest",
-        &format!("<ns:SenderProvidedRequestData Id=\"SIGNED_BY_CALLER\"><ns:MessageID>{}</ns:MessageID><ns2:MessagePrimaryContent>{}</ns2:MessagePrimaryContent><ns:PersonalSignature><x:Decoy xmlns:x=\"urn:decoy\" Id=\"DECOY\">1</x:Decoy></ns:PersonalSignature></ns:SenderProvidedRequestData>", uuid(), content("1")),
-        &s.client_keys,
-        "DECOY",
-    );
-    s.refused(false, other_part, "SignatureVerificationFault", "client.bad_signature").await;
-    // Content changed after signing.
-    let changed = good.replace("<ac:Person>1</ac:Person>", "<ac:Person>2</ac:Person>");
-    s.refused(false, changed, "SignatureVerificationFault", "client.bad_signature").await;
-    // A kind of information no service takes.
-    let unknown = send_request(&uuid(), "<x:Thing xmlns:x=\"urn://nobody/1.0\"/>", &s.client_keys);
-    s.refused(false, unknown, "BusinessDataTypeIsNotSupported", "client.unknown_service").await;
-    // A MessageID that is not a UUID.
-    s.refused(
-        false,
-        send_request("not-a-uuid", &content("1"), &s.client_keys),
-        "InvalidMessageIdFormat",
-        "client.bad_request",
-    )
-    .await;
-    // An inline attachment over 5 MiB.
-    let big = "QUFB".repeat(5 * 1024 * 1024 / 3 + 16);
-    let attached = good.replace(
-        "<ns:CallerInformationSystemSignature>",
-        &format!("<ns2:AttachmentContentList><ns2:AttachmentContent><ns2:Id>a1</ns2:Id><ns2:Content>{big}</ns2:Content></ns2:AttachmentContent></ns2:AttachmentContentList><ns:CallerInformationSystemSignature>"),
-    );
-    s.refused(false, attached, "AttachmentSizeLimitExceeded", "client.too_large").await;
-    // XXE: refused before anything is read.
-    let xxe = good
-        .replacen(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
-            "<?xml version=\"1.0\"?><!DOCTYPE S:Envelope [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>",
-            1,
-        )
-        .replace("<ac:Person>1</ac:Person>", "<ac:Person>&xxe;</ac:Person>");
-    s.refused(false, xxe, "InvalidContent", "client.bad_xml").await;
-    // The same MessageID twice: the second is already sent.
-    let id = uuid();
-    assert_eq!(s.post(false, send_request(&id, &content("1"), &s.client_keys)).await.0, 200);
-    s.refused(false, send_request(&id, &content("1"), &s.client_keys), "MessageIsAlreadySent", "client.replay").await;
-    // A client without access to the kind's service.
-    let other = pki_client(&gw, "akimat");
-    let (status, text) = Smev { client: other, ..Smev::new(&gw.pki, gw.tls_url("/smev3/")) }
-        .post(false, send_request(&uuid(), &content("1"), &s.other_keys))
-        .await;
-    assert!(status == 500 && text.contains("<f:AccessDenied"), "{text}");
-    // A forged ReplyTo.
-    s.refused(
-        true,
-        send_response(&uuid(), "eyJjIjoiIn0.AAAA", &content("1"), &s.provider_keys),
-        "InvalidContent",
-        "client.bad_request",
-    )
-    .await;
-    // The requester may not answer as the provider with a ReplyTo it saw.
-    let (_, taken) = s.post(true, selector("GetRequest", Some(KIND), &s.provider_keys)).await;
-    let reply_to = between(&taken, "<s:ReplyTo>", "</s:ReplyTo>").unwrap().to_owned();
-    s.refused(
-        false,
-        send_response(&uuid(), &reply_to, &content("1"), &s.client_keys),
-        "AccessDenied",
-        "client.access_denied",
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn limits_apply_as_for_any_service() {
-    let gw = TestGateway::start_with("", |_, text| {
-        format!("{text}{}\n[[limit]]\nservice = \"{ADDRESS}\"\nrate = \"1/m\"\nburst = 1\n", smev_config(""))
-    })
-    .await;
-    let s = Smev::new(&gw.pki, gw.tls_url("/smev3/"));
-    assert_eq!(s.post(false, send_request(&uuid(), &content("1"), &s.client_keys)).await.0, 200);
-    s.refused(false, send_request(&uuid(), &content("2"), &s.client_keys), "QuoteLimitExceeded", "client.rate_limited")
-        .await;
-}
-
 fn pki_client(gw: &TestGateway, stem: &str) -> reqwest::Client {
     gw.pki.client(Some(stem)).build().unwrap()
 }
@@ -412,78 +314,6 @@ async fn the_wsdl_and_schemas_are_served() {
         }
     }
     assert_eq!(http.get(gw.tls_url("/smev3/nothing.xsd")).send().await.unwrap().status(), 404);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mediation_a_synchronous_provider_and_a_rest_client_through_a1() {
-    let gw = TestGateway::start_with("", |_, text| {
-        let provider = text.split("upstream = [\"http://").nth(1).unwrap().split('/').next().unwrap().to_owned();
-        format!(
-            "{text}{}\n[[service]]\nid = \"{SYNC}\"\nkind = \"rest\"\nupstream = [\"http://{provider}/base/mirror\"]\nsmev_kinds = [\"{SYNC_KIND}\"]\n\n[[access]]\nservice = \"{SYNC}\"\nclients = [\"{CLIENT}\"]\n\n[[service]]\nid = \"{SYNC_SOAP}\"\nkind = \"soap\"\nupstream = [\"http://{provider}/base/mirror\"]\nsmev_kinds = [\"{SOAP_KIND}\"]\n\n[[access]]\nservice = \"{SYNC_SOAP}\"\nclients = [\"{CLIENT}\"]\n",
-            smev_config("")
-        )
-    })
-    .await;
-    let s = Smev::new(&gw.pki, gw.tls_url("/smev3/"));
-
-    // A SMEV 3 requester, a REST provider without a mailbox: answered at once, queued.
-    let id = uuid();
-    let check = format!("<ck:AddressCheck xmlns:ck=\"{SYNC_KIND}\"><ck:Person>42</ck:Person></ck:AddressCheck>");
-    let (status, text) = s.post(false, send_request(&id, &check, &s.client_keys)).await;
-    assert_eq!(status, 200, "{text}");
-    let (_, collected) = s.post(false, selector("GetResponse", None, &s.client_keys)).await;
-    assert!(collected.contains(&format!("<s:OriginalMessageId>{id}</s:OriginalMessageId>")), "{collected}");
-    assert!(collected.contains("<ck:Person>42</ck:Person>"), "the provider's (mirrored) answer: {collected}");
-    assert_smev_signed(&collected, &s.gateway_cert);
-    let presented = between(&collected, "<s:MessageId>", "</s:MessageId>").unwrap().to_owned();
-    assert_eq!(s.post(false, ack(&presented, &s.client_keys)).await.0, 200);
-
-    // An X-Road SOAP provider: the content goes in an envelope with the X-Road header,
-    // the answer's Body comes back (the mirror echoes the envelope it received).
-    let id = uuid();
-    let query = format!("<tx:DebtQuery xmlns:tx=\"{SOAP_KIND}\"><tx:Iin>43</tx:Iin></tx:DebtQuery>");
-    assert_eq!(s.post(false, send_request(&id, &query, &s.client_keys)).await.0, 200);
-    let (_, collected) = s.post(false, selector("GetResponse", None, &s.client_keys)).await;
-    assert!(collected.contains(&format!("<s:OriginalMessageId>{id}</s:OriginalMessageId>")), "{collected}");
-    assert!(
-        collected.contains("<tx:Iin>43</tx:Iin>") && !collected.contains("xrd:client"),
-        "the Body only: {collected}"
-    );
-    let presented = between(&collected, "<s:MessageId>", "</s:MessageId>").unwrap().to_owned();
-    assert_eq!(s.post(false, ack(&presented, &s.client_keys)).await.0, 200);
-
-    // A REST client sends to the SMEV 3 provider through /a1; the provider answers over SMEV 3.
-    let rest = pki_client(&gw, "egov-portal");
-    let r = rest
-        .post(gw.tls_url(&format!("/a1/{ADDRESS}")))
-        .header("X-Road-Client", CLIENT)
-        .header("X-Road-Id", "rest-1")
-        .header("content-type", "application/xml")
-        .body(content("77"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 202);
-    let (_, taken) = s.post(true, selector("GetRequest", Some(KIND), &s.provider_keys)).await;
-    assert!(taken.contains("<ac:Person>77</ac:Person>"), "{taken}");
-    assert_smev_signed(&taken, &s.gateway_cert);
-    let message_id = between(&taken, "<s:MessageID>", "</s:MessageID>").unwrap().to_owned();
-    let reply_to = between(&taken, "<s:ReplyTo>", "</s:ReplyTo>").unwrap().to_owned();
-    assert_eq!(s.post(true, ack(&message_id, &s.provider_keys)).await.0, 200);
-    let answer = format!("<ac:Done xmlns:ac=\"{KIND}\">yes</ac:Done>");
-    assert_eq!(s.post(true, send_response(&uuid(), &reply_to, &answer, &s.provider_keys)).await.0, 200);
-    let outbox = rest
-        .get(gw.tls_url(&format!("/a1/outbox/{CLIENT}?wait=2s")))
-        .header("X-Road-Client", CLIENT)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(outbox.status(), 200);
-    assert_eq!(outbox.headers()["x-road-id"], "rest-1");
-    let mid = outbox.headers()["qaqpa-message-id"].to_str().unwrap().to_owned();
-    assert!(outbox.text().await.unwrap().contains("<ac:Done"));
-    let acked = rest.post(gw.tls_url(&format!("/a1/ack/{mid}"))).header("X-Road-Client", CLIENT).send().await.unwrap();
-    assert_eq!(acked.status(), 200);
 }
 
 /// A child `qaqpa run`, killed on drop.
