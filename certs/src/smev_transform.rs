@@ -61,6 +61,23 @@ fn escape_into(out: &mut Vec<u8>, text: &str, attribute: bool) {
     }
 }
 
+/// A local name as written, refused when it could not be one (quick-xml reads
+/// `<a:e//>` as an element named `a:e/`): the output must parse as what was hashed.
+fn name(raw: &[u8]) -> Result<String, TransformError> {
+    let bad = |b: &u8| b.is_ascii_whitespace() || b"/<>\"'=&:;".contains(b);
+    if raw.is_empty() || raw.iter().any(bad) {
+        return Err(TransformError::Xml(format!("not a name: {:?}", String::from_utf8_lossy(raw))));
+    }
+    std::str::from_utf8(raw).map(str::to_owned).map_err(|e| TransformError::Xml(e.to_string()))
+}
+
+/// A namespace name as declared: the resolver gives the attribute value's raw bytes,
+/// references not yet replaced (`xmlns:a="u&amp;v"` names `u&v`).
+fn namespace(raw: &[u8]) -> Result<String, TransformError> {
+    let text = std::str::from_utf8(raw).map_err(|e| TransformError::Xml(e.to_string()))?;
+    quick_xml::escape::unescape(text).map(|u| u.into_owned()).map_err(|e| TransformError::Xml(e.to_string()))
+}
+
 /// One output element's prefixes: (prefix, namespace URI).
 type Mappings = Vec<(String, String)>;
 
@@ -96,11 +113,9 @@ pub fn smev_transform(input: &[u8]) -> Result<Vec<u8>, TransformError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(TransformError::TooLarge);
                 }
-                let local = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                let local = name(e.local_name().as_ref())?;
                 let uri = match ns {
-                    ResolveResult::Bound(n) if !n.as_ref().is_empty() => {
-                        String::from_utf8_lossy(n.as_ref()).into_owned()
-                    }
+                    ResolveResult::Bound(n) if !n.as_ref().is_empty() => namespace(n.as_ref())?,
                     ResolveResult::Unknown(p) => {
                         return Err(TransformError::Xml(format!("unbound prefix {}", String::from_utf8_lossy(&p))))
                     }
@@ -132,14 +147,14 @@ pub fn smev_transform(input: &[u8]) -> Result<Vec<u8>, TransformError> {
                     }
                     let (attr_ns, attr_local) = reader.resolve_attribute(attr.key);
                     let attr_ns = match attr_ns {
-                        ResolveResult::Bound(n) => Some(String::from_utf8_lossy(n.as_ref()).into_owned()),
+                        ResolveResult::Bound(n) => Some(namespace(n.as_ref())?),
                         ResolveResult::Unbound => None,
                         ResolveResult::Unknown(p) => {
                             return Err(TransformError::Xml(format!("unbound prefix {}", String::from_utf8_lossy(&p))))
                         }
                     };
                     let value = attr.unescape_value().map_err(|e| xml(&e))?.into_owned();
-                    attributes.push((attr_ns, String::from_utf8_lossy(attr_local.as_ref()).into_owned(), value));
+                    attributes.push((attr_ns, name(attr_local.as_ref())?, value));
                 }
                 // Qualified first (by URI, then local name), then unqualified by name.
                 attributes.sort_by(|a, b| match (&a.0, &b.0) {
@@ -253,6 +268,31 @@ mod tests {
             transform("<a:x xmlns:a=\"u\" v=\"&quot;&lt;\"> &amp; <a:y>&#x20;&#9;</a:y></a:x>"),
             "<ns1:x xmlns:ns1=\"u\" v=\"&quot;&lt;\"> &amp; <ns1:y></ns1:y></ns1:x>"
         );
+    }
+
+    /// No input panics; what is accepted is accepted again unchanged (the normal form
+    /// is a fixed point). The fuzz target `smev_transform` runs the same.
+    #[test]
+    fn mutated_fragments_never_panic_and_the_output_is_a_fixed_point() {
+        let seed = b"<a:x xmlns:a=\"u\" xmlns:b=\"v\" b:k=\"1\" z=\"&amp;\"><b:y> t </b:y><a:e/>&#x41;</a:x>";
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..3000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut input = seed.to_vec();
+            let at = (state as usize) % input.len();
+            match (state >> 40) % 3 {
+                0 => input[at] = (state >> 16) as u8,
+                1 => {
+                    input.remove(at);
+                }
+                _ => input.insert(at, b"<>/\"'=&:"[(state >> 24) as usize % 8]),
+            }
+            if let Ok(out) = smev_transform(&input) {
+                assert_eq!(smev_transform(&out).as_ref(), Ok(&out), "{}", String::from_utf8_lossy(&input));
+            }
+        }
     }
 
     #[test]
