@@ -364,6 +364,18 @@ pub struct ServiceConfig {
     pub ordered: bool,
     /// SMEV 3 kinds of information routed here (unique across services; docs/smev3.md).
     pub smev_kinds: Vec<String>,
+    pub message_log: LogMode,
+}
+
+/// When an exchange's message-log records must be on disk (docs/operations.md#message-log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogMode {
+    /// Before the request goes to the provider (a record of the forwarding) and
+    /// before the answer goes to the client (the record of the exchange).
+    Sync,
+    /// Written behind the answer, never waited for: unsigned bulk traffic only
+    /// (a crash may lose the last records; a signed service cannot choose it).
+    Async,
 }
 
 /// Active health checking of a service's endpoints.

@@ -60,6 +60,11 @@ pub(super) async fn take(
     // SMEV 3 polls: the answer comes at once, with a message or without.
     let taken = unless_draining(&shared, shared.mailboxes.take(&queues, 1, Duration::ZERO)).await?;
     shared.telemetry.metrics.mailbox_events.with_label_values(&["delivered"]).inc_by(taken.len() as u64);
+    let kind = match call.operation {
+        Operation::GetRequest => crate::mailbox::Kind::Request,
+        _ => crate::mailbox::Kind::Response,
+    };
+    crate::faces::async_mailbox::record_taken(&mut ctx.record, kind, &taken);
     let Some(delivery) = taken.into_iter().next() else {
         return Ok(writer::empty(v, call.operation));
     };

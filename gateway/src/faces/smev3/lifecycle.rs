@@ -28,6 +28,7 @@ use crate::error::GatewayError;
 use crate::exchange::{authorize, limit, Ctx, Outcome, Reply};
 use crate::faces::async_mailbox::count_sent;
 use crate::mailbox::{mailbox_id, now_ms, Kind, MailboxError, MessageMeta, Sent};
+use crate::observe::record::Step;
 use crate::runtime::{Client, Route, Runtime};
 
 /// Headers kept with a SMEV 3 message: its kind's root element, and the message id
@@ -191,6 +192,7 @@ async fn send_request(
         if let Sent::Duplicate(_) = sent {
             return Err(already_sent(face, &id));
         }
+        ctx.record.set_step(Step::new("send", sent.mid()));
     }
     let now = timestamp(now_ms());
     let meta = Metadata {
@@ -246,6 +248,9 @@ async fn send_response(
         return Err(already_sent(face, &id));
     }
     shared.telemetry.metrics.mailbox_events.with_label_values(&["replied"]).inc();
+    // The request's life ends in this answer; the answer's begins (its own bus id).
+    ctx.record.set_step(Step::new("reply", reply.r));
+    ctx.record.add_step(Step::new("send", sent.mid()));
     // The request is answered: it is not handed out again (it may be acked already).
     match shared.mailboxes.ack(reply.r, client.id.as_str()).await {
         Ok(()) | Err(MailboxError::Unknown(_)) => {}
@@ -287,12 +292,14 @@ async fn ack(face: &mut Smev3, ctx: &mut Ctx, call: &Call, client: &Client) -> R
     let system = client.id.as_str();
     // The id the taker saw: a SMEV 3 MessageID, or the mailbox id the bus presented
     // for a message sent through another door.
-    let mut result = shared.mailboxes.ack(smev_mid(target), system).await;
+    let mid = smev_mid(target);
+    let mut result = shared.mailboxes.ack(mid, system).await.map(|()| mid);
     if let (Err(MailboxError::Unknown(_)), Ok(mid)) = (&result, uuid::Uuid::parse_str(target)) {
-        result = shared.mailboxes.ack(mid, system).await;
+        result = shared.mailboxes.ack(mid, system).await.map(|()| mid);
     }
     match result {
-        Ok(()) => {
+        Ok(mid) => {
+            ctx.record.set_step(Step::new("ack", mid));
             shared.telemetry.metrics.mailbox_events.with_label_values(&["acked"]).inc();
             Ok(())
         }

@@ -104,5 +104,7 @@ pub(super) async fn call_provider(
     let meta = response_meta(&response_id, &reply, headers, status);
     let sent = shared.mailboxes.send(meta, answer).await?;
     crate::faces::async_mailbox::count_sent(&shared, sent);
+    // The answer's life begins here: the gateway sent it for the provider.
+    ctx.record.set_step(crate::observe::record::Step::new("reply", sent.mid()));
     Ok(())
 }
