@@ -7,6 +7,7 @@ pub mod mapping;
 pub mod openapi;
 pub mod problem;
 pub mod shep;
+pub mod smev3;
 pub mod soap;
 pub mod wsdl;
 

@@ -110,9 +110,8 @@ async fn upstream() -> SocketAddr {
                         Ok::<_, Infallible>(http::Response::new(Full::new(answer)))
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     });
@@ -121,10 +120,7 @@ async fn upstream() -> SocketAddr {
 
 /// The gateway in this process: a plaintext listener for the load, a TLS one only
 /// so the message log has a key to seal with, one route to `upstream`.
-async fn gateway(
-    upstream: SocketAddr,
-    extra: &str,
-) -> (SocketAddr, tempfile::TempDir, qaqpa_gateway::server::Running) {
+async fn gateway(upstream: SocketAddr, extra: &str) -> (SocketAddr, tempfile::TempDir, qaqpa_gateway::server::Running) {
     let dir = tempfile::tempdir().unwrap();
     let client = qaqpa_routing::SystemId::parse(CLIENT).unwrap();
     qaqpa_gateway::cli::pki_files::init(&dir.path().join("pki"), &[client], &["localhost".into()], false).unwrap();

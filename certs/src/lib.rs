@@ -8,6 +8,7 @@ pub mod jws;
 pub mod keys;
 pub mod msglog;
 pub mod pki;
+pub mod smev_transform;
 pub mod trust;
 pub mod xmldsig;
 

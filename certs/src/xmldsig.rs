@@ -764,6 +764,8 @@ fn splice(doc: &[u8], splices: &mut [(usize, String)]) -> Vec<u8> {
 
 pub mod wsse;
 pub use wsse::verify_wsse;
+mod detached;
+pub use detached::{sign_detached, verify_detached, DetachedSignature, KeySigner, Signer, StandardSuite, Suite};
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use http::{Request, Response};
 use crate::body::client::ClientBody;
 use crate::body::GatewayBody;
 use crate::exchange::{self, Peer};
-use crate::faces::{async_events, async_mailbox, contracts, shep_async, shep_sync, xroad_rest, xroad_soap};
+use crate::faces::{async_events, async_mailbox, contracts, shep_async, shep_sync, smev3, xroad_rest, xroad_soap};
 use crate::shared::Shared;
 
 /// The faces, by the door a request comes through.
@@ -23,6 +23,8 @@ pub enum Door {
     Wsdl,
     /// Qaqpa asynchronous: mailboxes `/a1/…` and events `/e1/…`.
     QaqpaAsync,
+    /// SMEV 3 message exchange: `POST /smev3/`, its WSDL and schemas `GET /smev3/…`.
+    Smev3,
     /// X-Road REST: `/r1/…`, and every other path (refused there as not a service).
     XRoadRest,
     /// ШЭП SyncChannel `/bip-sync/` and AsyncChannel `/bip-async/` (docs/shep.md).
@@ -43,6 +45,8 @@ impl Door {
             Door::Wsdl
         } else if path.starts_with(async_mailbox::PREFIX) || path.starts_with(async_events::PREFIX) {
             Door::QaqpaAsync
+        } else if smev3::is_smev3(req) {
+            Door::Smev3
         } else {
             Door::XRoadRest
         }
@@ -54,6 +58,8 @@ pub async fn serve(shared: Arc<Shared>, peer: Arc<Peer>, req: Request<ClientBody
         Door::XRoadSoap => exchange::run(xroad_soap::XRoadSoap::new(&req), shared, peer, req).await,
         Door::Wsdl => contracts::serve_wsdl(&shared.runtime(), &peer, &req),
         Door::QaqpaAsync => exchange::run(async_mailbox::QaqpaAsync, shared, peer, req).await,
+        Door::Smev3 if req.method() == http::Method::GET => smev3::contract::serve(&req, peer.certificate.is_some()),
+        Door::Smev3 => exchange::run(smev3::Smev3::new(), shared, peer, req).await,
         Door::XRoadRest => exchange::run(xroad_rest::XRoadRest, shared, peer, req).await,
         Door::ShepSync if shep_sync::is_wsdl(&req) => {
             shep_sync::serve_wsdl(&req, &peer, shep_sync::SYNC_PATH, qaqpa_adapters::shep::wsdl::sync_wsdl)

@@ -365,6 +365,8 @@ pub struct ServiceConfig {
     pub mailbox: MailboxMode,
     /// Asynchronous messages of one client to this service are delivered in order.
     pub ordered: bool,
+    /// SMEV 3 kinds of information routed here (unique across services; docs/smev3.md).
+    pub smev_kinds: Vec<String>,
     pub message_log: LogMode,
     /// ШЭП `serviceId` routed here, and whether the provider speaks SyncChannel.
     pub shep_service_id: Option<String>,
@@ -512,3 +514,5 @@ mod tests_admin;
 mod tests_passes;
 #[cfg(test)]
 mod tests_shep;
+#[cfg(test)]
+mod tests_smev;

@@ -322,6 +322,10 @@ pub struct RawService {
     /// as they are, and REST or X-Road clients get a `SendMessage` built for them.
     #[serde(default)]
     pub shep_provider: bool,
+    /// SMEV 3 kinds of information (вид сведений): root namespaces of
+    /// `MessagePrimaryContent` that route a SMEV 3 `SendRequest` here (docs/smev3.md).
+    #[serde(default)]
+    pub smev_kinds: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -22,6 +22,7 @@ pub(super) fn check(
     let mut services = Vec::new();
     let mut table = RouteTable::builder();
     let mut shep_ids = HashSet::new();
+    let mut kinds = std::collections::HashMap::new();
     for (i, s) in raw.iter().enumerate() {
         let key = format!("service[{i}]");
         let Some(service) = service(c, s, &key, systems) else {
@@ -63,6 +64,7 @@ pub(super) fn check(
                 "orders asynchronous requests: needs mailbox = \"pull\" or \"push\"",
             );
         }
+        smev_kinds(c, s, &key, &mut kinds);
         if let Err(e) = table.insert(&service.id, ()) {
             c.error(s.id.span(), format!("{key}.id"), e.to_string());
             continue;
@@ -166,6 +168,7 @@ fn service(c: &mut Checker, raw: &RawService, key: &str, systems: &HashSet<Syste
         ),
         shep_service_id: raw.shep_service_id.as_ref().map(|v| v.get_ref().clone()),
         shep_provider: raw.shep_provider,
+        smev_kinds: raw.smev_kinds.iter().map(|k| k.get_ref().clone()).collect(),
         idempotent: raw.idempotent,
         // Filled in by the files pass.
         wsdl: None,
@@ -196,6 +199,29 @@ fn shep_checks(c: &mut Checker, raw: &RawService, service: &ServiceConfig, key: 
     if service.shep_provider && service.kind != ServiceKind::Soap {
         let message = "a provider that speaks SyncChannel is a kind = \"soap\" service";
         c.error(raw.kind.span(), format!("{key}.shep_provider"), message);
+    }
+}
+
+/// `smev_kinds`: each a namespace URI (no spaces, a scheme), named by one service
+/// only, since the namespace alone picks the service a SMEV 3 request goes to.
+fn smev_kinds(c: &mut Checker, raw: &RawService, key: &str, seen: &mut std::collections::HashMap<String, String>) {
+    for kind in &raw.smev_kinds {
+        let uri = kind.get_ref();
+        let well_formed = !uri.is_empty()
+            && uri.len() <= 1024
+            && uri.split_once(':').is_some_and(|(scheme, rest)| !scheme.is_empty() && !rest.is_empty())
+            && !uri.chars().any(|ch| ch.is_whitespace() || ch.is_control() || ch == '"' || ch == '<' || ch == '>');
+        if !well_formed {
+            c.error(
+                kind.span(),
+                format!("{key}.smev_kinds"),
+                format!("{uri:?} is not a namespace URI like \"urn://example.ru/kind/1.0.0\""),
+            );
+            continue;
+        }
+        if let Some(other) = seen.insert(uri.clone(), raw.id.get_ref().clone()) {
+            c.error(kind.span(), format!("{key}.smev_kinds"), format!("{uri} is already the kind of service {other}"));
+        }
     }
 }
 

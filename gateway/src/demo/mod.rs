@@ -4,6 +4,7 @@
 //!
 //! Integration tests and benchmarks start from the same config, so it stays true.
 
+pub mod smev3;
 pub mod upstreams;
 
 use std::net::{IpAddr, SocketAddr};
@@ -70,6 +71,7 @@ pub fn write_files(args: &DemoArgs, rest: SocketAddr, soap: SocketAddr) -> anyho
     if !pki.join(pki_files::OPERATOR_CA_CERT).exists() {
         pki_files::init_operators(&pki)?;
     }
+    smev3::write_messages(&args.dir, DEMO_IIN)?;
     std::fs::create_dir_all(args.dir.join("wsdl"))?;
     pki_files::write_file(&args.dir.join("wsdl/legacy-tax.wsdl"), LEGACY_TAX_WSDL, false)?;
     let path = args.dir.join("qaqpa.toml");
@@ -166,6 +168,8 @@ kind = "rest"
 upstream = ["http://{rest}/persons"]
 mailbox = "pull"
 shep_service_id = "{SHEP_ADDRESS_CHANGE}"
+# Also a SMEV 3 kind of information: SMEV 3 systems reach it at /smev3/ (docs/smev3.md).
+smev_kinds = ["{smev_kind}"]
 
 # Events: the register announces changed records; its subscribers read them in order.
 [[topic]]
@@ -191,9 +195,16 @@ rate = "50/s"
 burst = 100
 quota_day = 100000
 
+# Signature trust, and the gateway's key (it signs its SMEV 3 answers, SIGNED_BY_SMEV).
+[signatures]
+trust_anchors = "pki/ca.crt"
+cert = "pki/gateway.crt"
+key = "pki/gateway.key"
+
 [storage]
 data_dir = "data"
 "#,
+        smev_kind = smev3::SMEV_KIND,
         data = args.data_port,
         plain = args.plain_port,
         admin = args.admin_port,
@@ -310,6 +321,20 @@ fn print_tour(dir: &Path, tls: SocketAddr, plain: SocketAddr, admin: SocketAddr)
     println!("# reload the config (role \"admin\" only; agency certificates do not chain to the operators' CA):");
     println!("curl {operator} -X POST https://{admin}/admin/v1/reload");
     println!();
+    println!(
+        "# operator dashboard https://{admin}/ui (a browser needs {pki}/operator.crt/.key as its client certificate)   metrics: https://{admin}/metrics   SLA: https://{admin}/admin/v1/sla"
+    );
+    println!();
+    println!("# SMEV 3 (docs/smev3.md): systems built for СМЭВ 3 connect unchanged; these calls are signed by the systems' keys");
+    for (what, file) in smev3::CALLS {
+        println!("# {what}:");
+        println!(
+            "curl -H 'Content-Type: text/xml; charset=utf-8' --data-binary @{}/smev3/{file} http://{plain}/smev3/",
+            dir.display()
+        );
+    }
+    println!("# the SMEV 3 WSDL (zeep loads it): curl 'http://{plain}/smev3/?wsdl'");
+    println!();
     println!("# ШЭП SyncChannel, as a legacy system calls it (only the URL and the certificate change; WSDL at /bip-sync/?wsdl):");
     println!(
         "curl --cacert {pki}/ca.crt --cert {pki}/egov-portal.crt --key {pki}/egov-portal.key -H 'Content-Type: text/xml' --data '{}' https://{tls}/bip-sync/",
@@ -320,9 +345,7 @@ fn print_tour(dir: &Path, tls: SocketAddr, plain: SocketAddr, admin: SocketAddr)
         "curl -H 'Content-Type: text/xml' --data '{}' http://{plain}/bip-async/",
         sample_async("5024113e-b70b-479d-8ac7-8c65103e3338", DEMO_IIN)
     );
-    println!(
-        "# operator dashboard https://{admin}/ui (a browser needs {pki}/operator.crt/.key as its client certificate)   metrics: https://{admin}/metrics   SLA: https://{admin}/admin/v1/sla"
-    );
+    println!();
     println!("# monitoring records: curl {operator} 'https://{admin}/admin/v1/monitoring?format=csv'");
     println!("# health: curl {operator} https://{admin}/healthz   readiness: https://{admin}/readyz");
     println!(

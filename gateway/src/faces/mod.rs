@@ -9,6 +9,7 @@ pub mod contracts;
 pub mod shep_async;
 pub mod shep_sync;
 pub mod shep_verify;
+pub mod smev3;
 pub mod xroad_rest;
 pub mod xroad_soap;
 

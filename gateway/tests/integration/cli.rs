@@ -152,7 +152,7 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     });
     let mut curls = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while curls.len() < 14 {
+    while curls.len() < 20 {
         let line =
             rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("demo printed no curl lines");
         if line.starts_with("curl ") {
@@ -214,11 +214,28 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     let agency = curls[10].replace("operator.crt", "egov-portal.crt").replace("operator.key", "egov-portal.key");
     let refused = Command::new("sh").arg("-c").arg(format!("{agency} -sS --max-time 10")).output().unwrap();
     assert!(!refused.status.success(), "an agency certificate reached the admin API");
+    // SMEV 3: send → take → ack → answer → collect → ack, each call as printed.
+    let sent = run(&curls[12]);
+    assert!(sent.contains("<s:SendRequestResponse") && sent.contains("requestIsQueued"), "{sent}");
+    let taken = run(&curls[13]);
+    assert!(taken.contains("<s:RequestMessage>") && taken.contains("<ac:Iin>900101300123</ac:Iin>"), "{taken}");
+    assert!(taken.contains("<s:SMEVSignature><ds:Signature"), "{taken}");
+    assert!(run(&curls[14]).contains("AckResponse"));
+    let answered = run(&curls[15]);
+    assert!(answered.contains("<s:SendResponseResponse"), "{answered}");
+    let collected = run(&curls[16]);
+    assert!(
+        collected.contains("<s:ResponseMessage>") && collected.contains("<ac:Accepted>true</ac:Accepted>"),
+        "{collected}"
+    );
+    let acked = run(&curls[17]);
+    assert!(acked.contains("AckResponse") && !acked.contains("Fault"), "{acked}");
+
     // ШЭП (issue 18): the SyncChannel call answers with the register's person, the
     // AsyncChannel send is queued.
-    let sync = run(&curls[12]);
+    let sync = run(&curls[18]);
     assert!(sync.contains("<code>SCSS001</code>") && sync.contains("<surname>Abenova</surname>"), "{sync}");
-    let queued = run(&curls[13]);
+    let queued = run(&curls[19]);
     assert!(queued.contains("<code>ON_DELIVERY</code>"), "{queued}");
 
     // SIGTERM drains and exits 0.
@@ -254,7 +271,12 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     }
     let total: usize = exchanges.values().map(Vec::len).sum();
     assert_eq!(total as u64, records);
-    assert_eq!(exchanges.len(), 11, "the eleven exchanges (two of them ШЭП) are logged (the WSDL download is not one): {exchanges:?}");
+    // Nine exchanges, two ШЭП ones, then six SMEV 3 calls under four ids: an Ack is
+    // recorded under the MessageID it acknowledges (send + ack, reply + send + ack).
+    assert_eq!(exchanges.len(), 15, "the exchanges are logged (the WSDL downloads are not): {exchanges:?}");
+    let smev_sent = exchanges.values().filter(|e| e.as_slice() == ["send", "ack"]).count();
+    assert_eq!(smev_sent, 1, "the SMEV 3 request's send and ack: {exchanges:?}");
+    assert!(exchanges.values().any(|e| e.as_slice() == ["reply", "send", "ack"]), "{exchanges:?}");
     let forwarded = exchanges.values().filter(|e| e.first().is_some_and(|e| e == "forward")).count();
     assert!(forwarded >= 3, "the synchronous ones were on the record before the provider was called: {exchanges:?}");
 }

@@ -20,4 +20,5 @@ mod rest_routing;
 mod shep;
 mod shep_async;
 mod signatures;
+mod smev3;
 mod soap;
