@@ -8,5 +8,6 @@ pub mod openapi;
 pub mod problem;
 pub mod soap;
 pub mod wsdl;
+pub mod xroad;
 
 pub use error_code::ErrorCode;

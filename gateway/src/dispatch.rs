@@ -47,6 +47,6 @@ pub async fn serve(shared: Arc<Shared>, peer: Arc<Peer>, req: Request<ClientBody
         Door::XRoadSoap => exchange::run(xroad_soap::XRoadSoap::new(&req), shared, peer, req).await,
         Door::Wsdl => contracts::serve_wsdl(&shared.runtime(), &peer, &req),
         Door::QaqpaAsync => exchange::run(async_mailbox::QaqpaAsync, shared, peer, req).await,
-        Door::XRoadRest => exchange::run(xroad_rest::XRoadRest, shared, peer, req).await,
+        Door::XRoadRest => exchange::run(xroad_rest::XRoadRest::new(&req), shared, peer, req).await,
     }
 }

@@ -19,3 +19,4 @@ mod resilience;
 mod rest_routing;
 mod signatures;
 mod soap;
+mod xroad_conformance;

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""X-Road-Request-Hash, computed independently of the gateway from X-Road's formula.
+
+X-Road (RestRequest.toByteArray, RestMessage.serializeHeaders, and the digest in
+ServerRestMessageProcessor / ClientRestMessageProcessor.checkConsistency;
+doc/Protocols/pr-rest §4.3):
+
+    head = VERB CRLF rawPath[?rawQuery] CRLF
+           then Name:Value CRLF for each client header in order, minus the skipped set
+           then x-road-request-id:ID CRLF
+           then, when the client sent no X-Road-Id, x-road-id:ID CRLF
+    hash = b64(SHA-512(SHA-512(head) || SHA-512(body)))   (a body)
+           b64(SHA-512(head))                              (no body)
+
+This script sends a GET and a POST to the gateway's /r1 over mTLS with exactly the
+header lines it lists (http.client, no implicit headers), reads X-Road-Request-Id,
+X-Road-Id and X-Road-Request-Hash from the answer, and checks the hash. Header
+names are hashed as the gateway receives them: lower case (see docs/protocol.md).
+
+usage: request_hash.py HOST PORT CA CERT KEY SERVICE_PATH CLIENT_ID
+"""
+
+import base64
+import hashlib
+import http.client
+import json
+import ssl
+import sys
+
+SKIPPED = {
+    "transfer-encoding", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+    "trailer", "upgrade", "connection", "user-agent", "host", "content-length", "server",
+    "expect", "x-road-request-id", "x-road-request-hash",
+}
+
+
+def head(verb, target, headers, request_id, message_id):
+    out = verb.encode() + b"\r\n" + target.encode() + b"\r\n"
+    names = set()
+    for name, value in headers:
+        names.add(name.lower())
+        if name.lower() in SKIPPED:
+            continue
+        out += name.lower().encode() + b":" + value.encode() + b"\r\n"
+    out += b"x-road-request-id:" + request_id.encode() + b"\r\n"
+    if "x-road-id" not in names:
+        out += b"x-road-id:" + message_id.encode() + b"\r\n"
+    return out
+
+
+def x_road_hash(head_bytes, body):
+    head_digest = hashlib.sha512(head_bytes).digest()
+    if not body:
+        return base64.b64encode(head_digest).decode()
+    return base64.b64encode(hashlib.sha512(head_digest + hashlib.sha512(body).digest()).digest()).decode()
+
+
+def call(ctx, host, port, verb, target, headers, body):
+    conn = http.client.HTTPSConnection(host, port, context=ctx, timeout=30)
+    conn.putrequest(verb, target, skip_host=True, skip_accept_encoding=True)
+    for name, value in headers:
+        conn.putheader(name, value)
+    conn.endheaders(body)
+    response = conn.getresponse()
+    answer = response.read()
+    got = {k.lower(): v for k, v in response.getheaders()}
+    conn.close()
+    return response.status, got, answer
+
+
+def main():
+    host, port, ca, cert, key, service, client = sys.argv[1:8]
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.load_cert_chain(cert, key)
+    failures = []
+    cases = [
+        # GET without a body and without X-Road-Id: the gateway's id is hashed.
+        ("GET", f"/r1/{service}/echo/pets/1124?quu=1&x=%20y", [
+            ("Host", f"localhost:{port}"),
+            ("Accept", "application/json"),
+            ("User-Agent", "x-road-conformance/1"),
+            ("X-Road-Client", client),
+        ], None),
+        # POST with a body and the client's own X-Road-Id (hashed where it stands).
+        ("POST", f"/r1/{service}/sink", [
+            ("Host", f"localhost:{port}"),
+            ("X-Road-Id", "conformance-post-1"),
+            ("Content-Type", "application/json; charset=utf-8"),
+            ("Accept", "application/json"),
+            ("X-Road-Client", client),
+            ("Content-Length", None),
+        ], json.dumps({"id": 0, "name": "doggie", "status": "available"}).encode()),
+    ]
+    for verb, target, headers, body in cases:
+        headers = [(n, str(len(body)) if v is None else v) for n, v in headers]
+        status, got, answer = call(ctx, host, port, verb, target, headers, body)
+        if status != 200:
+            failures.append(f"{verb}: status {status}: {answer[:300]!r}")
+            continue
+        request_id, message_id = got.get("x-road-request-id"), got.get("x-road-id")
+        if not request_id or not message_id:
+            failures.append(f"{verb}: no X-Road-Request-Id or X-Road-Id in {got}")
+            continue
+        want = x_road_hash(head(verb, target, headers, request_id, message_id), body)
+        if got.get("x-road-request-hash") != want:
+            failures.append(f"{verb}: X-Road-Request-Hash {got.get('x-road-request-hash')} != {want}")
+        else:
+            print(f"{verb} {target}: X-Road-Request-Hash {want} matches X-Road's formula")
+        if verb != "GET":
+            # /sink reads the whole body (so the hash covers it) and answers its length.
+            if answer.strip() != str(len(body)).encode():
+                failures.append(f"{verb}: the provider read {answer[:50]!r}, not {len(body)} bytes")
+            continue
+        seen_headers = {k.lower(): v for k, v in json.loads(answer)["headers"].items()}
+        if seen_headers.get("x-road-request-id") != request_id:
+            failures.append(f"{verb}: the provider got X-Road-Request-Id {seen_headers.get('x-road-request-id')}")
+        if "user-agent" in seen_headers:
+            failures.append(f"{verb}: the provider got User-Agent")
+    if failures:
+        print("\n".join(failures), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
