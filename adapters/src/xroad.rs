@@ -370,5 +370,25 @@ pub fn insert_request_hash(response: &[u8], envelope: &Envelope, hash_b64: &str)
     Some(out)
 }
 
+/// Everything the X-Road faces do with untrusted SOAP bytes, in one call for the
+/// fuzz target (`fuzz/fuzz_targets/xroad_soap.rs`) and its stable twin in the tests:
+/// read as a request and check, read as an answer, check it against the request and
+/// splice the hash. It must return, never panic; a spliced answer must read again
+/// with its `requestHash`.
+pub fn exercise(request: &[u8], response: &[u8]) {
+    let limits = crate::soap::XmlLimits::default();
+    let _ = check_content_type(std::str::from_utf8(request.get(..request.len().min(64)).unwrap_or(&[])).ok());
+    let _ = check_soap_action(std::str::from_utf8(response.get(..response.len().min(64)).unwrap_or(&[])).ok());
+    let Ok(req) = crate::soap::read_envelope(request, None, &limits) else { return };
+    let _ = check_request(&req);
+    let Ok(resp) = crate::soap::read_envelope(response, None, &limits) else { return };
+    let _ = is_fault(&resp);
+    let _ = check_response(&req, &resp);
+    if let Some(spliced) = insert_request_hash(response, &resp, "aGFzaA==") {
+        let again = crate::soap::read_envelope(&spliced, None, &limits);
+        assert!(again.is_ok_and(|e| e.xroad_fields.iter().any(|f| f == "requestHash")), "splice broke the answer");
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -53,6 +53,11 @@ impl Face for XRoadRest {
     const NAME: &'static str = "r1";
 
     async fn exchange(&mut self, ctx: &mut Ctx, mut req: Request<ClientBody>) -> Result<Outcome, GatewayError> {
+        if req.uri().path() == super::xroad_soap::SOAP_PATH {
+            // The SOAP endpoint with another method than POST (X-Road's WrongHttpMethod).
+            return Err(GatewayError::new(ErrorCode::BadRequest, format!("{} is not a SOAP call", req.method()))
+                .with_xroad(qaqpa_adapters::xroad::code::INVALID_HTTP_METHOD));
+        }
         let message_id =
             headers::message_id(req.headers()).map_err(|why| GatewayError::new(ErrorCode::BadRequest, why))?;
         ctx.set_message_id(message_id);

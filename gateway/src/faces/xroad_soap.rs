@@ -155,6 +155,7 @@ impl Face for XRoadSoap {
                 &mut ctx.record,
             )
             .await?;
+            let built = with_request_hash(built, &bytes, &xml.limits);
             return Ok(Outcome::new(Reply::Built(built), admission));
         }
         let path = forward::ProviderPath::new("", None);
@@ -236,6 +237,28 @@ impl Answer<'_> {
         parts.headers.remove(http::header::TRANSFER_ENCODING);
         parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
         Ok(http::Response::from_parts(parts, bytes))
+    }
+}
+
+/// A mediated answer (built by the gateway with the request's header) gets X-Road's
+/// `requestHash` too; a fault, or an answer the reader refuses, stays as built.
+fn with_request_hash(
+    built: http::Response<Bytes>,
+    request_bytes: &[u8],
+    limits: &soap::XmlLimits,
+) -> http::Response<Bytes> {
+    let (mut parts, body) = built.into_parts();
+    let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let spliced = soap::read_envelope(&body, content_type, limits).ok().filter(|e| !xroad::is_fault(e)).and_then(|e| {
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(request_bytes));
+        xroad::insert_request_hash(&body, &e, &hash)
+    });
+    match spliced {
+        Some(bytes) => {
+            parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            http::Response::from_parts(parts, Bytes::from(bytes))
+        }
+        None => http::Response::from_parts(parts, body),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use crate::common;
 
+use base64::Engine;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -325,6 +326,9 @@ async fn mediation_both_ways_and_generated_contracts() {
     assert!(body.contains("<personResponse xmlns=\"http://population-register.gov.kz/person\""), "{body}");
     assert!(body.contains("<surname>Abenova</surname>"), "{body}");
     assert!(body.contains("<id:serviceCode>person</id:serviceCode>"), "the X-Road header comes back: {body}");
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(<sha2::Sha512 as sha2::Digest>::digest(upstreams::sample_get_person("900101300123").as_bytes()));
+    assert!(body.contains(&format!("sha512\">{hash}</xrd:requestHash>")), "X-Road's requestHash: {body}");
     let (status, _, body) = post(&client, &soap, V12, as_soap12(&upstreams::sample_get_person("851231400456"))).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(SOAP12_NS) && body.contains("<surname>Serikbayev</surname>"), "{body}");

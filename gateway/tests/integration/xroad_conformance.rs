@@ -299,6 +299,12 @@ async fn x_road_transport_rules_and_provider_answers() {
         .unwrap();
     let a = Answer { status: r.status().as_u16(), headers: r.headers().clone(), body: r.text().await.unwrap() };
     assert_fault("FaultyRequestContentType", &a, "client.invalid_content_type");
+    // WrongHttpMethod: the SOAP endpoint with GET (X-Road's REST-shaped error: no envelope to answer in).
+    let r = client.get(gw.tls_url("/soap")).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers()["x-road-error"].to_str().unwrap()),
+        (400, "client.invalid_http_method")
+    );
     // UnknownService: a service code nobody registered.
     let unknown = request.replace("getState", "getNothing");
     let a = post_soap(&client, &gw, &unknown, &[]).await;
