@@ -344,9 +344,10 @@ async fn x_road_transport_rules_and_provider_answers() {
     assert_eq!(r.headers()["qaqpa-error"], "client.bad_request");
 }
 
-/// The REST protocol examples of X-Road's pr-rest §6.2 (GET) and §6.3 (PUT-like
-/// POST) through `/r1`: X-Road-Request-Hash recomputed by an independent Python
-/// implementation of X-Road's formula (xroad_conformance/request_hash.py).
+/// X-Road's own REST examples (pr-rest §6.2-6.5: GET, PUT, POST, DELETE; vendored in
+/// xroad_conformance/protocols/) and two more calls through `/r1`:
+/// X-Road-Request-Hash recomputed by an independent Python implementation of
+/// X-Road's formula (xroad_conformance/request_hash.py).
 #[tokio::test]
 async fn rest_request_hash_equals_x_road_s_formula() {
     if !python3_present() {
@@ -366,7 +367,7 @@ async fn rest_request_hash_equals_x_road_s_formula() {
     let out = tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert_eq!(stdout.matches("matches X-Road's formula").count(), 2, "{stdout}");
+    assert_eq!(stdout.matches("matches X-Road's formula").count(), 6, "{stdout}");
 }
 
 fn python3_present() -> bool {
@@ -412,7 +413,13 @@ async fn rest_answers_and_errors_are_x_road_s() {
     assert_eq!(body["type"], "server.serverproxy.unknown_service");
     assert_eq!(body["detail"], id.as_str());
     assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
-    let r = client.get(&unknown).header("x-road-client", "KZ/GOV/bad").header("accept", "text/*").send().await.unwrap();
+    // A member-level client (X-Road's 3-part X-Road-Client): a member Qaqpa does not know.
+    let r = client.get(&unknown).header("x-road-client", "KZ/GOV/000000000003").send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.headers()["x-road-error"].to_str().unwrap()),
+        (500, "server.clientproxy.unknown_member")
+    );
+    let r = client.get(&unknown).header("x-road-client", "KZ/GOV").header("accept", "text/*").send().await.unwrap();
     assert_eq!((r.status().as_u16(), r.headers()["x-road-error"].to_str().unwrap()), (400, "client.bad_request"));
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/xml"));
     let xml = r.text().await.unwrap();

@@ -12,9 +12,10 @@ doc/Protocols/pr-rest §4.3):
     hash = b64(SHA-512(SHA-512(head) || SHA-512(body)))   (a body)
            b64(SHA-512(head))                              (no body)
 
-This script sends a GET and a POST to the gateway's /r1 over mTLS with exactly the
-header lines it lists (http.client, no implicit headers), reads X-Road-Request-Id,
-X-Road-Id and X-Road-Request-Hash from the answer, and checks the hash. Header
+This script sends X-Road's own REST examples (GET, PUT, POST, DELETE of pr-rest
+§6.2-6.5) and two more calls to the gateway's /r1 over mTLS with exactly the header
+lines it lists (http.client, no implicit headers), reads X-Road-Request-Id, X-Road-Id
+and X-Road-Request-Hash from the answer, and checks the hash. Header
 names are hashed as the gateway receives them: lower case (see docs/protocol.md).
 
 usage: request_hash.py HOST PORT CA CERT KEY SERVICE_PATH CLIENT_ID
@@ -24,6 +25,8 @@ import base64
 import hashlib
 import http.client
 import json
+import os
+import shlex
 import ssl
 import sys
 
@@ -68,31 +71,59 @@ def call(ctx, host, port, verb, target, headers, body):
     return response.status, got, answer
 
 
+def examples(path, service, client, port):
+    """X-Road's own REST calls (pr-rest §6.2-6.5, vendored verbatim in
+    protocols/pr-rest-examples.txt), rewritten to the test config: {serviceId} and
+    {client} become the test's, and the provider path goes to the test provider's
+    /echo (no body) or /sink (reads the body, so the hash covers it)."""
+    cases = []
+    for line in open(path, encoding="utf-8"):
+        args = shlex.split(line)
+        verb = args[args.index("-X") + 1]
+        url = next(a for a in args if a.startswith("https://"))
+        example_path = url.split("/r1/{serviceId}", 1)[1]
+        headers = [("Host", f"localhost:{port}"), ("User-Agent", "curl/8.14.1")]
+        body = None
+        for i, a in enumerate(args):
+            if a == "-H":
+                name, value = args[i + 1].split(":", 1)
+                headers.append((name, value.strip().replace("{client}", client)))
+            if a == "-d":
+                body = args[i + 1].encode()
+        target = f"/r1/{service}/sink" if body else f"/r1/{service}/echo{example_path}"
+        if body:
+            headers.append(("Content-Length", str(len(body))))
+        cases.append((verb, target, headers, body))
+    return cases
+
+
 def main():
     host, port, ca, cert, key, service, client = sys.argv[1:8]
     ctx = ssl.create_default_context(cafile=ca)
     ctx.load_cert_chain(cert, key)
     failures = []
-    cases = [
-        # GET without a body and without X-Road-Id: the gateway's id is hashed.
+    here = os.path.dirname(os.path.abspath(__file__))
+    cases = examples(os.path.join(here, "protocols", "pr-rest-examples.txt"), service, client, port)
+    if [c[0] for c in cases] != ["GET", "PUT", "POST", "DELETE"]:
+        sys.exit(f"the vendored examples changed: {[c[0] for c in cases]}")
+    body = json.dumps({"id": 0, "name": "doggie", "status": "available"}).encode()
+    cases += [
+        # A GET with a query and an escape in it: the raw query is hashed as sent.
         ("GET", f"/r1/{service}/echo/pets/1124?quu=1&x=%20y", [
             ("Host", f"localhost:{port}"),
             ("Accept", "application/json"),
-            ("User-Agent", "x-road-conformance/1"),
             ("X-Road-Client", client),
         ], None),
-        # POST with a body and the client's own X-Road-Id (hashed where it stands).
+        # A POST with the client's own X-Road-Id (hashed where it stands, not added again).
         ("POST", f"/r1/{service}/sink", [
             ("Host", f"localhost:{port}"),
             ("X-Road-Id", "conformance-post-1"),
             ("Content-Type", "application/json; charset=utf-8"),
-            ("Accept", "application/json"),
             ("X-Road-Client", client),
-            ("Content-Length", None),
-        ], json.dumps({"id": 0, "name": "doggie", "status": "available"}).encode()),
+            ("Content-Length", str(len(body))),
+        ], body),
     ]
     for verb, target, headers, body in cases:
-        headers = [(n, str(len(body)) if v is None else v) for n, v in headers]
         status, got, answer = call(ctx, host, port, verb, target, headers, body)
         if status != 200:
             failures.append(f"{verb}: status {status}: {answer[:300]!r}")
@@ -106,7 +137,7 @@ def main():
             failures.append(f"{verb}: X-Road-Request-Hash {got.get('x-road-request-hash')} != {want}")
         else:
             print(f"{verb} {target}: X-Road-Request-Hash {want} matches X-Road's formula")
-        if verb != "GET":
+        if body:
             # /sink reads the whole body (so the hash covers it) and answers its length.
             if answer.strip() != str(len(body)).encode():
                 failures.append(f"{verb}: the provider read {answer[:50]!r}, not {len(body)} bytes")
