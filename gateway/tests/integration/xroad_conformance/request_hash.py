@@ -15,7 +15,9 @@ doc/Protocols/pr-rest §4.3):
 This script sends X-Road's own REST examples (GET, PUT, POST, DELETE of pr-rest
 §6.2-6.5) and two more calls to the gateway's /r1 over mTLS with exactly the header
 lines it lists (http.client, no implicit headers), reads X-Road-Request-Id, X-Road-Id
-and X-Road-Request-Hash from the answer, and checks the hash. Header
+and X-Road-Request-Hash from the answer, and checks the hash. With
+XROAD_JAVA_CLASSPATH set (the test compiles java/ when a JDK is there), each hash is
+also computed by X-Road's own RestRequest.java and compared. Header
 names are hashed as the gateway receives them: lower case (see docs/protocol.md).
 
 usage: request_hash.py HOST PORT CA CERT KEY SERVICE_PATH CLIENT_ID
@@ -56,6 +58,23 @@ def x_road_hash(head_bytes, body):
     if not body:
         return base64.b64encode(head_digest).decode()
     return base64.b64encode(hashlib.sha512(head_digest + hashlib.sha512(body).digest()).digest()).decode()
+
+
+def x_road_java(classpath, verb, target, headers, request_id, message_id, body):
+    """The same hash by X-Road's own RestRequest.java (java/, compiled by the test)."""
+    import subprocess
+    import tempfile
+    path, _, query = target.partition("?")
+    args = ["java", "-cp", classpath, "ee.ria.xroad.common.message.XRoadRestHash", verb, path,
+            query if "?" in target else "-", request_id, message_id]
+    with tempfile.NamedTemporaryFile() as f:
+        if body:
+            f.write(body)
+            f.flush()
+        args.append(f.name if body else "-")
+        for name, value in headers:
+            args += [name.lower(), value]
+        return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def call(ctx, host, port, verb, target, headers, body):
@@ -137,6 +156,13 @@ def main():
             failures.append(f"{verb}: X-Road-Request-Hash {got.get('x-road-request-hash')} != {want}")
         else:
             print(f"{verb} {target}: X-Road-Request-Hash {want} matches X-Road's formula")
+        java = os.environ.get("XROAD_JAVA_CLASSPATH")
+        if java:
+            by_x_road = x_road_java(java, verb, target, headers, request_id, message_id, body)
+            if by_x_road != got.get("x-road-request-hash"):
+                failures.append(f"{verb}: X-Road's RestRequest computes {by_x_road}")
+            else:
+                print(f"{verb} {target}: X-Road's own RestRequest.java computes the same hash")
         if body:
             # /sink reads the whole body (so the hash covers it) and answers its length.
             if answer.strip() != str(len(body)).encode():
