@@ -235,6 +235,17 @@ pub fn check_request(envelope: &Envelope) -> Result<(), Refusal> {
             "Malformed SOAP message: header missing",
         ));
     }
+    // Any X-Road header field given twice, not only those the reader models
+    // (`SaxSoapParserImpl.validateDuplicateHeader`). A set: the count of fields is
+    // bounded only by `max_elements`.
+    let mut seen = std::collections::HashSet::new();
+    if let Some(field) = envelope.xroad_fields.iter().find(|f| !seen.insert(f.as_str())) {
+        return Err(Refusal::new(
+            code::DUPLICATE_HEADER_FIELD,
+            ErrorCode::BadRequest,
+            format!("SOAP header contains duplicate field '{field}'"),
+        ));
+    }
     let missing = |field: &str| {
         Refusal::new(code::MISSING_HEADER_FIELD, ErrorCode::BadRequest, format!("Required field '{field}' is missing"))
     };

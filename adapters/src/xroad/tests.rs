@@ -41,6 +41,8 @@ fn x_road_request_checks_in_x_road_order() {
     let untyped = header("").replace(r#" id:objectType="SUBSYSTEM""#, "");
     assert_eq!(check(&envelope(&untyped, "<getDebt/>")), Err(code::INVALID_XML));
     assert_eq!(check(&envelope(&header("<xrd:id>again</xrd:id>"), "<getDebt/>")), Err(code::DUPLICATE_HEADER_FIELD));
+    let twice = header("<xrd:requestHash>a</xrd:requestHash><xrd:requestHash>b</xrd:requestHash>");
+    assert_eq!(check(&envelope(&twice, "<getDebt/>")), Err(code::DUPLICATE_HEADER_FIELD));
     let no_body = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header/></s:Envelope>"#;
     assert_eq!(check(no_body), Err(code::MISSING_BODY));
     assert_eq!(check("not xml"), Err(code::INVALID_SOAP));

@@ -96,9 +96,10 @@ impl Face for XRoadRest {
                     format!("{} has no REST operation {} {rest}", route.id, req.method()),
                 )
             })?;
-            let built =
+            let mut built =
                 mediate::rest_to_soap(&runtime, route, mediation, op, params, req, &client, &ctx.peer, &mut ctx.record)
                     .await?;
+            add_identities(built.headers_mut(), client.id.as_str(), route.id.as_str());
             return Ok(Outcome::new(Reply::Built(built), admission));
         }
         let (parts, body) = req.into_parts();
