@@ -35,6 +35,8 @@ pub mod code {
     pub const SERVICE_INCONSISTENT_RESPONSE: &str = "server.serverproxy.service_failed.inconsistent_response";
     /// The provider's answer is not a SOAP 4.0 message.
     pub const SERVICE_INVALID_SOAP: &str = "server.serverproxy.service_failed.invalid_soap";
+    /// The provider answered an HTTP error without a SOAP fault (`ServiceHttpError`).
+    pub const SERVICE_HTTP_ERROR: &str = "server.serverproxy.service_failed.http_error";
 }
 
 /// The one table from Qaqpa's stable codes to X-Road's codes (docs/protocol.md

@@ -209,9 +209,19 @@ impl Answer<'_> {
             GatewayError::new(ErrorCode::UpstreamUnavailable, why)
         })?;
         let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let status = parts.status;
         let invalid = |why: String| {
-            GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer is not SOAP: {why}"))
-                .with_xroad(xroad::code::SERVICE_INVALID_SOAP)
+            // An HTTP error without a SOAP fault is X-Road's http_error; a 2xx that is
+            // not an X-Road answer its invalid_soap.
+            let code = match status.is_success() {
+                true => xroad::code::SERVICE_INVALID_SOAP,
+                false => xroad::code::SERVICE_HTTP_ERROR,
+            };
+            GatewayError::new(
+                ErrorCode::UpstreamUnavailable,
+                format!("the provider's answer ({status}) is not SOAP: {why}"),
+            )
+            .with_xroad(code)
         };
         let envelope = soap::read_envelope(&bytes, content_type, &xml.limits).map_err(|e| invalid(e.to_string()))?;
         let bytes = if xroad::is_fault(&envelope) {

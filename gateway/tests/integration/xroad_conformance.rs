@@ -36,6 +36,8 @@ fn query(name: &str) -> String {
 #[derive(Default)]
 struct SoapProvider {
     answer: Mutex<String>,
+    /// The HTTP status it answers with (0: 200).
+    status: Mutex<u16>,
     last: Mutex<Option<(http::HeaderMap, Bytes)>>,
 }
 
@@ -57,6 +59,8 @@ async fn start_soap_provider() -> (SocketAddr, Arc<SoapProvider>) {
                         *state.last.lock().unwrap() = Some((parts.headers, body));
                         let answer = state.answer.lock().unwrap().clone();
                         let mut r = http::Response::new(Full::new(Bytes::from(answer)));
+                        let status = *state.status.lock().unwrap();
+                        *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
                         r.headers_mut()
                             .insert("content-type", http::HeaderValue::from_static("text/xml; charset=utf-8"));
                         Ok::<_, Infallible>(r)
@@ -324,6 +328,12 @@ async fn x_road_transport_rules_and_provider_answers() {
     *provider.answer.lock().unwrap() = query("no-header.query");
     let a = post_soap(&client, &gw, &request, &[]).await;
     assert_fault("answer without header", &a, "server.serverproxy.service_failed.invalid_soap");
+    // ServiceHttpError: an HTTP error without a SOAP fault.
+    *provider.status.lock().unwrap() = 503;
+    *provider.answer.lock().unwrap() = "busy".into();
+    let a = post_soap(&client, &gw, &request, &[]).await;
+    assert_fault("ServiceHttpError", &a, "server.serverproxy.service_failed.http_error");
+    *provider.status.lock().unwrap() = 200;
     // The provider's own SOAP fault passes as it sent it (ServiceReturnsFault).
     let fault = qaqpa_adapters::xroad::soap11_fault("CODE", "the provider failed", "x");
     *provider.answer.lock().unwrap() = fault.clone();
