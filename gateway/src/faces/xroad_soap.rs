@@ -223,7 +223,16 @@ impl Answer<'_> {
             )
             .with_xroad(code)
         };
-        let envelope = soap::read_envelope(&bytes, content_type, &xml.limits).map_err(|e| invalid(e.to_string()))?;
+        // A big answer is read off the async workers, as a big request is.
+        let read = if bytes.len() > OFFLOAD_BYTES {
+            let (buf, limits, content_type) = (bytes.clone(), xml.limits, content_type.map(str::to_owned));
+            tokio::task::spawn_blocking(move || soap::read_envelope(&buf, content_type.as_deref(), &limits))
+                .await
+                .unwrap_or(Err(soap::SoapError::NotAnEnvelope))
+        } else {
+            soap::read_envelope(&bytes, content_type, &xml.limits)
+        };
+        let envelope = read.map_err(|e| invalid(e.to_string()))?;
         let bytes = if xroad::is_fault(&envelope) {
             bytes
         } else {
