@@ -36,3 +36,17 @@ wait_port() {
 
 # User + system CPU ticks of a process so far (divide by `getconf CLK_TCK`).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# A fixed fast upstream on 127.0.0.1:PORT, pinned to core 1: nginx answering every
+# request 200 with 1 KiB (what the gateway forwards to in the cost benches).
+bench_upstream() {
+  local body
+  body=$(head -c 1024 /dev/zero | tr '\0' 'x')
+  cat >"$WORK/up.conf" <<NGX
+daemon off; master_process off; pid $WORK/up.pid; error_log $WORK/up.err warn;
+events { worker_connections 4000; }
+http { access_log off; keepalive_requests 10000000; client_body_temp_path $WORK;
+  server { listen 127.0.0.1:$1; location / { return 200 "$body"; } } }
+NGX
+  taskset -c 1 nginx -c "$WORK/up.conf" & PIDS+=($!)
+}

@@ -17,13 +17,6 @@ source benches/lib.sh
 bench_build
 bench_workdir limits
 CLIENT=KZ/GOV/000000000003/egov-portal; SERVICE=KZ/GOV/000000000001/bench/echo/v1
-BODY=$(head -c 1024 /dev/zero | tr '\0' 'x')
-cat >"$WORK/up.conf" <<NGX
-daemon off; master_process off; pid $WORK/up.pid; error_log $WORK/up.err warn;
-events { worker_connections 4000; }
-http { access_log off; keepalive_requests 10000000; client_body_temp_path $WORK;
-  server { listen 127.0.0.1:18380; location / { return 200 "$BODY"; } } }
-NGX
 base() { cat <<TOML
 [[listener]]
 address = "127.0.0.1:$1"
@@ -45,7 +38,7 @@ TOML
 }
 { base 18381; printf '[overload]\nenabled = false\n'; } >"$WORK/off.toml"
 { base 18382; printf '[[limit]]\nservice = "%s"\nrate = "1000000/s"\nquota_day = 1000000000\n[[limit]]\nclient = "%s"\nrate = "1000000/s"\n' "$SERVICE" "$CLIENT"; } >"$WORK/on.toml"
-taskset -c 1 nginx -c "$WORK/up.conf" & PIDS+=($!)
+bench_upstream 18380
 TOKIO_WORKER_THREADS=1 taskset -c 0 "$QAQPA" --log-level error run --config "$WORK/off.toml" & OFF=$!; PIDS+=($OFF)
 TOKIO_WORKER_THREADS=1 taskset -c 0 "$QAQPA" --log-level error run --config "$WORK/on.toml" & ON=$!; PIDS+=($ON)
 wait_port 18380; wait_port 18381; wait_port 18382

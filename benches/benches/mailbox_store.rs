@@ -98,12 +98,13 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let embedded = Mailboxes::open(&config(MailboxBackend::Embedded), dir.path(), "bench").await.unwrap();
+        let embedded =
+            Mailboxes::open(&config(MailboxBackend::Embedded), dir.path(), "bench", Default::default()).await.unwrap();
         run("embedded (redb, fsync per group commit)", Arc::new(embedded), seconds, concurrency).await;
         if let Ok(url) = std::env::var("QAQPA_BENCH_NATS") {
             let prefix = format!("BENCH{}", uuid::Uuid::new_v4().simple());
             let backend = MailboxBackend::Nats { url: url.clone(), prefix: prefix.clone(), replicas: 1 };
-            let nats = Mailboxes::open(&config(backend), dir.path(), "bench").await.unwrap();
+            let nats = Mailboxes::open(&config(backend), dir.path(), "bench", Default::default()).await.unwrap();
             run("nats (JetStream file store)", Arc::new(nats), seconds, concurrency).await;
             // Leave nothing behind on the shared server.
             let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());

@@ -129,6 +129,10 @@ fn message_log(c: &mut Criterion) {
                 code: None,
                 body_sha512: Some("x".repeat(88)),
                 signature: None,
+                event: None,
+                bus_id: None,
+                message: None,
+                attempt: None,
                 prev: std::mem::take(&mut prev),
             };
             let line = serde_json::to_vec(&Line::Record(record)).unwrap();

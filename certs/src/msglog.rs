@@ -36,7 +36,30 @@ pub struct Record {
     /// Base64 signature value of the request (XMLDSig SignatureValue or JWS signature).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// What happened to an asynchronous message, when the record is a step of one
+    /// (docs/asynchronous.md): `send`, `take`, `push`, `reply`, `ack`,
+    /// `dead_letter`, `replay`, `drop`; absent for a synchronous exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// The bus's id of that asynchronous message (`Qaqpa-Message-Id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus_id: Option<String>,
+    /// The sender's own id of that message (its `X-Road-Id`), when the record's
+    /// `id` is another exchange's (a take, an ack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The delivery attempt a `take` or `push` record is, counting from 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
     pub prev: String,
+}
+
+impl Record {
+    /// Whether the record concerns message `id`: as the exchange's own id, the
+    /// sender's id of an asynchronous message, or its bus id.
+    pub fn names(&self, id: &str) -> bool {
+        self.id == id || self.message.as_deref() == Some(id) || self.bus_id.as_deref() == Some(id)
+    }
 }
 
 /// The gateway's signature over one batch.
@@ -462,37 +485,74 @@ pub struct Evidence {
     pub seal: String,
 }
 
-/// Builds the evidence for the record with message id `id` from the segments'
-/// bytes, in order. Segments are taken one at a time, so a caller can read them
-/// lazily and stop holding each once it is scanned.
-pub fn evidence<S: AsRef<[u8]>>(segments: impl IntoIterator<Item = S>, id: &str) -> Option<Evidence> {
+/// Builds the evidence for every sealed record that names message `id` (see
+/// [`Record::names`]: an exchange, or each step of an asynchronous message's life)
+/// from the segments' bytes, in order. Segments are taken one at a time, so a
+/// caller can read them lazily and stop holding each once it is scanned. Records
+/// after the last seal are not evidence yet (they are sealed within a batch interval).
+pub fn evidence<S: AsRef<[u8]>>(segments: impl IntoIterator<Item = S>, id: &str) -> Vec<Evidence> {
+    let mut found = Vec::new();
     let mut batch: Vec<(String, [u8; 32])> = Vec::new();
-    let mut wanted: Option<usize> = None;
+    let mut wanted: Vec<usize> = Vec::new();
     for bytes in segments {
         for raw in bytes.as_ref().split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            match serde_json::from_slice::<Line>(raw).ok()? {
+            let Ok(line) = serde_json::from_slice::<Line>(raw) else { continue };
+            match line {
                 Line::Record(r) => {
-                    if r.id == id && wanted.is_none() {
-                        wanted = Some(batch.len());
+                    if r.names(id) {
+                        wanted.push(batch.len());
                     }
                     batch.push((String::from_utf8_lossy(raw).into_owned(), sha256(raw)));
                 }
                 Line::Seal(_) => {
-                    if let Some(index) = wanted {
+                    if !wanted.is_empty() {
                         let leaves: Vec<[u8; 32]> = batch.iter().map(|(_, h)| *h).collect();
-                        return Some(Evidence {
+                        let seal = String::from_utf8_lossy(raw).into_owned();
+                        found.extend(wanted.drain(..).map(|index| Evidence {
                             record: batch[index].0.clone(),
                             index,
                             proof: merkle_proof(&leaves, index),
-                            seal: String::from_utf8_lossy(raw).into_owned(),
-                        });
+                            seal: seal.clone(),
+                        }));
                     }
                     batch.clear();
                 }
             }
         }
     }
-    None
+    found
+}
+
+/// Everything the logs hold on one message: each record that names it, with its
+/// proof, possibly from several nodes' logs (each record names its node).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bundle {
+    /// The id asked for.
+    pub id: String,
+    pub evidence: Vec<Evidence>,
+}
+
+/// Checks every item of a bundle alone (see [`verify_evidence`]) and that each
+/// belongs: it names the id asked for, or the bus id (or sender's id) of a record
+/// that does (the steps of an asynchronous message that know only its bus id).
+/// The records in time order, or the first item that fails, by its place.
+pub fn verify_bundle(bundle: &Bundle, signer: Option<&[u8]>) -> Result<Vec<Record>, String> {
+    if bundle.evidence.is_empty() {
+        return Err(format!("the bundle holds no evidence for {}", bundle.id));
+    }
+    let mut records = Vec::with_capacity(bundle.evidence.len());
+    for (n, item) in bundle.evidence.iter().enumerate() {
+        records.push(verify_evidence(item, signer).map_err(|why| format!("item {n}: {why}"))?);
+    }
+    let mut linked = vec![bundle.id.as_str()];
+    for r in records.iter().filter(|r| r.names(&bundle.id)) {
+        linked.extend(r.bus_id.as_deref().into_iter().chain(r.message.as_deref()));
+    }
+    if let Some((n, r)) = records.iter().enumerate().find(|(_, r)| !linked.iter().any(|id| r.names(id))) {
+        return Err(format!("item {n}: record {} does not name {} (nor its bus id)", r.seq, bundle.id));
+    }
+    records.sort_by_key(|r| r.time);
+    Ok(records)
 }
 
 /// Checks an evidence bundle alone: the record hashes up the proof to the seal's

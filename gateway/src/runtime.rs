@@ -119,6 +119,8 @@ pub struct Route {
     /// Asynchronous delivery (`mailbox`), and whether it keeps acceptance order.
     pub mailbox: crate::config::MailboxMode,
     pub ordered: bool,
+    /// When its message-log records must be on disk.
+    pub message_log: crate::config::LogMode,
     pub mediation: Option<Arc<crate::config::Mediation>>,
     /// `qaqpa_quota_remaining` handles by (pair key, period).
     pub quota_gauges: dashmap::DashMap<(u64, qaqpa_routing::limit::QuotaPeriod), prometheus::IntGauge>,
@@ -178,6 +180,7 @@ impl Runtime {
                 sign_responses: service.sign_responses,
                 mailbox: service.mailbox,
                 ordered: service.ordered,
+                message_log: service.message_log,
                 mediation: service.mediation.clone(),
                 quota_gauges: dashmap::DashMap::new(),
                 id: service.id.clone(),

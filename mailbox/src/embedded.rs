@@ -204,18 +204,21 @@ impl Embedded {
                     push_attempt(&mut envelope.history, buried);
                     t.dead.insert(key, encode(&envelope, &body).as_ref())?;
                     t.ids.insert(key, (0, 0))?;
-                    moved.push((key, seq));
+                    moved.push((key, seq, envelope));
                 }
                 Ok(moved)
             })
             .await?;
         let mut index = self.index();
-        for (key, seq) in buried {
-            if index.remove_at(key, seq).is_some() {
+        for (key, seq, _) in &buried {
+            if index.remove_at(*key, *seq).is_some() {
                 index.dead += 1;
             }
         }
         drop(index);
+        for (_, _, envelope) in &buried {
+            self.policy.on_dead_letter.tell(envelope);
+        }
         self.changed.notify_waiters();
         Ok(())
     }

@@ -233,6 +233,32 @@ pub struct Policy {
     pub dedupe_window: Duration,
     pub max_queue_depth: u32,
     pub node: String,
+    pub on_dead_letter: DeadLetterHook,
+}
+
+/// Told of each message the store moves to the dead letters (the gateway writes
+/// it to the message log: a message's life ends on the record, not silently).
+#[derive(Clone, Default)]
+pub struct DeadLetterHook(Option<Arc<DeadLetterFn>>);
+
+type DeadLetterFn = dyn Fn(&MessageMeta) + Send + Sync;
+
+impl DeadLetterHook {
+    pub fn new(hook: impl Fn(&MessageMeta) + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(hook)))
+    }
+
+    pub(crate) fn tell(&self, envelope: &MessageMeta) {
+        if let Some(hook) = &self.0 {
+            hook(envelope);
+        }
+    }
+}
+
+impl std::fmt::Debug for DeadLetterHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "DeadLetterHook(set)" } else { "DeadLetterHook(none)" })
+    }
 }
 
 impl Policy {
@@ -244,6 +270,7 @@ impl Policy {
             dedupe_window: options.dedupe_window,
             max_queue_depth: options.max_queue_depth,
             node: options.node.clone(),
+            on_dead_letter: options.on_dead_letter.clone(),
         }
     }
 
@@ -283,6 +310,7 @@ pub struct Options {
     pub max_queue_depth: u32,
     /// This node's name, in message histories.
     pub node: String,
+    pub on_dead_letter: DeadLetterHook,
 }
 
 /// Opens the store `options` name: the embedded one creates its file if need be, the

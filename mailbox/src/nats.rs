@@ -198,6 +198,7 @@ impl Nats {
                 self.store(subject, &format!("dead-{}-{}", envelope.mid, now_ms()), &envelope, &body).await?;
                 message.ack().await.map_err(nats_error)?;
                 let _ = self.leases.delete(&key).await;
+                self.policy.on_dead_letter.tell(&envelope);
                 continue;
             }
             envelope.attempts = delivered;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use qaqpa_mailbox::{
-    mailbox_id, now_ms, Backend, Backoff, Delivery, EventMeta, Kind, MailboxError, MessageMeta, Options, Published,
-    Queue, Sent, Store, TopicRules,
+    mailbox_id, now_ms, Backend, Backoff, DeadLetterHook, Delivery, EventMeta, Kind, MailboxError, MessageMeta,
+    Options, Published, Queue, Sent, Store, TopicRules,
 };
 
 const CLIENT: &str = "KZ/GOV/000000000003/egov-portal";
@@ -24,7 +24,20 @@ const VISIBILITY: Duration = Duration::from_secs(1);
 const MAX_ATTEMPTS: u32 = 2;
 const MAX_QUEUE_DEPTH: u32 = 3;
 
+/// (node, message) of every dead letter any store under test reported.
+static BURIED: std::sync::Mutex<Vec<(String, uuid::Uuid)>> = std::sync::Mutex::new(Vec::new());
+
+/// How often `store` reported `mid` dead-lettered.
+fn reported_dead(store: &dyn Store, mid: uuid::Uuid) -> usize {
+    let node = &store.policy().node;
+    BURIED.lock().unwrap().iter().filter(|(n, m)| n == node && *m == mid).count()
+}
+
 fn options(backend: Backend) -> Options {
+    // Each store its own node name, so the dead-letter reports of parallel tests
+    // (which share message ids) stay apart.
+    let node = format!("test-node-{}", uuid::Uuid::new_v4().simple());
+    let told = node.clone();
     Options {
         backend,
         visibility_timeout: VISIBILITY,
@@ -32,7 +45,8 @@ fn options(backend: Backend) -> Options {
         backoff: Backoff { base: Duration::from_millis(50), max: Duration::from_millis(200) },
         dedupe_window: Duration::from_secs(3600),
         max_queue_depth: MAX_QUEUE_DEPTH,
-        node: "test-node".into(),
+        node,
+        on_dead_letter: DeadLetterHook::new(move |m: &MessageMeta| BURIED.lock().unwrap().push((told.clone(), m.mid))),
     }
 }
 
@@ -266,7 +280,11 @@ async fn a_request_is_taken_answered_and_collected(store: &dyn Store) {
     assert_eq!((e.mid, e.kind, e.attempts), (mid, Kind::Request, 1));
     assert_eq!((e.client.as_str(), e.service.as_str(), e.message_id.as_str()), (CLIENT, SERVICE, "m-1"));
     assert_eq!((e.path.as_str(), taken.body.as_ref()), ("/path?x=1", &b"{\"q\":1}"[..]));
-    assert!(e.history.iter().any(|a| a.event.starts_with("delivered") && a.node == "test-node"), "{:?}", e.history);
+    assert!(
+        e.history.iter().any(|a| a.event.starts_with("delivered") && a.node == store.policy().node),
+        "{:?}",
+        e.history
+    );
 
     let headers = vec![("content-type".to_owned(), "text/plain".to_owned())];
     store.reply(mid, &provider(), 201, headers.clone(), Bytes::from_static(b"answer")).await.unwrap();
@@ -328,6 +346,7 @@ async fn failed_pushes_retry_then_become_dead_letters_an_operator_replays_or_dro
     let events: Vec<&str> = dead[0].envelope.history.iter().map(|a| a.event.as_str()).collect();
     assert!(events.iter().any(|e| e.starts_with("failed: upstream said 503")), "{events:?}");
     assert!(events.last().is_some_and(|e| e.starts_with("dead letter after 2 attempts")), "{events:?}");
+    assert_eq!(reported_dead(store, mid), 1, "the hook is told of the dead letter once");
 
     store.replay(mid).await.unwrap();
     assert_eq!(store.dead_count().await.unwrap(), 0);
@@ -343,6 +362,7 @@ async fn failed_pushes_retry_then_become_dead_letters_an_operator_replays_or_dro
         nothing_in(store, &requests()).await;
     }
     assert_eq!(store.dead_count().await.unwrap(), 1);
+    assert_eq!(reported_dead(store, mid), 2, "and of the second burial");
     store.drop_dead(mid).await.unwrap();
     assert_eq!(store.dead_count().await.unwrap(), 0);
     assert!(store.dead_letters(10).await.unwrap().is_empty());

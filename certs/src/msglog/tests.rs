@@ -38,6 +38,11 @@ fn log(k: &Key, n: u64, batch: u64) -> Vec<String> {
             code: None,
             body_sha512: Some("AAAA".into()),
             signature: None,
+            // Records 2 and 7 are two steps of one asynchronous message.
+            event: [2, 7].contains(&seq).then(|| if seq == 2 { "send" } else { "ack" }.to_owned()),
+            bus_id: [2, 7].contains(&seq).then(|| "bus-1".to_owned()),
+            message: (seq == 7).then(|| "msg-2".to_owned()),
+            attempt: None,
             prev: prev.clone(),
         };
         leaves.push(push(Line::Record(record), &mut lines, &mut prev));
@@ -193,7 +198,7 @@ fn evidence_proves_one_record_and_nothing_else() {
     let lines = log(&k, 11, 4);
     let segs = segments(&lines, 7);
     for id in ["msg-1", "msg-6", "msg-11"] {
-        let e = evidence(segs.iter().map(|(_, b)| b), id).unwrap();
+        let e = evidence(segs.iter().map(|(_, b)| b), id).remove(0);
         let record = verify_evidence(&e, Some(&k.chain[0])).unwrap();
         assert_eq!(record.id, id);
         let mut changed = e.clone();
@@ -202,7 +207,29 @@ fn evidence_proves_one_record_and_nothing_else() {
         let other = key("B");
         assert!(verify_evidence(&e, Some(&other.chain[0])).unwrap_err().contains("another certificate"));
     }
-    assert!(evidence(segs.iter().map(|(_, b)| b), "msg-99").is_none());
+    assert!(evidence(segs.iter().map(|(_, b)| b), "msg-99").is_empty());
+}
+
+#[test]
+fn a_bundle_holds_every_step_of_an_asynchronous_message() {
+    let k = key("A");
+    let lines = log(&k, 11, 4);
+    let segs = segments(&lines, 7);
+    // By bus id: the send (batch 1) and the ack (batch 2); by the sender's id too.
+    for id in ["bus-1", "msg-2"] {
+        let items = evidence(segs.iter().map(|(_, b)| b), id);
+        assert_eq!(items.len(), 2, "{id}");
+        let bundle = Bundle { id: id.into(), evidence: items };
+        let records = verify_bundle(&bundle, Some(&k.chain[0])).unwrap();
+        let events: Vec<_> = records.iter().map(|r| r.event.as_deref().unwrap()).collect();
+        assert_eq!(events, ["send", "ack"]);
+    }
+    // An item about another message does not pass as evidence of this one.
+    let mut bundle = Bundle { id: "bus-1".into(), evidence: evidence(segs.iter().map(|(_, b)| b), "bus-1") };
+    bundle.evidence.push(evidence(segs.iter().map(|(_, b)| b), "msg-5").remove(0));
+    assert!(verify_bundle(&bundle, Some(&k.chain[0])).unwrap_err().contains("item 2: record 5 does not name bus-1"));
+    let empty = Bundle { id: "bus-9".into(), evidence: Vec::new() };
+    assert!(verify_bundle(&empty, None).unwrap_err().contains("no evidence"));
 }
 
 #[test]

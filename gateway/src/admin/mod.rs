@@ -122,6 +122,8 @@ async fn dead_letter(gateway: &Gateway, method: &Method, rest: &str) -> Response
     match result {
         Ok(done) => {
             tracing::info!(%mid, done, "dead letter handled by an operator");
+            let event = if done == "replayed" { "replay" } else { "drop" };
+            crate::observe::record::Step::new(event, mid).append_alone(&gateway.telemetry, "operator", 200);
             json(serde_json::json!({ "id": mid, done: true }))
         }
         Err(e) => mailbox_error(e),
@@ -138,13 +140,13 @@ async fn evidence(gateway: &Gateway, id: Option<&String>) -> Response<GatewayBod
         return error_response(ErrorCode::UnknownMessage, "the message log is off (no signing key)", None);
     }
     let dir = gateway.runtime().config.storage.data_dir.join("log");
-    let found = tokio::task::spawn_blocking(move || crate::observe::message_log::find_evidence(&dir, &id))
+    let found = tokio::task::spawn_blocking(move || crate::observe::message_log::find_evidence(&[dir], &id))
         .await
         .map_err(std::io::Error::other)
         .and_then(|found| found);
     match found {
-        Ok(Some(evidence)) => json(serde_json::to_value(evidence).unwrap_or_default()),
-        Ok(None) => error_response(
+        Ok(bundle) if !bundle.evidence.is_empty() => json(serde_json::to_value(bundle).unwrap_or_default()),
+        Ok(_) => error_response(
             ErrorCode::UnknownMessage,
             "no sealed record of this message id (yet: seals come every 100 ms)",
             None,

@@ -24,12 +24,15 @@ pub enum LogCommand {
         #[arg(long, value_name = "BATCH:HASH")]
         expect_head: Option<msglog::Head>,
     },
-    /// Write the evidence for one message: its record, its batch's seal and the
-    /// Merkle proof between them.
+    /// Write the evidence for one message: every record that names it (an
+    /// exchange, or each step of an asynchronous message's life), each with its
+    /// batch's seal and the Merkle proof between them.
     Export {
-        #[arg(long)]
-        dir: PathBuf,
-        /// The message id.
+        /// A log directory (DATA_DIR/log); repeat it for each node's log of a
+        /// cluster (a message sent on one node may be taken on another).
+        #[arg(long, required = true)]
+        dir: Vec<PathBuf>,
+        /// The message id: the sender's (X-Road-Id) or the bus's (Qaqpa-Message-Id).
         #[arg(long)]
         id: String,
         #[arg(long)]
@@ -49,21 +52,7 @@ pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
         LogCommand::Verify { path, cert, expect_head } => {
             let signer = signer(cert.as_deref())?;
             if path.is_file() {
-                let evidence: msglog::Evidence = serde_json::from_slice(&std::fs::read(&path)?)
-                    .map_err(|e| anyhow::anyhow!("{}: not an evidence bundle: {e}", path.display()))?;
-                return Ok(match msglog::verify_evidence(&evidence, signer.as_deref()) {
-                    Ok(r) => {
-                        println!(
-                            "VALID: record {} (message {} from {} to {}, status {}) is sealed",
-                            r.seq, r.id, r.client, r.service, r.status
-                        );
-                        ExitCode::SUCCESS
-                    }
-                    Err(why) => {
-                        println!("INVALID: {why}");
-                        ExitCode::FAILURE
-                    }
-                });
+                return verify_bundle_file(&path, signer.as_deref());
             }
             let segments = crate::observe::message_log::read_segments(&path)?;
             anyhow::ensure!(!segments.is_empty(), "{}: no seg-*.log files", path.display());
@@ -91,11 +80,51 @@ pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LogCommand::Export { dir, id, out } => {
-            let evidence = crate::observe::message_log::find_evidence(&dir, &id)?
-                .ok_or_else(|| anyhow::anyhow!("no sealed record of message {id} in {}", dir.display()))?;
-            std::fs::write(&out, serde_json::to_vec_pretty(&evidence)?)?;
-            println!("wrote {}", out.display());
+            let bundle = crate::observe::message_log::find_evidence(&dir, &id)?;
+            anyhow::ensure!(!bundle.evidence.is_empty(), "no sealed record of message {id} in {dir:?}");
+            std::fs::write(&out, serde_json::to_vec_pretty(&bundle)?)?;
+            println!("wrote {} ({} records)", out.display(), bundle.evidence.len());
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Checks an evidence bundle from `log export` (or a single evidence item) alone,
+/// and prints the message's life, one line per record.
+fn verify_bundle_file(path: &Path, signer: Option<&[u8]>) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(path)?;
+    let bundle = match serde_json::from_slice::<msglog::Bundle>(&bytes) {
+        Ok(bundle) => bundle,
+        Err(_) => {
+            let item: msglog::Evidence = serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: not an evidence bundle: {e}", path.display()))?;
+            let id = serde_json::from_str::<msglog::Line>(&item.record)
+                .ok()
+                .and_then(|l| if let msglog::Line::Record(r) = l { Some(r.id) } else { None })
+                .unwrap_or_default();
+            msglog::Bundle { id, evidence: vec![item] }
+        }
+    };
+    match msglog::verify_bundle(&bundle, signer) {
+        Ok(records) => {
+            println!("VALID: {} sealed records name {}", records.len(), bundle.id);
+            for r in records {
+                let step = match (&r.event, &r.bus_id) {
+                    (Some(event), Some(bus)) => format!(" {event} of {bus}"),
+                    (Some(event), None) => format!(" {event}"),
+                    (None, _) => String::new(),
+                };
+                let attempt = r.attempt.map_or_else(String::new, |a| format!(" attempt {a}"));
+                println!(
+                    "  record {} on {}:{step}{attempt} (exchange {} from {} to {}, status {})",
+                    r.seq, r.node, r.id, r.client, r.service, r.status
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            println!("INVALID: {why}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

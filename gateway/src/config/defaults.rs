@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{MailboxMode, SignaturePolicy, UpstreamProtocol};
+use super::{LogMode, MailboxMode, SignaturePolicy, UpstreamProtocol};
 
 const SECOND: u64 = 1;
 const MINUTE: u64 = 60 * SECOND;
@@ -61,6 +61,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(30 * SECOND);
 pub const LIMITS_FAIL_OPEN: bool = true;
 pub const SIGNATURE: SignaturePolicy = SignaturePolicy::None;
 pub const MAILBOX_MODE: MailboxMode = MailboxMode::None;
+pub const MESSAGE_LOG: LogMode = LogMode::Sync;
 /// `[service.breaker]`, absent or in part: the routing crate's breaker (5 failures,
 /// 10 s open).
 pub fn breaker() -> qaqpa_routing::health::BreakerConfig {

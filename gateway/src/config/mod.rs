@@ -362,6 +362,18 @@ pub struct ServiceConfig {
     pub mailbox: MailboxMode,
     /// Asynchronous messages of one client to this service are delivered in order.
     pub ordered: bool,
+    pub message_log: LogMode,
+}
+
+/// When an exchange's message-log records must be on disk (docs/operations.md#message-log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogMode {
+    /// Before the request goes to the provider (a record of the forwarding) and
+    /// before the answer goes to the client (the record of the exchange).
+    Sync,
+    /// Written behind the answer, never waited for: unsigned bulk traffic only
+    /// (a crash may lose the last records; a signed service cannot choose it).
+    Async,
 }
 
 /// Active health checking of a service's endpoints.

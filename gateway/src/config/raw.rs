@@ -308,6 +308,9 @@ pub struct RawService {
     /// Deliver one (client, service)'s messages strictly in the order sent.
     #[serde(default)]
     pub ordered: bool,
+    /// "sync" (default: records on disk before forwarding and before answering) or
+    /// "async" (unsigned bulk traffic: records written behind the answer).
+    pub message_log: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -44,6 +44,16 @@ pub(super) fn check(
                 ),
             );
         }
+        // A signed exchange is evidence: its record is never left behind the answer.
+        if service.message_log == LogMode::Async
+            && (service.signature != SignaturePolicy::None || service.sign_responses)
+        {
+            c.error(
+                s.message_log.as_ref().map_or(s.id.span(), |v| v.span()),
+                format!("{key}.message_log"),
+                "a signed service keeps message_log = \"sync\" (its records are evidence)",
+            );
+        }
         if service.ordered && service.mailbox == MailboxMode::None {
             c.error(
                 s.id.span(),
@@ -146,6 +156,12 @@ fn service(c: &mut Checker, raw: &RawService, key: &str, systems: &HashSet<Syste
             defaults::MAILBOX_MODE,
         ),
         ordered: raw.ordered,
+        message_log: c.choice(
+            raw.message_log.as_ref(),
+            &format!("{key}.message_log"),
+            &[("sync", LogMode::Sync), ("async", LogMode::Async)],
+            defaults::MESSAGE_LOG,
+        ),
         idempotent: raw.idempotent,
         // Filled in by the files pass.
         wsdl: None,

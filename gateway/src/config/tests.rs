@@ -395,6 +395,19 @@ upstream = ["http://127.0.0.1:1/"]
 mailbox = "push"
 timeout = "45s"
 
+[[service]]
+id = "KZ/GOV/000000000001/register/signed/v1"
+kind = "rest"
+upstream = ["http://127.0.0.1:1/"]
+signature = "verify"
+message_log = "async"
+
+[[service]]
+id = "KZ/GOV/000000000001/register/bulk/v1"
+kind = "rest"
+upstream = ["http://127.0.0.1:1/"]
+message_log = "sometimes"
+
 [[topic]]
 id = "KZ/GOV/000000000009/stranger/changes"
 subscribers = ["KZ/GOV/000000000003/nobody"]
@@ -410,6 +423,8 @@ retry_max = "1s"
     let e = errors(src, dir.path());
     assert_error(&e, line_of(src, "\"later\""), "service[0].mailbox", "use \"none\", \"pull\" or \"push\"");
     assert_error(&e, line_of(src, "register/sync/v1"), "service[1].ordered", "needs mailbox");
+    assert_error(&e, line_of(src, "\"async\""), "service[3].message_log", "a signed service keeps");
+    assert_error(&e, line_of(src, "\"sometimes\""), "service[4].message_log", "use \"sync\" or \"async\"");
     assert_error(&e, line_of(src, "stranger/changes"), "topic[0].id", "not registered");
     assert_error(&e, line_of(src, "nobody"), "topic[0].subscribers", "not registered");
     assert_error(&e, line_of(src, "\"soon\""), "topic[0].retention", "not a duration");

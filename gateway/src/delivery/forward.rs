@@ -113,6 +113,9 @@ pub async fn deliver(
     let retry_head = retryable.then(|| (parts.method.clone(), parts.headers.clone()));
     let mut upstream_req = Request::from_parts(parts, body);
 
+    if exchange.forwarding().await.is_err() {
+        return Err(GatewayError::new(ErrorCode::LogUnavailable, "the message log cannot record the forwarding"));
+    }
     let sent = exchange.request_out(outcome.clone());
     let mut retried = false;
     let response = loop {

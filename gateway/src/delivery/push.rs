@@ -22,7 +22,7 @@ use crate::delivery::forward::ProviderPath;
 use crate::headers::X_ROAD_CLIENT;
 use crate::mailbox::wire::{pick, put_carried, ATTEMPT, MESSAGE_ID, SEQ, TOPIC};
 use crate::mailbox::{Delivery, EventDelivery, Queue, TopicRules};
-use crate::observe::record::ExchangeRecord;
+use crate::observe::record::{ExchangeRecord, Step};
 use crate::peer::Peer;
 use crate::shared::Shared;
 
@@ -265,6 +265,7 @@ async fn send(gateway: &Arc<Shared>, m: Outgoing<'_>) -> Result<(u16, Vec<(Strin
         exchange.set_client(client);
     }
     exchange.set_service(&route);
+    exchange.set_step(Step { message: Some(m.message_id.to_owned()), attempt: m.attempt, ..Step::new("push", m.mid) });
     let req = Request::builder()
         .method(Method::POST)
         .uri("/")
@@ -303,6 +304,13 @@ async fn send(gateway: &Arc<Shared>, m: Outgoing<'_>) -> Result<(u16, Vec<(Strin
     let status = response.status().as_u16();
     let headers = pick(response.headers(), &["content-type"]);
     exchange.response_head(status, None, ());
+    // The provider's answer is on the record before the store takes it (or, for
+    // a 5xx, before the message is retried): no delivery off the record. A log
+    // that cannot write leaves the message to be pushed again.
+    if exchange.commit().await.is_err() {
+        exchange.finish(0);
+        return Err("the message log cannot record the delivery".into());
+    }
     let limit = runtime.config.mailbox.max_message_bytes;
     let body = crate::body::collect_bounded(response.into_body(), limit)
         .await

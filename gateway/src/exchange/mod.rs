@@ -14,13 +14,16 @@
 //! Every answer (a provider's response passed through, whatever its status, or a
 //! reply the gateway built) waits in [`respond`] until its message-log record is
 //! on disk; when the log cannot write, the client gets `server.log_unavailable`
-//! (503) in the face's format instead (docs/operations.md#message-log). Order for a forwarded request:
-//! the replay guard's line is written before delivery, the provider answers, the
-//! record (with the request's digest and signature and the provider's status) is
-//! synced together with the replay guard's file, then the head goes out. A crash
-//! between delivery and that sync leaves no record, and no answer either: the
-//! client saw no 2xx, which is all the rule promises (a retry of a signed request
-//! meets the replay guard, so the provider is not called twice for it).
+//! (503) in the face's format instead (docs/operations.md#message-log). Order for
+//! a forwarded request (a service's `message_log = "sync"`, the default): the
+//! replay guard's line is written, a record of the forwarding (ids, parties,
+//! signature; `event: forward`) is synced together with the replay guard's file,
+//! the request goes to the provider, the provider answers, the record of the
+//! exchange (with the request's digest and the provider's status) is synced, then
+//! the head goes out. A crash between forwarding and answering leaves the
+//! forwarding on the record and no answer (a retry of a signed request meets the
+//! replay guard, so the provider is not called twice for it). With
+//! `message_log = "async"` (unsigned services only) both are queued, not awaited.
 
 pub mod identify;
 pub mod limit;

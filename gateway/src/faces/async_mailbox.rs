@@ -28,7 +28,7 @@ use crate::exchange::{self, Ctx, Face, Outcome, Peer};
 use crate::headers::{self, X_ROAD_CLIENT, X_ROAD_ID};
 use crate::mailbox::wire::{carried, put_carried, ATTEMPT, MESSAGE_ID, STATUS};
 use crate::mailbox::{Delivery, Kind, MailboxError, MessageMeta, Queue, Sent};
-use crate::observe::record::ExchangeRecord;
+use crate::observe::record::{ExchangeRecord, Step};
 use crate::runtime::{Client, Runtime};
 use crate::shared::Shared;
 
@@ -94,6 +94,7 @@ async fn dispatch(
             let client = caller(runtime, peer, req.headers(), None)?;
             exchange.set_client(&client);
             exchange.set_subject("a1/ack");
+            exchange.set_step(Step::new("ack", mid));
             gateway.mailboxes.ack(mid, client.id.as_str()).await?;
             gateway.telemetry.metrics.mailbox_events.with_label_values(&["acked"]).inc();
             Ok(json(StatusCode::OK, serde_json::json!({ "id": mid, "acked": true })))
@@ -229,6 +230,7 @@ async fn send(
         route.ordered,
     );
     let sent = gateway.mailboxes.send(envelope, body).await?;
+    exchange.set_step(Step::new("send", sent.mid()));
     drop(admission);
     let duplicate = count_sent(gateway, sent);
     let mut response = json(
@@ -273,6 +275,7 @@ async fn take(
     }
     let deliveries = unless_draining(gateway, gateway.mailboxes.take(&queues, max, wait)).await?;
     gateway.telemetry.metrics.mailbox_events.with_label_values(&["delivered"]).inc_by(deliveries.len() as u64);
+    record_taken(exchange, kind, &deliveries);
     if max == 1 {
         return Ok(match deliveries.into_iter().next() {
             Some(d) => raw(d),
@@ -281,6 +284,18 @@ async fn take(
     }
     let list: Vec<serde_json::Value> = deliveries.iter().map(listed).collect();
     Ok(json(StatusCode::OK, serde_json::Value::Array(list)))
+}
+
+/// Each message a take hands out is a step of its life, recorded with the take
+/// (and on disk before the answer that carries it goes out).
+pub(super) fn record_taken(exchange: &mut ExchangeRecord, kind: Kind, deliveries: &[Delivery]) {
+    let event = match kind {
+        Kind::Request => "take",
+        Kind::Response => "collect",
+    };
+    for d in deliveries {
+        exchange.add_step(Step::of(event, &d.envelope));
+    }
 }
 
 async fn reply(
@@ -294,6 +309,7 @@ async fn reply(
     let provider = caller(runtime, peer, req.headers(), None)?;
     exchange.set_client(&provider);
     exchange.set_subject("a1/reply");
+    exchange.set_step(Step::new("reply", *mid));
     let status = match req.headers().get(STATUS).map(|v| v.to_str().ok().and_then(|s| s.parse::<u16>().ok())) {
         None => 200,
         Some(Some(s)) if (200..=599).contains(&s) => s,

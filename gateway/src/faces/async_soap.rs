@@ -27,6 +27,7 @@ use qaqpa_adapters::ErrorCode;
 use crate::error::GatewayError;
 use crate::exchange::{authorize, Ctx, Outcome, Reply};
 use crate::mailbox::{Delivery, Kind, MessageMeta};
+use crate::observe::record::Step;
 use crate::runtime::Client;
 
 pub const NS: &str = "urn:qaqpa:async:1";
@@ -72,12 +73,14 @@ pub async fn serve(call: Call<'_>, ctx: &mut Ctx) -> Result<Outcome, GatewayErro
             }
             let taken = super::async_mailbox::unless_draining(&shared, mailboxes.take(&queues, 1, wait())).await?;
             metrics.mailbox_events.with_label_values(&["delivered"]).inc_by(taken.len() as u64);
+            super::async_mailbox::record_taken(&mut ctx.record, kind, &taken);
             let message = taken.first().map(message_xml).unwrap_or_default();
             format!("<q:{operation}Response xmlns:q=\"{NS}\">{message}</q:{operation}Response>")
         }
         "SendResponse" => {
             ctx.record.set_subject("a1/reply");
             let mid = mid()?;
+            ctx.record.set_step(Step::new("reply", mid));
             ctx.record.set_request_body(&call.bytes);
             let headers = content_type_header(&call);
             mailboxes.reply(mid, &system, 200, headers, call.bytes.clone()).await?;
@@ -89,6 +92,7 @@ pub async fn serve(call: Call<'_>, ctx: &mut Ctx) -> Result<Outcome, GatewayErro
         "Ack" => {
             ctx.record.set_subject("a1/ack");
             let mid = mid()?;
+            ctx.record.set_step(Step::new("ack", mid));
             mailboxes.ack(mid, &system).await?;
             metrics.mailbox_events.with_label_values(&["acked"]).inc();
             format!("<q:AckResponse xmlns:q=\"{NS}\"><q:MessageId>{mid}</q:MessageId></q:AckResponse>")
@@ -163,6 +167,7 @@ async fn send_request(call: &Call<'_>, ctx: &mut Ctx) -> Result<Outcome, Gateway
         route.ordered,
     );
     let sent = shared.mailboxes.send(envelope, stored).await?;
+    ctx.record.set_step(Step::new("send", sent.mid()));
     let duplicate = super::async_mailbox::count_sent(&shared, sent);
     let body = format!(
         "<q:SendRequestResponse xmlns:q=\"{NS}\"><q:MessageId>{}</q:MessageId><q:Duplicate>{duplicate}</q:Duplicate></q:SendRequestResponse>",

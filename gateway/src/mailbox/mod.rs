@@ -10,15 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use qaqpa_mailbox::{
-    mailbox_id, now_ms, Attempt, Backend, DeadLetter, Delivery, Depth, EventDelivery, EventMeta, Kind, MailboxError,
-    MessageMeta, Options, Policy, Published, Queue, Sent, Store, TopicRules,
+    mailbox_id, now_ms, Attempt, Backend, DeadLetter, DeadLetterHook, Delivery, Depth, EventDelivery, EventMeta, Kind,
+    MailboxError, MessageMeta, Options, Policy, Published, Queue, Sent, Store, TopicRules,
 };
 
 use crate::config::{Config, MailboxBackend, MailboxConfig};
 
 /// The store's options from `[mailbox]`: the embedded store lives in
 /// `DATA_DIR/mailbox.redb`; `node` names this gateway in message histories.
-pub fn options(config: &MailboxConfig, data_dir: &Path, node: &str) -> Options {
+pub fn options(config: &MailboxConfig, data_dir: &Path, node: &str, on_dead_letter: DeadLetterHook) -> Options {
     Options {
         backend: match &config.backend {
             MailboxBackend::Embedded => Backend::Embedded { path: data_dir.join("mailbox.redb") },
@@ -32,6 +32,7 @@ pub fn options(config: &MailboxConfig, data_dir: &Path, node: &str) -> Options {
         dedupe_window: config.dedupe_window,
         max_queue_depth: config.max_queue_depth,
         node: node.to_owned(),
+        on_dead_letter,
     }
 }
 
@@ -41,8 +42,15 @@ pub fn options(config: &MailboxConfig, data_dir: &Path, node: &str) -> Options {
 pub struct Mailboxes(Arc<dyn Store>);
 
 impl Mailboxes {
-    pub async fn open(config: &MailboxConfig, data_dir: &Path, node: &str) -> Result<Self, MailboxError> {
-        qaqpa_mailbox::open(&options(config, data_dir, node)).await.map(Self)
+    /// Opens the store; `on_dead_letter` hears of each message it dead-letters
+    /// (the gateway's is [`dead_letters_to_log`]).
+    pub async fn open(
+        config: &MailboxConfig,
+        data_dir: &Path,
+        node: &str,
+        on_dead_letter: DeadLetterHook,
+    ) -> Result<Self, MailboxError> {
+        qaqpa_mailbox::open(&options(config, data_dir, node, on_dead_letter)).await.map(Self)
     }
 
     /// Learns what the configuration says about queues (which services are ordered).
@@ -50,6 +58,15 @@ impl Mailboxes {
         let ordered: Vec<String> = config.services.iter().filter(|s| s.ordered).map(|s| s.id.to_string()).collect();
         self.0.set_ordered(&ordered);
     }
+}
+
+/// Each dead-lettered message becomes a message-log record: the end of a
+/// message's life is on the record too.
+pub fn dead_letters_to_log(telemetry: &Arc<crate::observe::Telemetry>) -> DeadLetterHook {
+    let telemetry = telemetry.clone();
+    DeadLetterHook::new(move |envelope: &MessageMeta| {
+        crate::observe::record::Step::of("dead_letter", envelope).append_alone(&telemetry, &envelope.client, 410);
+    })
 }
 
 impl From<Arc<dyn Store>> for Mailboxes {

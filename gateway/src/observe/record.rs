@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use qaqpa_adapters::ErrorCode;
 
-use crate::config::SlaObjective;
+use crate::config::{LogMode, SlaObjective};
 use crate::observe::body_outcome::BodyOutcome;
 use crate::observe::message_log::LogUnavailable;
 use crate::observe::metrics::{Metrics, UNKNOWN};
@@ -44,6 +44,80 @@ pub struct ExchangeRecord {
     signature: Option<Vec<u8>>,
     /// The message-log record was committed (not to be appended again).
     logged: bool,
+    /// The asynchronous message this exchange is a step of (send, reply, ack, push).
+    step: Option<Step>,
+    /// Further messages it acted on (each message a take handed out), each its own
+    /// record, committed with the exchange's.
+    steps: Vec<Step>,
+    /// The service's `message_log` mode (sync until a route says otherwise).
+    log_mode: LogMode,
+}
+
+/// One step of an asynchronous message's life, as the message log names it
+/// (docs/operations.md#message-log: `qaqpa log export --id` finds every step).
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// `send`, `take`, `collect`, `push`, `reply`, `ack`, `dead_letter`, `replay`, `drop`.
+    pub event: &'static str,
+    /// The bus's id of the message.
+    pub bus_id: uuid::Uuid,
+    /// The sender's own id of the message, where known.
+    pub message: Option<String>,
+    /// The message's service, where it differs from the exchange's subject.
+    pub service: Option<String>,
+    pub attempt: Option<u32>,
+}
+
+impl Step {
+    pub fn new(event: &'static str, bus_id: uuid::Uuid) -> Self {
+        Self { event, bus_id, message: None, service: None, attempt: None }
+    }
+
+    /// The step of `envelope` (a delivered or dead-lettered message).
+    pub fn of(event: &'static str, envelope: &qaqpa_mailbox::MessageMeta) -> Self {
+        Self {
+            event,
+            bus_id: envelope.mid,
+            message: Some(envelope.message_id.clone()),
+            service: Some(envelope.service.clone()),
+            attempt: (envelope.attempts > 0).then_some(envelope.attempts),
+        }
+    }
+
+    fn mark(&self, record: &mut qaqpa_certs::msglog::Record) {
+        record.event = Some(self.event.to_owned());
+        record.bus_id = Some(self.bus_id.to_string());
+        record.message = self.message.clone().filter(|m| *m != record.id);
+        record.attempt = self.attempt;
+        if let Some(service) = &self.service {
+            record.service = service.clone();
+        }
+    }
+
+    /// A step that is no exchange of its own (a dead letter, an operator's
+    /// replay): a record of its own, appended without waiting (nobody is answered).
+    pub fn append_alone(self, telemetry: &crate::observe::Telemetry, client: &str, status: u16) {
+        let Some(log) = &telemetry.message_log else { return };
+        let mut record = qaqpa_certs::msglog::Record {
+            seq: 0,
+            prev: String::new(),
+            time: now_us(),
+            node: telemetry.node.clone(),
+            id: self.message.clone().unwrap_or_else(|| self.bus_id.to_string()),
+            client: client.to_owned(),
+            service: UNKNOWN.to_owned(),
+            status,
+            code: None,
+            body_sha512: None,
+            signature: None,
+            event: None,
+            bus_id: None,
+            message: None,
+            attempt: None,
+        };
+        self.mark(&mut record);
+        log.append(record);
+    }
 }
 
 impl ExchangeRecord {
@@ -66,7 +140,20 @@ impl ExchangeRecord {
             held: None,
             signature: None,
             logged: false,
+            step: None,
+            steps: Vec::new(),
+            log_mode: LogMode::Sync,
         }
+    }
+
+    /// The exchange is a step of an asynchronous message (its record names it).
+    pub fn set_step(&mut self, step: Step) {
+        self.step = Some(step);
+    }
+
+    /// The exchange acted on one more message (a take): one more record.
+    pub fn add_step(&mut self, step: Step) {
+        self.steps.push(step);
     }
 
     /// The message id; empty until the face has read one (see [`Self::ensure_id`]).
@@ -99,6 +186,7 @@ impl ExchangeRecord {
 
     pub fn set_service(&mut self, route: &Route) {
         self.service = Some((route.id.to_string(), route.sla.clone()));
+        self.log_mode = route.message_log;
     }
 
     /// Names what a gateway-level operation acted on (an async queue operation), in
@@ -146,7 +234,7 @@ impl ExchangeRecord {
             Some(crate::observe::body_outcome::Outcome::Complete(digest)) => Some(b64(&digest)),
             _ => None,
         };
-        qaqpa_certs::msglog::Record {
+        let mut record = qaqpa_certs::msglog::Record {
             seq: 0,
             prev: String::new(),
             time: self.request_in,
@@ -158,16 +246,59 @@ impl ExchangeRecord {
             code: self.code.map(|c| c.as_str().to_owned()),
             body_sha512,
             signature: self.signature.as_ref().map(|s| b64(s)),
+            event: None,
+            bus_id: None,
+            message: None,
+            attempt: None,
+        };
+        if let Some(step) = &self.step {
+            step.mark(&mut record);
         }
+        record
+    }
+
+    /// The exchange's record and one per further message it acted on.
+    fn log_records(&self) -> Vec<qaqpa_certs::msglog::Record> {
+        let own = self.log_record();
+        let mut records = Vec::with_capacity(1 + self.steps.len());
+        for step in &self.steps {
+            let mut record = own.clone();
+            (record.body_sha512, record.signature) = (None, None);
+            step.mark(&mut record);
+            records.push(record);
+        }
+        records.insert(0, own);
+        records
+    }
+
+    /// The request is about to leave for the provider. With `message_log = "sync"`
+    /// a record of the forwarding (ids, parties, the request's signature; `event`
+    /// `forward`, status 0) is on disk first, so a crash between forwarding and
+    /// answering still shows what the provider was sent. `Err`: do not forward.
+    pub async fn forwarding(&mut self) -> Result<(), LogUnavailable> {
+        let telemetry = self.telemetry.clone();
+        let (Some(log), LogMode::Sync) = (&telemetry.message_log, self.log_mode) else { return Ok(()) };
+        let mut record = self.log_record();
+        record.status = 0;
+        record.event = Some("forward".to_owned());
+        log.commit(record).await
     }
 
     /// Writes the exchange's message-log record and waits until it is on disk;
     /// call after [`Self::response_head`], before the head goes to the client.
-    /// `Err` means the answer must not go out (`server.log_unavailable`).
+    /// `Err` means the answer must not go out (`server.log_unavailable`). With
+    /// `message_log = "async"` the record is queued and not waited for.
     pub async fn commit(&mut self) -> Result<(), LogUnavailable> {
         let telemetry = self.telemetry.clone();
         let Some(log) = &telemetry.message_log else { return Ok(()) };
-        let result = log.commit(self.log_record()).await;
+        if self.log_mode == LogMode::Async {
+            for record in self.log_records() {
+                log.append(record);
+            }
+            self.logged = true;
+            return Ok(());
+        }
+        let result = log.commit_all(self.log_records()).await;
         // A record whose group failed was not written; the refusal that follows
         // is logged at `finish` like any other (if the log takes it by then).
         self.logged = result.is_ok();

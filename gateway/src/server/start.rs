@@ -79,7 +79,13 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         in_flight: Arc::new(AtomicU32::new(0)),
         limit: AtomicU32::new(config.overload.max_in_flight),
     };
-    let mailboxes = crate::mailbox::Mailboxes::open(&config.mailbox, &data_dir, &config.node).await?;
+    let mailboxes = crate::mailbox::Mailboxes::open(
+        &config.mailbox,
+        &data_dir,
+        &config.node,
+        crate::mailbox::dead_letters_to_log(&telemetry),
+    )
+    .await?;
     mailboxes.configure(&config);
     let (stop, stopped) = watch::channel(false);
     let (started, overload_config, limits) = (config.clone(), config.overload.clone(), config.limits.clone());

@@ -148,7 +148,7 @@ async fn evidence_for_one_message_is_served_and_verifies_offline() {
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && printed.contains("message audit-me-1"), "{printed}");
+    assert!(out.status.success() && printed.contains("2 sealed records name audit-me-1"), "{printed}");
 
     let r = reqwest::get(gw.admin_url("/admin/v1/log/evidence?id=never-sent")).await.unwrap();
     assert_eq!(r.status(), 404);

@@ -244,7 +244,23 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.starts_with("VALID: "), "{verify}: {text}");
     let records: u64 = text["VALID: ".len()..].split(' ').next().unwrap().parse().unwrap();
-    assert_eq!(records, 9, "the nine exchanges are logged (the WSDL download is not one): {text}");
+    // Records by exchange id: a forwarded exchange has its forwarding and its
+    // answer, a take one more record per message it handed out.
+    let mut exchanges = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (_, bytes) in qaqpa_gateway::observe::message_log::read_segments(std::path::Path::new(args[2])).unwrap() {
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let line: serde_json::Value = serde_json::from_slice(line).unwrap();
+            if let Some(r) = line.get("record") {
+                let event = r["event"].as_str().unwrap_or("exchange").to_owned();
+                exchanges.entry(r["id"].as_str().unwrap().to_owned()).or_default().push(event);
+            }
+        }
+    }
+    let total: usize = exchanges.values().map(Vec::len).sum();
+    assert_eq!(total as u64, records);
+    assert_eq!(exchanges.len(), 9, "the nine exchanges are logged (the WSDL download is not one): {exchanges:?}");
+    let forwarded = exchanges.values().filter(|e| e.first().is_some_and(|e| e == "forward")).count();
+    assert!(forwarded >= 3, "the synchronous ones were on the record before the provider was called: {exchanges:?}");
 }
 
 /// A free loopback port (bound, then released for the child process to take).

@@ -141,6 +141,57 @@ impl Bus {
     }
 }
 
+/// A cluster's evidence: a message sent on node 1 and taken, answered and acked on
+/// node 2 (one NATS store) has its whole life in the two nodes' logs, each record
+/// naming its node; `qaqpa log export` over both directories gathers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_on_one_node_and_taken_on_another_has_its_life_in_both_logs() {
+    let Some(b) = bus(Backend::Nats, free_addr()).await else { return };
+    let dir = b.gw.pki.dir.path();
+    let text = std::fs::read_to_string(&b.gw.config_path).unwrap().replace("node = \"test\"", "node = \"test-2\"");
+    let second = dir.join("node-2.toml");
+    std::fs::write(&second, format!("{text}\n[storage]\ndata_dir = \"data-2\"\n")).unwrap();
+    let config = qaqpa_gateway::config::load(&second).unwrap_or_else(|e| panic!("{e}"));
+    let node2 = qaqpa_gateway::server::start(config, Some(second)).await.unwrap();
+    let url2 = |path: &str| format!("https://localhost:{}{path}", node2.data_addrs[0].port());
+
+    let id = b.accepted(NOTICES, "x-1", "across").await;
+    let r = b.provider.get(url2(&format!("/a1/inbox/{PROVIDER}?wait=5s"))).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), header(r.headers(), "qaqpa-message-id")), (200, id.as_str()));
+    let r = b.provider.post(url2(&format!("/a1/reply/{id}"))).header("X-Road-Client", PROVIDER).body("back");
+    assert_eq!(r.send().await.unwrap().status(), 202);
+    let r = b.client.get(url2(&format!("/a1/outbox/{CLIENT}?wait=5s"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = b.client.post(url2(&format!("/a1/ack/{id}"))).header("X-Road-Client", CLIENT).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    node2.shutdown().await;
+    let Bus { gw, .. } = b;
+    let TestGateway { pki, running, .. } = gw;
+    running.shutdown().await;
+
+    let (log1, log2) = (pki.dir.path().join("data/log"), pki.dir.path().join("data-2/log"));
+    let out = pki.dir.path().join("x-1.json");
+    let args = ["log", "export", "--dir", log1.to_str().unwrap(), "--dir", log2.to_str().unwrap(), "--id", "x-1"];
+    let (ok, printed) = qaqpa(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert!(ok, "{printed}");
+    let cert = pki.path("gateway.crt");
+    let (ok, printed) = qaqpa(&["log", "verify", out.to_str().unwrap(), "--cert", cert.to_str().unwrap()]);
+    assert!(ok, "{printed}");
+    for (event, node) in
+        [("send", "test"), ("take", "test-2"), ("reply", "test-2"), ("collect", "test-2"), ("ack", "test-2")]
+    {
+        assert!(
+            printed.lines().any(|l| l.contains(&format!("on {node}: {event} of {id}"))),
+            "{event} on {node}: {printed}"
+        );
+    }
+    // One node's log alone holds only its part of the life.
+    let (ok, printed) = qaqpa(&[&args[..4], &["--id", "x-1", "--out", out.to_str().unwrap()]].concat());
+    assert!(ok, "{printed}");
+    let alone: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(alone["evidence"].as_array().unwrap().len(), 1, "node 1 saw only the send: {alone}");
+}
+
 fn header<'h>(h: &'h reqwest::header::HeaderMap, name: &str) -> &'h str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
@@ -200,6 +251,45 @@ async fn round_trip(backend: Backend) {
     assert_eq!(sends.len(), 3, "three sends of m-1 logged: {text}");
     assert!(sends.iter().all(|r| r["status"] == 202 && r["body_sha512"].is_string()));
     assert!(text.contains("a1/reply") && text.contains("a1/ack") && text.contains("a1/inbox"));
+
+    // The message's whole life is evidence, asked by the sender's id or the bus id.
+    for asked in ["m-1", id.as_str()] {
+        let records = life_of(&b.gw, asked, &["send", "take", "reply", "collect", "ack"]).await;
+        assert!(records.iter().all(|r| r["bus_id"] == id.as_str()), "{records:?}");
+        let take = records.iter().find(|r| r["event"] == "take").unwrap();
+        assert_eq!((take["client"].as_str(), take["service"].as_str()), (Some(PROVIDER), Some(NOTICES)));
+        assert_eq!((take["message"].as_str(), take["attempt"].as_u64()), (Some("m-1"), Some(1)));
+    }
+}
+
+/// The message-log records that name `id` (via the admin API's evidence bundle,
+/// checked offline by `qaqpa log verify`), once every event in `events` is among
+/// them (seals come every 100 ms; bounded wait).
+async fn life_of(gw: &TestGateway, id: &str, events: &[&str]) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = reqwest::get(gw.admin_url(&format!("/admin/v1/log/evidence?id={id}"))).await.unwrap();
+        if r.status() == 200 {
+            let bundle = r.bytes().await.unwrap();
+            let records: Vec<Value> = serde_json::from_slice::<Value>(&bundle).unwrap()["evidence"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| serde_json::from_str::<Value>(e["record"].as_str().unwrap()).unwrap()["record"].clone())
+                .collect();
+            let have: HashSet<&str> = records.iter().filter_map(|r| r["event"].as_str()).collect();
+            if events.iter().all(|e| have.contains(e)) {
+                let file = gw.pki.dir.path().join(format!("evidence-{id}.json"));
+                std::fs::write(&file, &bundle).unwrap();
+                let cert = gw.pki.path("gateway.crt");
+                let (ok, out) = qaqpa(&["log", "verify", file.to_str().unwrap(), "--cert", cert.to_str().unwrap()]);
+                assert!(ok && out.contains(&format!("sealed records name {id}")), "{out}");
+                return records;
+            }
+        }
+        assert!(Instant::now() < deadline, "the log never showed {events:?} for {id}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn a_long_poll_ends_when_the_gateway_drains(backend: Backend) {
@@ -269,9 +359,15 @@ async fn dead_letters(backend: Backend) {
                 (id.as_str(), "1", "doomed")
             );
             assert_eq!(b.post(&b.provider, PROVIDER, &format!("/a1/ack/{id}"), "", None).await, 200);
+            let records = life_of(&b.gw, msg, &["send", "take", "dead_letter", "replay", "ack"]).await;
+            let takes = records.iter().filter(|r| r["event"] == "take").count();
+            assert_eq!(takes, 5, "four attempts, and one after the replay: {records:?}");
         } else {
             assert_eq!(admin.delete(url("")).send().await.unwrap().status(), 200);
             assert_eq!(admin.post(url("/replay")).send().await.unwrap().status(), 404, "dropped for good");
+            let records = life_of(&b.gw, msg, &["send", "take", "dead_letter", "drop"]).await;
+            let dead = records.iter().find(|r| r["event"] == "dead_letter").unwrap();
+            assert_eq!((dead["service"].as_str(), dead["bus_id"].as_str()), (Some(NOTICES), Some(id.as_str())));
         }
         assert!(b.dead_letters().await.iter().all(|d| d["envelope"]["mid"] != id));
     }
@@ -295,6 +391,11 @@ async fn push_retries_until_provider_returns(backend: Backend) {
     assert_eq!(seen[0].0, "p-1");
     assert!(attempt >= 2, "the first attempts failed while the provider was down (got attempt {attempt})");
     assert_eq!(b.post(&b.client, CLIENT, &format!("/a1/ack/{id}"), "", None).await, 200);
+    // Each push attempt is on the record, the failed ones too, as steps of p-1.
+    let records = life_of(&b.gw, "p-1", &["send", "push", "collect", "ack"]).await;
+    let pushes: Vec<u64> =
+        records.iter().filter(|r| r["event"] == "push").filter_map(|r| r["attempt"].as_u64()).collect();
+    assert!(pushes.len() >= 2 && pushes.contains(&(attempt as u64)), "{records:?}");
 }
 
 async fn ordered_delivery(backend: Backend) {

@@ -6,14 +6,8 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
-
-fn qaqpa(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_qaqpa")).args(args).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
 
 async fn traffic(gw: &TestGateway, prefix: &str, n: usize) {
     let client = gw.client();
@@ -56,7 +50,9 @@ async fn every_exchange_is_logged_sealed_and_verifiable_offline() {
     let cert = gw.pki.path("gateway.crt");
     let (log_s, cert_s) = (log.to_str().unwrap(), cert.to_str().unwrap());
     let (ok, out) = qaqpa(&["log", "verify", log_s, "--cert", cert_s]);
-    assert!(ok && out.contains("VALID: 6 records"), "{out}");
+    // Each exchange has two records: its forwarding (on disk before the provider
+    // was called) and its answer.
+    assert!(ok && out.contains("VALID: 12 records"), "{out}");
 
     // A crash left half a line: the restart drops it and the chain goes on.
     let segment = log.join("seg-000001.log");
@@ -68,17 +64,26 @@ async fn every_exchange_is_logged_sealed_and_verifiable_offline() {
     let TestGateway { pki, running, .. } = gw;
     running.shutdown().await;
     let (ok, out) = qaqpa(&["log", "verify", log_s, "--cert", cert_s]);
-    assert!(ok && out.contains("VALID: 9 records"), "{out}");
+    assert!(ok && out.contains("VALID: 18 records"), "{out}");
 
     // Evidence for one message, checked alone; a changed bundle is not.
     let bundle = pki.dir.path().join("evidence.json");
     let (ok, out) = qaqpa(&["log", "export", "--dir", log_s, "--id", "b-1", "--out", bundle.to_str().unwrap()]);
     assert!(ok, "{out}");
     let (ok, out) = qaqpa(&["log", "verify", bundle.to_str().unwrap(), "--cert", cert_s]);
-    assert!(ok && out.contains("message b-1"), "{out}");
+    assert!(ok && out.contains("2 sealed records name b-1"), "{out}");
+    assert!(out.contains("on test: forward (exchange b-1"), "the forwarding is evidence too: {out}");
     let text = std::fs::read_to_string(&bundle).unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let record: serde_json::Value = serde_json::from_str(json["record"].as_str().unwrap()).unwrap();
+    let records: Vec<serde_json::Value> = json["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::from_str(e["record"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(records[0]["record"]["event"], "forward", "the forwarding comes first: {records:?}");
+    assert_eq!(records[0]["record"]["status"], 0);
+    let record = &records[1];
     assert_eq!(record["record"]["client"], CLIENT);
     assert!(record["record"]["body_sha512"].is_string(), "the body's digest is logged, not the body");
     std::fs::write(&bundle, text.replace("\\\"status\\\":200", "\\\"status\\\":500")).unwrap();
@@ -94,8 +99,27 @@ async fn every_exchange_is_logged_sealed_and_verifiable_offline() {
     assert_ne!(changed, text);
     std::fs::write(&segment, changed).unwrap();
     let (ok, out) = qaqpa(&["log", "verify", copy.to_str().unwrap(), "--cert", cert_s]);
-    assert!(!ok && out.contains("(record 2)"), "{out}");
+    assert!(!ok && out.contains("(record 3)"), "a-1 is the second exchange: its forwarding is record 3: {out}");
     // Signed by another certificate: the seal check names it.
     let (ok, out) = qaqpa(&["log", "verify", log_s, "--cert", pki.path("egov-portal.crt").to_str().unwrap()]);
     assert!(!ok && out.contains("another certificate"), "{out}");
+}
+
+/// `message_log = "async"` (unsigned bulk traffic): exchanges are answered without
+/// waiting for the log and have no forwarding record, yet every one is logged.
+#[tokio::test]
+async fn an_async_log_service_answers_without_waiting_and_is_still_logged() {
+    let gw = TestGateway::start_with("", |_, text| {
+        text.replacen(&format!("id = \"{SERVICE}\"\n"), &format!("id = \"{SERVICE}\"\nmessage_log = \"async\"\n"), 1)
+    })
+    .await;
+    let route = gw.running.gateway.runtime().routes.get(SERVICE).unwrap().clone();
+    assert_eq!(route.message_log, qaqpa_gateway::config::LogMode::Async);
+    traffic(&gw, "bulk", 4).await;
+    let TestGateway { pki, running, .. } = gw;
+    running.shutdown().await;
+    let log = pki.dir.path().join("data/log");
+    let cert = pki.path("gateway.crt");
+    let (ok, out) = qaqpa(&["log", "verify", log.to_str().unwrap(), "--cert", cert.to_str().unwrap()]);
+    assert!(ok && out.contains("VALID: 4 records"), "four answers, no forwarding records: {out}");
 }

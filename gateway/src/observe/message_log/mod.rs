@@ -223,22 +223,24 @@ impl MessageLog {
         self.shared.head.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Queues a record for the next group (its `seq` and `prev` are the writer's to
-    /// set); `None` when it was refused at once.
-    fn enqueue(&self, entry: Record) -> Option<Arc<Group>> {
+    /// Queues records for the next group, all in the same one (their `seq` and
+    /// `prev` are the writer's to set); `None` when they were refused at once.
+    fn enqueue(&self, entries: impl ExactSizeIterator<Item = Record>) -> Option<Arc<Group>> {
+        let count = entries.len() as u64;
         if !self.is_available() {
-            self.metrics.dropped.inc();
+            self.metrics.dropped.inc_by(count);
             return None;
         }
         let mut open = self.shared.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.stop || open.records.len() >= QUEUE {
             drop(open);
-            self.metrics.dropped.inc();
+            self.metrics.dropped.inc_by(count);
             tracing::error!("message log: a record could not be queued (writer behind or stopped)");
             return None;
         }
-        open.records.push(entry);
-        if open.records.len() == 1 {
+        let was_empty = open.records.is_empty();
+        open.records.extend(entries);
+        if was_empty {
             // Only the first record of a group wakes the writer; the rest ride
             // along (a wake per record cost a futex call and a context switch).
             self.shared.wake.notify_one();
@@ -248,12 +250,17 @@ impl MessageLog {
 
     /// Queues a refusal's record without waiting for it.
     pub fn append(&self, entry: Record) {
-        let _ = self.enqueue(entry);
+        let _ = self.enqueue(std::iter::once(entry));
     }
 
     /// Queues a record and waits until it is on disk.
     pub async fn commit(&self, entry: Record) -> Result<(), LogUnavailable> {
-        let group = self.enqueue(entry).ok_or(LogUnavailable)?;
+        self.commit_all(vec![entry]).await
+    }
+
+    /// Queues records into one group and waits until they are all on disk.
+    pub async fn commit_all(&self, entries: Vec<Record>) -> Result<(), LogUnavailable> {
+        let group = self.enqueue(entries.into_iter()).ok_or(LogUnavailable)?;
         match group.wait().await {
             true => Ok(()),
             false => Err(LogUnavailable),
@@ -270,22 +277,48 @@ impl MessageLog {
     }
 }
 
-/// The evidence for message `id` in a log directory, reading one segment at a time
-/// (a log of many 64 MiB segments is never all in memory).
-pub fn find_evidence(dir: &Path, id: &str) -> std::io::Result<Option<qaqpa_certs::msglog::Evidence>> {
-    let mut failed = None;
-    let bytes = segments(dir)?.into_iter().map_while(|(_, path)| match std::fs::read(&path) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            failed = Some(e);
-            None
-        }
-    });
-    let found = qaqpa_certs::msglog::evidence(bytes, id);
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(found),
+/// Every sealed record about message `id` in the log directories `dirs` (one per
+/// node whose log is at hand), reading one segment at a time (a log of many 64 MiB
+/// segments is never all in memory). An asynchronous message's steps name it by its
+/// bus id; a first pass finds the bus ids of the records that name `id`, so asking
+/// by the sender's id or by the bus id gives the same whole life.
+pub fn find_evidence(dirs: &[PathBuf], id: &str) -> std::io::Result<qaqpa_certs::msglog::Bundle> {
+    let mut ids = vec![id.to_owned()];
+    for dir in dirs {
+        for_each_segment(dir, |bytes| {
+            for raw in bytes.split(|&b| b == b'\n') {
+                let Ok(qaqpa_certs::msglog::Line::Record(r)) = serde_json::from_slice(raw) else { continue };
+                if r.names(id) {
+                    ids.extend(r.bus_id.into_iter().chain(r.message));
+                }
+            }
+        })?;
     }
+    ids.sort();
+    ids.dedup();
+    let mut evidence: Vec<qaqpa_certs::msglog::Evidence> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for dir in dirs {
+        // One segment at a time: a batch never spans two (a segment is cut right
+        // after a seal), so each segment's evidence is whole.
+        for_each_segment(dir, |bytes| {
+            for id in &ids {
+                for item in qaqpa_certs::msglog::evidence(std::iter::once(&bytes), id) {
+                    if seen.insert(item.record.clone()) {
+                        evidence.push(item);
+                    }
+                }
+            }
+        })?;
+    }
+    Ok(qaqpa_certs::msglog::Bundle { id: id.to_owned(), evidence })
+}
+
+fn for_each_segment(dir: &Path, mut each: impl FnMut(Vec<u8>)) -> std::io::Result<()> {
+    for (_, path) in segments(dir)? {
+        each(std::fs::read(&path)?);
+    }
+    Ok(())
 }
 
 /// Reads a log directory's segments for verification.

@@ -44,6 +44,10 @@ fn record(id: &str) -> Record {
         code: None,
         body_sha512: None,
         signature: None,
+        event: None,
+        bus_id: None,
+        message: None,
+        attempt: None,
         prev: String::new(),
     }
 }
@@ -210,4 +214,33 @@ async fn recovery_never_seals_an_edited_record() {
         let moved = std::fs::read_to_string(image.join(&aside[0])).unwrap();
         assert!(moved.contains("forged"), "the unproven lines are kept for a person");
     }
+}
+
+/// A timed seal whose write fails leaves the batch's records (already on disk)
+/// in the next seal: the log verifies after the disk comes back.
+#[tokio::test]
+async fn a_failed_seal_keeps_its_batch_for_the_next_seal() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let m = metrics();
+    let options = Options { interval: Duration::from_millis(30), faults: Some(faults.clone()) };
+    let log = MessageLog::open_with(dir.path(), signer(), m.clone(), None, options).unwrap();
+    log.commit(record("before")).await.unwrap();
+    // The seal of "before" is due in 30 ms; its write fails.
+    faults.set(Faults::SEGMENT_WRITE | Faults::PROBE);
+    let started = Instant::now();
+    while log.is_available() {
+        assert!(started.elapsed() < Duration::from_secs(5), "the timed seal was tried");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(m.failures.get(), 1);
+    faults.set(0);
+    while !log.is_available() {
+        assert!(started.elapsed() < Duration::from_secs(5), "the log resumes by itself");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    log.commit(record("after")).await.unwrap();
+    log.close();
+    assert_eq!(ids(dir.path()), ["before", "after"]);
+    assert_eq!(verify(dir.path()).records, 2);
 }

@@ -199,6 +199,9 @@ impl Writer {
             self.push(record);
         }
         let sealed = (seal || due || self.tail.unsealed.len() >= BATCH) && !self.tail.unsealed.is_empty();
+        // A seal empties the batch's leaves; a failed group must get them back, or
+        // the next seal's root would leave out records already on disk.
+        let leaves = sealed.then(|| self.tail.unsealed[..snapshot.unsealed].to_vec());
         let result = (|| {
             if sealed {
                 self.seal()?;
@@ -220,7 +223,10 @@ impl Writer {
             Err(e) => {
                 self.tail.seq = snapshot.seq;
                 self.tail.prev = snapshot.prev;
-                self.tail.unsealed.truncate(snapshot.unsealed);
+                match leaves {
+                    Some(leaves) => self.tail.unsealed = leaves,
+                    None => self.tail.unsealed.truncate(snapshot.unsealed),
+                }
                 self.tail.head = snapshot.head;
                 self.batch_first = snapshot.batch_first;
                 self.buffer.clear();

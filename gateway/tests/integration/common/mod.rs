@@ -178,6 +178,11 @@ async fn provider(req: Request<Incoming>, seen: Arc<Seen>) -> Response<ProviderB
         });
         return full(json.to_string());
     }
+    if path == "/base/hang" {
+        // A provider that takes the request and never answers in a test's time.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        return full("late".into());
+    }
     if path == "/base/mirror" {
         // The request body back, with the signature header it arrived with.
         let signature = req.headers().get("qaqpa-signature").cloned();
@@ -408,6 +413,12 @@ impl TestGateway {
     pub fn client(&self) -> reqwest::Client {
         self.pki.client(Some("egov-portal")).build().unwrap()
     }
+}
+
+/// Runs the `qaqpa` command: whether it succeeded, and what it printed (stdout, then stderr).
+pub fn qaqpa(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qaqpa")).args(args).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
 pub fn write_config(dir: &Path, text: &str) -> PathBuf {
