@@ -142,7 +142,7 @@ pub fn sample_get_debt(iin: &str) -> String {
             r#"<soapenv:Header>"#,
             r#"<xrd:client id:objectType="SUBSYSTEM"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass><id:memberCode>000000000003</id:memberCode><id:subsystemCode>egov-portal</id:subsystemCode></xrd:client>"#,
             r#"<xrd:service id:objectType="SERVICE"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass><id:memberCode>000000000002</id:memberCode><id:subsystemCode>legacy-tax</id:subsystemCode><id:serviceCode>GetDebt</id:serviceCode><id:serviceVersion>v1</id:serviceVersion></xrd:service>"#,
-            r#"<xrd:id>demo-{iin}</xrd:id><xrd:protocolVersion>4.0</xrd:protocolVersion>"#,
+            r#"<xrd:id>demo-debt-{iin}</xrd:id><xrd:protocolVersion>4.0</xrd:protocolVersion>"#,
             r#"</soapenv:Header>"#,
             r#"<soapenv:Body><tax:GetDebt><tax:iin>{iin}</tax:iin></tax:GetDebt></soapenv:Body></soapenv:Envelope>"#
         ),
@@ -158,6 +158,7 @@ pub fn sample_get_person(iin: &str) -> String {
             "000000000001</id:memberCode><id:subsystemCode>population-register",
         )
         .replace("<id:serviceCode>GetDebt</id:serviceCode>", "<id:serviceCode>person</id:serviceCode>")
+        .replace("<xrd:id>demo-debt-", "<xrd:id>demo-person-")
         .replace("xmlns:tax=\"http://legacy-tax.gov.kz/debt\"", "xmlns:p=\"http://population-register.gov.kz/person\"")
         .replace("<tax:GetDebt><tax:iin>", "<p:person><p:iin>")
         .replace("</tax:iin></tax:GetDebt>", "</p:iin></p:person>")

@@ -215,8 +215,9 @@ async fn kill_9_under_load_leaves_no_answered_exchange_unlogged() {
     // crash before it left.
     let mut answered = Vec::new();
     for run in 0..3u32 {
-        let after = 100 + (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
-            % 300) as usize;
+        let after = 100
+            + (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() % 300)
+                as usize;
         let mut child = run_gateway(&config);
         wait_ready(admin).await;
         let load = Load::start(client.clone(), url.clone(), &format!("k9-{run}"), 16);

@@ -146,7 +146,7 @@ async fn soap_11_and_12_reach_the_legacy_system_unchanged_and_errors_are_faults(
     assert_eq!(code, "client.bad_request");
 
     // A message id from the X-Road header is the exchange's id.
-    let with_id = request.replace("<xrd:id>demo-900101300123</xrd:id>", "<xrd:id>soap-msg-7</xrd:id>");
+    let with_id = request.replace("<xrd:id>demo-debt-900101300123</xrd:id>", "<xrd:id>soap-msg-7</xrd:id>");
     let r = client.post(&soap).header("Content-Type", V11).body(with_id).send().await.unwrap();
     assert_eq!(r.headers()["x-road-id"], "soap-msg-7");
     demo.running.shutdown().await;
