@@ -10,5 +10,6 @@ pub mod shep;
 pub mod smev3;
 pub mod soap;
 pub mod wsdl;
+pub mod xroad;
 
 pub use error_code::ErrorCode;

@@ -223,6 +223,11 @@ pub struct Envelope {
     pub header_element: Option<Range<usize>>,
     /// Namespace and local name of the Body's first element (the operation).
     pub operation: Option<(String, String)>,
+    /// How many elements the Body holds as children (X-Road requires exactly one).
+    pub body_children: usize,
+    /// The X-Road header fields that appeared, in order, for X-Road's own checks
+    /// (a field in the X-Road namespace the reader does not model is kept by name).
+    pub xroad_fields: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -288,6 +293,8 @@ pub fn read_envelope(input: &[u8], content_type: Option<&str>, limits: &XmlLimit
     let mut body: Option<Range<usize>> = None;
     let mut header_element: Option<Range<usize>> = None;
     let mut operation = None;
+    let mut body_children = 0usize;
+    let mut xroad_fields: Vec<String> = Vec::new();
     let mut seen_header = false;
     let mut depth = 0usize;
     let mut elements = 0usize;
@@ -398,6 +405,9 @@ pub fn read_envelope(input: &[u8], content_type: Option<&str>, limits: &XmlLimit
                         };
                         let known =
                             matches!(local, b"client" | b"service" | b"id" | b"userId" | b"issue" | b"protocolVersion");
+                        if xroad_fields.len() < limits.max_elements {
+                            xroad_fields.push(String::from_utf8_lossy(local).into_owned());
+                        }
                         if known {
                             if field_present(&header, f) {
                                 return Err(SoapError::DuplicateXRoadField(f.name()));
@@ -429,9 +439,12 @@ pub fn read_envelope(input: &[u8], content_type: Option<&str>, limits: &XmlLimit
                             id_part = None;
                         }
                     }
-                    2 if in_body && operation.is_none() => {
-                        let ns = ns.0.map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
-                        operation = Some((ns, String::from_utf8_lossy(local).into_owned()));
+                    2 if in_body => {
+                        body_children += 1;
+                        if operation.is_none() {
+                            let ns = ns.0.map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+                            operation = Some((ns, String::from_utf8_lossy(local).into_owned()));
+                        }
                     }
                     _ => {}
                 }
@@ -549,7 +562,7 @@ pub fn read_envelope(input: &[u8], content_type: Option<&str>, limits: &XmlLimit
     }
     let version = version.ok_or(SoapError::NotAnEnvelope)?;
     let body = body.ok_or(SoapError::MissingBody)?;
-    Ok(Envelope { version, header, body, header_element, operation })
+    Ok(Envelope { version, header, body, header_element, operation, body_children, xroad_fields })
 }
 
 fn check_start(e: &BytesStart<'_>, limits: &XmlLimits, depth: usize) -> Result<(), SoapError> {

@@ -60,7 +60,9 @@ fn header_work(c: &mut Criterion) {
         .unwrap();
     c.bench_function("message_id (client-supplied)", |b| b.iter(|| headers::message_id(black_box(req.headers()))));
     let head = req.clone().into_parts().0;
-    c.bench_function("request_head_digest (7 headers)", |b| b.iter(|| headers::request_head_digest(black_box(&head))));
+    c.bench_function("request_head_digest (7 headers)", |b| {
+        b.iter(|| headers::request_head_digest(black_box(&head), "f92591a3-6bf0-49b1-987b-0dd78c034cc3", "msg-1"))
+    });
     let body = vec![b'x'; 1024];
     c.bench_function("request body SHA-512 (1 KiB)", |b| {
         use sha2::Digest;

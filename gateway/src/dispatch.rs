@@ -60,7 +60,7 @@ pub async fn serve(shared: Arc<Shared>, peer: Arc<Peer>, req: Request<ClientBody
         Door::QaqpaAsync => exchange::run(async_mailbox::QaqpaAsync, shared, peer, req).await,
         Door::Smev3 if req.method() == http::Method::GET => smev3::contract::serve(&req, peer.certificate.is_some()),
         Door::Smev3 => exchange::run(smev3::Smev3::new(), shared, peer, req).await,
-        Door::XRoadRest => exchange::run(xroad_rest::XRoadRest, shared, peer, req).await,
+        Door::XRoadRest => exchange::run(xroad_rest::XRoadRest::new(&req), shared, peer, req).await,
         Door::ShepSync if shep_sync::is_wsdl(&req) => {
             shep_sync::serve_wsdl(&req, &peer, shep_sync::SYNC_PATH, qaqpa_adapters::shep::wsdl::sync_wsdl)
         }

@@ -183,22 +183,80 @@ pub fn message_id(headers: &HeaderMap) -> Result<String, &'static str> {
     }
 }
 
-/// SHA-512 over the request as received: `METHOD SP target LF` then each header
-/// field as `name: value LF` in arrival order (names lower-case, as HTTP/2 sends them).
-/// Together with the body digest it forms `X-Road-Request-Hash`.
-pub fn request_head_digest(req: &http::request::Parts) -> [u8; 64] {
-    let mut h = Sha512::new();
-    h.update(req.method.as_str());
-    h.update(b" ");
-    h.update(req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
-    h.update(b"\n");
+/// `X-Road-Request-Id`: the id X-Road's consumer side gives each exchange (a UUID),
+/// sent to the provider and returned to the client.
+pub const X_ROAD_REQUEST_ID: &str = "x-road-request-id";
+
+/// Fields X-Road leaves out of the REST request it hashes and forwards
+/// (`RestMessage.SKIPPED_HEADERS`, plus `x-road-request-id` and
+/// `x-road-request-hash`, which `RestRequest` replaces with its own).
+pub const XROAD_SKIPPED: [&str; 15] = [
+    "transfer-encoding",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+    "connection",
+    "user-agent",
+    "host",
+    "content-length",
+    "server",
+    "expect",
+    X_ROAD_REQUEST_ID,
+    X_ROAD_REQUEST_HASH,
+];
+
+/// The REST request as X-Road serializes it for its hash (`RestRequest.toByteArray`,
+/// `RestMessage.serializeHeaders`): `VERB CRLF rawPath[?rawQuery] CRLF`, then
+/// `Name:Value CRLF` for each client field in arrival order except
+/// [`XROAD_SKIPPED`], then `x-road-request-id:ID CRLF` and, when the client sent no
+/// `X-Road-Id`, `x-road-id:ID CRLF` (`RestMessage.setQueryId`). Names are as the
+/// gateway receives them: lower case (HTTP/2's form; hyper folds HTTP/1.1 names).
+pub fn xroad_request_head(req: &http::request::Parts, request_id: &str, message_id: &str) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(req.method.as_str().as_bytes());
+    head.extend_from_slice(b"\r\n");
+    head.extend_from_slice(req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").as_bytes());
+    head.extend_from_slice(b"\r\n");
     for (name, value) in &req.headers {
-        h.update(name.as_str());
-        h.update(b": ");
-        h.update(value.as_bytes());
-        h.update(b"\n");
+        if XROAD_SKIPPED.contains(&name.as_str()) {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.push(b':');
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
     }
-    h.finalize().into()
+    head.extend_from_slice(X_ROAD_REQUEST_ID.as_bytes());
+    head.push(b':');
+    head.extend_from_slice(request_id.as_bytes());
+    head.extend_from_slice(b"\r\n");
+    if !req.headers.contains_key(X_ROAD_ID) {
+        head.extend_from_slice(X_ROAD_ID.as_bytes());
+        head.push(b':');
+        head.extend_from_slice(message_id.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head
+}
+
+/// SHA-512 of [`xroad_request_head`].
+pub fn request_head_digest(req: &http::request::Parts, request_id: &str, message_id: &str) -> [u8; 64] {
+    Sha512::digest(xroad_request_head(req, request_id, message_id)).into()
+}
+
+/// `X-Road-Request-Hash` as X-Road computes it (`ServerRestMessageProcessor`,
+/// `ClientRestMessageProcessor.checkConsistency`): base64(SHA-512(SHA-512(head) ‖
+/// SHA-512(body))), or base64(SHA-512(head)) when the request has no body.
+pub fn xroad_request_hash(head: &[u8; 64], body: &[u8; 64]) -> HeaderValue {
+    let empty: [u8; 64] = Sha512::digest(b"").into();
+    if *body == empty {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(head);
+        return HeaderValue::from_str(&encoded).expect("base64 is a valid header value");
+    }
+    request_hash(head, body)
 }
 
 /// `base64(SHA-512(SHA-512(head) ‖ SHA-512(body)))`.
@@ -303,15 +361,42 @@ mod tests {
     }
 
     #[test]
-    fn request_hash_depends_on_head_and_body() {
+    fn request_head_is_x_road_s_serialization() {
+        let req = Request::get("/r1/KZ/GOV/1/sub/svc/path?q=1&r=%20")
+            .header("accept", "application/json")
+            .header("user-agent", "curl/8")
+            .header("host", "gw")
+            .header("x-road-request-id", "forged")
+            .header("x-road-client", "KZ/GOV/2/c")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
+        let head = xroad_request_head(&req, "r-1", "KZ-m1");
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            "GET\r\n/r1/KZ/GOV/1/sub/svc/path?q=1&r=%20\r\naccept:application/json\r\nx-road-client:KZ/GOV/2/c\r\nx-road-request-id:r-1\r\nx-road-id:KZ-m1\r\n"
+        );
+        // A client's own X-Road-Id is hashed where it came, and not added again.
+        let with_id = Request::post("/r1/a").header("x-road-id", "mine").body(()).unwrap().into_parts().0;
+        let head = String::from_utf8(xroad_request_head(&with_id, "r-2", "mine")).unwrap();
+        assert_eq!(head, "POST\r\n/r1/a\r\nx-road-id:mine\r\nx-road-request-id:r-2\r\n");
+    }
+
+    #[test]
+    fn request_hash_skips_the_body_digest_when_there_is_no_body() {
         let a = Request::get("/r1/x?q=1").header("x-road-client", "A").body(()).unwrap().into_parts().0;
         let b = Request::get("/r1/x?q=2").header("x-road-client", "A").body(()).unwrap().into_parts().0;
-        let (ha, hb) = (request_head_digest(&a), request_head_digest(&b));
+        let (ha, hb) = (request_head_digest(&a, "r", "m"), request_head_digest(&b, "r", "m"));
         assert_ne!(ha, hb);
-        let body1 = [1u8; 64];
-        let body2 = [2u8; 64];
-        assert_ne!(request_hash(&ha, &body1), request_hash(&ha, &body2));
-        assert_eq!(request_hash(&ha, &body1), request_hash(&ha, &body1));
-        assert_eq!(request_hash(&ha, &body1).len(), 88);
+        let empty: [u8; 64] = Sha512::digest(b"").into();
+        let body = [2u8; 64];
+        let b64 = base64::engine::general_purpose::STANDARD;
+        assert_eq!(xroad_request_hash(&ha, &empty), b64.encode(ha).as_str());
+        let mut both = Sha512::new();
+        both.update(ha);
+        both.update(body);
+        assert_eq!(xroad_request_hash(&ha, &body), b64.encode(both.finalize()).as_str());
+        assert_eq!(request_hash(&ha, &body).len(), 88);
     }
 }

@@ -105,7 +105,12 @@ impl Sender {
         }
         .map_err(|e| format!("request: {e}"))?;
         let status = resp.status().as_u16();
-        let code = resp.headers().get("x-road-error").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        // Qaqpa's stable code (the X-Road faces put X-Road's in X-Road-Error).
+        let code = ["qaqpa-error", "x-road-error"]
+            .iter()
+            .find_map(|name| resp.headers().get(*name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         resp.into_body().collect().await.map_err(|e| format!("body: {e}"))?;
         Ok((status, code))
     }

@@ -10,7 +10,7 @@ use qaqpa_adapters::ErrorCode;
 use crate::body::{ForwardBody, Source};
 use crate::config::Limits;
 use crate::error::GatewayError;
-use crate::headers::{self, X_ROAD_ID, X_ROAD_REQUEST_HASH};
+use crate::headers::{self, X_ROAD_ID, X_ROAD_REQUEST_HASH, X_ROAD_REQUEST_ID};
 use crate::observe::body_outcome::Outcome;
 use crate::observe::record::ExchangeRecord;
 use crate::peer::Peer;
@@ -77,7 +77,10 @@ pub async fn deliver(
     if declared.is_some_and(|n| n > limits.max_body_bytes) {
         return Err(too_large(limits.max_body_bytes));
     }
-    let head_digest = headers::request_head_digest(&parts);
+    // X-Road's consumer side names each exchange with a fresh UUID; the provider
+    // gets it, the client gets it back, and the request hash covers it.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let head_digest = headers::request_head_digest(&parts, &request_id, &message_id);
     // A body the gateway holds whole (possibly changed: signed on behalf) goes with
     // its own length, whatever the client declared.
     if let Source::Buffered(buffered) = &body {
@@ -95,6 +98,12 @@ pub async fn deliver(
 
     headers::strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(http::header::HOST);
+    // X-Road forwards neither the client's User-Agent nor a request id or hash of
+    // the client's making (`RestRequest`, `RestMessage.SKIPPED_HEADERS`).
+    parts.headers.remove(http::header::USER_AGENT);
+    parts.headers.remove(X_ROAD_REQUEST_HASH);
+    let request_id_value = HeaderValue::from_str(&request_id).expect("a UUID is a valid header value");
+    parts.headers.insert(X_ROAD_REQUEST_ID, request_id_value.clone());
     headers::add_forwarded(&mut parts.headers, peer.addr, peer.certificate.is_some());
     let id_value = HeaderValue::from_str(&message_id).expect("message ids are validated header values");
     parts.headers.insert(X_ROAD_ID, id_value.clone());
@@ -169,10 +178,13 @@ pub async fn deliver(
     let (mut parts, body) = response.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(X_ROAD_ID, id_value);
+    parts.headers.insert(X_ROAD_REQUEST_ID, request_id_value);
     // A provider that answers before reading the whole request gets no hash: the
     // request as received is not known yet.
     if let Outcome::Complete(body_digest) = outcome.get() {
-        parts.headers.insert(X_ROAD_REQUEST_HASH, headers::request_hash(&head_digest, &body_digest));
+        parts.headers.insert(X_ROAD_REQUEST_HASH, headers::xroad_request_hash(&head_digest, &body_digest));
+    } else {
+        parts.headers.remove(X_ROAD_REQUEST_HASH);
     }
     Ok(Response::from_parts(parts, body))
 }

@@ -20,7 +20,9 @@ pub const CLIENT_SYSTEM: &str = "KZ/GOV/000000000003/egov-portal";
 pub const REST_SYSTEM: &str = "KZ/GOV/000000000001/population-register";
 pub const REST_SERVICE: &str = "KZ/GOV/000000000001/population-register/person/v1";
 pub const SOAP_SYSTEM: &str = "KZ/GOV/000000000002/legacy-tax";
-pub const SOAP_SERVICE: &str = "KZ/GOV/000000000002/legacy-tax/debt/v1";
+/// Its service code is the Body element's name, as X-Road requires of a SOAP call
+/// (`SoapUtils.validateServiceName`: the element's name starts with the code).
+pub const SOAP_SERVICE: &str = "KZ/GOV/000000000002/legacy-tax/GetDebt/v1";
 /// The legacy tax system's WSDL (written to DIR/wsdl/, served by the gateway).
 pub const LEGACY_TAX_WSDL: &str = include_str!("legacy-tax.wsdl");
 /// A person the demo register knows.
@@ -132,12 +134,14 @@ sla = {{ availability = 99.9, latency = "200ms", latency_target = 99.0, window =
 # Legacy ШЭП clients reach it at /bip-sync/ with this serviceId (through the SOAP face below).
 shep_service_id = "{SHEP_PERSON}"
 
-# Its SOAP face for legacy systems: GetPerson(iin) → GET /{{iin}} (docs/mapping.md).
+# Its SOAP face for legacy systems: person(iin) → GET /{{iin}} (docs/mapping.md). The
+# operation is named after the service code: X-Road requires the Body element's name
+# to start with it.
 [service.soap]
 namespace = "http://population-register.gov.kz/person"
 
 [[service.soap.operation]]
-name = "GetPerson"
+name = "person"
 method = "GET"
 path = "/{{iin}}"
 

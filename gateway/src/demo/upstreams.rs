@@ -141,8 +141,8 @@ pub fn sample_get_debt(iin: &str) -> String {
             r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xrd="http://x-road.eu/xsd/xroad.xsd" xmlns:id="http://x-road.eu/xsd/identifiers" xmlns:tax="http://legacy-tax.gov.kz/debt">"#,
             r#"<soapenv:Header>"#,
             r#"<xrd:client id:objectType="SUBSYSTEM"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass><id:memberCode>000000000003</id:memberCode><id:subsystemCode>egov-portal</id:subsystemCode></xrd:client>"#,
-            r#"<xrd:service id:objectType="SERVICE"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass><id:memberCode>000000000002</id:memberCode><id:subsystemCode>legacy-tax</id:subsystemCode><id:serviceCode>debt</id:serviceCode><id:serviceVersion>v1</id:serviceVersion></xrd:service>"#,
-            r#"<xrd:protocolVersion>4.0</xrd:protocolVersion>"#,
+            r#"<xrd:service id:objectType="SERVICE"><id:xRoadInstance>KZ</id:xRoadInstance><id:memberClass>GOV</id:memberClass><id:memberCode>000000000002</id:memberCode><id:subsystemCode>legacy-tax</id:subsystemCode><id:serviceCode>GetDebt</id:serviceCode><id:serviceVersion>v1</id:serviceVersion></xrd:service>"#,
+            r#"<xrd:id>demo-debt-{iin}</xrd:id><xrd:protocolVersion>4.0</xrd:protocolVersion>"#,
             r#"</soapenv:Header>"#,
             r#"<soapenv:Body><tax:GetDebt><tax:iin>{iin}</tax:iin></tax:GetDebt></soapenv:Body></soapenv:Envelope>"#
         ),
@@ -150,17 +150,18 @@ pub fn sample_get_debt(iin: &str) -> String {
     )
 }
 
-/// A `GetPerson` request for the register's SOAP face.
+/// A `person` request (the service code as the Body element) for the register's SOAP face.
 pub fn sample_get_person(iin: &str) -> String {
     sample_get_debt(iin)
         .replace(
             "000000000002</id:memberCode><id:subsystemCode>legacy-tax",
             "000000000001</id:memberCode><id:subsystemCode>population-register",
         )
-        .replace("<id:serviceCode>debt</id:serviceCode>", "<id:serviceCode>person</id:serviceCode>")
+        .replace("<id:serviceCode>GetDebt</id:serviceCode>", "<id:serviceCode>person</id:serviceCode>")
+        .replace("<xrd:id>demo-debt-", "<xrd:id>demo-person-")
         .replace("xmlns:tax=\"http://legacy-tax.gov.kz/debt\"", "xmlns:p=\"http://population-register.gov.kz/person\"")
-        .replace("<tax:GetDebt><tax:iin>", "<p:GetPerson><p:iin>")
-        .replace("</tax:iin></tax:GetDebt>", "</p:iin></p:GetPerson>")
+        .replace("<tax:GetDebt><tax:iin>", "<p:person><p:iin>")
+        .replace("</tax:iin></tax:GetDebt>", "</p:iin></p:person>")
 }
 
 async fn get_debt(req: Request<Incoming>) -> Response<Full<Bytes>> {

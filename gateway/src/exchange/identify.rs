@@ -21,6 +21,12 @@ pub fn identify(runtime: &Runtime, peer: &Peer, headers: &http::HeaderMap) -> Re
         .ok_or_else(|| GatewayError::new(ErrorCode::BadRequest, "X-Road-Client header is required"))?
         .to_str()
         .map_err(|_| GatewayError::new(ErrorCode::BadRequest, "X-Road-Client is not ASCII"))?;
+    if claimed.split('/').count() == 3 && qaqpa_routing::SystemId::parse(&format!("{claimed}/x")).is_ok() {
+        // A member-level client (X-Road allows `INSTANCE/CLASS/MEMBER`): the registry
+        // holds subsystems only, so to X-Road this is a member it does not know.
+        return Err(GatewayError::new(ErrorCode::BadRequest, "the client must be a registered subsystem")
+            .with_xroad("server.clientproxy.unknown_member"));
+    }
     identify_claim(runtime, peer, claimed)
 }
 

@@ -46,7 +46,7 @@ use tracing::{field, info_span, Instrument};
 
 use crate::body::client::ClientBody;
 use crate::body::{full_body, GatewayBody, Tracked};
-use crate::error::{GatewayError, X_ROAD_ERROR};
+use crate::error::{GatewayError, QAQPA_ERROR};
 use crate::headers;
 use crate::observe::record::ExchangeRecord;
 pub use crate::peer::Peer;
@@ -178,7 +178,7 @@ pub async fn run<F: Face>(
         }
     };
     span.in_scope(|| {
-        let code = response.headers().get(X_ROAD_ERROR).and_then(|v| v.to_str().ok());
+        let code = response.headers().get(QAQPA_ERROR).and_then(|v| v.to_str().ok());
         tracing::info!(
             status = response.status().as_u16(),
             code = code.unwrap_or(""),

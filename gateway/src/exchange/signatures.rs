@@ -256,11 +256,7 @@ pub async fn sign_response(
     response: http::Response<hyper::body::Incoming>,
 ) -> Result<http::Response<Bytes>, GatewayError> {
     let trust = trust_of(runtime)?;
-    let signer = trust
-        .gateway
-        .as_ref()
-        .ok_or_else(|| GatewayError::new(ErrorCode::Internal, "sign_responses without the gateway's signing key"))?;
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     let limit = trust.max_body_bytes;
     let bytes = crate::body::collect_bounded(body, limit).await.map_err(|e| {
         let why = match e {
@@ -271,6 +267,24 @@ pub async fn sign_response(
         };
         GatewayError::new(ErrorCode::UpstreamUnavailable, why)
     })?;
+    sign_response_bytes(runtime, route, client, message_id, parts, bytes)
+}
+
+/// [`sign_response`] for an answer the gateway already holds whole (a SOAP answer
+/// with X-Road's `requestHash` inserted: it is signed as the client receives it).
+pub fn sign_response_bytes(
+    runtime: &Runtime,
+    route: &Route,
+    client: &Client,
+    message_id: &str,
+    mut parts: http::response::Parts,
+    bytes: Bytes,
+) -> Result<http::Response<Bytes>, GatewayError> {
+    let trust = trust_of(runtime)?;
+    let signer = trust
+        .gateway
+        .as_ref()
+        .ok_or_else(|| GatewayError::new(ErrorCode::Internal, "sign_responses without the gateway's signing key"))?;
     let now = now_unix();
     let signed = match route.kind {
         crate::config::ServiceKind::Soap => {

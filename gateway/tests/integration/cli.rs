@@ -178,6 +178,16 @@ fn demo_answers_its_printed_curl_lines_and_stops_cleanly() {
     assert!(plain.to_ascii_lowercase().contains("x-road-request-hash:"), "{plain}");
     let soap = run(&curls[2]);
     assert!(soap.contains("<tax:amount currency=\"KZT\">12500</tax:amount>"), "{soap}");
+    // The printed SOAP call is one X-Road accepts (its client proxy's checks), and
+    // the answer carries X-Road's requestHash.
+    let printed = curls[2].split("--data '").nth(1).and_then(|s| s.split('\'').next()).unwrap();
+    let envelope =
+        qaqpa_adapters::soap::read_envelope(printed.as_bytes(), Some("text/xml"), &Default::default()).unwrap();
+    assert_eq!(qaqpa_adapters::xroad::check_request(&envelope), Ok(()), "{printed}");
+    let code = envelope.header.service.as_ref().and_then(|s| s.service_code.clone()).unwrap();
+    assert_eq!(envelope.operation.map(|(_, name)| name), Some(code), "service code = Body element");
+    assert!(envelope.header.id.is_some(), "{printed}");
+    assert!(soap.contains("<xrd:requestHash "), "{soap}");
     assert!(
         soap.contains("<xrd:protocolVersion>4.0</xrd:protocolVersion>"),
         "the provider echoes the X-Road header: {soap}"
@@ -332,6 +342,9 @@ fn quota_survives_a_restart_of_the_gateway_process() {
                 "%{http_code}",
                 "-H",
                 "X-Road-Client: KZ/GOV/000000000003/egov-portal",
+                // Qaqpa's statuses (429) rather than X-Road's 400 for client.*.
+                "-H",
+                "Accept: application/problem+json",
             ])
             .arg(format!("http://127.0.0.1:{plain}/r1/{service}/900101300123"))
             .output()

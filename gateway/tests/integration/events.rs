@@ -89,7 +89,7 @@ impl Topics {
     async fn pull(&self, topic: &str, max: usize, wait: &str) -> Vec<(u64, String, String)> {
         let url = self.gw.tls_url(&format!("/e1/{topic}?max={max}&wait={wait}"));
         let r = self.subscriber.get(url).header("X-Road-Client", CLIENT).send().await.unwrap();
-        assert_eq!(r.status(), 200, "{:?}", r.headers().get("x-road-error"));
+        assert_eq!(r.status(), 200, "{:?}", r.headers().get("qaqpa-error"));
         let list: Vec<Value> = r.json().await.unwrap();
         list.iter()
             .map(|e| {
@@ -150,7 +150,7 @@ async fn publish_pull_ack(backend: Backend) {
     assert_eq!(t.ack(CHANGES, 99).await, 404, "an event never delivered cannot be acknowledged");
 
     let r = t.stranger.get(t.gw.tls_url(&format!("/e1/{SMALL}"))).header("X-Road-Client", OTHER_CLIENT).send().await;
-    assert_eq!(r.unwrap().headers()["x-road-error"], "client.access_denied", "not on the owner's list");
+    assert_eq!(r.unwrap().headers()["qaqpa-error"], "client.access_denied", "not on the owner's list");
     let r = t
         .subscriber
         .get(t.gw.tls_url("/e1/KZ/GOV/000000000001/population-register/none/v1"))

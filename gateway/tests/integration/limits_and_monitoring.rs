@@ -59,7 +59,7 @@ async fn rate_limit_answers_429_with_retry_after_and_ratelimit_headers() {
     assert!(second.headers()["ratelimit"].to_str().unwrap().starts_with("\"pair\";r=0;"));
     let third = call().await.unwrap();
     assert_eq!(third.status(), 429);
-    assert_eq!(third.headers()["x-road-error"], "client.rate_limited");
+    assert_eq!(third.headers()["qaqpa-error"], "client.rate_limited");
     let retry: u64 = third.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((29..=31).contains(&retry), "one request per 30 s: Retry-After {retry}");
     assert!(third.headers().contains_key("ratelimit"));
@@ -94,7 +94,7 @@ async fn overload_and_service_concurrency_shed_with_503() {
     let _ = held.chunk().await.unwrap();
     let shed = client.get(gw.tls_url(&url(SERVICE, "/echo/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
     assert_eq!(shed.status(), 503);
-    assert_eq!(shed.headers()["x-road-error"], "server.overloaded");
+    assert_eq!(shed.headers()["qaqpa-error"], "server.overloaded");
     assert_eq!(shed.headers()["retry-after"], "1");
     gw.provider.seen.release.notify_one();
     while held.chunk().await.unwrap().is_some() {}
@@ -116,8 +116,13 @@ async fn per_service_concurrency_limit() {
         .await
         .unwrap();
     let _ = held.chunk().await.unwrap();
-    let refused =
-        h2c.get(format!("{base}{}", url(H2C_SERVICE, "/echo/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
+    let refused = h2c
+        .get(format!("{base}{}", url(H2C_SERVICE, "/echo/x")))
+        .header("X-Road-Client", CLIENT)
+        .header("accept", PROBLEM_ACCEPT)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(refused.status(), 503);
     let body: serde_json::Value = refused.json().await.unwrap();
     assert!(body["detail"].as_str().unwrap().contains("maximum of requests in flight"), "{body}");
@@ -219,7 +224,7 @@ async fn redis_backend_limits_over_http() {
     assert_eq!(call("r-1".into()).await.unwrap().status(), 200);
     let second = call("r-2".into()).await.unwrap();
     assert_eq!(second.status(), 429);
-    assert_eq!(second.headers()["x-road-error"], "client.rate_limited");
+    assert_eq!(second.headers()["qaqpa-error"], "client.rate_limited");
     let metrics = reqwest::get(gw.admin_url("/metrics")).await.unwrap().text().await.unwrap();
     let left = sample(&metrics, "qaqpa_quota_remaining", &[("service", SERVICE), ("period", "day")]).unwrap();
     assert!((0.0..1000.0).contains(&left), "{left}");

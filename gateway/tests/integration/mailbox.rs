@@ -437,7 +437,7 @@ async fn refusals_and_depths(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.headers()["x-road-error"], "client.identity_mismatch");
+    assert_eq!(r.headers()["qaqpa-error"], "client.identity_mismatch");
 
     let a = b.accepted(NOTICES, "x-4", "one").await;
     b.accepted(NOTICES, "x-5", "two").await;
@@ -668,6 +668,6 @@ async fn zeep_sends_takes_answers_and_acks_over_soap() {
     // An operation the namespace does not define is a fault with the stable code.
     let fetch = soap_take.replace("GetRequest", "Fetch");
     let r = b.provider.post(b.gw.tls_url("/soap")).header("Content-Type", "text/xml").body(fetch).send().await.unwrap();
-    assert_eq!(r.headers()["x-road-error"], "client.bad_request");
+    assert_eq!(r.headers()["qaqpa-error"], "client.bad_request");
     assert!(r.text().await.unwrap().contains("<faultcode>client.bad_request</faultcode>"));
 }

@@ -22,3 +22,4 @@ mod shep_async;
 mod signatures;
 mod smev3;
 mod soap;
+mod xroad_conformance;

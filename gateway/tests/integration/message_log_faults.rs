@@ -64,7 +64,7 @@ impl Load {
                         if r.status().is_success() {
                             answered.lock().unwrap().push(id);
                         } else {
-                            let code = r.headers().get("x-road-error").and_then(|v| v.to_str().ok()).unwrap_or("");
+                            let code = r.headers().get("qaqpa-error").and_then(|v| v.to_str().ok()).unwrap_or("");
                             assert_eq!((r.status().as_u16(), code), (503, "server.log_unavailable"));
                             refused.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -190,11 +190,11 @@ async fn when_every_endpoint_is_down_callers_get_fast_refusals() {
     let call = || client.get(gw.tls_url(&format!("/r1/{DOWN_SERVICE}/x"))).header("X-Road-Client", CLIENT).send();
     // The default breaker opens after 5 consecutive failures.
     for _ in 0..5 {
-        assert_eq!(call().await.unwrap().headers()["x-road-error"], "server.upstream_unavailable");
+        assert_eq!(call().await.unwrap().headers()["qaqpa-error"], "server.upstream_unavailable");
     }
     let started = Instant::now();
     let r = call().await.unwrap();
-    assert_eq!(r.headers()["x-road-error"], "server.upstream_unavailable");
+    assert_eq!(r.headers()["qaqpa-error"], "server.upstream_unavailable");
     let body: serde_json::Value = r.json().await.unwrap();
     assert!(body["detail"].as_str().unwrap().contains("circuit open"), "{body}");
     assert!(started.elapsed() < Duration::from_millis(500), "no connect attempt while open");

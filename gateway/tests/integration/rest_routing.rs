@@ -15,7 +15,7 @@ fn url(service: &str, rest: &str) -> String {
 async fn problem(resp: reqwest::Response) -> (u16, String, serde_json::Value) {
     let status = resp.status().as_u16();
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
-    let code = resp.headers()["x-road-error"].to_str().unwrap().to_owned();
+    let code = resp.headers()["qaqpa-error"].to_str().unwrap().to_owned();
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["code"], code.as_str());
     assert_eq!(body["status"], status);
@@ -40,6 +40,8 @@ async fn mtls_happy_path_forwards_headers_and_answers_with_x_road_headers() {
     assert_eq!(resp.version(), reqwest::Version::HTTP_11);
     assert_eq!(resp.headers()["x-road-id"], "msg-0001");
     let hash = resp.headers()["x-road-request-hash"].to_str().unwrap().to_owned();
+    let request_id = resp.headers()["x-road-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(resp.headers()["x-road-client"], CLIENT);
     assert_eq!(hash.len(), 88, "base64 of a SHA-512");
     let seen: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(seen["method"], "GET");
@@ -56,7 +58,8 @@ async fn mtls_happy_path_forwards_headers_and_answers_with_x_road_headers() {
     assert_eq!(h["forwarded"], "for=127.0.0.1;proto=https");
     assert_eq!(h["host"], gw.provider.addr.to_string());
 
-    // Same request again gives the same request hash; a generated id is a UUIDv7.
+    // Same request again: another X-Road-Request-Id, so another request hash (X-Road
+    // hashes the id with the request); a generated message id is a UUIDv7.
     let resp = client
         .get(gw.tls_url(&url(SERVICE, "/echo/900101300123?full=1")))
         .header("X-Road-Client", CLIENT)
@@ -67,7 +70,8 @@ async fn mtls_happy_path_forwards_headers_and_answers_with_x_road_headers() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.headers()["x-road-request-hash"].to_str().unwrap(), hash);
+    assert_ne!(resp.headers()["x-road-request-hash"].to_str().unwrap(), hash);
+    assert_ne!(resp.headers()["x-road-request-id"].to_str().unwrap(), request_id, "one X-Road-Request-Id per exchange");
     let resp = client.get(gw.tls_url(&url(SERVICE, "/echo/1"))).header("X-Road-Client", CLIENT).send().await.unwrap();
     let id = resp.headers()["x-road-id"].to_str().unwrap();
     assert_eq!(uuid_version(id), 7);
@@ -385,11 +389,9 @@ async fn hostile_raw_requests_get_400_or_431_and_the_next_request_works() {
         let status = status_of(&response);
         assert!(statuses.contains(&status), "{what}: got {status} in {response:.200}");
         if let Some(code) = code {
-            assert!(
-                response.to_ascii_lowercase().contains(&format!("x-road-error: {code}")),
-                "{what}: {response:.400}"
-            );
-            assert!(response.contains(&format!("\"code\":\"{code}\"")), "{what}: {response:.400}");
+            assert!(response.to_ascii_lowercase().contains(&format!("qaqpa-error: {code}")), "{what}: {response:.400}");
+            // A raw client sends no problem+json Accept: X-Road's error body.
+            assert!(response.contains(&format!("\"type\":\"{code}\"")), "{what}: {response:.400}");
         }
         let after = raw_exchange(addr, good.as_bytes()).await;
         assert_eq!(status_of(&after), 200, "after {what}: {after:.200}");

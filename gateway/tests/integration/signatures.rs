@@ -117,7 +117,9 @@ fn envelope(client: &str, service: &str, id: &str, iin: &str) -> String {
         protocol_version: Some("4.0".into()),
         ..Default::default()
     };
-    let body = format!("<p:GetPerson xmlns:p=\"urn:person\"><p:iin>{iin}</p:iin></p:GetPerson>");
+    // The Body element is named after the service code, as X-Road requires.
+    let op = service.split('/').nth(4).unwrap_or("op");
+    let body = format!("<p:{op} xmlns:p=\"urn:person\"><p:iin>{iin}</p:iin></p:{op}>");
     write_envelope(SoapVersion::V11, &header, &body)
 }
 
@@ -145,7 +147,7 @@ async fn post_soap(gw: &TestGateway, stem: &str, body: String) -> (u16, String, 
         .await
         .unwrap();
     let status = r.status().as_u16();
-    let code = r.headers().get("x-road-error").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let code = r.headers().get("qaqpa-error").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
     (status, code, r.text().await.unwrap())
 }
 
@@ -181,7 +183,7 @@ fn xmlsec1_sign(gw: &TestGateway, message: &str, key: &str, cert: &str, rsa: boo
     let keys = format!("{},{}", gw.pki.path(key).display(), gw.pki.path(cert).display());
     let mut cmd = Command::new("xmlsec1");
     cmd.args(["--sign", "--privkey-pem", &keys]);
-    for node in ["Body", "client", "service", "id", "protocolVersion", "Timestamp"] {
+    for node in ["Body", "client", "service", "id", "protocolVersion", "requestHash", "Timestamp"] {
         cmd.args(["--id-attr:Id", node]);
     }
     let out = cmd.arg("--output").arg(&output).arg(&input).output().unwrap();
@@ -195,7 +197,7 @@ fn xmlsec1_verify(gw: &TestGateway, signed: &str) -> Result<(), String> {
     std::fs::write(&input, signed).unwrap();
     let mut cmd = Command::new("xmlsec1");
     cmd.args(["--verify", "--trusted-pem"]).arg(gw.pki.path("ca.crt"));
-    for node in ["Body", "client", "service", "id", "protocolVersion", "Timestamp"] {
+    for node in ["Body", "client", "service", "id", "protocolVersion", "requestHash", "Timestamp"] {
         cmd.args(["--id-attr:Id", node]);
     }
     let out = cmd.arg(&input).output().unwrap();
@@ -223,7 +225,11 @@ async fn messages_signed_by_xmlsec1_are_accepted_and_forwarded_as_signed() {
     );
     let (status, code, body) = post_soap(&gw, "egov-portal", ec.clone()).await;
     assert_eq!((status, code.as_str()), (200, ""), "{body}");
-    assert_eq!(body, ec, "the provider got the signed message byte for byte");
+    // The mirror's answer is the message as the provider got it, with X-Road's
+    // requestHash added to its header by the gateway on the way back.
+    let hash = body.find("<xrd:requestHash").expect("requestHash in the answer");
+    let end = body[hash..].find("</xrd:requestHash>").unwrap() + hash + "</xrd:requestHash>".len();
+    assert_eq!(format!("{}{}", &body[..hash], &body[end..]), ec, "the provider got the signed message byte for byte");
     let rsa = xmlsec1_sign(
         &gw,
         &envelope(LEGACY_RSA, SIGNED_SOAP, "xs-rsa-1", "900101300123"),
@@ -269,7 +275,7 @@ async fn messages_the_gateway_signs_on_behalf_pass_xmlsec1() {
     }
     // A client whose key the gateway does not hold must sign itself.
     let (status, code, _) = post_soap(&gw, "egov-portal", envelope(CLIENT, SOB_SOAP, "sob-no-key", "1")).await;
-    assert_eq!((status, code.as_str()), (500, "client.bad_signature"));
+    assert_eq!((status, code.as_str()), (200, "client.bad_signature"));
     let csv = gw.admin_url(&format!("/admin/v1/monitoring?service={SOB_SOAP}&format=csv"));
     let mut lines = Vec::new();
     for _ in 0..50 {
@@ -310,7 +316,8 @@ async fn every_forgery_bad_certificate_and_replay_has_its_code() {
     // Wrapping: the signed Body moved into the Header, a forged one in its place.
     let signed = fresh("w-1");
     let (start, end) = (signed.find("<env:Body").unwrap(), signed.find("</env:Body>").unwrap() + 11);
-    let forged = "<env:Body><p:GetPerson xmlns:p=\"urn:person\"><p:iin>111111111111</p:iin></p:GetPerson></env:Body>";
+    let forged =
+        "<env:Body><p:signed-soap xmlns:p=\"urn:person\"><p:iin>111111111111</p:iin></p:signed-soap></env:Body>";
     let rest = format!("{}{}", &signed[..start], &signed[end..]);
     let wrapped = rest
         .replacen("</env:Header>", &format!("<w:W xmlns:w=\"urn:w\">{}</w:W></env:Header>", &signed[start..end]), 1)
@@ -369,7 +376,7 @@ async fn every_forgery_bad_certificate_and_replay_has_its_code() {
     for (what, body, expected) in cases {
         let (status, code, text) = post_soap(&gw, "egov-portal", body).await;
         assert_eq!(code, expected, "{what}: {status} {text}");
-        assert!(text.contains(&format!("<faultcode>{expected}</faultcode>")), "{what}: {text}");
+        assert!(xroad_fault(&text, expected), "{what}: {text}");
     }
     // Nothing refused reached the provider; the gateway still serves.
     assert_eq!(post_soap(&gw, "egov-portal", sign_with(&gw, "egov-portal", &msg("ok-2"), now)).await.0, 200);
@@ -387,7 +394,7 @@ async fn the_replay_memory_survives_a_restart() {
     let running = qaqpa_gateway::server::start(config, Some(config_path.clone())).await.unwrap();
     let gw = TestGateway { pki, provider, running, config_path };
     let (status, code, _) = post_soap(&gw, "egov-portal", signed).await;
-    assert_eq!((status, code.as_str()), (500, "client.replay"));
+    assert_eq!((status, code.as_str()), (200, "client.replay"));
 }
 
 fn jws_script() -> String {
@@ -434,7 +441,7 @@ async fn jws_from_jwcrypto_is_accepted_and_the_gateways_verifies_in_jwcrypto() {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let r = send(jwcrypto_token("j-1", now, &path), "j-1", path.clone(), body).await.unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let code = |r: reqwest::Response| r.headers().get("x-road-error").map(|v| v.to_str().unwrap().to_owned());
+    let code = |r: reqwest::Response| r.headers().get("qaqpa-error").map(|v| v.to_str().unwrap().to_owned());
     // The same token again: replay. Another body, path or id: bad signature.
     let r = send(jwcrypto_token("j-1", now, &path), "j-1", path.clone(), body).await.unwrap();
     assert_eq!(code(r).as_deref(), Some("client.replay"));

@@ -5,6 +5,7 @@
 
 use crate::common;
 
+use base64::Engine;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -89,7 +90,7 @@ async fn post(
 ) -> (u16, String, String) {
     let r = client.post(url).header("Content-Type", content_type).body(body).send().await.unwrap();
     let status = r.status().as_u16();
-    let code = r.headers().get("x-road-error").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let code = r.headers().get("qaqpa-error").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
     (status, code, r.text().await.unwrap())
 }
 
@@ -119,12 +120,15 @@ async fn soap_11_and_12_reach_the_legacy_system_unchanged_and_errors_are_faults(
         "000000000001</id:memberCode><id:subsystemCode>population-register",
     );
     let (status, code, body) = post(&client, &soap, V11, other).await;
-    assert_eq!((status, code.as_str()), (500, "client.identity_mismatch"));
-    assert!(body.contains("<faultcode>client.identity_mismatch</faultcode>"), "{body}");
+    // X-Road's fault: HTTP 200, faultcode X-Road's code (docs/protocol.md).
+    assert_eq!((status, code.as_str()), (200, "client.identity_mismatch"));
+    assert!(body.contains("<faultcode>server.clientproxy.ssl_authentication_failed</faultcode>"), "{body}");
 
-    let unknown = request.replace("<id:serviceCode>debt</id:serviceCode>", "<id:serviceCode>nope</id:serviceCode>");
+    let unknown = request
+        .replace("<id:serviceCode>GetDebt</id:serviceCode>", "<id:serviceCode>Get</id:serviceCode>")
+        .replace("GetDebt/v1", "Get/v1");
     let (status, code, _) = post(&client, &soap, V11, unknown.clone()).await;
-    assert_eq!((status, code.as_str()), (500, "client.unknown_service"));
+    assert_eq!((status, code.as_str()), (200, "client.unknown_service"));
     // SOAP 1.2 faults of the sender are 400, with the code as Subcode.
     let (status, code, body) = post(&client, &soap, V12, as_soap12(&unknown)).await;
     assert_eq!((status, code.as_str()), (400, "client.unknown_service"));
@@ -136,12 +140,13 @@ async fn soap_11_and_12_reach_the_legacy_system_unchanged_and_errors_are_faults(
             "000000000002</id:memberCode><id:subsystemCode>legacy-tax",
             "000000000001</id:memberCode><id:subsystemCode>population-register",
         )
-        .replace("<id:serviceCode>debt</id:serviceCode>", "<id:serviceCode>person</id:serviceCode>");
+        .replace("<id:serviceCode>GetDebt</id:serviceCode>", "<id:serviceCode>person</id:serviceCode>")
+        .replace("GetDebt>", "personDebt>");
     let (_, code, _) = post(&client, &soap, V11, rest).await;
     assert_eq!(code, "client.bad_request");
 
     // A message id from the X-Road header is the exchange's id.
-    let with_id = request.replace("<xrd:protocolVersion>", "<xrd:id>soap-msg-7</xrd:id><xrd:protocolVersion>");
+    let with_id = request.replace("<xrd:id>demo-debt-900101300123</xrd:id>", "<xrd:id>soap-msg-7</xrd:id>");
     let r = client.post(&soap).header("Content-Type", V11).body(with_id).send().await.unwrap();
     assert_eq!(r.headers()["x-road-id"], "soap-msg-7");
     demo.running.shutdown().await;
@@ -196,8 +201,9 @@ async fn hostile_xml_gets_its_exact_code_and_the_next_request_works() {
     ];
     for (what, body, want) in cases {
         let (status, code, text) = post(&client, &soap, V11, body).await;
-        assert_eq!((status, code.as_str()), (500, want), "{what}: {text:.300}");
-        assert!(text.contains(&format!("<faultcode>{want}</faultcode>")), "{what}: {text:.300}");
+        assert_eq!((status, code.as_str()), (200, want), "{what}: {text:.300}");
+        // X-Road calls every unreadable message client.invalid_soap.
+        assert!(text.contains("<faultcode>client.invalid_soap</faultcode>"), "{what}: {text:.300}");
         if what == "truncated envelope" {
             assert!(text.contains("line") && text.contains("column"), "{what} names line and column: {text}");
         }
@@ -208,14 +214,14 @@ async fn hostile_xml_gets_its_exact_code_and_the_next_request_works() {
     let mut latin1 = good.clone().into_bytes();
     latin1.extend_from_slice(b"<!-- \xe9 -->");
     let (status, code, _) = post(&client, &soap, V11, latin1).await;
-    assert_eq!((status, code.as_str()), (500, "client.bad_xml"), "not UTF-8");
+    assert_eq!((status, code.as_str()), (200, "client.bad_xml"), "not UTF-8");
 
     // 200 MiB streamed without a length: refused once 10 MiB have arrived.
     let chunk = bytes::Bytes::from(vec![b' '; 1024 * 1024]);
     let stream = futures_util::stream::iter((0..200).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
     let r = client.post(&soap).header("Content-Type", V11).body(reqwest::Body::wrap_stream(stream)).send().await;
     match r {
-        Ok(r) => assert_eq!(r.headers()["x-road-error"], "client.too_large"),
+        Ok(r) => assert_eq!(r.headers()["qaqpa-error"], "client.too_large"),
         Err(e) => panic!("the gateway should answer before the client finishes sending: {e}"),
     }
     // Declared 200 MiB: refused before reading any of it (raw HTTP/1.1 on the
@@ -231,8 +237,8 @@ async fn hostile_xml_gets_its_exact_code_and_the_next_request_works() {
         let mut buf = vec![0u8; 4096];
         let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await.unwrap().unwrap();
         let answer = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
-        assert!(answer.starts_with("http/1.1 500"), "{answer}");
-        assert!(answer.contains("x-road-error: client.too_large"), "{answer}");
+        assert!(answer.starts_with("http/1.1 200"), "{answer}");
+        assert!(answer.contains("qaqpa-error: client.too_large"), "{answer}");
     }
     let (status, _, _) = post(&client, &soap, V11, good.clone()).await;
     assert_eq!(status, 200, "after the big bodies");
@@ -304,31 +310,42 @@ async fn mediation_both_ways_and_generated_contracts() {
     // The provider's SOAP fault becomes problem+json with its message.
     let r = rest(format!("/r1/{SOAP_SERVICE}/000000000000")).await.unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(r.headers()["x-road-error"], "client.bad_request");
-    let problem: serde_json::Value = r.json().await.unwrap();
-    assert!(problem["detail"].as_str().unwrap().contains("unknown taxpayer"), "{problem}");
+    assert_eq!(r.headers()["qaqpa-error"], "client.bad_request");
+    // An X-Road client (no problem+json Accept) reads X-Road's error body.
+    let error: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(error["type"], "client.bad_request");
+    assert!(error["message"].as_str().unwrap().contains("unknown taxpayer"), "{error}");
     // No REST operation for this path.
     let r = rest(format!("/r1/{SOAP_SERVICE}/a/b")).await.unwrap();
-    assert_eq!(r.headers()["x-road-error"], "client.bad_request");
+    assert_eq!(r.headers()["qaqpa-error"], "client.bad_request");
 
     // SOAP client → REST provider, in SOAP 1.1 and 1.2.
     let soap = demo.url("/soap");
     let (status, code, body) = post(&client, &soap, V11, upstreams::sample_get_person("900101300123")).await;
     assert_eq!((status, code.as_str()), (200, ""), "{body}");
-    assert!(body.contains("<GetPersonResponse xmlns=\"http://population-register.gov.kz/person\""), "{body}");
+    assert!(body.contains("<personResponse xmlns=\"http://population-register.gov.kz/person\""), "{body}");
     assert!(body.contains("<surname>Abenova</surname>"), "{body}");
     assert!(body.contains("<id:serviceCode>person</id:serviceCode>"), "the X-Road header comes back: {body}");
+    let hash = base64::engine::general_purpose::STANDARD
+        .encode(<sha2::Sha512 as sha2::Digest>::digest(upstreams::sample_get_person("900101300123").as_bytes()));
+    assert!(body.contains(&format!("sha512\">{hash}</xrd:requestHash>")), "X-Road's requestHash: {body}");
     let (status, _, body) = post(&client, &soap, V12, as_soap12(&upstreams::sample_get_person("851231400456"))).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(SOAP12_NS) && body.contains("<surname>Serikbayev</surname>"), "{body}");
     // The provider's 404 becomes a fault naming it.
     let (status, code, body) = post(&client, &soap, V11, upstreams::sample_get_person("000000000000")).await;
-    assert_eq!((status, code.as_str()), (500, "client.bad_request"));
+    assert_eq!((status, code.as_str()), (200, "client.bad_request"));
     assert!(body.contains("404") && body.contains("person not found"), "{body}");
-    // An operation the SOAP face does not have.
-    let wrong = upstreams::sample_get_person("1").replace("GetPerson>", "GetPets>");
-    let (_, code, _) = post(&client, &soap, V11, wrong).await;
+    // An operation the SOAP face does not have (its name starts with the service
+    // code, so X-Road's header-and-body check passes and mediation refuses it).
+    let wrong = upstreams::sample_get_person("1").replace("person>", "personPets>");
+    let (_, code, body) = post(&client, &soap, V11, wrong).await;
     assert_eq!(code, "client.bad_request");
+    assert!(body.contains("<faultcode>client.bad_request</faultcode>"), "{body}");
+    // One whose name does not: X-Road's check refuses it first.
+    let wrong = upstreams::sample_get_person("1").replace("person>", "pets>");
+    let (_, _, body) = post(&client, &soap, V11, wrong).await;
+    assert!(body.contains("<faultcode>client.inconsistent_headers</faultcode>"), "{body}");
 
     // Contracts: OpenAPI for the SOAP service's REST face, WSDL for the REST service's SOAP face.
     let doc: serde_json::Value = rest(format!("/r1/{SOAP_SERVICE}/openapi.json")).await.unwrap().json().await.unwrap();
@@ -337,7 +354,7 @@ async fn mediation_both_ways_and_generated_contracts() {
     let port = demo.running.data_addrs[0].port();
     assert_eq!(doc["servers"][0]["url"], format!("https://localhost:{port}/r1/{SOAP_SERVICE}"));
     let wsdl = client.get(demo.url(&format!("/soap/{REST_SERVICE}?wsdl"))).send().await.unwrap().text().await.unwrap();
-    assert!(wsdl.contains("<wsdl:operation name=\"GetPerson\">"), "{wsdl}");
+    assert!(wsdl.contains("<wsdl:operation name=\"person\">"), "{wsdl}");
     assert!(wsdl.contains(&format!("location=\"https://localhost:{port}/soap\"")), "{wsdl}");
     demo.running.shutdown().await;
 }

@@ -42,14 +42,14 @@ def main():
     client = Client(wsdl, transport=Transport(session=session, timeout=10))
     out = {}
     for port, version in (("TaxPort", "soap11"), ("TaxPort12", "soap12")):
-        headers = xroad_headers("000000000002", "legacy-tax", "debt", "zeep-" + version)
+        headers = xroad_headers("000000000002", "legacy-tax", "GetDebt", "zeep-" + version)
         service = client.bind("TaxService", port)
         answer = service.GetDebt(iin="900101300123", _soapheaders=headers)
         out[version] = {"iin": answer.iin, "amount": str(answer.amount._value_1), "currency": answer.amount.currency}
 
     person = Client(person_wsdl, transport=Transport(session=session, timeout=10))
     headers = xroad_headers("000000000001", "population-register", "person", "zeep-person")
-    answer = person.service.GetPerson(iin="900101300123", _soapheaders=headers)
+    answer = person.service.person(iin="900101300123", _soapheaders=headers)
     # The generated contract types the answer as xs:any: zeep hands back the elements.
     fields = {etree.QName(el).localname: el.text for el in answer}
     out["person"] = fields

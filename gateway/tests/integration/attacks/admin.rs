@@ -44,7 +44,7 @@ async fn call(gw: &TestGateway, stem: &str, method: reqwest::Method, path: &str)
     let client = gw.pki.client(Some(stem)).build().unwrap();
     let r = client.request(method, admin_url(gw, path)).send().await.unwrap();
     let header = |name: &str| r.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    (r.status().as_u16(), header("x-road-error"), header("content-type"))
+    (r.status().as_u16(), header("qaqpa-error"), header("content-type"))
 }
 
 /// Points the test service at a dead port in the config file on disk: a reload

@@ -47,10 +47,12 @@ impl Recorder {
                     loop {
                         while let Some(end) = request_end(&buf) {
                             let request: Vec<u8> = buf.drain(..end).collect();
+                            let answer = soap_echo(&request).unwrap_or_else(|| {
+                                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 8\r\n\r\nrecorded"
+                                    .to_vec()
+                            });
                             log.lock().unwrap().push(request);
-                            let answer =
-                                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 8\r\n\r\nrecorded";
-                            if stream.write_all(answer).await.is_err() {
+                            if stream.write_all(&answer).await.is_err() {
                                 return;
                             }
                         }
@@ -78,6 +80,22 @@ impl Recorder {
     pub fn parsed(&self) -> Vec<Recorded> {
         self.requests().iter().map(|r| Recorded::parse(r)).collect()
     }
+}
+
+/// A SOAP request is answered with itself, as an X-Road echo provider answers: the
+/// same X-Road header, so the gateway's check that the answer belongs to the
+/// request passes (X-Road refuses any other answer). Anything else gets "recorded".
+fn soap_echo(request: &[u8]) -> Option<Vec<u8>> {
+    let head_end = request.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let body = &request[head_end..];
+    if !body.windows(8).any(|w| w == b"Envelope") {
+        return None;
+    }
+    let mut answer =
+        format!("HTTP/1.1 200 OK\r\ncontent-type: text/xml; charset=utf-8\r\ncontent-length: {}\r\n\r\n", body.len())
+            .into_bytes();
+    answer.extend_from_slice(body);
+    Some(answer)
 }
 
 /// Where a complete request ends in `buf` (head plus Content-Length or chunked body).
@@ -246,7 +264,7 @@ pub fn statuses(raw: &str) -> Vec<u16> {
 /// The value of the first `X-Road-Error` in a raw response.
 pub fn error_code(raw: &str) -> Option<String> {
     raw.split("\r\n")
-        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("x-road-error")))
+        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("qaqpa-error")))
         .map(|(_, v)| v.trim().to_owned())
 }
 
@@ -258,7 +276,7 @@ pub fn get(path: &str, extra: &str) -> String {
 /// A response from reqwest: status, `X-Road-Error`, body.
 pub async fn answer(r: reqwest::Response) -> (u16, String, String) {
     let status = r.status().as_u16();
-    let code = r.headers().get("x-road-error").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let code = r.headers().get("qaqpa-error").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
     (status, code, r.text().await.unwrap())
 }
 
@@ -272,7 +290,9 @@ pub fn envelope(client: &str, service: &str, id: Option<&str>, iin: &str) -> Str
         protocol_version: Some("4.0".into()),
         ..Default::default()
     };
-    let body = format!("<p:GetPerson xmlns:p=\"urn:person\"><p:iin>{iin}</p:iin></p:GetPerson>");
+    // The Body element is named after the service code, as X-Road requires.
+    let op = service.split('/').nth(4).unwrap_or("op");
+    let body = format!("<p:{op} xmlns:p=\"urn:person\"><p:iin>{iin}</p:iin></p:{op}>");
     write_envelope(SoapVersion::V11, &header, &body)
 }
 

@@ -31,6 +31,8 @@ pub const DOWN_SERVICE: &str = "KZ/GOV/000000000001/population-register/down/v1"
 pub const SLOW_SERVICE: &str = "KZ/GOV/000000000001/population-register/slow/v1";
 pub const H2C_SERVICE: &str = "KZ/GOV/000000000001/population-register/h2c/v1";
 pub const CHUNK: usize = 64 * 1024;
+/// `Accept` of the tests that read Qaqpa's problem+json on `/r1`.
+pub const PROBLEM_ACCEPT: &str = "application/problem+json, */*;q=0.5";
 
 /// Dev PKI on disk: the gateway's CA with clients CLIENT and OTHER_CLIENT, and a
 /// foreign CA with a certificate claiming CLIENT.
@@ -64,9 +66,15 @@ impl Pki {
         std::fs::read(self.path(file)).unwrap()
     }
 
-    /// An HTTPS client presenting `stem`.crt/key (None: no certificate).
+    /// An HTTPS client presenting `stem`.crt/key (None: no certificate). It asks for
+    /// Qaqpa's problem+json: these tests read Qaqpa's stable codes and statuses; an
+    /// X-Road client (no such `Accept`) gets X-Road's errors, which
+    /// `xroad_conformance` tests.
     pub fn client(&self, stem: Option<&str>) -> reqwest::ClientBuilder {
+        let mut accept = reqwest::header::HeaderMap::new();
+        accept.insert(reqwest::header::ACCEPT, reqwest::header::HeaderValue::from_static(PROBLEM_ACCEPT));
         let mut b = reqwest::Client::builder()
+            .default_headers(accept)
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
             .add_root_certificate(reqwest::Certificate::from_pem(&self.read("ca.crt")).unwrap())
@@ -461,4 +469,16 @@ pub fn python_has(module: &str) -> bool {
         eprintln!("SKIPPED: python3 module {module} is not installed");
     }
     found
+}
+
+/// Whether a SOAP 1.1 fault is X-Road's fault for Qaqpa's stable `code`: its
+/// `faultcode` is the X-Road code docs/protocol.md maps `code` to, or, for the
+/// codes X-Road's SOAP checks refine (`client.bad_request`, `client.bad_xml`), one of
+/// X-Road's `client.*` codes.
+pub fn xroad_fault(body: &str, code: &str) -> bool {
+    let Some(start) = body.find("<faultcode>").map(|i| i + "<faultcode>".len()) else { return false };
+    let Some(faultcode) = body[start..].find('<').map(|e| &body[start..start + e]) else { return false };
+    let Some(parsed) = qaqpa_adapters::ErrorCode::parse(code) else { return false };
+    faultcode == qaqpa_adapters::xroad::xroad_code(parsed)
+        || (matches!(code, "client.bad_request" | "client.bad_xml") && faultcode.starts_with("client."))
 }
