@@ -25,7 +25,7 @@ use quick_xml::name::ResolveResult;
 use quick_xml::NsReader;
 
 use crate::c14n::{self, C14nError, C14nOptions};
-use crate::keys::{self, KeyError, SignatureAlg, SigningKey};
+use crate::keys::{KeyError, SignatureAlg, SigningKey};
 
 pub const DSIG_NS: &str = "http://www.w3.org/2000/09/xmldsig#";
 pub const WSU_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
@@ -515,22 +515,29 @@ pub struct SoapSignature {
     pub message_id: Option<String>,
 }
 
-/// Verifies the signature of a SOAP message and that it covers what the gateway
-/// uses. The chain's trust and the timestamp's freshness are the caller's to judge.
-pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
-    let index = index(doc)?;
-    let soap = soap_structure(&index)?;
-    let sig = match index.signatures.as_slice() {
-        [] => return Err(DsigError::NoSignature),
-        [one] => one,
-        _ => return Err(DsigError::TooManySignatures),
-    };
-    if index.elements[sig.element].parent != Some(soap.header) {
-        return Err(DsigError::MisplacedSignature);
-    }
+/// What [`check_signature`] proves.
+struct Checked {
+    /// The elements the References name, each digest checked.
+    signed: Vec<usize>,
+    /// The signer's chain from KeyInfo, leaf first (trust is the caller's check).
+    chain: Vec<Vec<u8>>,
+    /// The SignatureValue, decoded.
+    value: Vec<u8>,
+}
+
+/// The part every enveloped-signature verifier shares (`verify_soap`,
+/// `verify_wsse`): each Reference is a same-document `#id` naming one indexed
+/// element, canonicalized under its transforms (enveloped, one exclusive c14n) and
+/// its digest checked; signed content holds no comments; KeyInfo carries the
+/// signer's certificate, whose key made the SignatureValue over the canonical
+/// SignedInfo. What the signature must cover is the caller's rule.
+fn check_signature(
+    index: &Index,
+    doc: &[u8],
+    sig: &SignatureParts,
+    algorithms: &dyn wsse::Algorithms,
+) -> Result<Checked, DsigError> {
     let signed_info = sig.signed_info.ok_or(DsigError::Malformed("no SignedInfo"))?;
-    let alg = SignatureAlg::from_xmldsig_uri(&sig.signature_alg)
-        .ok_or_else(|| DsigError::Algorithm(sig.signature_alg.clone()))?;
     let info_options = c14n_options(&sig.c14n_alg, sig.c14n_prefixes.as_ref())?;
     if sig.references.is_empty() {
         return Err(DsigError::Malformed("no Reference"));
@@ -557,12 +564,13 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
             }
         }
         let options = options.ok_or(DsigError::Algorithm("(no exclusive c14n transform)".to_owned()))?;
-        let digest_alg = DigestAlg::from_uri(&reference.digest_alg)
-            .ok_or_else(|| DsigError::Algorithm(reference.digest_alg.clone()))?;
         canonical.clear();
         let exclude = enveloped.then_some(signature_start);
         index.canonicalize(doc, target, exclude, &options, &mut canonical)?;
-        if digest_alg.digest(&canonical) != base64_decode(&reference.digest_value)? {
+        let digest = algorithms
+            .digest(&reference.digest_alg, &canonical)
+            .ok_or_else(|| DsigError::Algorithm(reference.digest_alg.clone()))?;
+        if digest != base64_decode(&reference.digest_value)? {
             return Err(DsigError::DigestMismatch(id.to_owned()));
         }
         signed.push(target);
@@ -578,7 +586,26 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
     let info_element = index.elements.iter().position(|e| e.start == signed_info).expect("indexed");
     index.canonicalize(doc, info_element, None, &info_options, &mut canonical)?;
     let value = base64_decode(&sig.value)?;
-    keys::verify(alg, &chain[0], &canonical, &value).map_err(DsigError::SignatureValue)?;
+    algorithms.verify(&sig.signature_alg, &chain[0], &canonical, &value)?;
+    Ok(Checked { signed, chain, value })
+}
+
+/// Verifies the signature of a SOAP message and that it covers what the gateway
+/// uses. The chain's trust and the timestamp's freshness are the caller's to judge.
+pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
+    let index = index(doc)?;
+    let soap = soap_structure(&index)?;
+    let sig = match index.signatures.as_slice() {
+        [] => return Err(DsigError::NoSignature),
+        [one] => one,
+        _ => return Err(DsigError::TooManySignatures),
+    };
+    if index.elements[sig.element].parent != Some(soap.header) {
+        return Err(DsigError::MisplacedSignature);
+    }
+    let alg = SignatureAlg::from_xmldsig_uri(&sig.signature_alg)
+        .ok_or_else(|| DsigError::Algorithm(sig.signature_alg.clone()))?;
+    let Checked { signed, chain, value } = check_signature(&index, doc, sig, &wsse::Standard)?;
 
     // Coverage: what the gateway routes and forwards must be what was signed.
     let is_signed = |i: usize| signed.contains(&i);

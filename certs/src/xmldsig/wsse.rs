@@ -12,13 +12,10 @@
 //! The algorithms are pluggable ([`Algorithms`]): [`Standard`] verifies RSA, ECDSA
 //! P-256 and Ed25519 with SHA-256/512 digests; Kazakhstan's GOST 34.310/34.311
 //! (`xmldsig-more#gost34310-gost34311`) is another implementation of the trait.
-//! The reference loop repeats `verify_soap`'s on purpose: that function's contract
-//! (X-Road coverage, mandatory Timestamp) stays untouched for its callers.
+//! The reference and SignatureValue checks are `verify_soap`'s own
+//! (`check_signature`); only the placement and coverage rules differ.
 
-use super::{
-    base64_decode, c14n_options, index, soap_structure, DigestAlg, DsigError, ENVELOPED, EXC_C14N, EXC_C14N_COMMENTS,
-    WSU_NS,
-};
+use super::{index, soap_structure, DigestAlg, DsigError, WSU_NS};
 use crate::keys::{self, SignatureAlg};
 
 pub const WSSE_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
@@ -90,56 +87,7 @@ pub fn verify_wsse(doc: &[u8], algorithms: &dyn Algorithms) -> Result<WsseSignat
     if !in_header {
         return Err(DsigError::MisplacedSignature);
     }
-    let signed_info = sig.signed_info.ok_or(DsigError::Malformed("no SignedInfo"))?;
-    let info_options = c14n_options(&sig.c14n_alg, sig.c14n_prefixes.as_ref())?;
-    if sig.references.is_empty() {
-        return Err(DsigError::Malformed("no Reference"));
-    }
-    let signature_start = index.elements[sig.element].start;
-    let mut signed = Vec::with_capacity(sig.references.len());
-    let mut canonical = Vec::new();
-    for reference in &sig.references {
-        let id = reference
-            .uri
-            .strip_prefix('#')
-            .filter(|id| !id.is_empty() && !id.starts_with("xpointer("))
-            .ok_or_else(|| DsigError::BadReferenceUri(reference.uri.clone()))?;
-        let target = *index.ids.get(id).ok_or_else(|| DsigError::UnresolvedReference(id.to_owned()))?;
-        let mut options = None;
-        let mut enveloped = false;
-        for (alg, prefixes) in &reference.transforms {
-            match alg.as_str() {
-                ENVELOPED => enveloped = true,
-                EXC_C14N | EXC_C14N_COMMENTS if options.is_none() => {
-                    options = Some(c14n_options(alg, prefixes.as_ref())?)
-                }
-                other => return Err(DsigError::Algorithm(other.to_owned())),
-            }
-        }
-        let options = options.ok_or(DsigError::Algorithm("(no exclusive c14n transform)".to_owned()))?;
-        canonical.clear();
-        let exclude = enveloped.then_some(signature_start);
-        index.canonicalize(doc, target, exclude, &options, &mut canonical)?;
-        let digest = algorithms
-            .digest(&reference.digest_alg, &canonical)
-            .ok_or_else(|| DsigError::Algorithm(reference.digest_alg.clone()))?;
-        if digest != base64_decode(&reference.digest_value)? {
-            return Err(DsigError::DigestMismatch(id.to_owned()));
-        }
-        signed.push(target);
-    }
-    for &target in &signed {
-        index.refuse_comments_in(target)?;
-    }
-    if sig.certificates.is_empty() {
-        return Err(DsigError::NoCertificate);
-    }
-    let chain = sig.certificates.iter().map(|c| base64_decode(c)).collect::<Result<Vec<_>, _>>()?;
-    canonical.clear();
-    let info_element = index.elements.iter().position(|e| e.start == signed_info).expect("indexed");
-    index.canonicalize(doc, info_element, None, &info_options, &mut canonical)?;
-    let value = base64_decode(&sig.value)?;
-    algorithms.verify(&sig.signature_alg, &chain[0], &canonical, &value)?;
+    let super::Checked { signed, chain, value } = super::check_signature(&index, doc, sig, algorithms)?;
     if !signed.contains(&soap.body) {
         return Err(DsigError::Unsigned("the SOAP Body".into()));
     }
