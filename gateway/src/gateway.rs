@@ -71,6 +71,7 @@ impl Gateway {
         self.ready.load(Ordering::Acquire)
             && self.telemetry.message_log.as_ref().is_none_or(|log| log.is_available())
             && !self.replay.is_failing()
+            && self.mailboxes.is_available()
     }
 
     /// Re-reads the config file and swaps the runtime and every listener's TLS

@@ -60,10 +60,12 @@ struct Lease {
 
 impl Nats {
     pub async fn connect(url: &str, prefix: &str, replicas: usize, policy: Policy) -> Result<Self, MailboxError> {
+        // One URL or several (comma-separated): the servers of one NATS cluster.
+        let urls: Vec<&str> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
             .name("qaqpa")
-            .connect(url)
+            .connect(urls.as_slice())
             .await
             .map_err(|e| MailboxError::Store(format!("cannot reach NATS at {url}: {e}")))?;
         let js = jetstream::new(client.clone());
@@ -415,6 +417,13 @@ impl Store for Nats {
         let (seq, _, _) = self.dead_one(mid).await?;
         self.dead.delete_message(seq).await.map_err(nats_error)?;
         let _ = self.history.delete(mid.to_string()).await;
+        Ok(())
+    }
+
+    async fn probe(&self) -> Result<(), MailboxError> {
+        // Stream info is answered by the stream's leader: during an election it fails.
+        let mut mailbox = self.mailbox.clone();
+        mailbox.info().await.map_err(nats_error)?;
         Ok(())
     }
 

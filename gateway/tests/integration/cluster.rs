@@ -1,0 +1,277 @@
+//! A cluster an operator can run (issue 22): gateways against NATS servers this test
+//! starts itself on loopback (a node that starts before NATS, a three-server JetStream
+//! cluster whose stream leader is killed mid-burst).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::async_bus::free_addr;
+use crate::common::{TestGateway, CLIENT, PROVIDER};
+
+const NOTICES: &str = "KZ/GOV/000000000001/population-register/cluster-notices/v1";
+
+/// A nats-server process of this test; killed (SIGKILL) when dropped.
+struct NatsServer {
+    child: Child,
+    name: String,
+    port: u16,
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether nats-server is installed: in CI it must be (.ci/run installs it).
+fn have_nats_server() -> bool {
+    let found = Command::new("nats-server").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: nats-server is required");
+        eprintln!("SKIPPED: nats-server is not installed");
+    }
+    found
+}
+
+/// Starts a JetStream server on `port` (store under `dir`), in a cluster with `routes` if any.
+fn nats_server(dir: &Path, name: &str, port: u16, cluster: Option<(u16, &[u16])>) -> NatsServer {
+    let store = dir.join(name);
+    let mut cmd = Command::new("nats-server");
+    cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-n", name, "-sd", store.to_str().unwrap()]);
+    if let Some((cport, routes)) = cluster {
+        let routes: Vec<String> = routes.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect();
+        cmd.args(["--cluster_name", "qaqpa-test", "--cluster", &format!("nats://127.0.0.1:{cport}")]);
+        cmd.args(["--routes", &routes.join(",")]);
+    }
+    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("nats-server starts");
+    NatsServer { child, name: name.to_owned(), port }
+}
+
+/// A gateway with one pull service on the NATS servers `urls`.
+async fn node(urls: &str, prefix: &str, replicas: u32, store_retry: &str) -> TestGateway {
+    TestGateway::start_with("", |_, text| {
+        format!(
+            r#"{text}
+[[service]]
+id = "{NOTICES}"
+kind = "rest"
+upstream = ["http://127.0.0.1:9/unused"]
+mailbox = "pull"
+
+[[access]]
+service = "{NOTICES}"
+clients = ["{CLIENT}"]
+
+[mailbox]
+backend = "nats"
+nats_url = "{urls}"
+nats_prefix = "{prefix}"
+nats_replicas = {replicas}
+store_retry = "{store_retry}"
+visibility_timeout = "30s"
+"#
+        )
+    })
+    .await
+}
+
+async fn ready(gw: &TestGateway) -> u16 {
+    reqwest::get(gw.admin_url("/readyz")).await.map_or(0, |r| r.status().as_u16())
+}
+
+async fn wait_ready(gw: &TestGateway, within: Duration) -> Duration {
+    let start = Instant::now();
+    while ready(gw).await != 200 {
+        assert!(start.elapsed() < within, "the node was not ready within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    start.elapsed()
+}
+
+/// One send of the burst: (X-Road-Id, status, code, Retry-After, how long it took).
+type Outcome = (String, u16, String, Option<String>, Duration);
+
+/// (status, code, Retry-After, the stored id) of one send.
+async fn send(client: &reqwest::Client, gw: &TestGateway, id: &str) -> (u16, String, Option<String>, Option<String>) {
+    let r = client
+        .post(gw.tls_url(&format!("/a1/{NOTICES}")))
+        .header("X-Road-Client", CLIENT)
+        .header("X-Road-Id", id)
+        .body(format!("body of {id}"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap_or("").to_owned());
+    let json: Value = r.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        json["code"].as_str().unwrap_or("").to_owned(),
+        retry_after,
+        json["message_id"].as_str().map(str::to_owned),
+    )
+}
+
+/// Everything in the provider's inbox (taken and acked), by X-Road-Id.
+async fn drain(gw: &TestGateway) -> Vec<String> {
+    let provider = gw.pki.client(Some("population-register")).build().unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let r = provider.get(gw.tls_url(&format!("/a1/inbox/{PROVIDER}?max=100&wait=2s"))).send().await.unwrap();
+        match r.status().as_u16() {
+            204 => return seen,
+            200 => {}
+            other => panic!("take answered {other}: {}", r.text().await.unwrap()),
+        }
+        for m in r.json::<Vec<Value>>().await.unwrap() {
+            seen.push(m["message_id"].as_str().unwrap().to_owned());
+            let ack = gw.tls_url(&format!("/a1/ack/{}", m["id"].as_str().unwrap()));
+            let r = provider.post(ack).header("X-Road-Client", PROVIDER).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+}
+
+/// `nats_url` takes a list or a comma-separated string; check-config refuses what
+/// the NATS client could not connect to.
+#[test]
+fn nats_url_takes_several_servers_and_check_config_refuses_bad_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |mailbox: &str| {
+        let path = dir.path().join("q.toml");
+        std::fs::write(&path, format!("[gateway]\nnode = \"n\"\n[[listener]]\nname = \"p\"\naddress = \"127.0.0.1:0\"\ninsecure = true\n[admin]\naddress = \"127.0.0.1:0\"\ninsecure = true\n[mailbox]\nbackend = \"nats\"\n{mailbox}\n")).unwrap();
+        qaqpa_gateway::config::load(&path).map(|c| c.mailbox.backend).map_err(|e| e.to_string())
+    };
+    for good in [
+        r#"nats_url = ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222", "tls://nats-3:4222"]"#,
+        r#"nats_url = "nats://10.0.0.1:4222, nats://10.0.0.2:4222,nats://10.0.0.3:4222""#,
+    ] {
+        match check(good) {
+            Ok(qaqpa_gateway::config::MailboxBackend::Nats { url, .. }) => {
+                assert_eq!(url.split(',').count(), 3, "{good} → {url}")
+            }
+            other => panic!("{good}: {other:?}"),
+        }
+    }
+    for bad in [
+        r#"nats_url = "nats://10.0.0.1:4222,,nats://10.0.0.2:4222""#,
+        r#"nats_url = ["nats://10.0.0.1:4222", "http://10.0.0.2:4222"]"#,
+        r#"nats_url = "nats://10.0.0.1:4222 nats://10.0.0.2:4222""#,
+        r#"nats_url = []"#,
+    ] {
+        let e = check(bad).expect_err(bad);
+        assert!(e.contains("mailbox.nats_url"), "{bad}: {e}");
+    }
+}
+
+/// A node whose NATS is not up yet starts, says it is not ready, refuses sends with
+/// `503 server.store_unavailable` and `Retry-After`, keeps connecting, and serves
+/// once NATS comes (the first URL of its list never answers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_starts_before_nats_and_serves_once_it_comes() {
+    if !have_nats_server() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (dead, port) = (free_addr().port(), free_addr().port());
+    let prefix = format!("T{}", uuid::Uuid::new_v4().simple());
+    let urls = format!("nats://127.0.0.1:{dead},nats://127.0.0.1:{port}");
+    let gw = node(&urls, &prefix, 1, "1s").await;
+    let client = gw.client();
+    assert_eq!(ready(&gw).await, 503, "not ready without its store");
+    let (status, code, retry_after, _) = send(&client, &gw, "early-1").await;
+    assert_eq!((status, code.as_str()), (503, "server.store_unavailable"));
+    assert!(retry_after.is_some_and(|s| s.parse::<u32>().is_ok()), "Retry-After on a 503");
+
+    let _nats = nats_server(dir.path(), "solo", port, None);
+    let waited = wait_ready(&gw, Duration::from_secs(20)).await;
+    eprintln!("ready {waited:?} after NATS came up");
+    let (status, code, _, _) = send(&client, &gw, "late-1").await;
+    assert_eq!(status, 202, "{code}");
+    assert_eq!(drain(&gw).await, vec!["late-1".to_owned()]);
+}
+
+/// The stream leader of a three-server JetStream cluster is killed during a burst of
+/// sends: no send gets a 500, a refusal is 503 with Retry-After, and every accepted
+/// message is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_stream_leader_answers_no_500_and_loses_nothing() {
+    if !have_nats_server() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = (0..3).map(|_| free_addr().port()).collect();
+    let cports: Vec<u16> = (0..3).map(|_| free_addr().port()).collect();
+    let mut servers: Vec<Option<NatsServer>> =
+        (0..3).map(|i| Some(nats_server(dir.path(), &format!("n{i}"), ports[i], Some((cports[i], &cports))))).collect();
+    let urls: Vec<String> = ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect();
+    let prefix = format!("T{}", uuid::Uuid::new_v4().simple());
+    let gw = Arc::new(node(&urls.join(","), &prefix, 3, "8s").await);
+    let waited = wait_ready(&gw, Duration::from_secs(40)).await;
+    eprintln!("node ready {waited:?} after the cluster started");
+
+    let results: Arc<Mutex<Vec<Outcome>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for w in 0..4 {
+        let (gw, results, stop) = (gw.clone(), results.clone(), stop.clone());
+        senders.push(tokio::spawn(async move {
+            let client = gw.client();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = format!("burst-{w}-{n}");
+                let started = Instant::now();
+                let (status, code, retry_after, _) = send(&client, &gw, &id).await;
+                results.lock().unwrap().push((id, status, code, retry_after, started.elapsed()));
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let leader = stream_leader(&urls, &format!("{prefix}_MAILBOX")).await;
+    let index = servers.iter().position(|s| s.as_ref().is_some_and(|s| s.name == leader)).expect("leader is ours");
+    let killed_at = Instant::now();
+    let killed = servers[index].take().unwrap();
+    eprintln!("killing the stream leader {} (port {})", killed.name, killed.port);
+    drop(killed);
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in senders {
+        s.await.unwrap();
+    }
+    let results = results.lock().unwrap().clone();
+    let bad: Vec<_> = results.iter().filter(|r| !(r.1 == 202 || (r.1 == 503 && r.3.is_some()))).collect();
+    assert!(bad.is_empty(), "only 202, or 503 with Retry-After: {bad:?}");
+    let refused = results.iter().filter(|r| r.1 == 503).count();
+    let slowest = results.iter().map(|r| r.4).max().unwrap_or_default();
+    let accepted: Vec<String> = results.iter().filter(|r| r.1 == 202).map(|r| r.0.clone()).collect();
+    eprintln!(
+        "sends: {} accepted, {refused} refused 503; slowest send {slowest:?} (election gap); {:?} since the kill",
+        accepted.len(),
+        killed_at.elapsed()
+    );
+    assert!(accepted.len() > 20, "sends went through before and after the election");
+
+    let mut delivered = drain(&gw).await;
+    delivered.sort();
+    delivered.dedup();
+    let missing: Vec<_> = accepted.iter().filter(|id| delivered.binary_search(id).is_err()).collect();
+    assert!(missing.is_empty(), "{} accepted messages not delivered: {missing:?}", missing.len());
+    drop(servers);
+}
+
+/// The name of the server leading `stream`, asked of any live server.
+async fn stream_leader(urls: &[String], stream: &str) -> String {
+    let addrs: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let client = async_nats::connect(addrs.as_slice()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut s = js.get_stream(stream).await.unwrap();
+    let info = s.info().await.unwrap();
+    info.cluster.as_ref().and_then(|c| c.leader.clone()).expect("a clustered stream has a leader")
+}
