@@ -493,6 +493,16 @@ pub enum LimitsBackend {
 pub struct Storage {
     pub data_dir: PathBuf,
     pub limits: LimitsBackend,
+    /// `replay = "redis"`: the replay guard shared by a cluster (`None`: the local file).
+    pub replay_redis: Option<RedisReplay>,
+}
+
+/// Where the shared replay guard keeps its ids (`[storage] redis_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisReplay {
+    pub url: String,
+    pub timeout: Duration,
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -173,6 +173,9 @@ pub struct RawStorage {
     pub redis_url: Option<Spanned<String>>,
     pub redis_timeout: Option<Spanned<String>>,
     pub redis_prefix: Option<Spanned<String>>,
+    /// Where the replay guard remembers message ids: "local" (default: a file in the
+    /// data directory, per node) or "redis" (`redis_url`, shared by a cluster).
+    pub replay: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

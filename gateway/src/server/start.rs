@@ -41,6 +41,8 @@ pub enum StartError {
     Limits(#[from] crate::limits::LimitError),
     #[error("mailbox: {0}")]
     Mailbox(#[from] crate::mailbox::MailboxError),
+    #[error("replay guard: {0}")]
+    Replay(String),
 }
 
 /// A started gateway. Dropping it does not stop it; call [`Running::shutdown`].
@@ -71,6 +73,10 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     let replay = crate::replay::ReplayGuard::open(&data_dir.join("replay.log"), window.as_secs(), capacity, now)
         .map_err(dir_error)?
         .with_failure_counter(metrics.replay_write_failures.clone());
+    let replay = match &config.storage.replay_redis {
+        Some(shared) => replay.with_redis(shared).map_err(StartError::Replay)?,
+        None => replay,
+    };
     // The message log syncs the replay guard's file with each of its groups.
     let telemetry = open_telemetry(&config, metrics, replay.syncer().map_err(dir_error)?)?;
     let limiter = open_limiter(&config).await?;
@@ -309,6 +315,7 @@ async fn housekeeping(gateway: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => break,
         }
         n += 1;
+        gateway.replay.probe_shared().await;
         let g = gateway.clone();
         let _ = tokio::task::spawn_blocking(move || {
             // A replay guard that failed to write tries again without traffic,

@@ -275,3 +275,70 @@ async fn stream_leader(urls: &[String], stream: &str) -> String {
     let info = s.info().await.unwrap();
     info.cluster.as_ref().and_then(|c| c.leader.clone()).expect("a clustered stream has a leader")
 }
+
+/// Redis for the shared tests: `None` (skipped) when unreachable outside CI.
+fn redis_url() -> Option<String> {
+    let url = std::env::var("QAQPA_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    if std::net::TcpStream::connect(url.trim_start_matches("redis://")).is_err() {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: Redis at {url} is required");
+        eprintln!("SKIPPED: Redis at {url} unreachable");
+        return None;
+    }
+    Some(url)
+}
+
+/// Starts another node from `gw`'s configuration with its own data directory and
+/// `[storage]` keys (same PKI, same upstreams).
+async fn sibling(gw: &TestGateway, name: &str, storage: &str) -> qaqpa_gateway::server::Running {
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    let path = gw.pki.dir.path().join(format!("{name}.toml"));
+    std::fs::write(&path, format!("{text}\n[storage]\ndata_dir = \"data-{name}\"\n{storage}\n")).unwrap();
+    let config = qaqpa_gateway::config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    qaqpa_gateway::server::start(config, Some(path)).await.unwrap()
+}
+
+/// (status, X-Road-Error) of a SOAP message posted to `node` as CLIENT.
+async fn post_soap_to(gw: &TestGateway, node: &qaqpa_gateway::server::Running, body: &str) -> (u16, String) {
+    let client = gw.pki.client(Some("egov-portal")).build().unwrap();
+    let url = format!("https://localhost:{}/soap", node.data_addrs[0].port());
+    let r = client.post(url).header("content-type", "text/xml; charset=utf-8").body(body.to_owned()).send().await;
+    let r = r.unwrap();
+    let code = r.headers().get("x-road-error").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (r.status().as_u16(), code)
+}
+
+/// `[storage] replay = "redis"`: one signed SOAP message posted to two nodes that
+/// share Redis is accepted once; a node whose Redis is unreachable starts, is not
+/// ready, and refuses signed exchanges (fail-closed), never accepts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_signed_message_is_accepted_once_by_nodes_sharing_redis() {
+    let Some(url) = redis_url() else { return };
+    let gw = crate::signatures::gateway().await;
+    let prefix = format!("qaqpa-test-replay-{}", uuid::Uuid::new_v4().simple());
+    let shared =
+        format!("replay = \"redis\"\nredis_url = \"{url}\"\nredis_prefix = \"{prefix}\"\nredis_timeout = \"300ms\"");
+    let (one, two) = (sibling(&gw, "one", &shared).await, sibling(&gw, "two", &shared).await);
+    let now = time::OffsetDateTime::now_utc();
+    let message = crate::signatures::envelope(CLIENT, crate::signatures::SIGNED_SOAP, "cluster-replay-1", "1");
+    let signed = crate::signatures::sign_with(&gw, "egov-portal", &message, now);
+    assert_eq!(post_soap_to(&gw, &one, &signed).await, (200, String::new()), "first delivery, node one");
+    assert_eq!(post_soap_to(&gw, &two, &signed).await, (500, "client.replay".to_owned()), "the same, node two");
+    assert_eq!(post_soap_to(&gw, &one, &signed).await, (500, "client.replay".to_owned()), "again, node one");
+    // The guard is per node without `replay = "redis"`: the original node takes it.
+    assert_eq!(crate::signatures::post_soap(&gw, "egov-portal", signed.clone()).await.0, 200);
+
+    let dead = free_addr();
+    let down = format!("replay = \"redis\"\nredis_url = \"redis://{dead}\"\nredis_timeout = \"300ms\"");
+    let three = sibling(&gw, "three", &down).await;
+    let fresh = crate::signatures::envelope(CLIENT, crate::signatures::SIGNED_SOAP, "cluster-replay-2", "1");
+    let fresh = crate::signatures::sign_with(&gw, "egov-portal", &fresh, now);
+    assert_eq!(post_soap_to(&gw, &three, &fresh).await, (500, "server.log_unavailable".to_owned()));
+    let admin = format!("http://{}/readyz", three.admin_addr.unwrap());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(reqwest::get(admin).await.unwrap().status(), 503, "not ready while its Redis is down");
+    // Refused, not remembered: the same message is still new to the cluster.
+    assert_eq!(post_soap_to(&gw, &two, &fresh).await, (200, String::new()));
+    for node in [one, two, three] {
+        node.shutdown().await;
+    }
+}
