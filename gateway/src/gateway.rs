@@ -72,6 +72,7 @@ impl Gateway {
             && self.telemetry.message_log.as_ref().is_none_or(|log| log.is_available())
             && !self.replay.is_failing()
             && self.mailboxes.is_available()
+            && (self.limiter.is_available() || self.runtime().config.services.iter().all(|s| s.limits_fail_open))
     }
 
     /// Re-reads the config file and swaps the runtime and every listener's TLS

@@ -495,6 +495,8 @@ pub struct Storage {
     pub limits: LimitsBackend,
     /// `replay = "redis"`: the replay guard shared by a cluster (`None`: the local file).
     pub replay_redis: Option<RedisReplay>,
+    /// Nodes of the cluster (default 1): scales the per-node limits fallback.
+    pub cluster_nodes: u32,
 }
 
 /// Where the shared replay guard keeps its ids (`[storage] redis_*`).

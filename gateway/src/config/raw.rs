@@ -176,6 +176,9 @@ pub struct RawStorage {
     /// Where the replay guard remembers message ids: "local" (default: a file in the
     /// data directory, per node) or "redis" (`redis_url`, shared by a cluster).
     pub replay: Option<Spanned<String>>,
+    /// Gateway nodes sharing the Redis limits: while Redis is down, a service with
+    /// `limits_fail = "open"` gets 1/cluster_nodes of its limits on each node.
+    pub cluster_nodes: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]

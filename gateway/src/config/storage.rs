@@ -64,5 +64,13 @@ pub(super) fn check(c: &mut Checker, raw: Option<&RawStorage>) -> Storage {
             None
         }
     };
-    Storage { data_dir: c.path(data_dir), limits, replay_redis }
+    let cluster_nodes = match raw.and_then(|s| s.cluster_nodes.as_ref()) {
+        Some(n) if !(1..=1000).contains(n.get_ref()) => {
+            c.error(n.span(), "storage.cluster_nodes", "must be 1 to 1000");
+            1
+        }
+        Some(n) => *n.get_ref(),
+        None => 1,
+    };
+    Storage { data_dir: c.path(data_dir), limits, replay_redis, cluster_nodes }
 }

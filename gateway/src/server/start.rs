@@ -212,9 +212,11 @@ async fn open_limiter(config: &Config) -> Result<Limiter, StartError> {
             tracing::info!(counters = n, "quota counters loaded from {}", file.display());
             Limiter::Local { backend, file }
         }
-        LimitsBackend::Redis { url, timeout, prefix } => {
-            Limiter::Redis(RedisBackend::connect(url, *timeout, prefix).await?)
-        }
+        LimitsBackend::Redis { url, timeout, prefix } => Limiter::Redis {
+            redis: Box::new(RedisBackend::connect(url, *timeout, prefix).await?),
+            fallback: LocalBackend::default(),
+            nodes: config.storage.cluster_nodes,
+        },
     })
 }
 
@@ -316,6 +318,7 @@ async fn housekeeping(gateway: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         n += 1;
         gateway.replay.probe_shared().await;
+        gateway.limiter.probe().await;
         let g = gateway.clone();
         let _ = tokio::task::spawn_blocking(move || {
             // A replay guard that failed to write tries again without traffic,

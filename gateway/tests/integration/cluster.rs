@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::async_bus::free_addr;
-use crate::common::{TestGateway, CLIENT, PROVIDER};
+use crate::common::{TestGateway, CLIENT, PROVIDER, SERVICE};
 
 const NOTICES: &str = "KZ/GOV/000000000001/population-register/cluster-notices/v1";
 
@@ -341,4 +341,67 @@ async fn one_signed_message_is_accepted_once_by_nodes_sharing_redis() {
     for node in [one, two, three] {
         node.shutdown().await;
     }
+}
+
+/// Redis down (unreachable from the start): the node starts; a service with
+/// `limits_fail = "open"` gets this node's share of its limit (not no limit), one
+/// with `closed` answers `503 server.limiter_unavailable`; no request waits out
+/// `redis_timeout`; `/readyz` says not ready (a closed service cannot be served).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_applies_per_node_limits_or_refuses_as_configured() {
+    const CLOSED: &str = "KZ/GOV/000000000001/population-register/closed-limits/v1";
+    let dead = free_addr();
+    let gw = TestGateway::start_with("", |_, text| {
+        let provider = text.split("upstream = [\"http://").nth(1).unwrap().split('/').next().unwrap().to_owned();
+        format!(
+            r#"{text}
+[[service]]
+id = "{CLOSED}"
+kind = "rest"
+upstream = ["http://{provider}/base"]
+limits_fail = "closed"
+
+[[access]]
+service = "{CLOSED}"
+clients = ["{CLIENT}"]
+
+[[limit]]
+service = "{CLOSED}"
+rate = "100/s"
+
+[[limit]]
+service = "{SERVICE}"
+rate = "2/min"
+burst = 2
+
+[storage]
+limits_backend = "redis"
+redis_url = "redis://{dead}"
+redis_timeout = "3s"
+cluster_nodes = 2
+"#
+        )
+    })
+    .await;
+    let client = gw.client();
+    let get =
+        |service: &str| client.get(gw.tls_url(&format!("/r1/{service}/x"))).header("X-Road-Client", CLIENT).send();
+    let started = Instant::now();
+    // Burst 2 over 2 nodes: this node admits one, then limits (no limit would admit all).
+    let statuses: Vec<u16> = {
+        let mut out = Vec::new();
+        for _ in 0..4 {
+            out.push(get(SERVICE).await.unwrap().status().as_u16());
+        }
+        out
+    };
+    // The first is admitted and forwarded (the provider answers the path as it will).
+    assert!(statuses[0] != 429 && statuses[0] < 500, "open: admitted: {statuses:?}");
+    assert_eq!(statuses[1..], [429, 429, 429], "open: this node's share of the limit, then 429");
+    let r = get(CLOSED).await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["x-road-error"], "server.limiter_unavailable");
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(started.elapsed() < Duration::from_secs(3), "no request waited out redis_timeout: {:?}", started.elapsed());
+    assert_eq!(ready(&gw).await, 503, "not ready: a closed service cannot be served without Redis");
 }
