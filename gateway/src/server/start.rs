@@ -104,7 +104,10 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         mailboxes,
         stopped.clone(),
     ));
+    let version = crate::gateway::ConfigVersion::of(config_path.as_deref());
+    version.publish(&shared.telemetry.metrics);
     let gateway = Arc::new(Gateway {
+        version: std::sync::Mutex::new(version),
         shared: shared.clone(),
         config_path,
         ready: AtomicBool::new(false),

@@ -405,3 +405,35 @@ cluster_nodes = 2
     assert!(started.elapsed() < Duration::from_secs(3), "no request waited out redis_timeout: {:?}", started.elapsed());
     assert_eq!(ready(&gw).await, 503, "not ready: a closed service cannot be served without Redis");
 }
+
+/// Every node says which configuration it runs: `GET /admin/v1/config` and the
+/// `qaqpa_config_info{hash}` metric follow a reload; two nodes on different files
+/// show two hashes (what the QaqpaConfigDrift alert counts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_node_exposes_the_hash_of_the_configuration_it_runs() {
+    use sha2::Digest;
+    let gw = TestGateway::start().await;
+    let version = |gw: &TestGateway| {
+        let url = gw.admin_url("/admin/v1/config");
+        async move { reqwest::get(url).await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let hash_of = |path: &Path| -> String {
+        sha2::Sha256::digest(std::fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let v = version(&gw).await;
+    assert_eq!(v["hash"], hash_of(&gw.config_path), "{v}");
+    assert!(v["source"].as_str().unwrap().ends_with("qaqpa.toml") && v["loaded_at"].as_str().unwrap().ends_with('Z'));
+    let metrics = reqwest::get(gw.admin_url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(&format!("qaqpa_config_info{{hash=\"{}\"}} 1", hash_of(&gw.config_path))));
+
+    let text = std::fs::read_to_string(&gw.config_path).unwrap();
+    std::fs::write(&gw.config_path, format!("{text}\n# revised\n")).unwrap();
+    let r = reqwest::Client::new().post(gw.admin_url("/admin/v1/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let after = version(&gw).await;
+    assert_eq!(after["hash"], hash_of(&gw.config_path));
+    assert_ne!(after["hash"], v["hash"]);
+    let metrics = reqwest::get(gw.admin_url("/metrics")).await.unwrap().text().await.unwrap();
+    let lines: Vec<&str> = metrics.lines().filter(|l| l.starts_with("qaqpa_config_info{")).collect();
+    assert_eq!(lines.len(), 1, "only the running version: {lines:?}");
+}
