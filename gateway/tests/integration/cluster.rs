@@ -98,8 +98,13 @@ type Outcome = (String, u16, String, Option<String>, Duration);
 
 /// (status, code, Retry-After, the stored id) of one send.
 async fn send(client: &reqwest::Client, gw: &TestGateway, id: &str) -> (u16, String, Option<String>, Option<String>) {
+    send_to(client, gw.running.data_addrs[0].port(), id).await
+}
+
+/// [`send`] to the node whose data listener is on `port`.
+async fn send_to(client: &reqwest::Client, port: u16, id: &str) -> (u16, String, Option<String>, Option<String>) {
     let r = client
-        .post(gw.tls_url(&format!("/a1/{NOTICES}")))
+        .post(format!("https://localhost:{port}/a1/{NOTICES}"))
         .header("X-Road-Client", CLIENT)
         .header("X-Road-Id", id)
         .body(format!("body of {id}"))
@@ -196,9 +201,10 @@ async fn a_node_starts_before_nats_and_serves_once_it_comes() {
     assert_eq!(drain(&gw).await, vec!["late-1".to_owned()]);
 }
 
-/// The stream leader of a three-server JetStream cluster is killed during a burst of
-/// sends: no send gets a 500, a refusal is 503 with Retry-After, and every accepted
-/// message is delivered.
+/// Three gateway nodes on a three-server JetStream cluster; the stream leader is
+/// killed during a burst of sends spread over the nodes: no send gets a 500, a
+/// refusal is 503 with Retry-After (the default `store_retry`), every accepted
+/// message is delivered, and `/readyz` is back to 200 after the election.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_stream_leader_answers_no_500_and_loses_nothing() {
     if !have_nats_server() {
@@ -211,22 +217,24 @@ async fn killing_the_stream_leader_answers_no_500_and_loses_nothing() {
         (0..3).map(|i| Some(nats_server(dir.path(), &format!("n{i}"), ports[i], Some((cports[i], &cports))))).collect();
     let urls: Vec<String> = ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect();
     let prefix = format!("T{}", uuid::Uuid::new_v4().simple());
-    let gw = Arc::new(node(&urls.join(","), &prefix, 3, "8s").await);
+    let gw = Arc::new(node(&urls.join(","), &prefix, 3, "5s").await);
     let waited = wait_ready(&gw, Duration::from_secs(40)).await;
     eprintln!("node ready {waited:?} after the cluster started");
+    let (two, three) = (sibling(&gw, "two", "").await, sibling(&gw, "three", "").await);
+    let ports = Arc::new(vec![gw.running.data_addrs[0].port(), two.data_addrs[0].port(), three.data_addrs[0].port()]);
 
     let results: Arc<Mutex<Vec<Outcome>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut senders = Vec::new();
     for w in 0..4 {
-        let (gw, results, stop) = (gw.clone(), results.clone(), stop.clone());
+        let (gw, results, stop, ports) = (gw.clone(), results.clone(), stop.clone(), ports.clone());
         senders.push(tokio::spawn(async move {
             let client = gw.client();
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let id = format!("burst-{w}-{n}");
                 let started = Instant::now();
-                let (status, code, retry_after, _) = send(&client, &gw, &id).await;
+                let (status, code, retry_after, _) = send_to(&client, ports[(w + n) % 3], &id).await;
                 results.lock().unwrap().push((id, status, code, retry_after, started.elapsed()));
                 n += 1;
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -240,7 +248,14 @@ async fn killing_the_stream_leader_answers_no_500_and_loses_nothing() {
     let killed = servers[index].take().unwrap();
     eprintln!("killing the stream leader {} (port {})", killed.name, killed.port);
     drop(killed);
-    tokio::time::sleep(Duration::from_secs(9)).await;
+    let mut unready = None;
+    while killed_at.elapsed() < Duration::from_secs(9) {
+        if unready.is_none() && ready(&gw).await == 503 {
+            unready = Some(killed_at.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("/readyz said 503 from {unready:?} after the kill");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for s in senders {
         s.await.unwrap();
@@ -258,11 +273,15 @@ async fn killing_the_stream_leader_answers_no_500_and_loses_nothing() {
     );
     assert!(accepted.len() > 20, "sends went through before and after the election");
 
+    let back = wait_ready(&gw, Duration::from_secs(10)).await;
+    eprintln!("/readyz 200 again (waited {back:?} more), {:?} after the kill", killed_at.elapsed());
     let mut delivered = drain(&gw).await;
     delivered.sort();
     delivered.dedup();
     let missing: Vec<_> = accepted.iter().filter(|id| delivered.binary_search(id).is_err()).collect();
     assert!(missing.is_empty(), "{} accepted messages not delivered: {missing:?}", missing.len());
+    two.shutdown().await;
+    three.shutdown().await;
     drop(servers);
 }
 
