@@ -132,6 +132,8 @@ impl Nats {
                 &name,
                 consumer::pull::Config {
                     durable_name: Some(name.clone()),
+                    // The queue's name, so any node lists it (subjects carry a hash).
+                    description: Some(describe(queue)),
                     filter_subject: subject,
                     ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait: self.policy.visibility,
@@ -366,12 +368,27 @@ impl Store for Nats {
         Ok(())
     }
 
+    /// Every queue of the stream, whichever node created it: the consumers JetStream
+    /// holds, named by their description (a node's own consumers from before
+    /// descriptions are recognised by name).
     async fn depths(&self) -> Result<Vec<Depth>, MailboxError> {
         let mut out = Vec::new();
-        let queues: Vec<(Queue, consumer::PullConsumer)> =
-            self.consumers.iter().map(|e| (e.key().clone(), e.value().clone())).collect();
-        for (queue, mut consumer) in queues {
-            let info = consumer.info().await.map_err(nats_error)?;
+        let mut infos = self.mailbox.consumers();
+        let mut seen = 0usize;
+        while let Some(info) = infos.next().await {
+            let info = info.map_err(nats_error)?;
+            seen += 1;
+            if seen > MAX_LISTED_QUEUES {
+                tracing::warn!("more than {MAX_LISTED_QUEUES} mailbox queues: the rest are not listed");
+                break;
+            }
+            let queue = info.config.description.as_deref().and_then(described).or_else(|| {
+                self.consumers
+                    .iter()
+                    .find(|e| self.subject(e.key()).replace('.', "_") == info.name)
+                    .map(|e| e.key().clone())
+            });
+            let Some(queue) = queue else { continue };
             out.push(Depth {
                 queue: queue.name().to_owned(),
                 kind: match queue.kind() {
@@ -503,6 +520,23 @@ fn lease_key(kind: Kind, mid: uuid::Uuid) -> String {
         Kind::Request => format!("rq.{mid}"),
         Kind::Response => format!("rs.{mid}"),
     }
+}
+
+/// Queues [`Store::depths`] lists at most.
+const MAX_LISTED_QUEUES: usize = 10_000;
+
+fn describe(queue: &Queue) -> String {
+    match queue {
+        Queue::Requests(s) => format!("qaqpa:req:{s}"),
+        Queue::Responses(c) => format!("qaqpa:rep:{c}"),
+    }
+}
+
+fn described(text: &str) -> Option<Queue> {
+    if let Some(s) = text.strip_prefix("qaqpa:req:") {
+        return Some(Queue::Requests(s.to_owned()));
+    }
+    text.strip_prefix("qaqpa:rep:").map(|c| Queue::Responses(c.to_owned()))
 }
 
 /// A subject token for an id (ids hold `/` and `.`, which subjects cannot).

@@ -198,6 +198,13 @@ async fn a_node_starts_before_nats_and_serves_once_it_comes() {
     eprintln!("ready {waited:?} after NATS came up");
     let (status, code, _, _) = send(&client, &gw, "late-1").await;
     assert_eq!(status, 202, "{code}");
+    // Another node that never touched the queue reports it, from the shared store.
+    let two = sibling(&gw, "two", "").await;
+    let url = format!("http://{}/admin/v1/mailboxes", two.admin_addr.unwrap());
+    let listed: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let queue = listed["queues"].as_array().unwrap().iter().find(|q| q["queue"] == NOTICES).cloned();
+    assert_eq!(queue.map(|q| q["ready"].clone()), Some(Value::from(1)), "{listed}");
+    two.shutdown().await;
     assert_eq!(drain(&gw).await, vec!["late-1".to_owned()]);
 }
 
