@@ -22,10 +22,12 @@ pub enum ErrorCode {
     Overloaded,
     Internal,
     LogUnavailable,
+    StoreUnavailable,
+    LimiterUnavailable,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 18] = [
         Self::BadRequest,
         Self::UnknownService,
         Self::UnknownMessage,
@@ -42,6 +44,8 @@ impl ErrorCode {
         Self::Overloaded,
         Self::Internal,
         Self::LogUnavailable,
+        Self::StoreUnavailable,
+        Self::LimiterUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +66,8 @@ impl ErrorCode {
             Self::Overloaded => "server.overloaded",
             Self::Internal => "server.internal",
             Self::LogUnavailable => "server.log_unavailable",
+            Self::StoreUnavailable => "server.store_unavailable",
+            Self::LimiterUnavailable => "server.limiter_unavailable",
         }
     }
 
@@ -81,7 +87,7 @@ impl ErrorCode {
             Self::RateLimited | Self::QuotaExhausted => 429,
             Self::Internal => 500,
             Self::UpstreamUnavailable => 502,
-            Self::Overloaded | Self::LogUnavailable => 503,
+            Self::Overloaded | Self::LogUnavailable | Self::StoreUnavailable | Self::LimiterUnavailable => 503,
             Self::UpstreamTimeout => 504,
         }
     }
@@ -107,6 +113,8 @@ impl ErrorCode {
             Self::LogUnavailable => {
                 "The message log cannot write; the gateway refuses rather than answer off the record"
             }
+            Self::StoreUnavailable => "The shared message store (NATS JetStream) is unavailable; retry later",
+            Self::LimiterUnavailable => "The shared rate limiter (Redis) is unavailable; retry later",
         }
     }
 

@@ -62,6 +62,8 @@ pub fn xroad_code(code: ErrorCode) -> &'static str {
         ErrorCode::Overloaded => "server.clientproxy.overloaded",
         ErrorCode::Internal => "server.clientproxy.internal_error",
         ErrorCode::LogUnavailable => "server.clientproxy.logging_failed",
+        ErrorCode::StoreUnavailable => "server.clientproxy.store_unavailable",
+        ErrorCode::LimiterUnavailable => "server.clientproxy.limiter_unavailable",
     }
 }
 

@@ -23,6 +23,7 @@ const MAX_MESSAGES: u64 = 2_000_000;
 
 fn config(backend: MailboxBackend) -> MailboxConfig {
     MailboxConfig {
+        store_retry: std::time::Duration::from_secs(5),
         backend,
         visibility_timeout: Duration::from_secs(30),
         max_attempts: 5,

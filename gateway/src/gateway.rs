@@ -22,6 +22,39 @@ pub struct Gateway {
     pub(crate) listener_tls: std::sync::Mutex<Vec<ListenerTls>>,
     /// The configuration as started: what start-only keys are compared against.
     pub(crate) started: Config,
+    /// The version of the configuration running now (`GET /admin/v1/config`).
+    pub(crate) version: std::sync::Mutex<ConfigVersion>,
+}
+
+/// Which configuration a node runs: the SHA-256 of its file's bytes, when it was
+/// loaded and from where. Equal hashes on every node: one configuration.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConfigVersion {
+    pub hash: String,
+    /// RFC 3339, UTC.
+    pub loaded_at: String,
+    pub source: String,
+}
+
+impl ConfigVersion {
+    /// The version of the file at `path` now (`None`: a configuration built in memory).
+    pub fn of(path: Option<&std::path::Path>) -> Self {
+        use sha2::Digest;
+        let hash = match path.map(std::fs::read) {
+            Some(Ok(bytes)) => sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect(),
+            Some(Err(_)) | None => String::new(),
+        };
+        let loaded_at =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let source = path.map_or_else(|| "memory".to_owned(), |p| format!("file:{}", p.display()));
+        Self { hash, loaded_at, source }
+    }
+
+    /// Sets `qaqpa_config_info{hash}` to this version alone.
+    pub fn publish(&self, metrics: &crate::observe::metrics::Metrics) {
+        metrics.config_info.reset();
+        metrics.config_info.with_label_values(&[self.hash.as_str()]).set(1);
+    }
 }
 
 /// The owner reaches the shared handles directly (`gateway.telemetry`, …).
@@ -71,6 +104,8 @@ impl Gateway {
         self.ready.load(Ordering::Acquire)
             && self.telemetry.message_log.as_ref().is_none_or(|log| log.is_available())
             && !self.replay.is_failing()
+            && self.mailboxes.is_available()
+            && (self.limiter.is_available() || self.runtime().config.services.iter().all(|s| s.limits_fail_open))
     }
 
     /// Re-reads the config file and swaps the runtime and every listener's TLS
@@ -94,7 +129,10 @@ impl Gateway {
             .iter()
             .map(|l| (l.name.clone(), l.http1, l.http2, l.quic.is_some()))
             .collect();
-        let (runtime, tls) = tokio::task::spawn_blocking(move || -> Result<_, ReloadError> {
+        let (runtime, tls, version) = tokio::task::spawn_blocking(move || -> Result<_, ReloadError> {
+            // Hashed before it is parsed: a file changed in between shows as drift
+            // (and is reloaded again), never as a version it is not.
+            let version = ConfigVersion::of(Some(&path));
             let config = config::load(&path)?;
             let mut tls = Vec::new();
             for (name, http1, http2, quic) in running {
@@ -111,7 +149,7 @@ impl Gateway {
                 let tcp = crate::tls::server_config(files, http1, http2)?;
                 tls.push(Some(NewListenerTls { tcp, quic, verifier: crate::tls::client_verifier(files)? }));
             }
-            Ok((Runtime::build(config)?, tls))
+            Ok((Runtime::build(config)?, tls, version))
         })
         .await??;
         let services = runtime.routes.len();
@@ -121,6 +159,8 @@ impl Gateway {
         }
         self.mailboxes.configure(&runtime.config);
         self.shared.swap_runtime(runtime);
+        version.publish(&self.telemetry.metrics);
+        *self.version.lock().unwrap_or_else(|e| e.into_inner()) = version;
         let mut closed = 0;
         for (listener, new) in self.listener_tls.lock().unwrap_or_else(|e| e.into_inner()).iter().zip(tls) {
             let Some(new) = new else { continue };

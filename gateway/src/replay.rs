@@ -20,6 +20,45 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+/// The cluster's replay memory: `SET key NX PX window` per (client, id).
+struct SharedReplay {
+    client: redis::Client,
+    /// Connected on first use; a dropped connection is rebuilt by the manager.
+    conn: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+    prefix: String,
+    timeout: std::time::Duration,
+}
+
+impl SharedReplay {
+    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, String> {
+        let mut conn = {
+            let mut held = self.conn.lock().await;
+            match held.as_ref() {
+                Some(c) => c.clone(),
+                None => {
+                    let config = redis::aio::ConnectionManagerConfig::new()
+                        .set_connection_timeout(self.timeout)
+                        .set_response_timeout(self.timeout)
+                        .set_number_of_retries(0);
+                    let made = tokio::time::timeout(
+                        self.timeout,
+                        redis::aio::ConnectionManager::new_with_config(self.client.clone(), config),
+                    )
+                    .await
+                    .map_err(|_| "connect timed out".to_owned())?
+                    .map_err(|e| e.to_string())?;
+                    *held = Some(made.clone());
+                    made
+                }
+            }
+        };
+        tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())
+    }
+}
+
 pub struct ReplayGuard {
     state: Mutex<State>,
     log: Mutex<LogFile>,
@@ -31,6 +70,8 @@ pub struct ReplayGuard {
     window: u64,
     bucket: u64,
     capacity: usize,
+    /// `[storage] replay = "redis"`: ids live in Redis, shared by the cluster.
+    shared: Option<SharedReplay>,
 }
 
 struct LogFile {
@@ -100,6 +141,7 @@ impl ReplayGuard {
             window,
             bucket: (window / 24).max(60),
             capacity,
+            shared: None,
         };
         {
             let mut state = guard.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -108,6 +150,57 @@ impl ReplayGuard {
             }
         }
         Ok(guard)
+    }
+
+    /// Keeps ids in Redis instead of the file (`[storage] replay = "redis"`), so one
+    /// signed message is accepted once by the whole cluster. Connects on first use:
+    /// a node starts while Redis is down (and refuses signed exchanges until it is up).
+    pub fn with_redis(mut self, config: &crate::config::RedisReplay) -> Result<Self, String> {
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| e.to_string())?;
+        self.shared = Some(SharedReplay {
+            client,
+            conn: tokio::sync::Mutex::new(None),
+            prefix: config.prefix.clone(),
+            timeout: config.timeout,
+        });
+        Ok(self)
+    }
+
+    /// Records (client, id), in Redis when the guard is shared, else as [`check`](Self::check).
+    /// Fail-closed: Redis unreachable is [`GuardError::Unavailable`], never an acceptance.
+    pub async fn check_id(&self, client: &str, id: &str, now: u64) -> Result<(), GuardError> {
+        let Some(shared) = &self.shared else { return self.check(client, id, now) };
+        let key = format!("{}:replay:{:032x}", shared.prefix, key(client, id));
+        let set = redis::cmd("SET").arg(&key).arg(now).arg("NX").arg("PX").arg(self.window * 1000).clone();
+        let result = shared.query::<Option<String>>(set).await;
+        self.note_shared(result.is_ok());
+        match result {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(GuardError::Replayed),
+            Err(e) => {
+                self.failures.inc();
+                tracing::warn!("replay guard (Redis): {e}; signed exchanges are refused");
+                Err(GuardError::Unavailable)
+            }
+        }
+    }
+
+    /// Pings a shared guard's Redis (every second), so readiness follows Redis
+    /// without traffic.
+    pub async fn probe_shared(&self) {
+        if let Some(shared) = &self.shared {
+            let ok = shared.query::<String>(redis::cmd("PING")).await.is_ok();
+            self.note_shared(ok);
+        }
+    }
+
+    fn note_shared(&self, ok: bool) {
+        if self.failing.swap(!ok, Ordering::AcqRel) == ok {
+            match ok {
+                true => tracing::info!("replay guard: Redis answers again"),
+                false => tracing::error!("replay guard: Redis does not answer; signed exchanges are refused"),
+            }
+        }
     }
 
     /// Counts the file's write failures in the gateway's metrics.
@@ -167,7 +260,8 @@ impl ReplayGuard {
     /// Tries the file again while it is failing (an empty line: the loader skips
     /// lines it cannot read), so readiness comes back without traffic.
     pub fn probe(&self) {
-        if self.is_failing() {
+        // A shared guard's failures are Redis's: probe_shared tries it.
+        if self.is_failing() && self.shared.is_none() {
             let _ = self.write(b"\n");
         }
     }

@@ -237,6 +237,10 @@ pub enum MailboxError {
     Full(String),
     #[error("mailbox store: {0}")]
     Store(String),
+    /// The store could not be reached for the caller's whole retry budget (a NATS
+    /// outage, a JetStream leader election, a node that has not connected yet).
+    #[error("mailbox store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// The rules every store applies, from its [`Options`].
@@ -430,6 +434,12 @@ pub trait Store: Send + Sync {
     async fn release(&self, topic: &TopicRules, subscriber: &str, events: &[EventDelivery])
         -> Result<(), MailboxError>;
 
+    /// Checks that the store answers now (NATS: the mailbox stream's leader does);
+    /// behind `/readyz`.
+    async fn probe(&self) -> Result<(), MailboxError> {
+        Ok(())
+    }
+
     /// Whether the host must call [`tick`](Store::tick), [`retain`](Store::retain) and
     /// [`prune`](Store::prune) (the embedded store; JetStream does all this itself).
     fn needs_housekeeping(&self) -> bool {
@@ -452,6 +462,12 @@ pub trait Store: Send + Sync {
     async fn prune(&self) -> Result<usize, MailboxError> {
         Ok(0)
     }
+}
+
+/// Whether the NATS client accepts `url` as a server address (what `check-config`
+/// asks of each `mailbox.nats_url`, so a list that passes the check also connects).
+pub fn is_nats_url(url: &str) -> bool {
+    url.parse::<async_nats::ServerAddr>().is_ok()
 }
 
 /// Finished ids [`Store::prune`] forgets per call at most.

@@ -60,10 +60,12 @@ struct Lease {
 
 impl Nats {
     pub async fn connect(url: &str, prefix: &str, replicas: usize, policy: Policy) -> Result<Self, MailboxError> {
+        // One URL or several (comma-separated): the servers of one NATS cluster.
+        let urls: Vec<&str> = url.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
             .name("qaqpa")
-            .connect(url)
+            .connect(urls.as_slice())
             .await
             .map_err(|e| MailboxError::Store(format!("cannot reach NATS at {url}: {e}")))?;
         let js = jetstream::new(client.clone());
@@ -130,6 +132,8 @@ impl Nats {
                 &name,
                 consumer::pull::Config {
                     durable_name: Some(name.clone()),
+                    // The queue's name, so any node lists it (subjects carry a hash).
+                    description: Some(describe(queue)),
                     filter_subject: subject,
                     ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait: self.policy.visibility,
@@ -364,12 +368,27 @@ impl Store for Nats {
         Ok(())
     }
 
+    /// Every queue of the stream, whichever node created it: the consumers JetStream
+    /// holds, named by their description (a node's own consumers from before
+    /// descriptions are recognised by name).
     async fn depths(&self) -> Result<Vec<Depth>, MailboxError> {
         let mut out = Vec::new();
-        let queues: Vec<(Queue, consumer::PullConsumer)> =
-            self.consumers.iter().map(|e| (e.key().clone(), e.value().clone())).collect();
-        for (queue, mut consumer) in queues {
-            let info = consumer.info().await.map_err(nats_error)?;
+        let mut infos = self.mailbox.consumers();
+        let mut seen = 0usize;
+        while let Some(info) = infos.next().await {
+            let info = info.map_err(nats_error)?;
+            seen += 1;
+            if seen > MAX_LISTED_QUEUES {
+                tracing::warn!("more than {MAX_LISTED_QUEUES} mailbox queues: the rest are not listed");
+                break;
+            }
+            let queue = info.config.description.as_deref().and_then(described).or_else(|| {
+                self.consumers
+                    .iter()
+                    .find(|e| self.subject(e.key()).replace('.', "_") == info.name)
+                    .map(|e| e.key().clone())
+            });
+            let Some(queue) = queue else { continue };
             out.push(Depth {
                 queue: queue.name().to_owned(),
                 kind: match queue.kind() {
@@ -415,6 +434,13 @@ impl Store for Nats {
         let (seq, _, _) = self.dead_one(mid).await?;
         self.dead.delete_message(seq).await.map_err(nats_error)?;
         let _ = self.history.delete(mid.to_string()).await;
+        Ok(())
+    }
+
+    async fn probe(&self) -> Result<(), MailboxError> {
+        // Stream info is answered by the stream's leader: during an election it fails.
+        let mut mailbox = self.mailbox.clone();
+        mailbox.info().await.map_err(nats_error)?;
         Ok(())
     }
 
@@ -494,6 +520,23 @@ fn lease_key(kind: Kind, mid: uuid::Uuid) -> String {
         Kind::Request => format!("rq.{mid}"),
         Kind::Response => format!("rs.{mid}"),
     }
+}
+
+/// Queues [`Store::depths`] lists at most.
+const MAX_LISTED_QUEUES: usize = 10_000;
+
+fn describe(queue: &Queue) -> String {
+    match queue {
+        Queue::Requests(s) => format!("qaqpa:req:{s}"),
+        Queue::Responses(c) => format!("qaqpa:rep:{c}"),
+    }
+}
+
+fn described(text: &str) -> Option<Queue> {
+    if let Some(s) = text.strip_prefix("qaqpa:req:") {
+        return Some(Queue::Requests(s.to_owned()));
+    }
+    text.strip_prefix("qaqpa:rep:").map(|c| Queue::Responses(c.to_owned()))
 }
 
 /// A subject token for an id (ids hold `/` and `.`, which subjects cannot).

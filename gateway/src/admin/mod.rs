@@ -62,6 +62,9 @@ async fn route<B>(gateway: &Gateway, req: Request<B>) -> Response<GatewayBody> {
             refresh_mailbox_gauges(gateway).await;
             text(StatusCode::OK, "text/plain; version=0.0.4", gateway.telemetry.metrics.render())
         }
+        (&Method::GET, "/admin/v1/config") => json(
+            serde_json::to_value(gateway.version.lock().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default(),
+        ),
         (&Method::GET, "/admin/v1/sla") => json(serde_json::to_value(sla_reports(gateway)).unwrap_or_default()),
         (&Method::GET, "/admin/v1/stats") => json(crate::admin::live::live(gateway)),
         (&Method::GET, "/admin/v1/monitoring") => monitoring(gateway, &query, &req).await,

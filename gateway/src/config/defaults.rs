@@ -120,6 +120,10 @@ pub fn xml_limits() -> qaqpa_adapters::soap::XmlLimits {
 pub const NATS_URL: &str = "nats://127.0.0.1:4222";
 pub const NATS_PREFIX: &str = "QAQPA";
 pub const NATS_REPLICAS: usize = 1;
+/// Longer than a JetStream leader election (measured at ~4.3 s, issue 22).
+pub const STORE_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+/// NATS servers one `nats_url` may name.
+pub const MAX_NATS_URLS: usize = 16;
 pub const VISIBILITY_TIMEOUT: Duration = Duration::from_secs(30 * SECOND);
 pub const MAX_ATTEMPTS: u32 = 5;
 pub const RETRY_BASE: Duration = Duration::from_secs(SECOND);

@@ -49,6 +49,7 @@ pub(super) fn check(c: &mut Checker, raw: Option<&RawMailbox>) -> MailboxConfig 
             defaults::PUSH_CONCURRENCY,
             "mailbox.push_concurrency",
         ),
+        store_retry: c.duration(value(|m| m.store_retry.as_ref()), defaults::STORE_RETRY, "mailbox.store_retry"),
     }
 }
 
@@ -57,9 +58,9 @@ fn backend(c: &mut Checker, raw: Option<&RawMailbox>) -> MailboxBackend {
     match value(|m| m.backend.as_ref()).map(|b| (b, b.get_ref().as_str())) {
         None | Some((_, "embedded")) => MailboxBackend::Embedded,
         Some((_, "nats")) => {
-            let url = value(|m| m.nats_url.as_ref());
-            if let Some(u) = url.filter(|u| !u.get_ref().starts_with("nats://") && !u.get_ref().starts_with("tls://")) {
-                c.error(u.span(), "mailbox.nats_url", "must start with nats:// or tls://");
+            let url = raw.and_then(|m| m.nats_url.as_ref()).map(|u| (u.span(), u.get_ref().urls()));
+            if let Some((span, urls)) = &url {
+                check_urls(c, span.clone(), urls);
             }
             let prefix = value(|m| m.nats_prefix.as_ref());
             if let Some(p) = prefix.filter(|p| {
@@ -76,7 +77,7 @@ fn backend(c: &mut Checker, raw: Option<&RawMailbox>) -> MailboxBackend {
                 None => defaults::NATS_REPLICAS,
             };
             MailboxBackend::Nats {
-                url: url.map_or(defaults::NATS_URL, |u| u.get_ref()).to_owned(),
+                url: url.map_or_else(|| defaults::NATS_URL.to_owned(), |(_, urls)| urls.join(",")),
                 prefix: prefix.map_or(defaults::NATS_PREFIX, |p| p.get_ref()).to_owned(),
                 replicas,
             }
@@ -84,6 +85,20 @@ fn backend(c: &mut Checker, raw: Option<&RawMailbox>) -> MailboxBackend {
         Some((b, other)) => {
             c.error(b.span(), "mailbox.backend", format!("unknown {other:?}; use \"embedded\" or \"nats\""));
             MailboxBackend::Embedded
+        }
+    }
+}
+
+/// Each URL must be one the NATS client parses (so a list that passes the check
+/// also connects), with a nats:// or tls:// scheme and a host.
+fn check_urls(c: &mut Checker, span: std::ops::Range<usize>, urls: &[String]) {
+    if urls.is_empty() || urls.len() > defaults::MAX_NATS_URLS {
+        c.error(span.clone(), "mailbox.nats_url", format!("must name 1 to {} servers", defaults::MAX_NATS_URLS));
+    }
+    for u in urls {
+        let scheme_ok = u.starts_with("nats://") || u.starts_with("tls://");
+        if !scheme_ok || !qaqpa_mailbox::is_nats_url(u) || u.contains(char::is_whitespace) {
+            c.error(span.clone(), "mailbox.nats_url", format!("{u:?} is not a nats:// or tls:// server URL"));
         }
     }
 }

@@ -219,13 +219,16 @@ pub struct MailboxConfig {
     pub max_message_bytes: usize,
     pub max_queue_depth: u32,
     pub push_concurrency: u32,
+    /// How long a call to the NATS store is retried before it is refused (503).
+    pub store_retry: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MailboxBackend {
     /// One redb file in the data directory.
     Embedded,
-    /// NATS JetStream, for a cluster of gateways.
+    /// NATS JetStream, for a cluster of gateways; `url` is one URL or several
+    /// separated by commas (the servers of one cluster).
     Nats { url: String, prefix: String, replicas: usize },
 }
 
@@ -498,6 +501,18 @@ pub enum LimitsBackend {
 pub struct Storage {
     pub data_dir: PathBuf,
     pub limits: LimitsBackend,
+    /// `replay = "redis"`: the replay guard shared by a cluster (`None`: the local file).
+    pub replay_redis: Option<RedisReplay>,
+    /// Nodes of the cluster (default 1): scales the per-node limits fallback.
+    pub cluster_nodes: u32,
+}
+
+/// Where the shared replay guard keeps its ids (`[storage] redis_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisReplay {
+    pub url: String,
+    pub timeout: Duration,
+    pub prefix: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

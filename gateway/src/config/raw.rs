@@ -76,13 +76,36 @@ pub struct RawPush {
     pub service: Spanned<String>,
 }
 
+/// `nats_url`: a string (possibly comma-separated) or a list of strings.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum NatsUrls {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl NatsUrls {
+    /// Each URL, trimmed; empty entries are kept so the checker can name them.
+    pub fn urls(&self) -> Vec<String> {
+        match self {
+            Self::One(s) => s.split(',').map(|u| u.trim().to_owned()).collect(),
+            Self::Many(list) => list.iter().map(|u| u.trim().to_owned()).collect(),
+        }
+    }
+}
+
 /// Asynchronous delivery (docs/protocol.md): where mailboxes live and how they retry.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMailbox {
     /// "embedded" (default: DATA_DIR/mailbox.redb) or "nats" (JetStream).
     pub backend: Option<Spanned<String>>,
-    pub nats_url: Option<Spanned<String>>,
+    /// One URL, several separated by commas, or a list: the servers of one NATS
+    /// cluster, all handed to the client so it connects to whichever answers.
+    pub nats_url: Option<Spanned<NatsUrls>>,
+    /// How long a store call is retried across a NATS outage or a JetStream leader
+    /// election before the face answers `503 server.store_unavailable`.
+    pub store_retry: Option<Spanned<String>>,
     /// Prefix of the JetStream streams and buckets, so several buses share a server.
     pub nats_prefix: Option<Spanned<String>>,
     /// Copies JetStream keeps of each stream: 3 in a three-node NATS cluster.
@@ -150,6 +173,12 @@ pub struct RawStorage {
     pub redis_url: Option<Spanned<String>>,
     pub redis_timeout: Option<Spanned<String>>,
     pub redis_prefix: Option<Spanned<String>>,
+    /// Where the replay guard remembers message ids: "local" (default: a file in the
+    /// data directory, per node) or "redis" (`redis_url`, shared by a cluster).
+    pub replay: Option<Spanned<String>>,
+    /// Gateway nodes sharing the Redis limits: while Redis is down, a service with
+    /// `limits_fail = "open"` gets 1/cluster_nodes of its limits on each node.
+    pub cluster_nodes: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]

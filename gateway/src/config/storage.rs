@@ -3,7 +3,7 @@
 use super::checker::Checker;
 use super::defaults;
 use super::raw::RawStorage;
-use super::{LimitsBackend, Storage};
+use super::{LimitsBackend, RedisReplay, Storage};
 
 pub(super) fn check(c: &mut Checker, raw: Option<&RawStorage>) -> Storage {
     let data_dir = raw.and_then(|s| s.data_dir.as_ref()).map_or(defaults::DATA_DIR, |d| d.get_ref().as_str());
@@ -37,5 +37,40 @@ pub(super) fn check(c: &mut Checker, raw: Option<&RawStorage>) -> Storage {
             LimitsBackend::Local
         }
     };
-    Storage { data_dir: c.path(data_dir), limits }
+    let replay_redis = match raw.and_then(|s| s.replay.as_ref()).map(|r| (r, r.get_ref().as_str())) {
+        None | Some((_, "local")) => None,
+        Some((r, "redis")) => match raw.and_then(|s| s.redis_url.as_ref()) {
+            Some(url) if url.get_ref().starts_with("redis://") || url.get_ref().starts_with("rediss://") => {
+                Some(RedisReplay {
+                    url: url.get_ref().clone(),
+                    timeout: c.duration(
+                        raw.and_then(|s| s.redis_timeout.as_ref()),
+                        defaults::REDIS_TIMEOUT,
+                        "storage.redis_timeout",
+                    ),
+                    prefix: raw
+                        .and_then(|s| s.redis_prefix.as_ref())
+                        .map_or(defaults::REDIS_PREFIX, |p| p.get_ref())
+                        .to_owned(),
+                })
+            }
+            _ => {
+                c.error(r.span(), "storage.replay", "\"redis\" needs storage.redis_url (redis:// or rediss://)");
+                None
+            }
+        },
+        Some((r, other)) => {
+            c.error(r.span(), "storage.replay", format!("unknown {other:?}; use \"local\" or \"redis\""));
+            None
+        }
+    };
+    let cluster_nodes = match raw.and_then(|s| s.cluster_nodes.as_ref()) {
+        Some(n) if !(1..=1000).contains(n.get_ref()) => {
+            c.error(n.span(), "storage.cluster_nodes", "must be 1 to 1000");
+            1
+        }
+        Some(n) => *n.get_ref(),
+        None => 1,
+    };
+    Storage { data_dir: c.path(data_dir), limits, replay_redis, cluster_nodes }
 }

@@ -95,12 +95,14 @@ pub async fn admit(
     let decision = match limiter.check(&check).await {
         Ok(d) => d,
         Err(e) if route.limits_fail_open => {
-            tracing::warn!("{e}; admitting (limits_fail = \"open\")");
-            return Ok(Admission { _in_flight: Some(in_flight), _permit: permit, headers: None });
+            // This node's share of the limits, not no limit at all (issue 22).
+            tracing::debug!("{e}; per-node limits (limits_fail = \"open\")");
+            limiter.check_fallback(&check)
         }
         Err(e) => {
-            tracing::warn!("{e}; refusing (limits_fail = \"closed\")");
-            return Err(GatewayError::new(ErrorCode::Overloaded, "limits cannot be checked right now")
+            tracing::debug!("{e}; refusing (limits_fail = \"closed\")");
+            reject("limiter_unavailable");
+            return Err(GatewayError::new(ErrorCode::LimiterUnavailable, "limits cannot be checked right now")
                 .with_header(RETRY_AFTER, HeaderValue::from_static("1")));
         }
     };

@@ -70,7 +70,7 @@ fn trust_of(runtime: &Runtime) -> Result<&SignatureTrust, GatewayError> {
 }
 
 /// Trust, signer binding, freshness, replay.
-fn accept(
+async fn accept(
     replay: &ReplayGuard,
     runtime: &Runtime,
     client: &Client,
@@ -96,7 +96,7 @@ fn accept(
             format!("the signed time is {} s from the gateway's clock (allowed ±{skew} s)", signed.at - now),
         ));
     }
-    replay.check(client.id.as_str(), message_id, now.max(0) as u64).map_err(|e| match e {
+    replay.check_id(client.id.as_str(), message_id, now.max(0) as u64).await.map_err(|e| match e {
         GuardError::Replayed => GatewayError::new(
             ErrorCode::Replay,
             format!("message id {message_id} was already received from {}", client.id),
@@ -139,7 +139,7 @@ pub async fn soap(
         require_signed_id(verified.message_id.as_deref(), message_id)?;
     }
     let signed = Signed { chain: verified.chain, at: verified.created, value: verified.signature_value };
-    accept(replay, runtime, client, message_id, &signed, by_gateway)?;
+    accept(replay, runtime, client, message_id, &signed, by_gateway).await?;
     Ok((bytes, Some(signed.value)))
 }
 
@@ -230,7 +230,7 @@ pub async fn rest(
             _ => return Err(bad_signature("the service requires a Qaqpa-Signature (detached JWS)")),
         },
     };
-    accept(replay, runtime, client, message_id, &signed, by_gateway)?;
+    accept(replay, runtime, client, message_id, &signed, by_gateway).await?;
     Ok(Some(signed.value))
 }
 
@@ -343,7 +343,7 @@ pub async fn verify_rest(
 
 /// The checks after a signature verified, for faces that verify their own kind of
 /// signature (ШЭП WS-Security): trust, signer = client, freshness of `at`, replay.
-pub fn accept_signature(
+pub async fn accept_signature(
     replay: &ReplayGuard,
     runtime: &Runtime,
     client: &Client,
@@ -353,6 +353,6 @@ pub fn accept_signature(
     value: Vec<u8>,
 ) -> Result<Vec<u8>, GatewayError> {
     let signed = Signed { chain, at, value };
-    accept(replay, runtime, client, message_id, &signed, false)?;
+    accept(replay, runtime, client, message_id, &signed, false).await?;
     Ok(signed.value)
 }

@@ -43,6 +43,12 @@ impl From<MailboxError> for GatewayError {
                 GatewayError::new(ErrorCode::UnknownMessage, e.to_string())
             }
             MailboxError::Full(_) => GatewayError::new(ErrorCode::Overloaded, e.to_string()),
+            MailboxError::Unavailable(detail) => {
+                tracing::warn!("mailbox store unavailable: {detail}");
+                // Nothing was stored: the client resends (the same id is deduplicated).
+                GatewayError::new(ErrorCode::StoreUnavailable, "the mailbox store is unavailable; retry")
+                    .with_header(http::header::RETRY_AFTER, HeaderValue::from_static("2"))
+            }
             MailboxError::Store(detail) => {
                 tracing::error!("mailbox store failed: {detail}");
                 GatewayError::new(ErrorCode::Internal, "the mailbox store failed")
@@ -281,6 +287,10 @@ async fn take(
             Some(d) => raw(d),
             None => empty(StatusCode::NO_CONTENT),
         });
+    }
+    // Nothing to hand out is `204` whatever `max` asked for (docs/asynchronous.md).
+    if deliveries.is_empty() {
+        return Ok(empty(StatusCode::NO_CONTENT));
     }
     let list: Vec<serde_json::Value> = deliveries.iter().map(listed).collect();
     Ok(json(StatusCode::OK, serde_json::Value::Array(list)))

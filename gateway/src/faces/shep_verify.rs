@@ -68,6 +68,7 @@ pub async fn verify(
         verified.chain,
         at,
         verified.signature_value,
-    )?;
+    )
+    .await?;
     Ok(Some(value))
 }

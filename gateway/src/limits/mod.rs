@@ -111,19 +111,55 @@ mod tests;
 
 /// The configured backend.
 pub enum Limiter {
-    Local { backend: local::LocalBackend, file: std::path::PathBuf },
-    Redis(redis::RedisBackend),
+    Local {
+        backend: local::LocalBackend,
+        file: std::path::PathBuf,
+    },
+    /// Cluster-wide limits in Redis; `fallback` (in memory, this node's share:
+    /// the limits divided by `nodes`) while Redis is unavailable, for services
+    /// with `limits_fail = "open"`.
+    Redis {
+        redis: Box<redis::RedisBackend>,
+        fallback: local::LocalBackend,
+        nodes: u32,
+    },
 }
 
 impl Limiter {
     pub async fn check(&self, c: &Check) -> Result<Decision, LimitError> {
         match self {
             Limiter::Local { backend, .. } => Ok(backend.check(c)),
-            Limiter::Redis(r) => r.check(c).await,
+            Limiter::Redis { redis, .. } => redis.check(c).await,
         }
     }
 
-    /// Persists local quota counters (no-op for Redis, which keeps them itself).
+    /// The per-node check while the shared backend is unavailable: each rate's
+    /// interval times the node count (burst and quotas divided by it, at least 1),
+    /// so the cluster as a whole stays near the configured limit.
+    pub fn check_fallback(&self, c: &Check) -> Decision {
+        match self {
+            Limiter::Local { backend, .. } => backend.check(c),
+            Limiter::Redis { fallback, nodes, .. } => fallback.check(&per_node(c, *nodes)),
+        }
+    }
+
+    /// Whether the shared backend answers (the local one always does).
+    pub fn is_available(&self) -> bool {
+        match self {
+            Limiter::Local { .. } => true,
+            Limiter::Redis { redis, .. } => redis.is_available(),
+        }
+    }
+
+    /// Tries an unavailable shared backend again (every second, from housekeeping).
+    pub async fn probe(&self) {
+        if let Limiter::Redis { redis, .. } = self {
+            redis.probe().await;
+        }
+    }
+
+    /// Persists local quota counters (no-op for Redis, which keeps them itself;
+    /// the fallback's counters are this node's share of an outage only).
     pub fn save(&self) {
         if let Limiter::Local { backend, file } = self {
             if let Err(e) = backend.save(file) {
@@ -133,8 +169,28 @@ impl Limiter {
     }
 
     pub fn housekeep(&self) {
-        if let Limiter::Local { backend, .. } = self {
-            backend.housekeep(now_ns());
+        match self {
+            Limiter::Local { backend, .. } => backend.housekeep(now_ns()),
+            Limiter::Redis { fallback, .. } => fallback.housekeep(now_ns()),
         }
+    }
+}
+
+/// One node's share of `c`'s limits in a cluster of `nodes`.
+pub fn per_node(c: &Check, nodes: u32) -> Check {
+    let nodes = nodes.max(1);
+    let rate = |r: Option<Rate>| {
+        r.map(|r| Rate {
+            interval_ns: r.interval_ns.saturating_mul(u64::from(nodes)),
+            burst: r.burst.div_ceil(nodes).max(1),
+        })
+    };
+    let quota = |q: Option<u64>| q.map(|q| q.div_ceil(u64::from(nodes)).max(1));
+    Check {
+        pair_rate: rate(c.pair_rate),
+        consumer_rate: rate(c.consumer_rate),
+        quota_day: quota(c.quota_day),
+        quota_month: quota(c.quota_month),
+        ..*c
     }
 }

@@ -3,6 +3,7 @@
 //! with the GCRA arithmetic of `qaqpa_routing::limit` in microseconds (Lua numbers
 //! are doubles: nanoseconds since 1970 would lose precision).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use qaqpa_routing::limit::{QuotaPeriod, Rate};
@@ -13,8 +14,16 @@ use super::{period_end_ns, period_id, Check, Decision, LimitError};
 const SCRIPT: &str = r#"
 -- KEYS: consumer tat, pair tat, day quota, month quota
 -- ARGV: now_us, c_interval, c_tolerance, p_interval, p_tolerance,
---       day_limit, month_limit, day_ttl_s, month_ttl_s   (0 = not applied)
-local now = tonumber(ARGV[1])
+--       day_limit, month_limit, day_ttl_s, month_ttl_s   (0 = not applied),
+--       use_now_us (1: the caller's now_us, for the test suite's synthetic clock)
+-- The time is Redis's (TIME), so nodes whose clocks differ admit alike.
+local now
+if ARGV[10] == '1' then
+  now = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local function quota_ok(key, limit)
   if limit <= 0 then return true end
   local used = tonumber(redis.call('GET', key) or '0')
@@ -62,32 +71,125 @@ end
 return {0, remaining, reset, left, 0}
 "#;
 
+/// After a failure, Redis is skipped this long (a circuit): requests get the
+/// fallback at once instead of each waiting out `redis_timeout`.
+const CIRCUIT_OPEN: Duration = Duration::from_secs(1);
+
 pub struct RedisBackend {
-    conn: ConnectionManager,
+    client: redis::Client,
+    config: redis::aio::ConnectionManagerConfig,
+    /// Set once the first connection is made (the manager reconnects by itself).
+    conn: tokio::sync::OnceCell<ConnectionManager>,
+    /// One connection attempt at a time; others do not wait for it.
+    connecting: tokio::sync::Mutex<()>,
     script: redis::Script,
     prefix: String,
     timeout: Duration,
+    /// Redis is skipped until this time (ns since the epoch): it failed recently.
+    skip_until_ns: AtomicU64,
+    /// Tests only: the GCRA runs on the caller's clock instead of Redis's `TIME`.
+    caller_clock: bool,
 }
 
 impl RedisBackend {
     /// Connects (bounded by `timeout`); `prefix` namespaces keys (tests use a fresh one).
+    /// Redis down at start is not fatal: the node starts and connects when it can
+    /// (services apply their `limits_fail` meanwhile); only a malformed URL is.
     pub async fn connect(url: &str, timeout: Duration, prefix: &str) -> Result<Self, LimitError> {
         let client = redis::Client::open(url).map_err(|e| LimitError::Unavailable(e.to_string()))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(timeout.max(Duration::from_millis(500)))
             .set_response_timeout(timeout)
             .set_number_of_retries(1);
-        let conn = tokio::time::timeout(
-            timeout.max(Duration::from_secs(2)),
-            ConnectionManager::new_with_config(client, config),
+        let this = Self {
+            client,
+            config,
+            conn: tokio::sync::OnceCell::new(),
+            connecting: tokio::sync::Mutex::new(()),
+            script: redis::Script::new(SCRIPT),
+            prefix: prefix.to_owned(),
+            timeout,
+            skip_until_ns: AtomicU64::new(0),
+            caller_clock: false,
+        };
+        if let Err(e) = this.connection().await {
+            tracing::warn!("Redis (limits) is not reachable at start: {e}; services apply limits_fail until it is");
+            this.trip();
+        }
+        Ok(this)
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, LimitError> {
+        if let Some(c) = self.conn.get() {
+            return Ok(c.clone());
+        }
+        let Ok(_one) = self.connecting.try_lock() else {
+            return Err(LimitError::Unavailable("connecting to Redis".into()));
+        };
+        let made = tokio::time::timeout(
+            self.timeout.max(Duration::from_secs(2)),
+            ConnectionManager::new_with_config(self.client.clone(), self.config.clone()),
         )
         .await
         .map_err(|_| LimitError::Unavailable("connect timed out".into()))?
         .map_err(|e| LimitError::Unavailable(e.to_string()))?;
-        Ok(Self { conn, script: redis::Script::new(SCRIPT), prefix: prefix.to_owned(), timeout })
+        Ok(self.conn.get_or_init(|| async { made }).await.clone())
     }
 
+    /// The GCRA on the caller's `now_ns` (the test suite's synthetic clock).
+    #[cfg(test)]
+    pub fn with_caller_clock(mut self) -> Self {
+        self.caller_clock = true;
+        self
+    }
+
+    fn trip(&self) {
+        self.skip_until_ns.store(super::now_ns() + CIRCUIT_OPEN.as_nanos() as u64, Ordering::Release);
+    }
+
+    /// Connected and not failed within the last second: `/readyz` asks.
+    pub fn is_available(&self) -> bool {
+        self.conn.get().is_some() && super::now_ns() >= self.skip_until_ns.load(Ordering::Acquire)
+    }
+
+    /// Pings Redis while it counts as unavailable (every second, from housekeeping),
+    /// so readiness and the circuit recover without traffic.
+    pub async fn probe(&self) {
+        if self.is_available() {
+            return;
+        }
+        let ping = async {
+            let mut conn = self.connection().await?;
+            tokio::time::timeout(self.timeout, redis::cmd("PING").query_async::<String>(&mut conn))
+                .await
+                .map_err(|_| LimitError::Unavailable("PING timed out".into()))?
+                .map_err(|e| LimitError::Unavailable(e.to_string()))
+        };
+        match ping.await {
+            Ok(_) => {
+                if self.skip_until_ns.swap(0, Ordering::AcqRel) != 0 {
+                    tracing::info!("Redis (limits) answers again");
+                }
+            }
+            Err(_) => self.trip(),
+        }
+    }
+
+    /// One check in Redis; fails at once while the circuit is open.
     pub async fn check(&self, c: &Check) -> Result<Decision, LimitError> {
+        if super::now_ns() < self.skip_until_ns.load(Ordering::Acquire) {
+            return Err(LimitError::Unavailable("Redis failed within the last second".into()));
+        }
+        let result = self.check_now(c).await;
+        if let Err(e) = &result {
+            // Logged once per circuit interval at most: the next second skips Redis.
+            tracing::warn!("Redis (limits): {e}; limits_fail applies for {CIRCUIT_OPEN:?}");
+            self.trip();
+        }
+        result
+    }
+
+    async fn check_now(&self, c: &Check) -> Result<Decision, LimitError> {
         let now_us = c.now_ns / 1000;
         let (ci, ct) = rate_args(c.consumer_rate);
         let (pi, pt) = rate_args(c.pair_rate);
@@ -109,8 +211,9 @@ impl RedisBackend {
             .arg(c.quota_day.unwrap_or(0))
             .arg(c.quota_month.unwrap_or(0))
             .arg(ttl(QuotaPeriod::Day))
-            .arg(ttl(QuotaPeriod::Month));
-        let mut conn = self.conn.clone();
+            .arg(ttl(QuotaPeriod::Month))
+            .arg(u8::from(self.caller_clock));
+        let mut conn = self.connection().await?;
         let reply: Vec<i64> = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn))
             .await
             .map_err(|_| LimitError::Unavailable(format!("no answer within {:?}", self.timeout)))?

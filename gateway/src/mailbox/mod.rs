@@ -3,6 +3,7 @@
 //! crate; here are the gateway's handle on it ([`Mailboxes`], opened from
 //! `[mailbox]`), the wire form of a message ([`wire`]), and the housekeeping loop the embedded store needs.
 
+pub mod resilient;
 pub mod wire;
 
 use std::path::Path;
@@ -39,7 +40,7 @@ pub fn options(config: &MailboxConfig, data_dir: &Path, node: &str, on_dead_lett
 /// The store behind the mailboxes, chosen by `mailbox.backend`: derefs to
 /// [`Store`], so `gateway.mailboxes.send(…)` and the like call the store.
 #[derive(Clone)]
-pub struct Mailboxes(Arc<dyn Store>);
+pub struct Mailboxes(Arc<dyn Store>, Option<Arc<resilient::Resilient>>);
 
 impl Mailboxes {
     /// Opens the store; `on_dead_letter` hears of each message it dead-letters
@@ -50,7 +51,20 @@ impl Mailboxes {
         node: &str,
         on_dead_letter: DeadLetterHook,
     ) -> Result<Self, MailboxError> {
-        qaqpa_mailbox::open(&options(config, data_dir, node, on_dead_letter)).await.map(Self)
+        let options = options(config, data_dir, node, on_dead_letter);
+        match options.backend {
+            // A cluster node starts without NATS and connects when it can (issue 22).
+            Backend::Nats { .. } => {
+                let store = resilient::Resilient::start(options, config.store_retry);
+                Ok(Self(store.clone(), Some(store)))
+            }
+            Backend::Embedded { .. } => qaqpa_mailbox::open(&options).await.map(|s| Self(s, None)),
+        }
+    }
+
+    /// Whether the store answers (always, for the embedded store): part of `/readyz`.
+    pub fn is_available(&self) -> bool {
+        self.1.as_ref().is_none_or(|r| r.is_available())
     }
 
     /// Learns what the configuration says about queues (which services are ordered).
@@ -71,7 +85,7 @@ pub fn dead_letters_to_log(telemetry: &Arc<crate::observe::Telemetry>) -> DeadLe
 
 impl From<Arc<dyn Store>> for Mailboxes {
     fn from(store: Arc<dyn Store>) -> Self {
-        Self(store)
+        Self(store, None)
     }
 }
 

@@ -31,6 +31,9 @@ pub struct Metrics {
     pub health_checks: IntCounterVec,
     pub message_log: crate::observe::message_log::LogMetrics,
     pub replay_write_failures: IntCounter,
+    /// 1 for the SHA-256 of the configuration this node runs (drift shows as
+    /// several hashes across nodes: deploy/prometheus/alerts.yml).
+    pub config_info: IntGaugeVec,
     pub mailbox_events: IntCounterVec,
     pub mailbox_depth: IntGaugeVec,
     pub mailbox_dead_letters: IntGauge,
@@ -91,6 +94,10 @@ impl Metrics {
                     &["hash"]
                 )),
             },
+            config_info: reg!(IntGaugeVec::new(
+                Opts::new("qaqpa_config_info", "The configuration this node runs, by its SHA-256 (always 1)"),
+                &["hash"]
+            )),
             replay_write_failures: reg!(IntCounter::new(
                 "qaqpa_replay_guard_write_failures_total",
                 "Failed writes of the replay guard's file (the exchange is refused with server.log_unavailable)"

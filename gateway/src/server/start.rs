@@ -41,6 +41,8 @@ pub enum StartError {
     Limits(#[from] crate::limits::LimitError),
     #[error("mailbox: {0}")]
     Mailbox(#[from] crate::mailbox::MailboxError),
+    #[error("replay guard: {0}")]
+    Replay(String),
 }
 
 /// A started gateway. Dropping it does not stop it; call [`Running::shutdown`].
@@ -71,6 +73,10 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
     let replay = crate::replay::ReplayGuard::open(&data_dir.join("replay.log"), window.as_secs(), capacity, now)
         .map_err(dir_error)?
         .with_failure_counter(metrics.replay_write_failures.clone());
+    let replay = match &config.storage.replay_redis {
+        Some(shared) => replay.with_redis(shared).map_err(StartError::Replay)?,
+        None => replay,
+    };
     // The message log syncs the replay guard's file with each of its groups.
     let telemetry = open_telemetry(&config, metrics, replay.syncer().map_err(dir_error)?)?;
     let limiter = open_limiter(&config).await?;
@@ -98,7 +104,10 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         mailboxes,
         stopped.clone(),
     ));
+    let version = crate::gateway::ConfigVersion::of(config_path.as_deref());
+    version.publish(&shared.telemetry.metrics);
     let gateway = Arc::new(Gateway {
+        version: std::sync::Mutex::new(version),
         shared: shared.clone(),
         config_path,
         ready: AtomicBool::new(false),
@@ -206,9 +215,11 @@ async fn open_limiter(config: &Config) -> Result<Limiter, StartError> {
             tracing::info!(counters = n, "quota counters loaded from {}", file.display());
             Limiter::Local { backend, file }
         }
-        LimitsBackend::Redis { url, timeout, prefix } => {
-            Limiter::Redis(RedisBackend::connect(url, *timeout, prefix).await?)
-        }
+        LimitsBackend::Redis { url, timeout, prefix } => Limiter::Redis {
+            redis: Box::new(RedisBackend::connect(url, *timeout, prefix).await?),
+            fallback: LocalBackend::default(),
+            nodes: config.storage.cluster_nodes,
+        },
     })
 }
 
@@ -309,6 +320,8 @@ async fn housekeeping(gateway: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => break,
         }
         n += 1;
+        gateway.replay.probe_shared().await;
+        gateway.limiter.probe().await;
         let g = gateway.clone();
         let _ = tokio::task::spawn_blocking(move || {
             // A replay guard that failed to write tries again without traffic,

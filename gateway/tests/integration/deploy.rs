@@ -28,6 +28,7 @@ fn exported_metric_names() -> BTreeSet<String> {
     m.connections_refused.with_label_values(&["l", "r"]).inc();
     m.upstream_healthy.with_label_values(&["s", "e"]).set(1);
     m.health_checks.with_label_values(&["s", "pass"]).inc();
+    m.config_info.with_label_values(&["h"]).set(1);
     let text = String::from_utf8(m.render()).unwrap();
     text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).map(str::to_owned).collect()
 }
@@ -116,7 +117,8 @@ fn assert_success(out: &std::process::Output, what: &str) {
     );
 }
 
-const MANIFESTS: [&str; 7] = ["namespace", "deployment", "service", "pdb", "hpa", "networkpolicy", "secret.example"];
+const MANIFESTS: [&str; 9] =
+    ["namespace", "statefulset", "service", "pdb", "hpa", "networkpolicy", "nats", "redis", "secret.example"];
 
 #[test]
 fn kubernetes_manifests_validate_against_the_api_schemas() {
@@ -126,7 +128,16 @@ fn kubernetes_manifests_validate_against_the_api_schemas() {
     let Some(out) = run_tool("kubernetes-validate", &args, &[]) else { return };
     assert_success(&out, "kubernetes-validate");
     let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    for kind in ["deployment/qaqpa", "service/qaqpa", "poddisruptionbudget/qaqpa", "horizontalpodautoscaler/qaqpa"] {
+    for kind in [
+        "statefulset/qaqpa",
+        "service/qaqpa",
+        "service/qaqpa-peers",
+        "poddisruptionbudget/qaqpa",
+        "horizontalpodautoscaler/qaqpa",
+        "statefulset/nats",
+        "poddisruptionbudget/nats",
+        "statefulset/redis",
+    ] {
         assert!(report.contains(&format!("passed for resource {kind}")), "{kind} not validated: {report}");
     }
     // The validator itself refuses a misspelt field (so a pass above means something).
@@ -147,6 +158,11 @@ fn kubernetes_manifests_validate_against_the_api_schemas() {
     for needle in ["mountPath: /etc/qaqpa/pki", "mountPath: /var/lib/qaqpa", "path: /readyz", "path: /healthz"] {
         assert!(deployment.contains(needle), "deployment lacks {needle}");
     }
+    // The audit trail outlives its pod: a claim per pod, kept on scale-in, no emptyDir.
+    for needle in ["volumeClaimTemplates:", "whenScaled: Retain", "name: data"] {
+        assert!(deployment.contains(needle), "the StatefulSet lacks {needle}");
+    }
+    assert!(!deployment.contains("emptyDir"), "the data directory must not be an emptyDir");
 }
 
 #[test]

@@ -418,6 +418,10 @@ async fn ordered_delivery(backend: Backend) {
         assert!(status == 202 || status == 200);
     }
     assert!(b.take(false, "0s").await.is_none());
+    // An empty inbox is 204 with max=N too, not `200 []` (issue 22, item 10).
+    let r = b.provider.get(b.gw.tls_url(&format!("/a1/inbox/{PROVIDER}?max=10"))).send().await.unwrap();
+    assert_eq!(r.status(), 204, "an empty inbox polled with max=10");
+    assert!(r.bytes().await.unwrap().is_empty());
 }
 
 async fn refusals_and_depths(backend: Backend) {
@@ -567,10 +571,11 @@ async fn kill_9_in_a_burst_loses_no_accepted_message(backend: Backend) {
     let inbox = format!("https://localhost:{}/a1/inbox/{PROVIDER}?max=100&wait=1s", data.port());
     let mut delivered: HashMap<String, u32> = HashMap::new();
     loop {
-        let list: Vec<Value> = provider.get(&inbox).send().await.unwrap().json().await.unwrap();
-        if list.is_empty() {
+        let r = provider.get(&inbox).send().await.unwrap();
+        if r.status() == 204 {
             break;
         }
+        let list: Vec<Value> = r.json().await.unwrap();
         for m in list {
             let id = m["id"].as_str().unwrap().to_owned();
             *delivered.entry(m["message_id"].as_str().unwrap().to_owned()).or_default() += 1;

@@ -7,6 +7,7 @@ mod common;
 mod admin_api;
 mod attacks;
 mod cli;
+mod cluster;
 mod dashboard;
 mod deploy;
 mod events;

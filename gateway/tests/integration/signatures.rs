@@ -17,7 +17,7 @@ use time::{Duration, OffsetDateTime};
 
 const LEGACY_EC: &str = "KZ/GOV/000000000005/legacy-ec";
 const LEGACY_RSA: &str = "KZ/GOV/000000000006/legacy-rsa";
-const SIGNED_SOAP: &str = "KZ/GOV/000000000001/population-register/signed-soap/v1";
+pub(crate) const SIGNED_SOAP: &str = "KZ/GOV/000000000001/population-register/signed-soap/v1";
 const SOB_SOAP: &str = "KZ/GOV/000000000001/population-register/sob-soap/v1";
 const SIGNED_REST: &str = "KZ/GOV/000000000001/population-register/signed-rest/v1";
 const SOB_REST: &str = "KZ/GOV/000000000001/population-register/sob-rest/v1";
@@ -45,7 +45,7 @@ fn openssl_rsa_key(path: &Path) {
 
 /// The test gateway with a [signatures] table, two legacy systems whose keys it
 /// holds (ECDSA and RSA), and four signed services.
-async fn gateway() -> TestGateway {
+pub(crate) async fn gateway() -> TestGateway {
     TestGateway::start_with("", |pki, text| {
         let dir = pki.path("");
         let ca = qaqpa_gateway::cli::pki_files::load_ca(&dir).unwrap();
@@ -109,7 +109,7 @@ signing_key = "pki/legacy-rsa-sign.key"
     .await
 }
 
-fn envelope(client: &str, service: &str, id: &str, iin: &str) -> String {
+pub(crate) fn envelope(client: &str, service: &str, id: &str, iin: &str) -> String {
     let header = XRoadHeader {
         client: Some(XRoadIdentifier::from_id(client)),
         service: Some(XRoadIdentifier::from_id(service)),
@@ -124,7 +124,7 @@ fn envelope(client: &str, service: &str, id: &str, iin: &str) -> String {
 }
 
 /// Signs with our implementation (key and certificate from the PKI directory) at `at`.
-fn sign_with(gw: &TestGateway, stem: &str, message: &str, at: OffsetDateTime) -> String {
+pub(crate) fn sign_with(gw: &TestGateway, stem: &str, message: &str, at: OffsetDateTime) -> String {
     let key = SigningKey::from_pem(&gw.pki.read(&format!("{stem}.key"))).unwrap();
     let chain: Vec<Vec<u8>> = qaqpa_gateway::tls::load_certs(&gw.pki.path(&format!("{stem}.crt")))
         .unwrap()
@@ -137,7 +137,7 @@ fn sign_with(gw: &TestGateway, stem: &str, message: &str, at: OffsetDateTime) ->
     .unwrap()
 }
 
-async fn post_soap(gw: &TestGateway, stem: &str, body: String) -> (u16, String, String) {
+pub(crate) async fn post_soap(gw: &TestGateway, stem: &str, body: String) -> (u16, String, String) {
     let client = gw.pki.client(Some(stem)).build().unwrap();
     let r = client
         .post(gw.tls_url("/soap"))
