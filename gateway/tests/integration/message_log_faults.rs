@@ -199,8 +199,16 @@ async fn wait_ready(admin: SocketAddr) {
     wait_until("the gateway to become ready", Duration::from_secs(20), async || status(&url).await == 200).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_under_load_leaves_no_answered_exchange_unlogged() {
+/// A config for a `qaqpa run` child on fixed loopback ports (its own PKI and provider).
+struct Spawnable {
+    pki: Pki,
+    provider: Provider,
+    data: SocketAddr,
+    admin: SocketAddr,
+    config: PathBuf,
+}
+
+async fn spawnable() -> Spawnable {
     let pki = Pki::new();
     let provider = start_provider(false).await;
     let (data, plain, admin) = (free_addr(), free_addr(), free_addr());
@@ -209,6 +217,12 @@ async fn kill_9_under_load_leaves_no_answered_exchange_unlogged() {
         .replacen("127.0.0.1:0", &plain.to_string(), 1)
         .replacen("127.0.0.1:0", &admin.to_string(), 1);
     let config = write_config(pki.dir.path(), &text);
+    Spawnable { pki, provider, data, admin, config }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_leaves_no_answered_exchange_unlogged() {
+    let Spawnable { pki, provider: _provider, data, admin, config } = spawnable().await;
     let client = pki.client(Some("egov-portal")).build().unwrap();
     let url = format!("https://localhost:{}/r1/{SERVICE}/echo", data.port());
     // Killed at a different moment each run, each restart recovering what the
@@ -245,14 +259,7 @@ async fn kill_9_under_load_leaves_no_answered_exchange_unlogged() {
 /// exchange was never answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_forwarding_and_answering_leaves_the_forwarding_on_record() {
-    let pki = Pki::new();
-    let provider = start_provider(false).await;
-    let (data, plain, admin) = (free_addr(), free_addr(), free_addr());
-    let text = config_text(provider.addr, free_addr(), free_addr(), "")
-        .replacen("127.0.0.1:0", &data.to_string(), 1)
-        .replacen("127.0.0.1:0", &plain.to_string(), 1)
-        .replacen("127.0.0.1:0", &admin.to_string(), 1);
-    let config = write_config(pki.dir.path(), &text);
+    let Spawnable { pki, provider, data, admin, config } = spawnable().await;
     let mut child = run_gateway(&config);
     wait_ready(admin).await;
     let client = pki.client(Some("egov-portal")).build().unwrap();
