@@ -496,15 +496,18 @@ pub fn evidence<S: AsRef<[u8]>>(segments: impl IntoIterator<Item = S>, id: &str)
     let mut wanted: Vec<usize> = Vec::new();
     for bytes in segments {
         for raw in bytes.as_ref().split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let Ok(line) = serde_json::from_slice::<Line>(raw) else { continue };
+            // A line that does not parse still holds its place among the batch's
+            // leaves (its hash is what the seal covered); it names nothing.
+            let line = serde_json::from_slice::<Line>(raw).ok();
             match line {
-                Line::Record(r) => {
+                None => batch.push((String::from_utf8_lossy(raw).into_owned(), sha256(raw))),
+                Some(Line::Record(r)) => {
                     if r.names(id) {
                         wanted.push(batch.len());
                     }
                     batch.push((String::from_utf8_lossy(raw).into_owned(), sha256(raw)));
                 }
-                Line::Seal(_) => {
+                Some(Line::Seal(_)) => {
                     if !wanted.is_empty() {
                         let leaves: Vec<[u8; 32]> = batch.iter().map(|(_, h)| *h).collect();
                         let seal = String::from_utf8_lossy(raw).into_owned();

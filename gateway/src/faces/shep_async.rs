@@ -5,7 +5,11 @@
 //!   routed like a SyncChannel call, then stored durably as a mailbox request (the
 //!   whole envelope, as received): the answer names it `ON_DELIVERY`. The same
 //!   `messageId` from the same system again is recognised (mailbox ids derive from
-//!   the pair) and answered the same way, with `duplicate` in the status message.
+//!   the pair) and answered the same way, with `duplicate` in the status message —
+//!   on a service without signature checks. Where the service verifies signatures
+//!   the replay guard sees the resent `messageId` first and refuses it
+//!   (`client.replay`), as for any signed message; a signed message whose store
+//!   write failed must therefore be sent again under a new `messageId`.
 //! - The provider takes it by push (`mailbox = "push"`: the gateway POSTs the
 //!   envelope to the provider's AsyncChannel endpoint, whose answer becomes the
 //!   reply) or by pull (`/a1/inbox/…`, or `GetRequest` over SOAP).

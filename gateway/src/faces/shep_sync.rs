@@ -161,20 +161,28 @@ pub async fn identify(ctx: &mut Ctx, runtime: &Runtime, message: &Message) -> Re
     let system = sender_system(runtime, sender).ok_or_else(|| {
         GatewayError::new(ErrorCode::IdentityMismatch, format!("senderId {sender:?} is not a registered ШЭП sender"))
     })?;
+    // The certificate first: only the system that holds it may try its password,
+    // so nobody else can make the gateway run Argon2 or guess at it.
+    let client = identify_claim(runtime, &ctx.peer, system.id.as_str())?;
     if let Some(hash) = system.shep_password_hash.clone() {
         let given = message.sender.as_ref().and_then(|s| s.password.clone());
         let ok = match given {
             None => false,
             Some(password) if verified_before(&hash, password.expose()) => true,
-            Some(password) => tokio::task::spawn_blocking(move || {
-                let ok = check_password(&hash, password.expose());
-                if ok {
-                    remember(&hash, password.expose());
-                }
-                ok
-            })
-            .await
-            .unwrap_or(false),
+            Some(password) => {
+                // Argon2 runs are costly by design: at most a few at once, so a
+                // stream of wrong passwords cannot take the blocking pool.
+                let Ok(_permit) = ARGON2_RUNS.acquire().await else { return Err(unavailable()) };
+                tokio::task::spawn_blocking(move || {
+                    let ok = check_password(&hash, password.expose());
+                    if ok {
+                        remember(&hash, password.expose());
+                    }
+                    ok
+                })
+                .await
+                .unwrap_or(false)
+            }
         };
         if !ok {
             return Err(GatewayError::new(
@@ -183,9 +191,15 @@ pub async fn identify(ctx: &mut Ctx, runtime: &Runtime, message: &Message) -> Re
             ));
         }
     }
-    let client = identify_claim(runtime, &ctx.peer, system.id.as_str())?;
     ctx.identified(&client);
     Ok(client)
+}
+
+/// Password checks (Argon2) running at once at most.
+static ARGON2_RUNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+fn unavailable() -> GatewayError {
+    GatewayError::new(ErrorCode::Overloaded, "the password check is unavailable")
 }
 
 /// Argon2 verification; the crate compares the hashes in constant time.
