@@ -42,6 +42,43 @@ async fn read_all(response: Response<Incoming>, limit: usize) -> Result<(http::r
     Ok((parts, bytes))
 }
 
+/// Posts a SOAP envelope the gateway built to the route's (SOAP) provider and reads
+/// the whole answer, bounded by `xml.max_message_bytes`, as a SOAP envelope: its
+/// bytes and where its parts lie. `client_error_fails`: a 4xx answer is refused
+/// before it is read as SOAP (providers that never answer faults with 4xx).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn post_soap(
+    runtime: &Runtime,
+    route: &Route,
+    parts: http::request::Parts,
+    envelope: Vec<u8>,
+    peer: &Peer,
+    exchange: &mut ExchangeRecord,
+    client_error_fails: bool,
+) -> Result<(Bytes, soap::Envelope), GatewayError> {
+    let xml = runtime.config.xml;
+    let path = crate::delivery::forward::ProviderPath::new("", None);
+    let response = crate::delivery::forward::deliver(
+        route,
+        &path,
+        parts,
+        Source::Buffered(Some(Bytes::from(envelope))),
+        peer,
+        exchange,
+        &runtime.config.limits,
+    )
+    .await?;
+    let (head, answer) = read_all(response, xml.max_message_bytes).await?;
+    let status = head.status;
+    if client_error_fails && !status.is_success() && !status.is_server_error() {
+        return Err(GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider answered {status}")));
+    }
+    let reply = soap::read_envelope(&answer, None, &xml.limits).map_err(|e| {
+        GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer is not SOAP: {e}"))
+    })?;
+    Ok((answer, reply))
+}
+
 /// A SOAP client calls a REST provider: Body → method, path and JSON; JSON answer →
 /// `{operation}Response` in a SOAP envelope of the request's version.
 #[allow(clippy::too_many_arguments)]
@@ -221,21 +258,7 @@ pub async fn rest_to_soap(
     let action = op.soap_action.clone().unwrap_or_default();
     request = request.header("soapaction", format!("\"{action}\""));
     let (parts, ()) = request.body(()).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))?.into_parts();
-    let path = crate::delivery::forward::ProviderPath::new("", None);
-    let response = crate::delivery::forward::deliver(
-        route,
-        &path,
-        parts,
-        Source::Buffered(Some(Bytes::from(envelope))),
-        peer,
-        exchange,
-        &runtime.config.limits,
-    )
-    .await?;
-    let (_, answer) = read_all(response, xml.max_message_bytes).await?;
-    let reply = soap::read_envelope(&answer, None, &xml.limits).map_err(|e| {
-        GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer is not SOAP: {e}"))
-    })?;
+    let (answer, reply) = post_soap(runtime, route, parts, envelope.into_bytes(), peer, exchange, false).await?;
     let mapped = xml_to_json(&answer[reply.body.clone()], &mediation.rules, &xml.limits).map_err(|e| {
         GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer cannot be mapped: {e}"))
     })?;

@@ -21,7 +21,8 @@ use qaqpa_adapters::soap::{self, SoapVersion, XRoadHeader, XRoadIdentifier};
 use qaqpa_adapters::ErrorCode;
 use serde_json::{Map, Value};
 
-use crate::body::{collect_bounded, Collect, Source};
+use crate::body::Source;
+use crate::delivery::mediate::post_soap;
 use crate::error::GatewayError;
 use crate::observe::record::ExchangeRecord;
 use crate::peer::Peer;
@@ -138,22 +139,7 @@ pub async fn to_xroad_soap(
         protocol_version: Some("4.0".into()),
     };
     let envelope = soap::write_envelope(SoapVersion::V11, &header, data_of(message, bytes));
-    let path = crate::delivery::forward::ProviderPath::new("", None);
-    let response = crate::delivery::forward::deliver(
-        route,
-        &path,
-        post_xml(true)?,
-        Source::Buffered(Some(Bytes::from(envelope))),
-        peer,
-        record,
-        &runtime.config.limits,
-    )
-    .await?;
-    let xml = runtime.config.xml;
-    let answer = read_all(response, xml.max_message_bytes).await?;
-    let reply = soap::read_envelope(&answer, None, &xml.limits).map_err(|e| {
-        GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer is not SOAP: {e}"))
-    })?;
+    let (answer, reply) = post_soap(runtime, route, post_xml(true)?, envelope.into_bytes(), peer, record, true).await?;
     let rules = route.mediation.as_ref().map(|m| m.rules.clone()).unwrap_or_default();
     if reply.operation.as_ref().is_some_and(|(_, local)| local == "Fault") {
         let fault = first_object(&answer[reply.body], &rules, runtime)?;
@@ -164,20 +150,6 @@ pub async fn to_xroad_soap(
         ));
     }
     first_object(&answer[reply.body], &rules, runtime)
-}
-
-async fn read_all(response: Response<Incoming>, limit: usize) -> Result<Bytes, GatewayError> {
-    let status = response.status();
-    let bytes = collect_bounded(response.into_body(), limit).await.map_err(|e| match e {
-        Collect::TooLarge => {
-            GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer exceeds {limit} bytes"))
-        }
-        Collect::CutOff => GatewayError::new(ErrorCode::UpstreamUnavailable, "the provider's answer was cut off"),
-    })?;
-    if !status.is_success() && !status.is_server_error() {
-        return Err(GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider answered {status}")));
-    }
-    Ok(bytes)
 }
 
 /// The first element of a Body as a JSON object (its content).
@@ -246,22 +218,7 @@ pub async fn rest_to_sync(
         .and_then(|s| s.shep_sender.clone())
         .unwrap_or_else(|| client.id.to_string());
     let message = shep::build_sync_request(record.id(), shep_service_id, &now_rfc3339(), &sender, None, op_xml);
-    let path = crate::delivery::forward::ProviderPath::new("", None);
-    let response = crate::delivery::forward::deliver(
-        route,
-        &path,
-        post_xml(true)?,
-        Source::Buffered(Some(Bytes::from(message))),
-        peer,
-        record,
-        &runtime.config.limits,
-    )
-    .await?;
-    let xml = runtime.config.xml;
-    let answer = read_all(response, xml.max_message_bytes).await?;
-    let reply = soap::read_envelope(&answer, None, &xml.limits).map_err(|e| {
-        GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer is not SOAP: {e}"))
-    })?;
+    let (answer, reply) = post_soap(runtime, route, post_xml(true)?, message.into_bytes(), peer, record, true).await?;
     let top = first_object(&answer[reply.body.clone()], &mediation.rules, runtime)?;
     if reply.operation.as_ref().is_some_and(|(_, local)| local == "Fault") {
         let said = top.get("faultstring").and_then(qaqpa_adapters::mapping::scalar_text).unwrap_or_default();
