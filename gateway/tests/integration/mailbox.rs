@@ -470,35 +470,6 @@ async fn refusals_and_depths(backend: Backend) {
     assert!(metrics.contains("qaqpa_mailbox_messages_total{event=\"sent\"} 2"), "{metrics}");
 }
 
-/// A child `qaqpa run`, killed on drop.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run_gateway(config: &std::path::Path) -> Child {
-    Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_qaqpa"))
-            .args(["run", "--config", config.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-async fn wait_ready(admin: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("http://{admin}/readyz")).await.map(|r| r.status().as_u16()).ok() != Some(200) {
-        assert!(Instant::now() < deadline, "the gateway did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 both_backends!(kill_9_in_a_burst_loses_no_accepted_message);
 
 async fn kill_9_in_a_burst_loses_no_accepted_message(backend: Backend) {

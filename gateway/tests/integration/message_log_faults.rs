@@ -173,32 +173,6 @@ async fn a_full_disk_refuses_with_log_unavailable_and_resumes_by_itself() {
     assert!(missing.is_empty(), "answered but not logged: {missing:?}");
 }
 
-/// A child `qaqpa run`, killed on drop.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run_gateway(config: &Path) -> Child {
-    Child(
-        Command::new(env!("CARGO_BIN_EXE_qaqpa"))
-            .args(["run", "--config", config.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-async fn wait_ready(admin: SocketAddr) {
-    let url = format!("http://{admin}/readyz");
-    wait_until("the gateway to become ready", Duration::from_secs(20), async || status(&url).await == 200).await;
-}
-
 /// A config for a `qaqpa run` child on fixed loopback ports (its own PKI and provider).
 struct Spawnable {
     pki: Pki,

@@ -415,6 +415,37 @@ impl TestGateway {
     }
 }
 
+/// A child `qaqpa run`, killed on drop (the crash tests SIGKILL it themselves).
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `qaqpa run --config CONFIG` as a child process, its output discarded.
+pub fn run_gateway(config: &Path) -> Child {
+    Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_qaqpa"))
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits (20 s at most) until the admin listener at `admin` says ready.
+pub async fn wait_ready(admin: SocketAddr) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while reqwest::get(format!("http://{admin}/readyz")).await.map(|r| r.status().as_u16()).ok() != Some(200) {
+        assert!(std::time::Instant::now() < deadline, "the gateway did not become ready");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Runs the `qaqpa` command: whether it succeeded, and what it printed (stdout, then stderr).
 pub fn qaqpa(args: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_qaqpa")).args(args).output().unwrap();

@@ -11,7 +11,6 @@ mod mediation;
 
 use crate::common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::async_bus::{free_addr, store_keys, Backend};
@@ -314,35 +313,6 @@ async fn the_wsdl_and_schemas_are_served() {
         }
     }
     assert_eq!(http.get(gw.tls_url("/smev3/nothing.xsd")).send().await.unwrap().status(), 404);
-}
-
-/// A child `qaqpa run`, killed on drop.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run_gateway(config: &std::path::Path) -> Child {
-    Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_qaqpa"))
-            .args(["run", "--config", config.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-async fn wait_ready(admin: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("http://{admin}/readyz")).await.map(|r| r.status().as_u16()).ok() != Some(200) {
-        assert!(Instant::now() < deadline, "the gateway did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 both_backends!(kill_9_after_send_request_loses_nothing);
