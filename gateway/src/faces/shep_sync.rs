@@ -11,13 +11,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::header::{HeaderValue, CONTENT_TYPE, HOST};
 use http::{Method, Request, Response, StatusCode};
 use qaqpa_adapters::shep::{self, Channel, Message};
 use qaqpa_adapters::ErrorCode;
 
 use crate::body::client::ClientBody;
-use crate::body::{collect_bounded, full_body, Collect, GatewayBody};
+use crate::body::{full_body, GatewayBody};
 use crate::config::{ServiceConfig, ServiceKind, SystemConfig};
 use crate::delivery::shep as shep_delivery;
 pub use crate::delivery::shep::now_rfc3339;
@@ -117,14 +117,7 @@ pub async fn read_message(
     let xml = runtime.config.xml;
     let limit = xml.max_message_bytes;
     let too_large = || GatewayError::new(ErrorCode::TooLarge, format!("the SOAP message exceeds {limit} bytes"));
-    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let bytes = collect_bounded(body, limit).await.map_err(|e| match e {
-        Collect::TooLarge => too_large(),
-        Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
-    })?;
+    let bytes = super::read_envelope_bytes(headers, body, limit, too_large).await?;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let read = if bytes.len() > OFFLOAD_BYTES {
         let (buf, limits) = (bytes.clone(), xml.limits);

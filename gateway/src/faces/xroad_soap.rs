@@ -284,14 +284,7 @@ fn with_request_hash(
 /// The envelope's bytes, refused past `limit` (by the declared length at once).
 async fn read_bounded(headers: &http::HeaderMap, body: ClientBody, limit: usize) -> Result<Bytes, GatewayError> {
     let too_large = || GatewayError::new(ErrorCode::TooLarge, format!("the SOAP message exceeds {limit} bytes"));
-    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    collect_bounded(body, limit).await.map_err(|e| match e {
-        Collect::TooLarge => too_large(),
-        Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
-    })
+    super::read_envelope_bytes(headers, body, limit, too_large).await
 }
 
 /// The X-Road `id`, or a generated one when the envelope has none.

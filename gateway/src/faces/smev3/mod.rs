@@ -19,14 +19,14 @@ pub mod trust;
 pub use lifecycle::smev_mid;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use qaqpa_adapters::smev3::writer::{self, Fault};
 use qaqpa_adapters::smev3::{self, Operation, Smev3Error, Version};
 use qaqpa_adapters::ErrorCode;
 
 use crate::body::client::ClientBody;
-use crate::body::{collect_bounded, full_body, Collect, GatewayBody};
+use crate::body::{full_body, GatewayBody};
 use crate::error::{GatewayError, X_ROAD_ERROR};
 use crate::exchange::{Ctx, Face, Outcome};
 use crate::headers::X_ROAD_ID;
@@ -143,17 +143,10 @@ fn message_id(call: &smev3::Call) -> String {
     }
 }
 
-/// The call's bytes, refused past `limit` (by the declared length at once).
+/// The envelope's bytes, refused past `limit` (by the declared length at once).
 async fn read_bounded(headers: &http::HeaderMap, body: ClientBody, limit: usize) -> Result<Bytes, GatewayError> {
     let too_large = || GatewayError::new(ErrorCode::TooLarge, format!("a SMEV 3 message is limited to {limit} bytes"));
-    let declared = headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    collect_bounded(body, limit).await.map_err(|e| match e {
-        Collect::TooLarge => too_large(),
-        Collect::CutOff => GatewayError::new(ErrorCode::BadRequest, "the request body was cut off"),
-    })
+    super::read_envelope_bytes(headers, body, limit, too_large).await
 }
 
 /// An answer envelope around `body`.
