@@ -356,11 +356,65 @@ pub fn check_response(request: &Envelope, response: &Envelope) -> Result<(), Ref
 
 /// Inserts `<requestHash>` as the last child of the response's Header, leaving every
 /// other byte as the provider sent it. `hash_b64` is base64(SHA-512(request bytes)).
-/// A `requestHash` the provider wrote itself is left alone (X-Road keeps it too).
-pub fn insert_request_hash(response: &[u8], envelope: &Envelope, hash_b64: &str) -> Option<Vec<u8>> {
+/// A `requestHash` the provider wrote itself is kept when it is the request's hash
+/// and refused as an inconsistent response when it is not: the client would
+/// otherwise hold an answer that names another request (X-Road's client side
+/// refuses the same, `ClientMessageProcessor.checkRequestHash`).
+pub fn insert_request_hash(response: &[u8], envelope: &Envelope, hash_b64: &str) -> Result<Vec<u8>, Refusal> {
+    let unusable = || {
+        Refusal::new(
+            code::SERVICE_INVALID_SOAP,
+            ErrorCode::UpstreamUnavailable,
+            "Malformed SOAP message: its header cannot take the request hash",
+        )
+    };
     if envelope.xroad_fields.iter().any(|f| f == "requestHash") {
-        return Some(response.to_vec());
+        return match provider_request_hash(response) {
+            Some(theirs) if theirs.trim() == hash_b64 => Ok(response.to_vec()),
+            _ => Err(Refusal::new(
+                code::SERVICE_INCONSISTENT_RESPONSE,
+                ErrorCode::UpstreamUnavailable,
+                "Field 'requestHash' does not match in request and response",
+            )),
+        };
     }
+    splice_request_hash(response, envelope, hash_b64).ok_or_else(unusable)
+}
+
+/// The text of the Header's `xrd:requestHash`, read from an answer the hardened
+/// reader has already accepted (so its size and depth are bounded).
+fn provider_request_hash(response: &[u8]) -> Option<String> {
+    use quick_xml::events::Event;
+    use quick_xml::name::ResolveResult;
+    let mut reader = quick_xml::NsReader::from_reader(response);
+    let mut depth = 0usize;
+    let mut inside = false;
+    let mut text = String::new();
+    loop {
+        let (ns, event) = reader.read_resolved_event().ok()?;
+        let ours = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == XROAD_NS.as_bytes());
+        match event {
+            Event::Start(e) => {
+                depth += 1;
+                inside = depth == 3 && ours && e.local_name().as_ref() == b"requestHash";
+            }
+            Event::Empty(e) if depth == 2 && ours && e.local_name().as_ref() == b"requestHash" => {
+                return Some(String::new());
+            }
+            Event::Text(t) if inside => text.push_str(&t.decode().ok()?),
+            Event::End(_) => {
+                if inside {
+                    return Some(text);
+                }
+                depth = depth.checked_sub(1)?;
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+fn splice_request_hash(response: &[u8], envelope: &Envelope, hash_b64: &str) -> Option<Vec<u8>> {
     let range = envelope.header_element.clone()?;
     let element = response.get(range.clone())?;
     let element_text = std::str::from_utf8(element).ok()?;
@@ -399,7 +453,7 @@ pub fn exercise(request: &[u8], response: &[u8]) {
     let Ok(resp) = crate::soap::read_envelope(response, None, &limits) else { return };
     let _ = is_fault(&resp);
     let _ = check_response(&req, &resp);
-    if let Some(spliced) = insert_request_hash(response, &resp, "aGFzaA==") {
+    if let Ok(spliced) = insert_request_hash(response, &resp, "aGFzaA==") {
         let again = crate::soap::read_envelope(&spliced, None, &limits);
         assert!(again.is_ok_and(|e| e.xroad_fields.iter().any(|f| f == "requestHash")), "splice broke the answer");
     }

@@ -97,6 +97,12 @@ fn request_hash_is_spliced_into_the_header_and_nothing_else_changes() {
     let doc = envelope(&header(""), "<getDebtResponse>1</getDebtResponse>");
     let env = read_envelope(doc.as_bytes(), None, &XmlLimits::default()).unwrap();
     let out = String::from_utf8(insert_request_hash(doc.as_bytes(), &env, "SGFzaA==").unwrap()).unwrap();
+    // The provider's own requestHash: kept when it is the request's, refused when not.
+    let theirs = read_envelope(out.as_bytes(), None, &XmlLimits::default()).unwrap();
+    assert_eq!(insert_request_hash(out.as_bytes(), &theirs, "SGFzaA==").unwrap(), out.as_bytes());
+    let wrong = insert_request_hash(out.as_bytes(), &theirs, "T3RoZXI=").unwrap_err();
+    assert_eq!(wrong.xroad, code::SERVICE_INCONSISTENT_RESPONSE);
+    assert!(wrong.message.contains("requestHash"), "{}", wrong.message);
     let want = format!(
         r#"<xrd:protocolVersion>4.0</xrd:protocolVersion><xrd:requestHash xmlns:xrd="{XROAD_NS}" algorithmId="{SHA512_ALGORITHM}">SGFzaA==</xrd:requestHash></s:Header>"#
     );

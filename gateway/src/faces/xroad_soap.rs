@@ -238,8 +238,7 @@ impl Answer<'_> {
         } else {
             xroad::check_response(request, &envelope).map_err(GatewayError::xroad)?;
             let hash = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(request_bytes));
-            let spliced = xroad::insert_request_hash(&bytes, &envelope, &hash)
-                .ok_or_else(|| invalid("its header cannot take the request hash".into()))?;
+            let spliced = xroad::insert_request_hash(&bytes, &envelope, &hash).map_err(GatewayError::xroad)?;
             Bytes::from(spliced)
         };
         if self.route.sign_responses {
@@ -270,7 +269,7 @@ fn with_request_hash(
     let content_type = parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let spliced = soap::read_envelope(&body, content_type, limits).ok().filter(|e| !xroad::is_fault(e)).and_then(|e| {
         let hash = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(request_bytes));
-        xroad::insert_request_hash(&body, &e, &hash)
+        xroad::insert_request_hash(&body, &e, &hash).ok()
     });
     match spliced {
         Some(bytes) => {

@@ -314,11 +314,19 @@ async fn x_road_transport_rules_and_provider_answers() {
     let a = post_soap(&client, &gw, &unknown, &[]).await;
     assert_fault("UnknownService", &a, "server.serverproxy.unknown_service");
 
-    // ResponseWithRequestHash: a requestHash the provider wrote itself stays.
+    // ResponseWithRequestHash: a requestHash the provider wrote itself ("foo") names
+    // another request, so the answer is refused as X-Road's client side refuses it
+    // (checkRequestHash); the request's own hash written by the provider stays.
     let own = rewrite(&query("requesthash.answer"), None);
     *provider.answer.lock().unwrap() = own.clone();
     let a = post_soap(&client, &gw, &request, &[]).await;
-    assert_eq!((a.status, a.body.as_str()), (200, own.as_str()));
+    assert_fault("provider's wrong requestHash", &a, "server.serverproxy.service_failed.inconsistent_response");
+    let hash = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(request.as_bytes()));
+    let right = own.replace(">foo<", &format!(">{hash}<"));
+    assert_ne!(right, own);
+    *provider.answer.lock().unwrap() = right.clone();
+    let a = post_soap(&client, &gw, &request, &[]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, right.as_str()));
     // An answer to another message (X-Road's SoapUtils.checkConsistency).
     *provider.answer.lock().unwrap() =
         rewrite(&query("getstate.answer"), None).replace("411d6755661409fed365ad8135f8210be07613da", "another-id");
