@@ -16,6 +16,7 @@ use qaqpa_adapters::ErrorCode;
 use crate::body::{full_body, GatewayBody};
 use crate::error::error_response;
 use crate::gateway::Gateway;
+use crate::observe::message_log::EvidenceError;
 use crate::observe::monitoring::{now_us, Query, CSV_HEADER};
 use crate::peer::Peer;
 
@@ -79,7 +80,7 @@ async fn route<B>(gateway: &Gateway, req: Request<B>) -> Response<GatewayBody> {
         )),
         (&Method::GET, "/admin/v1/limits") => json(views::limits(&gateway.runtime().config)),
         (&Method::GET, "/admin/v1/topics") => json(views::topics(&gateway.runtime().config)),
-        (&Method::GET, "/admin/v1/log/evidence") => evidence(gateway, query.get("id")).await,
+        (&Method::GET, "/admin/v1/log/evidence") => evidence(gateway, query.get("id"), query.get("client")).await,
         (&Method::GET, "/admin/v1/log/head") => log_head(gateway),
         (&Method::GET, "/admin/v1/mailboxes") => {
             match (gateway.mailboxes.depths().await, gateway.mailboxes.dead_count().await) {
@@ -133,9 +134,9 @@ async fn dead_letter(gateway: &Gateway, method: &Method, rest: &str) -> Response
     }
 }
 
-/// `GET /admin/v1/log/evidence?id=…`: what `qaqpa log export` writes, for an
+/// `GET /admin/v1/log/evidence?id=…[&client=…]`: what `qaqpa log export` writes, for an
 /// auditor who asks the running gateway rather than reading its disk.
-async fn evidence(gateway: &Gateway, id: Option<&String>) -> Response<GatewayBody> {
+async fn evidence(gateway: &Gateway, id: Option<&String>, client: Option<&String>) -> Response<GatewayBody> {
     let Some(id) = id.filter(|id| !id.is_empty()).cloned() else {
         return error_response(ErrorCode::BadRequest, "the query parameter id (the message id) is required", None);
     };
@@ -143,10 +144,12 @@ async fn evidence(gateway: &Gateway, id: Option<&String>) -> Response<GatewayBod
         return error_response(ErrorCode::UnknownMessage, "the message log is off (no signing key)", None);
     }
     let dir = gateway.runtime().config.storage.data_dir.join("log");
-    let found = tokio::task::spawn_blocking(move || crate::observe::message_log::find_evidence(&[dir], &id))
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|found| found);
+    let client = client.filter(|c| !c.is_empty()).cloned();
+    let found =
+        tokio::task::spawn_blocking(move || crate::observe::message_log::find_evidence(&[dir], &id, client.as_deref()))
+            .await
+            .map_err(|e| EvidenceError::Io(std::io::Error::other(e)))
+            .and_then(|found| found);
     match found {
         Ok(bundle) if !bundle.evidence.is_empty() => json(serde_json::to_value(bundle).unwrap_or_default()),
         Ok(_) => error_response(
@@ -154,7 +157,8 @@ async fn evidence(gateway: &Gateway, id: Option<&String>) -> Response<GatewayBod
             "no sealed record of this message id (yet: seals come every 100 ms)",
             None,
         ),
-        Err(e) => error_response(ErrorCode::Internal, &format!("reading the message log: {e}"), None),
+        Err(e @ EvidenceError::Ambiguous { .. }) => error_response(ErrorCode::BadRequest, &e.to_string(), None),
+        Err(e) => error_response(ErrorCode::Internal, &e.to_string(), None),
     }
 }
 

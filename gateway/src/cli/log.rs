@@ -35,6 +35,10 @@ pub enum LogCommand {
         /// The message id: the sender's (X-Road-Id) or the bus's (Qaqpa-Message-Id).
         #[arg(long)]
         id: String,
+        /// The sending system, when two clients used the same message id (a
+        /// sender's id is unique per client only).
+        #[arg(long)]
+        client: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -79,8 +83,8 @@ pub fn run(command: LogCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        LogCommand::Export { dir, id, out } => {
-            let bundle = crate::observe::message_log::find_evidence(&dir, &id)?;
+        LogCommand::Export { dir, id, client, out } => {
+            let bundle = crate::observe::message_log::find_evidence(&dir, &id, client.as_deref())?;
             anyhow::ensure!(!bundle.evidence.is_empty(), "no sealed record of message {id} in {dir:?}");
             std::fs::write(&out, serde_json::to_vec_pretty(&bundle)?)?;
             println!("wrote {} ({} records)", out.display(), bundle.evidence.len());

@@ -277,34 +277,88 @@ impl MessageLog {
     }
 }
 
-/// Every sealed record about message `id` in the log directories `dirs` (one per
-/// node whose log is at hand), reading one segment at a time (a log of many 64 MiB
-/// segments is never all in memory). An asynchronous message's steps name it by its
-/// bus id; a first pass finds the bus ids of the records that name `id`, so asking
-/// by the sender's id or by the bus id gives the same whole life.
-pub fn find_evidence(dirs: &[PathBuf], id: &str) -> std::io::Result<qaqpa_certs::msglog::Bundle> {
-    let mut ids = vec![id.to_owned()];
+/// Why no bundle could be made for an id.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("reading the message log: {0}")]
+    Io(#[from] std::io::Error),
+    /// A sender's id is unique per client only: two clients used this one (or,
+    /// where only steps of the messages are at hand, two bus ids carry it).
+    #[error("message id {id} was used by several clients ({}): name the client, or ask by the bus id", clients.join(", "))]
+    Ambiguous { id: String, clients: Vec<String> },
+}
+
+/// Every sealed record of one message across `dirs` (one per node), with its proof.
+///
+/// `id` is the bus id of an asynchronous message, or the sender's own id (an
+/// exchange's id). A sender's id is unique per client only, so `client` narrows
+/// it; without it an id two clients used is [`EvidenceError::Ambiguous`] rather
+/// than a bundle mixing both clients' messages. Steps of an asynchronous message
+/// (take, push, ack… by other parties) are found by its bus id.
+pub fn find_evidence(
+    dirs: &[PathBuf],
+    id: &str,
+    client: Option<&str>,
+) -> Result<qaqpa_certs::msglog::Bundle, EvidenceError> {
+    use qaqpa_certs::msglog::{Line, Record};
+    // Which messages the id names: exchanges whose own id it is (owned by their
+    // client) and the bus ids those carry, or the bus id itself.
+    let mut owners: Vec<String> = Vec::new();
+    let mut bus_ids: Vec<(String, String)> = Vec::new();
+    let mut stepped: Vec<String> = Vec::new();
+    let mut is_bus_id = false;
     for dir in dirs {
         for_each_segment(dir, |bytes| {
             for raw in bytes.split(|&b| b == b'\n') {
-                let Ok(qaqpa_certs::msglog::Line::Record(r)) = serde_json::from_slice(raw) else { continue };
-                if r.names(id) {
-                    ids.extend(r.bus_id.into_iter().chain(r.message));
+                let Ok(Line::Record(r)) = serde_json::from_slice(raw) else { continue };
+                is_bus_id |= r.bus_id.as_deref() == Some(id);
+                if r.id == id && client.is_none_or(|c| c == r.client) {
+                    bus_ids.extend(r.bus_id.clone().map(|b| (r.client.clone(), b)));
+                    owners.push(r.client);
+                } else if r.message.as_deref() == Some(id) {
+                    // A step by another party (a take, an ack) names the sender's id
+                    // and the bus id; it is how the message is found when only
+                    // another node's log holds its send.
+                    stepped.extend(r.bus_id);
                 }
             }
         })?;
     }
-    ids.sort();
-    ids.dedup();
+    owners.sort();
+    owners.dedup();
+    if owners.len() > 1 && !is_bus_id {
+        return Err(EvidenceError::Ambiguous { id: id.to_owned(), clients: owners });
+    }
+    let mut buses: Vec<&str> = bus_ids.iter().map(|(_, b)| b.as_str()).collect();
+    if owners.is_empty() && !is_bus_id {
+        stepped.sort();
+        stepped.dedup();
+        if stepped.len() > 1 {
+            let clients = stepped.iter().map(|b| format!("bus id {b}")).collect();
+            return Err(EvidenceError::Ambiguous { id: id.to_owned(), clients });
+        }
+        buses.extend(stepped.iter().map(String::as_str));
+    }
+    if is_bus_id {
+        buses.push(id);
+    }
+    buses.sort_unstable();
+    buses.dedup();
+    let belongs = |r: &Record| {
+        r.bus_id.as_deref().is_some_and(|b| buses.binary_search(&b).is_ok())
+            || (r.id == id && !is_bus_id && owners.iter().any(|o| *o == r.client))
+    };
     let mut evidence: Vec<qaqpa_certs::msglog::Evidence> = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let wanted: Vec<&str> = std::iter::once(id).chain(buses.iter().copied()).collect();
     for dir in dirs {
         // One segment at a time: a batch never spans two (a segment is cut right
         // after a seal), so each segment's evidence is whole.
         for_each_segment(dir, |bytes| {
-            for id in &ids {
+            for id in &wanted {
                 for item in qaqpa_certs::msglog::evidence(std::iter::once(&bytes), id) {
-                    if seen.insert(item.record.clone()) {
+                    let mine = matches!(serde_json::from_str(&item.record), Ok(Line::Record(r)) if belongs(&r));
+                    if mine && seen.insert(item.record.clone()) {
                         evidence.push(item);
                     }
                 }

@@ -244,3 +244,60 @@ async fn a_failed_seal_keeps_its_batch_for_the_next_seal() {
     assert_eq!(ids(dir.path()), ["before", "after"]);
     assert_eq!(verify(dir.path()).records, 2);
 }
+
+/// A sender's id is unique per client only: two clients' messages with one id are
+/// never mixed in one bundle; the client (or the bus id) picks one, with its steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_by_a_sender_id_two_clients_used_is_refused_or_narrowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let (log, _) = open(dir.path(), &faults);
+    let send = |client: &str, bus: &str| Record {
+        client: client.into(),
+        event: Some("send".into()),
+        bus_id: Some(bus.into()),
+        ..record("m-1")
+    };
+    let take = |bus: &str| Record {
+        client: "KZ/GOV/2/b".into(),
+        event: Some("take".into()),
+        bus_id: Some(bus.into()),
+        message: Some("m-1".into()),
+        ..record(&format!("take-{bus}"))
+    };
+    let alone = Record { message: Some("m-9".into()), ..take("bus-9") };
+    for r in
+        [send("KZ/GOV/1/a", "bus-a"), send("KZ/GOV/1/c", "bus-c"), take("bus-a"), take("bus-c"), alone, record("m-2")]
+    {
+        log.commit(r).await.unwrap();
+    }
+    log.close();
+    let dirs = [dir.path().to_path_buf()];
+    let names = |b: &msglog::Bundle| -> Vec<String> {
+        let mut v: Vec<String> = b
+            .evidence
+            .iter()
+            .map(|e| match serde_json::from_str(&e.record).unwrap() {
+                Line::Record(r) => format!("{} {}", r.id, r.client),
+                Line::Seal(_) => unreachable!(),
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    match find_evidence(&dirs, "m-1", None) {
+        Err(EvidenceError::Ambiguous { clients, .. }) => assert_eq!(clients, ["KZ/GOV/1/a", "KZ/GOV/1/c"]),
+        other => panic!("{other:?}"),
+    }
+    let a = find_evidence(&dirs, "m-1", Some("KZ/GOV/1/a")).unwrap();
+    assert_eq!(names(&a), ["m-1 KZ/GOV/1/a", "take-bus-a KZ/GOV/2/b"]);
+    msglog::verify_bundle(&a, None).unwrap();
+    let by_bus = find_evidence(&dirs, "bus-c", None).unwrap();
+    assert_eq!(names(&by_bus), ["m-1 KZ/GOV/1/c", "take-bus-c KZ/GOV/2/b"]);
+    // Only a step at hand (another node's log holds the send): found by the bus id it carries.
+    let alone = find_evidence(&dirs, "m-9", None).unwrap();
+    assert_eq!(names(&alone), ["take-bus-9 KZ/GOV/2/b"]);
+    // A synchronous exchange: its own record.
+    assert_eq!(names(&find_evidence(&dirs, "m-2", None).unwrap()), ["m-2 KZ/GOV/1/a"]);
+    assert!(find_evidence(&dirs, "nobody", None).unwrap().evidence.is_empty());
+}
