@@ -346,7 +346,7 @@ pub fn find_evidence(
     buses.dedup();
     let belongs = |r: &Record| {
         r.bus_id.as_deref().is_some_and(|b| buses.binary_search(&b).is_ok())
-            || (r.id == id && !is_bus_id && owners.iter().any(|o| *o == r.client))
+            || (r.id == id && !is_bus_id && owners.contains(&r.client))
     };
     let mut evidence: Vec<qaqpa_certs::msglog::Evidence> = Vec::new();
     let mut seen = std::collections::HashSet::new();
