@@ -242,6 +242,13 @@ async fn console_in_chromium_charts_drill_down_usage_and_sla_report() {
     let consumer_row = &html[consumer..consumer + html[consumer..].find("</tr>").unwrap()];
     assert!(consumer_row.contains(&format!("<td>{}</td>", OK_SERVICE + NOT_FOUND)), "{consumer_row}");
 
+    // The usage CSV the console links to: the same sums.
+    let href = attr_after(&html, "id=\"usage-csv\"", "href").expect("a CSV download link").replace("&amp;", "&");
+    assert!(href.starts_with("/admin/v1/usage?") && href.contains("format=csv"), "{href}");
+    let linked = reqwest::get(gw.admin_url(&href)).await.unwrap().text().await.unwrap();
+    assert_eq!(csv_sums(&linked), expected_sums(), "{href}: {linked}");
+    assert!(html.contains("data-series=\"refused\""), "the limits chart is drawn");
+
     // The history endpoint the charts read, for a service and for all.
     let h = get_json(&gw.admin_url(&format!("/admin/v1/history?service={}&range=1h", enc(SERVICE)))).await;
     assert_eq!(history_count(&h), OK_SERVICE + NOT_FOUND);
@@ -318,8 +325,8 @@ async fn console_in_chromium_charts_drill_down_usage_and_sla_report() {
     assert!(printed.contains("100.000 %") && printed.contains("met"), "SERVICE met its objective: {printed}");
     assert!(printed.contains("Incidents: 1 "), "the timeouts are one incident: {printed}");
 
-    screenshot(browser, ui(format!("service={}", enc(SERVICE))), "charts", "1400,1500").await;
-    screenshot(browser, ui(exchange_hash), "drilldown", "1400,2000").await;
+    screenshot(browser, ui(format!("service={}", enc(SERVICE))), "charts", "1400,1700").await;
+    screenshot(browser, ui(exchange_hash), "drilldown", "1400,1250").await;
     screenshot(browser, report_url, "sla-report", "1100,1400").await;
     gw.running.shutdown().await;
 }
