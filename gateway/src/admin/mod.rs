@@ -4,8 +4,10 @@
 //! dashboard and the API's OpenAPI document. Kept apart from the data
 //! listeners so operators' endpoints are never reachable by exchange clients.
 
+mod console;
 pub mod live;
 mod operators;
+mod sla_page;
 pub mod views;
 
 use std::collections::HashMap;
@@ -70,6 +72,9 @@ async fn route<B>(gateway: &Gateway, req: Request<B>) -> Response<GatewayBody> {
         (&Method::GET, "/admin/v1/stats") => json(crate::admin::live::live(gateway)),
         (&Method::GET, "/admin/v1/monitoring") => monitoring(gateway, &query, &req).await,
         (&Method::GET, "/ui" | "/ui/") => text(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
+        (&Method::GET, "/ui/sla-report") => console::sla_report(gateway, &query).await,
+        (&Method::GET, "/admin/v1/history") => console::history(gateway, &query),
+        (&Method::GET, "/admin/v1/usage") => console::usage(gateway, &query, &req).await,
         (&Method::GET, "/admin/v1/openapi.json") => text(StatusCode::OK, "application/json", ADMIN_OPENAPI),
         (&Method::GET, "/admin/v1/systems") => json(views::systems(&gateway.runtime().config)),
         (&Method::GET, "/admin/v1/services") => json(views::services(&gateway.runtime().config)),
@@ -239,12 +244,19 @@ async fn monitoring<B>(gateway: &Gateway, params: &HashMap<String, String>, req:
         Some(Ok(n)) if (1..=MAX_QUERY_RECORDS).contains(&n) => n,
         Some(_) => return error_response(ErrorCode::BadRequest, "limit must be 1..=100000", None),
     };
+    let status = match params.get("status").map(|s| console::parse_status(s)) {
+        None => None,
+        Some(Some(range)) => Some(range),
+        Some(None) => return error_response(ErrorCode::BadRequest, "status must be 100..599 or 1xx..5xx", None),
+    };
     let q = Query {
         from,
         to,
         client: params.get("client").cloned(),
         service: params.get("service").cloned(),
         code: params.get("code").cloned(),
+        id: params.get("id").cloned(),
+        status,
         limit,
     };
     let records = match gateway.telemetry.monitoring.query(&q).await {

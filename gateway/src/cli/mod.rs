@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod log;
 pub mod pki_files;
+pub mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,9 @@ pub enum Command {
     /// The message log: verify it offline, export evidence for one message.
     #[command(subcommand)]
     Log(crate::cli::log::LogCommand),
+    /// The usage report (exchanges per consumer × service × day or month, the tariff
+    /// basis) from a data directory's monitoring records, offline; CSV by default.
+    Usage(crate::cli::usage::UsageArgs),
     /// Hash a ШЭП sender's password for `shep_password_hash` (Argon2id, PHC string).
     /// The password is read from standard input, never from the command line.
     ShepPassword,
@@ -238,6 +242,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Log(command) => crate::cli::log::run(command),
+        Command::Usage(args) => crate::cli::usage::run(args),
         Command::Demo(args) => {
             runtime()?.block_on(demo::run(args))?;
             Ok(ExitCode::SUCCESS)

@@ -4,11 +4,14 @@
 //! [`record::ExchangeRecord`], which holds only [`Telemetry`].
 
 pub mod body_outcome;
+pub mod history;
 pub mod message_log;
 pub mod metrics;
 pub mod monitoring;
 pub mod record;
 pub mod sla;
+pub mod sla_report;
+pub mod usage;
 
 use self::message_log::MessageLog;
 use self::metrics::Metrics;

@@ -7,12 +7,14 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
+
+use super::history::History;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Record {
@@ -77,6 +79,8 @@ pub struct Monitoring {
     capacity: usize,
     writer: mpsc::Sender<Command>,
     dir: PathBuf,
+    /// The console's charts, fed by the writer task (see [`super::history`]).
+    history: Arc<Mutex<History>>,
 }
 
 /// Filter of a query; times in microseconds since the epoch.
@@ -87,6 +91,10 @@ pub struct Query {
     pub client: Option<String>,
     pub service: Option<String>,
     pub code: Option<String>,
+    /// One exchange's message id.
+    pub id: Option<String>,
+    /// Inclusive range of statuses.
+    pub status: Option<(u16, u16)>,
     pub limit: usize,
 }
 
@@ -97,6 +105,8 @@ impl Query {
             && self.client.as_deref().is_none_or(|c| r.client == c)
             && self.service.as_deref().is_none_or(|s| r.service == s)
             && self.code.as_deref().is_none_or(|c| r.code.as_deref().unwrap_or("ok") == c)
+            && self.id.as_deref().is_none_or(|id| r.id == id)
+            && self.status.is_none_or(|(lo, hi)| (lo..=hi).contains(&r.status))
     }
 }
 
@@ -104,9 +114,28 @@ impl Monitoring {
     /// Starts the writer task (needs a tokio runtime).
     pub fn start(dir: PathBuf, capacity: usize, retention: Duration) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
+        let history = Arc::new(Mutex::new(History::open(&dir.join("history"), now_us() / 1_000_000)?));
         let (tx, rx) = mpsc::channel(65_536);
-        tokio::spawn(writer(dir.clone(), rx, retention));
-        Ok(Self { ring: Mutex::new(VecDeque::with_capacity(capacity.min(65_536))), capacity, writer: tx, dir })
+        tokio::spawn(writer(dir.clone(), rx, retention, history.clone()));
+        Ok(Self { ring: Mutex::new(VecDeque::with_capacity(capacity.min(65_536))), capacity, writer: tx, dir, history })
+    }
+
+    /// The per-service history the charts draw (read under its lock, briefly).
+    pub fn history<T>(&self, read: impl FnOnce(&History) -> T) -> T {
+        read(&self.history.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Where the hourly record files are (the usage and SLA reports read them).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Makes the writer put what it holds on disk (records and history), waiting 5 s at most.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.writer.send(Command::Flush(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+        }
     }
 
     /// Keeps the record; false if the writer queue was full and it was not persisted.
@@ -128,10 +157,7 @@ impl Monitoring {
 
     /// Records from the files, after making the writer flush what it holds.
     pub async fn query(&self, q: &Query) -> std::io::Result<Vec<Record>> {
-        let (tx, rx) = oneshot::channel();
-        if self.writer.send(Command::Flush(tx)).await.is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
-        }
+        self.flush().await;
         let dir = self.dir.clone();
         let q = q.clone();
         tokio::task::spawn_blocking(move || read_files(&dir, &q)).await.map_err(std::io::Error::other)?
@@ -144,15 +170,33 @@ fn hour_file(dir: &Path, us: i64) -> PathBuf {
 }
 
 fn read_files(dir: &Path, q: &Query) -> std::io::Result<Vec<Record>> {
+    let mut out = Vec::new();
+    scan(dir, q.from, q.to, |record| {
+        if q.matches(&record) {
+            out.push(record);
+        }
+        out.len() < q.limit
+    })?;
+    Ok(out)
+}
+
+/// Calls `visit` with every record in the hourly files of `dir` whose request came in
+/// within `[from, to)` (µs), oldest file first, until it returns false. Lines that do
+/// not parse (a torn last line after a crash) are skipped.
+pub fn scan(
+    dir: &Path,
+    from: Option<i64>,
+    to: Option<i64>,
+    mut visit: impl FnMut(Record) -> bool,
+) -> std::io::Result<()> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "ndjson"))
         .collect();
     files.sort();
     // Hourly names sort by time; skip whole files outside the range.
-    let first = q.from.map(|f| hour_file(dir, f));
-    let last = q.to.map(|t| hour_file(dir, t));
-    let mut out = Vec::new();
+    let first = from.map(|f| hour_file(dir, f));
+    let last = to.map(|t| hour_file(dir, t));
     for file in files {
         if first.as_ref().is_some_and(|f| file < *f) || last.as_ref().is_some_and(|l| file > *l) {
             continue;
@@ -160,25 +204,33 @@ fn read_files(dir: &Path, q: &Query) -> std::io::Result<Vec<Record>> {
         let reader = std::io::BufReader::new(std::fs::File::open(&file)?);
         for line in reader.lines() {
             let Ok(record) = serde_json::from_str::<Record>(&line?) else { continue };
-            if q.matches(&record) {
-                out.push(record);
-                if out.len() >= q.limit {
-                    return Ok(out);
-                }
+            if from.is_some_and(|f| record.request_in < f) || to.is_some_and(|t| record.request_in >= t) {
+                continue;
+            }
+            if !visit(record) {
+                return Ok(());
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Command>, retention: Duration) {
+async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Command>, retention: Duration, history: Arc<Mutex<History>>) {
     let mut current: Option<(PathBuf, BufWriter<std::fs::File>)> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last_sweep = std::time::Instant::now() - Duration::from_secs(3600);
+    let mut last_history = std::time::Instant::now();
+    let persist_history = || {
+        let mut h = history.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = h.persist(now_us() / 1_000_000) {
+            tracing::error!("monitoring history {}: {e}", dir.join("history").display());
+        }
+    };
     loop {
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(Command::Append(record)) => {
+                    history.lock().unwrap_or_else(|e| e.into_inner()).add(&record);
                     let path = hour_file(&dir, record.request_in);
                     if current.as_ref().is_none_or(|(p, _)| *p != path) {
                         if let Some((_, mut w)) = current.take() {
@@ -202,6 +254,7 @@ async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Command>, retention: Durati
                     if let Some((_, w)) = current.as_mut() {
                         let _ = w.flush();
                     }
+                    persist_history();
                     let _ = done.send(());
                 }
                 None => break,
@@ -209,6 +262,10 @@ async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Command>, retention: Durati
             _ = tick.tick() => {
                 if let Some((_, w)) = current.as_mut() {
                     let _ = w.flush();
+                }
+                if last_history.elapsed() >= Duration::from_secs(5) {
+                    last_history = std::time::Instant::now();
+                    persist_history();
                 }
                 if last_sweep.elapsed() > Duration::from_secs(600) {
                     last_sweep = std::time::Instant::now();
@@ -220,6 +277,7 @@ async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Command>, retention: Durati
     if let Some((_, mut w)) = current {
         let _ = w.flush();
     }
+    persist_history();
 }
 
 /// Deletes hourly files older than the retention period.

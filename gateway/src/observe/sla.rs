@@ -27,13 +27,33 @@ pub struct SlaReport {
     pub service: String,
     pub window_hours: i64,
     pub total: u64,
+    #[serde(serialize_with = "clean_f64")]
     pub availability_target: f64,
+    #[serde(serialize_with = "clean_f64")]
     pub availability: f64,
+    #[serde(serialize_with = "clean_f64")]
     pub availability_budget_remaining: f64,
     pub latency_threshold_ms: u64,
+    #[serde(serialize_with = "clean_f64")]
     pub latency_target: f64,
+    #[serde(serialize_with = "clean_f64")]
     pub latency_attainment: f64,
+    #[serde(serialize_with = "clean_f64")]
     pub latency_budget_remaining: f64,
+}
+
+/// `v` rounded to 12 significant digits, so that a target written as 99.9 (%) and
+/// divided by 100 reads 0.999, not 0.9990000000000001: shares are printed for
+/// people, and no SLA figure means anything past the 12th digit.
+pub fn clean(v: f64) -> f64 {
+    if !v.is_finite() || v == 0.0 {
+        return v;
+    }
+    format!("{v:.11e}").parse().unwrap_or(v)
+}
+
+fn clean_f64<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(clean(*v))
 }
 
 impl SlaTracker {
@@ -130,5 +150,23 @@ mod tests {
             t.record("s", now, true, false, 2);
         }
         assert!(t.report("s", &obj, now).availability_budget_remaining < 0.0);
+    }
+
+    #[test]
+    fn figures_print_without_float_artefacts() {
+        assert_eq!(99.9 / 100.0, 0.9990000000000001);
+        assert_eq!(clean(99.9 / 100.0).to_string(), "0.999");
+        assert_eq!(clean(1.0 - 1.0 / 3.0).to_string(), "0.666666666667");
+        assert_eq!(clean(f64::NEG_INFINITY), f64::NEG_INFINITY);
+        let t = SlaTracker::default();
+        let obj = SlaObjective {
+            availability: 99.9 / 100.0,
+            latency: Duration::from_millis(500),
+            latency_target: 0.99,
+            window: Duration::from_secs(3600),
+        };
+        t.record("s", 0, false, false, 2);
+        let json = serde_json::to_string(&t.report("s", &obj, 0)).unwrap();
+        assert!(json.contains("\"availability_target\":0.999,"), "{json}");
     }
 }

@@ -8,6 +8,7 @@ mod admin_api;
 mod attacks;
 mod cli;
 mod cluster;
+mod console;
 mod dashboard;
 mod deploy;
 mod events;
