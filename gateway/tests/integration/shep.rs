@@ -212,6 +212,9 @@ async fn zeep_loads_both_wsdls_and_calls_them() {
     assert_eq!(r["sync"]["fields"]["surname"], "Abenova", "{r}");
     assert_eq!(r["async"]["status"], "ON_DELIVERY", "{r}");
     assert_eq!(r["async"]["messageId"], r["async"]["expected"], "{r}");
+    // sendDeliveryNotification is in the WSDL; the portal provides nothing, so the
+    // gateway read it and refused it with a fault zeep parses.
+    assert_eq!(r["notify"]["errorCode"], "client.access_denied", "{r}");
 }
 
 /// A provider that speaks only SyncChannel: records what it gets, answers with the
