@@ -256,9 +256,9 @@ fn reads_a_delivery_notification_and_refuses_its_hostile_variants() {
 }
 
 mod fuzz {
-    //! The reader never panics and its ranges stay inside the input, over mutations
-    //! of real-shaped messages (the fuzz target `shep_envelope` runs the same check
-    //! under cargo-fuzz).
+    //! The readers never panic and their ranges stay inside the input, over mutations
+    //! of real-shaped messages — calls, notifications and providers' answers (the
+    //! fuzz target `shep_envelope` runs the same check under cargo-fuzz).
     use super::*;
 
     /// splitmix64: deterministic, no extra crate.
@@ -273,10 +273,14 @@ mod fuzz {
     #[test]
     fn mutations_never_panic() {
         let mut state = 18;
-        let seeds = [SYNC.as_bytes().to_vec()];
+        let answer = sync_response(
+            &ResponseInfo { message_id: "r".into(), status_code: SUCCESS_CODE.into(), ..Default::default() },
+            Some(r#"<data xmlns:p="urn:p"><p:GetDebtResponse><p:amount>1</p:amount></p:GetDebtResponse></data>"#),
+        );
+        let seeds = [SYNC.as_bytes().to_vec(), NOTIFICATION.as_bytes().to_vec(), answer.into_bytes()];
         let alphabet = b"<>/&;:=\"' xa\x00\xff!-?[]";
-        for _ in 0..20_000 {
-            let mut input = seeds[0].clone();
+        for round in 0..30_000 {
+            let mut input = seeds[round % seeds.len()].clone();
             for _ in 0..1 + next(&mut state) % 4 {
                 let at = (next(&mut state) as usize) % input.len().max(1);
                 match next(&mut state) % 3 {
@@ -299,6 +303,18 @@ mod fuzz {
         if let Ok(m) = read(input, None, &XmlLimits::default()) {
             for r in [Some(m.body.clone()), m.data.clone(), m.data_element.clone()].into_iter().flatten() {
                 assert!(r.start <= r.end && r.end <= input.len());
+            }
+        }
+        if let Ok(envelope) = crate::soap::read_envelope(input, None, &XmlLimits::default()) {
+            super::namespaces_in_scope(input, envelope.body.start);
+            if let Ok(a) = super::read_sync_answer(input, &envelope) {
+                for r in [a.data.clone(), a.data_element.clone()].into_iter().flatten() {
+                    assert!(r.start <= r.end && r.end <= input.len());
+                }
+                if let Some(data) = a.data {
+                    let inner = super::response_content(input, data.clone());
+                    assert!(data.start <= inner.start && inner.start <= inner.end && inner.end <= data.end);
+                }
             }
         }
     }
