@@ -114,7 +114,7 @@ impl Face for ShepAsync {
 }
 
 /// `getMessageStatus`: the state of one of the sender's own messages, as ШЭП names
-/// it. Only the embedded store answers; with NATS the id is reported unknown.
+/// it, from either mailbox store (`Store::state`).
 async fn status(ctx: &mut Ctx, message: &Message) -> Result<Outcome, GatewayError> {
     use qaqpa_mailbox::MessageState;
     let runtime = ctx.runtime.clone();
@@ -205,10 +205,12 @@ async fn notify(ctx: &mut Ctx, message: &Message, bytes: Bytes) -> Result<Outcom
                     ..Step::new(event, mid)
                 };
                 ctx.record.set_step(step);
+                // The metric's closed set of events: a refusal is a failed delivery,
+                // a stop a dead letter.
                 let counted = match (accepted, resend) {
                     (true, _) => "acked",
-                    (false, true) => "refused",
-                    (false, false) => "stopped",
+                    (false, true) => "failed",
+                    (false, false) => "dead",
                 };
                 ctx.shared.telemetry.metrics.mailbox_events.with_label_values(&[counted]).inc();
                 let fields = format!(
