@@ -231,6 +231,30 @@ pub fn namespaces_in_scope(input: &[u8], at: usize) -> Vec<(String, String)> {
     out
 }
 
+/// `fragment` (an element moved out of its document) with `xmlns="uri"` declared on
+/// its first element when that element declares no default namespace of its own:
+/// what its unprefixed names meant where it came from. Unchanged when it does, or
+/// when it does not start with an element.
+pub fn with_default_namespace(fragment: &str, uri: &str) -> String {
+    let mut reader = Reader::from_reader(fragment.as_bytes());
+    loop {
+        let event = reader.read_event();
+        let end = reader.buffer_position() as usize;
+        let (e, empty) = match event {
+            Ok(Event::Start(e)) => (e, false),
+            Ok(Event::Empty(e)) => (e, true),
+            Ok(Event::Text(_) | Event::Comment(_)) => continue,
+            _ => return fragment.to_owned(),
+        };
+        if e.attributes().filter_map(Result::ok).any(|a| a.key.as_ref() == b"xmlns") {
+            return fragment.to_owned();
+        }
+        let close = if empty { end - 2 } else { end - 1 };
+        let uri = soap::escape(uri).replace('"', "&quot;");
+        return format!(r#"{} xmlns="{uri}"{}"#, &fragment[..close], &fragment[close..]);
+    }
+}
+
 /// Declarations as attributes (` xmlns:p="uri"`), the default one left out when
 /// `with_default` is false (an unqualified ШЭП element such as `data` must stay
 /// in no namespace).

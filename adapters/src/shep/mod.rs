@@ -19,7 +19,10 @@ pub mod wsdl;
 #[cfg(test)]
 mod tests;
 
-pub use answer::{declarations, namespaces_in_scope, read_sync_answer, response_content, AnswerFault, SyncAnswer};
+pub use answer::{
+    declarations, namespaces_in_scope, read_sync_answer, response_content, with_default_namespace, AnswerFault,
+    SyncAnswer,
+};
 pub use reader::{read, Channel, DeliveryNotice, Message, Password, Sender, ShepError, MAX_FIELD_LEN, MAX_PROPERTIES};
 pub use writer::{
     async_ack, build_sync_request, envelope, fault, sync_response, ResponseInfo, SUCCESS_CODE, SUCCESS_MESSAGE,

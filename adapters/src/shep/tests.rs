@@ -204,6 +204,12 @@ fn namespaces_in_scope_are_those_of_the_open_elements() {
     assert_eq!(ns, want.map(|(p, u)| (p.to_owned(), u.to_owned())));
     assert_eq!(declarations(&ns, false), r#" xmlns:e="urn:e" xmlns:t="urn:inner""#);
     assert_eq!(declarations(&ns, true), r#" xmlns:e="urn:e" xmlns:t="urn:inner" xmlns="urn:d""#);
+    // A moved element takes the default namespace it had, unless it declares its own.
+    use super::with_default_namespace as carry;
+    assert_eq!(carry("<Op a=\"1\"><x/></Op>", "urn:d"), r#"<Op a="1" xmlns="urn:d"><x/></Op>"#);
+    assert_eq!(carry("<Op/>", "urn:\"d"), r#"<Op xmlns="urn:&quot;d"/>"#);
+    assert_eq!(carry("<Op xmlns=\"urn:own\"/>", "urn:d"), "<Op xmlns=\"urn:own\"/>");
+    assert_eq!(carry("just text", "urn:d"), "just text");
 }
 
 /// An AsyncChannel `sendDeliveryNotification` shaped like the public stubs

@@ -288,10 +288,18 @@ pub async fn xroad_to_sync(
 ) -> Result<Response<Bytes>, GatewayError> {
     let (op_ns, op_name) = envelope.operation.clone().ok_or_else(|| bad_request("the SOAP Body is empty"))?;
     let op_xml = std::str::from_utf8(&bytes[envelope.body.clone()])
-        .map_err(|_| GatewayError::new(ErrorCode::BadXml, "the SOAP Body is not UTF-8"))?;
-    let declarations = shep::declarations(&shep::namespaces_in_scope(bytes, envelope.body.start), false);
+        .map_err(|_| GatewayError::new(ErrorCode::BadXml, "the SOAP Body is not UTF-8"))?
+        .trim();
+    let in_scope = shep::namespaces_in_scope(bytes, envelope.body.start);
+    // Prefixes go on `data`; a default namespace cannot (`data` is unqualified), so
+    // it goes on the operation element itself.
+    let op_xml = match in_scope.iter().find(|(p, _)| p.is_empty()) {
+        Some((_, uri)) => shep::with_default_namespace(op_xml, uri),
+        None => op_xml.to_owned(),
+    };
+    let declarations = shep::declarations(&in_scope, false);
     let (answer, read) =
-        call_sync(runtime, route, shep_service_id, op_xml.trim(), &declarations, client, peer, record).await?;
+        call_sync(runtime, route, shep_service_id, &op_xml, &declarations, client, peer, record).await?;
     let content = read.data.clone().map(|data| shep::response_content(&answer, data)).unwrap_or(0..0);
     let text = std::str::from_utf8(&answer[content.clone()])
         .map_err(|_| GatewayError::new(ErrorCode::UpstreamUnavailable, "the provider's data is not UTF-8"))?;

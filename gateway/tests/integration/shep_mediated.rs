@@ -88,6 +88,24 @@ async fn an_xroad_soap_client_reaches_a_provider_that_speaks_only_sync_channel()
     let debt = &fields["GetDebtResponse"];
     assert_eq!((debt["iin"].as_str(), debt["amount"].as_str()), (Some("900101300123"), Some("12500")), "{body}");
 
+    // A default namespace declared on the Body cannot go on `data` (unqualified): it
+    // goes on the operation element, which keeps its namespace.
+    let defaulted = get_debt("xroad-to-shep-default", "900101300123")
+        .replace("<soapenv:Body>", &format!("<soapenv:Body xmlns=\"{TAX_NS}\">"))
+        .replace(
+            "<tax:GetDebt><tax:iin>900101300123</tax:iin></tax:GetDebt>",
+            "<GetDebt><iin>900101300123</iin></GetDebt>",
+        );
+    let (status, body) = post(defaulted).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = seen.lock().unwrap().pop().expect("the provider was called");
+    let m = qaqpa_adapters::shep::read(sent.as_bytes(), None, &Default::default()).unwrap();
+    let data = &sent[m.data.clone().unwrap()];
+    assert_eq!(data, format!("<GetDebt xmlns=\"{TAX_NS}\"><iin>900101300123</iin></GetDebt>"), "{sent}");
+    let data_tag = &sent[m.data_element.clone().unwrap()];
+    assert!(data_tag.starts_with("<data") && !data_tag.starts_with("<data xmlns=\""), "data stays unqualified: {sent}");
+    assert!(!data_tag[..data_tag.find('>').unwrap()].contains(" xmlns=\""), "{sent}");
+
     // A ШЭП status other than SCSS001, and a ШЭП fault, are X-Road faults.
     for (iin, says) in [("0", "ERR001"), ("fault", "the provider refuses this IIN")] {
         let (status, body) = post(get_debt(&format!("xroad-to-shep-{iin}"), iin)).await;
