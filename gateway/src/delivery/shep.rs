@@ -297,7 +297,11 @@ pub async fn xroad_to_sync(
         Some((_, uri)) => shep::with_default_namespace(op_xml, uri),
         None => op_xml.to_owned(),
     };
-    let declarations = shep::declarations(&in_scope, false);
+    // Only the prefixes the operation may use (named anywhere in it, `xsi:type`
+    // values too): the X-Road header's `xrd`, `id` and the Envelope's own stay behind.
+    let used: Vec<(String, String)> =
+        in_scope.iter().filter(|(p, _)| !p.is_empty() && op_xml.contains(&format!("{p}:"))).cloned().collect();
+    let declarations = shep::declarations(&used, false);
     let (answer, read) =
         call_sync(runtime, route, shep_service_id, &op_xml, &declarations, client, peer, record).await?;
     let content = read.data.clone().map(|data| shep::response_content(&answer, data)).unwrap_or(0..0);
