@@ -187,9 +187,15 @@ impl Embedded {
         result
     }
 
-    /// Moves messages to the dead letters, each with its last event.
+    /// Moves messages to the dead letters, each with its last event (and, unless
+    /// `stopped` names who stopped them, the count of attempts they ran out of).
     async fn bury(&self, victims: Vec<(u128, u64, Attempt)>) -> Result<(), MailboxError> {
+        self.bury_as(victims, None).await
+    }
+
+    async fn bury_as(&self, victims: Vec<(u128, u64, Attempt)>, stopped: Option<String>) -> Result<(), MailboxError> {
         let max = self.policy.max_attempts;
+        let why = stopped.map_or_else(|| format!("dead letter after {max} attempts"), |s| format!("dead letter: {s}"));
         let buried = self
             .write(move |t| {
                 let mut moved = Vec::new();
@@ -199,7 +205,7 @@ impl Embedded {
                     }
                     let Some(value) = t.messages.remove(seq)?.map(|v| v.value().to_vec()) else { continue };
                     let Ok((mut envelope, body)) = decode(value) else { continue };
-                    let buried = Attempt { event: format!("dead letter after {max} attempts"), ..event.clone() };
+                    let buried = Attempt { event: why.clone(), ..event.clone() };
                     push_attempt(&mut envelope.history, event);
                     push_attempt(&mut envelope.history, buried);
                     t.dead.insert(key, encode(&envelope, &body).as_ref())?;
@@ -369,6 +375,19 @@ impl Store for Embedded {
         .await?;
         self.index().delay(key, now_ms() + delay.as_millis() as i64);
         Ok(())
+    }
+
+    async fn refuse(&self, mid: uuid::Uuid, owner: &str, why: String, resend: bool) -> Result<(), MailboxError> {
+        let key = mid.as_u128();
+        let (seq, _) = self.index().attempts(key).ok_or(MailboxError::Unknown(mid))?;
+        if self.index().owned(key, Kind::Request, owner).is_none() {
+            return Err(MailboxError::Unknown(mid));
+        }
+        if resend {
+            return self.fail(mid, format!("refused by {owner}: {why}")).await;
+        }
+        let event = self.policy.attempt(format!("refused by {owner}: {why}"));
+        self.bury_as(vec![(key, seq, event)], Some(format!("stopped by {owner}"))).await
     }
 
     /// Readies messages whose lease or retry delay is over, buries those out of

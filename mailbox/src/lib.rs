@@ -400,6 +400,11 @@ pub trait Store: Send + Sync {
     /// A push delivery failed: retry after the backoff, or dead-letter it.
     async fn fail(&self, mid: uuid::Uuid, why: String) -> Result<(), MailboxError>;
 
+    /// The provider (`owner`) that holds a request it took says it could not accept
+    /// it (ШЭП `sendDeliveryNotification`): delivered again after the backoff like a
+    /// failed push (`resend`), or stopped at once — a dead letter, for an operator.
+    async fn refuse(&self, mid: uuid::Uuid, owner: &str, why: String, resend: bool) -> Result<(), MailboxError>;
+
     /// Messages per queue and state.
     async fn depths(&self) -> Result<Vec<Depth>, MailboxError>;
 

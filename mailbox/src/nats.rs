@@ -13,6 +13,10 @@
 //!   `{P}_HISTORY`.
 //! - Dead letters: a message delivered more than `max_attempts` times is moved to
 //!   the stream `{P}_DEAD` with its history when next fetched.
+//! - States for the sender's status query (ШЭП `getMessageStatus`): the work queue
+//!   cannot be searched by message, so each request's state is kept in the bucket
+//!   `{P}_STATE` (waiting, retrying, answered, done; written beside the message, not
+//!   after it), and a dead letter is found in `{P}_DEAD` by its subject.
 
 use std::time::Duration;
 
@@ -26,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     now_ms, push_attempt, Attempt, DeadLetter, Delivery, Depth, EventDelivery, EventMeta, Kind, MailboxError,
-    MessageMeta, Policy, Published, Queue, Sent, Store, TopicRules,
+    MessageMeta, MessageState, Policy, Published, Queue, Sent, Store, TopicRules,
 };
 
 mod events;
@@ -39,6 +43,7 @@ pub struct Nats {
     dead: stream::Stream,
     leases: Bucket,
     history: Bucket,
+    states: Bucket,
     consumers: DashMap<Queue, consumer::PullConsumer>,
     /// Services whose consumer holds one message at a time.
     ordered: DashMap<String, ()>,
@@ -96,6 +101,7 @@ impl Nats {
             .map_err(nats_error)?;
         let leases = Bucket::open(&js, &format!("{prefix}_LEASES"), replicas).await?;
         let history = Bucket::open(&js, &format!("{prefix}_HISTORY"), replicas).await?;
+        let states = Bucket::open(&js, &format!("{prefix}_STATE"), replicas).await?;
         Ok(Self {
             client,
             js,
@@ -104,6 +110,7 @@ impl Nats {
             dead,
             leases,
             history,
+            states,
             consumers: DashMap::new(),
             ordered: DashMap::new(),
             policy,
@@ -207,6 +214,10 @@ impl Nats {
             }
             envelope.attempts = delivered;
             envelope.history = self.note(envelope.mid, format!("delivered (attempt {delivered})")).await;
+            if delivered > 1 && envelope.kind == Kind::Request {
+                // A retry after a failed push is on delivery again.
+                self.set_state(envelope.mid, MessageState::Waiting).await;
+            }
             let lease = Lease { ack, owner: envelope.owner(), kind: envelope.kind, envelope: envelope.clone() };
             let value = serde_json::to_vec(&lease).unwrap_or_default();
             self.leases.put(&key, value.into()).await?;
@@ -226,6 +237,14 @@ impl Nats {
         self.client.flush().await.map_err(nats_error)?;
         let _ = self.leases.delete(lease_key(kind, mid)).await;
         Ok(())
+    }
+
+    /// Records where a request is, for [`Store::state`]. A lost write only makes a
+    /// status answer stale; the message itself is unaffected.
+    async fn set_state(&self, mid: uuid::Uuid, state: MessageState) {
+        if let Err(e) = self.states.put(mid.to_string(), Bytes::from_static(state_name(state))).await {
+            tracing::warn!("mailbox state of {mid} not recorded: {e}");
+        }
     }
 
     /// Adds an event to a message's history; returns the history as stored.
@@ -290,10 +309,21 @@ impl Store for Nats {
         // The queue's consumer exists from the first message on, so depths see it.
         self.consumer(&envelope.queue()).await?;
         let subject = self.subject(&envelope.queue());
-        self.store(subject, &mid.to_string(), &envelope, &body).await.map(|duplicate| match duplicate {
-            true => Sent::Duplicate(mid),
-            false => Sent::New(mid),
-        })
+        let kind = envelope.kind;
+        let msg_id = mid.to_string();
+        let stored = self.store(subject, &msg_id, &envelope, &body);
+        if kind != Kind::Request {
+            return stored.await.map(|duplicate| if duplicate { Sent::Duplicate(mid) } else { Sent::New(mid) });
+        }
+        // The state is written beside the message, in the same round trip, and only
+        // where there is none yet: a duplicate keeps the first one's state, and a
+        // state written by a reply that overtook it stays. Should the message's own
+        // write fail, `waiting` names a message the sender was told was refused and
+        // sends again (the same id, so the same message).
+        let waiting = Bytes::from_static(state_name(MessageState::Waiting));
+        let (stored, _) = tokio::join!(stored, self.states.create(mid.to_string(), waiting));
+        let duplicate = stored?;
+        Ok(if duplicate { Sent::Duplicate(mid) } else { Sent::New(mid) })
     }
 
     async fn take(&self, queues: &[Queue], max: usize, wait: Duration) -> Result<Vec<Delivery>, MailboxError> {
@@ -338,7 +368,9 @@ impl Store for Nats {
         };
         let subject = self.subject(&response.queue());
         self.store(subject, &format!("rep-{mid}"), &response, &body).await?;
-        self.finish(mid, Kind::Request, &lease, b"+ACK").await
+        self.finish(mid, Kind::Request, &lease, b"+ACK").await?;
+        self.set_state(mid, MessageState::Answered).await;
+        Ok(())
     }
 
     async fn ack(&self, mid: uuid::Uuid, system: &str) -> Result<(), MailboxError> {
@@ -348,6 +380,7 @@ impl Store for Nats {
                 if kind == Kind::Response {
                     let _ = self.history.delete(mid.to_string()).await;
                 }
+                self.set_state(mid, MessageState::Done).await;
                 return Ok(());
             }
         }
@@ -365,6 +398,31 @@ impl Store for Nats {
         self.client.publish(lease.ack.clone(), nak.into()).await.map_err(nats_error)?;
         self.client.flush().await.map_err(nats_error)?;
         let _ = self.leases.delete(lease_key(Kind::Request, mid)).await;
+        self.set_state(mid, MessageState::Retrying).await;
+        Ok(())
+    }
+
+    async fn refuse(&self, mid: uuid::Uuid, owner: &str, why: String, resend: bool) -> Result<(), MailboxError> {
+        let lease = self.lease(mid, Kind::Request, owner).await.ok_or(MailboxError::Unknown(mid))?;
+        if resend {
+            return self.fail(mid, format!("refused by {owner}: {why}")).await;
+        }
+        // Stopped at once: a dead letter with its body, which the lease does not
+        // carry; the work queue still holds the message at the sequence its ack
+        // subject names.
+        let seq = stream_sequence(&lease.ack)
+            .ok_or_else(|| nats_error(format!("an ack subject without a stream sequence: {}", lease.ack)))?;
+        let message = self.mailbox.get_raw_message(seq).await.map_err(nats_error)?;
+        let (_, body) = crate::unframe::<MessageMeta>(&message.payload)
+            .ok_or_else(|| nats_error("an unreadable mailbox message"))?;
+        let mut envelope = lease.envelope.clone();
+        envelope.history = self.history(mid).await;
+        push_attempt(&mut envelope.history, self.policy.attempt(format!("refused by {owner}: {why}")));
+        push_attempt(&mut envelope.history, self.policy.attempt(format!("dead letter: stopped by {owner}")));
+        let subject = format!("{}.dead.{}", self.prefix, mid.simple());
+        self.store(subject, &format!("dead-{mid}-{}", now_ms()), &envelope, &body).await?;
+        self.finish(mid, Kind::Request, &lease, b"+ACK").await?;
+        self.policy.on_dead_letter.tell(&envelope);
         Ok(())
     }
 
@@ -426,15 +484,30 @@ impl Store for Nats {
         self.note(mid, "replayed by an operator".into()).await;
         let subject = self.subject(&envelope.queue());
         self.store(subject, &format!("replay-{mid}-{seq}"), &envelope, &body).await?;
+        self.set_state(mid, MessageState::Waiting).await;
         self.dead.delete_message(seq).await.map_err(nats_error)?;
         Ok(())
     }
 
     async fn drop_dead(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
         let (seq, _, _) = self.dead_one(mid).await?;
+        // Finished for good, as the embedded store reports a dropped id.
+        self.set_state(mid, MessageState::Done).await;
         self.dead.delete_message(seq).await.map_err(nats_error)?;
         let _ = self.history.delete(mid.to_string()).await;
         Ok(())
+    }
+
+    /// A dead letter first (found by its subject in `{P}_DEAD`), else the state
+    /// recorded in `{P}_STATE` (kept as long as the bucket's age limit).
+    async fn state(&self, mid: uuid::Uuid) -> Result<Option<MessageState>, MailboxError> {
+        let subject = format!("{}.dead.{}", self.prefix, mid.simple());
+        match self.dead.get_last_raw_message_by_subject(&subject).await {
+            Ok(_) => return Ok(Some(MessageState::Dead)),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {}
+            Err(e) => return Err(nats_error(e)),
+        }
+        Ok(self.states.get(mid.to_string()).await?.as_deref().and_then(state_named))
     }
 
     async fn probe(&self) -> Result<(), MailboxError> {
@@ -509,10 +582,58 @@ impl Bucket {
         Ok(())
     }
 
+    /// Puts `value` only where the key has never had one (JetStream checks the
+    /// subject's last sequence is 0); `false` when it had.
+    async fn create(&self, key: impl AsRef<str>, value: Bytes) -> Result<bool, MailboxError> {
+        let subject = format!("{}.{}", self.name, key.as_ref());
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Expected-Last-Subject-Sequence", "0");
+        let ack = self.js.publish_with_headers(subject, headers, value).await.map_err(nats_error)?.await;
+        match ack {
+            Ok(_) => Ok(true),
+            Err(e) if e.to_string().contains("wrong last sequence") => Ok(false),
+            Err(e) => Err(nats_error(e)),
+        }
+    }
+
     /// An empty value is a deletion (the stream keeps one message per key).
     async fn delete(&self, key: impl AsRef<str>) -> Result<(), MailboxError> {
         self.put(key, Bytes::new()).await
     }
+}
+
+/// The stream sequence in a JetStream ack subject: `$JS.ACK.<stream>.<consumer>.
+/// <delivered>.<stream seq>.…` (9 tokens), or with a domain and account hash before
+/// the stream (12 tokens).
+fn stream_sequence(ack: &str) -> Option<u64> {
+    let tokens: Vec<&str> = ack.split('.').collect();
+    let at = match tokens.len() {
+        9 => 5,
+        n if n >= 11 => 7,
+        _ => return None,
+    };
+    tokens.get(at)?.parse().ok()
+}
+
+fn state_name(state: MessageState) -> &'static [u8] {
+    match state {
+        MessageState::Waiting => b"waiting",
+        MessageState::Retrying => b"retrying",
+        MessageState::Answered => b"answered",
+        MessageState::Done => b"done",
+        MessageState::Dead => b"dead",
+    }
+}
+
+fn state_named(name: &[u8]) -> Option<MessageState> {
+    Some(match name {
+        b"waiting" => MessageState::Waiting,
+        b"retrying" => MessageState::Retrying,
+        b"answered" => MessageState::Answered,
+        b"done" => MessageState::Done,
+        b"dead" => MessageState::Dead,
+        _ => return None,
+    })
 }
 
 fn lease_key(kind: Kind, mid: uuid::Uuid) -> String {

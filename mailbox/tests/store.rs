@@ -159,6 +159,8 @@ suite!(
     events_are_pulled_in_order_and_acknowledged_cumulatively,
     released_events_come_back_in_order,
     each_subscriber_has_its_own_cursor,
+    state_follows_a_request,
+    a_provider_refuses_a_request_for_a_resend_or_for_good,
 );
 
 // ---- helpers ----------------------------------------------------------------------
@@ -517,12 +519,10 @@ async fn a_reopened_embedded_store_has_every_unfinished_message_ready_again() {
     assert_eq!(store.send(request("m-2"), Bytes::new()).await.unwrap(), Sent::Duplicate(done), "still remembered");
 }
 
-/// `Store::state` (ШЭП getMessageStatus) through a request's life, embedded store.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn embedded_state_follows_a_request() {
+/// `Store::state` (ШЭП getMessageStatus) through a request's life: waiting, taken,
+/// failed, answered, collected; a resend does not reset it; a dead letter is dead.
+async fn state_follows_a_request(store: &dyn Store) {
     use qaqpa_mailbox::MessageState;
-    let h = Harness::embedded().await;
-    let store = &*h.store;
     let provider = "KZ/GOV/000000000001/population-register";
     assert_eq!(store.state(mailbox_id(CLIENT, "never")).await.unwrap(), None);
     let send = |id: &str| MessageMeta::request(CLIENT, SERVICE, id, String::new(), Vec::new(), false);
@@ -546,6 +546,46 @@ async fn embedded_state_follows_a_request() {
     assert_eq!(store.state(second).await.unwrap(), Some(MessageState::Answered));
     let answer = store.take(&[Queue::Responses(CLIENT.into())], 1, Duration::from_secs(1)).await.unwrap();
     assert_eq!(answer[0].envelope.mid, second);
+    let resent = store.send(send("state-2"), Bytes::from_static(b"two")).await.unwrap();
+    assert_eq!(resent, Sent::Duplicate(second));
+    assert_eq!(store.state(second).await.unwrap(), Some(MessageState::Answered), "a resend changes nothing");
     store.ack(second, CLIENT).await.unwrap();
     assert_eq!(store.state(second).await.unwrap(), Some(MessageState::Done));
+
+    // The first one, out of attempts: dead; replayed, on delivery again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.state(first).await.unwrap() != Some(MessageState::Dead) && Instant::now() < deadline {
+        housekeep(store).await;
+        for d in store.take(&[Queue::Requests(SERVICE.into())], 1, Duration::from_millis(200)).await.unwrap() {
+            store.fail(d.envelope.mid, "push refused again".into()).await.unwrap();
+        }
+    }
+    assert_eq!(store.state(first).await.unwrap(), Some(MessageState::Dead));
+    store.replay(first).await.unwrap();
+    assert_eq!(store.state(first).await.unwrap(), Some(MessageState::Waiting), "replayed: on delivery again");
+}
+
+/// `Store::refuse` (ШЭП sendDeliveryNotification, not accepted): only the provider
+/// that holds the request may refuse it; with a resend it comes back like a failed
+/// push, without one it is a dead letter at once, body and history kept.
+async fn a_provider_refuses_a_request_for_a_resend_or_for_good(store: &dyn Store) {
+    use qaqpa_mailbox::MessageState;
+    let mid = store.send(request("m-1"), Bytes::from_static(b"body")).await.unwrap().mid();
+    take_one(store, &requests()).await;
+    let stranger = store.refuse(mid, OTHER, "not mine".into(), false).await;
+    assert!(matches!(stranger, Err(MailboxError::Unknown(_))), "{stranger:?}");
+    store.refuse(mid, &provider(), "busy".into(), true).await.unwrap();
+    assert_eq!(store.state(mid).await.unwrap(), Some(MessageState::Retrying));
+    let again = take_one(store, &requests()).await;
+    assert_eq!((again.envelope.mid, again.envelope.attempts), (mid, 2), "delivered again");
+    store.refuse(mid, &provider(), "bad data".into(), false).await.unwrap();
+    assert_eq!(store.state(mid).await.unwrap(), Some(MessageState::Dead));
+    assert_eq!(store.dead_count().await.unwrap(), 1);
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!((dead[0].envelope.mid, dead[0].body_bytes), (mid, 4));
+    let events: Vec<&str> = dead[0].envelope.history.iter().map(|a| a.event.as_str()).collect();
+    assert!(events.iter().any(|e| e.contains("refused by") && e.contains("bad data")), "{events:?}");
+    assert!(events.last().is_some_and(|e| e.starts_with("dead letter: stopped by")), "{events:?}");
+    assert_eq!(reported_dead(store, mid), 1);
+    nothing_in(store, &requests()).await;
 }

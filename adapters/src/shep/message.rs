@@ -39,6 +39,17 @@ pub struct Sender {
     pub password: Option<Password>,
 }
 
+/// `notification/deliveryStatus` of an AsyncChannel `sendDeliveryNotification`: what
+/// the receiving system says of a message it got (`receiveStatus` MESSAGE_ACCEPTED
+/// or ШЭП's MESSAGE_NOT_ACCTEPTED, `resendMessage` RESEND or NOT_RESEND, `error`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryNotice {
+    pub receive_status: Option<String>,
+    pub resend_message: Option<String>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
 /// What the gateway reads of a ШЭП message; `data` stays in the caller's buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -56,6 +67,9 @@ pub struct Message {
     pub session_id: Option<String>,
     pub sender: Option<Sender>,
     pub properties: Vec<(String, String)>,
+    /// `sendDeliveryNotification`: its `notification` (`messageId` and `serviceId`
+    /// are read into the fields above).
+    pub notice: Option<DeliveryNotice>,
     /// Byte range of the content of `requestData/data` (`messageData/data`).
     pub data: Option<Range<usize>>,
     /// Byte range of the whole `data` element, tags included.

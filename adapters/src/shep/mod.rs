@@ -10,6 +10,7 @@
 //! a second `serviceId`, or one nested where ШЭП does not put it, is refused rather
 //! than guessed at (a provider might read the other one).
 
+mod answer;
 mod message;
 mod reader;
 mod writer;
@@ -18,7 +19,11 @@ pub mod wsdl;
 #[cfg(test)]
 mod tests;
 
-pub use reader::{read, Channel, Message, Password, Sender, ShepError, MAX_FIELD_LEN, MAX_PROPERTIES};
+pub use answer::{
+    declarations, namespaces_in_scope, read_sync_answer, response_content, with_default_namespace, AnswerFault,
+    SyncAnswer,
+};
+pub use reader::{read, Channel, DeliveryNotice, Message, Password, Sender, ShepError, MAX_FIELD_LEN, MAX_PROPERTIES};
 pub use writer::{
     async_ack, build_sync_request, envelope, fault, sync_response, ResponseInfo, SUCCESS_CODE, SUCCESS_MESSAGE,
 };

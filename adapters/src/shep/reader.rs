@@ -3,7 +3,7 @@
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
-pub use super::message::{Channel, Message, Password, Sender, ShepError};
+pub use super::message::{Channel, DeliveryNotice, Message, Password, Sender, ShepError};
 use super::{ASYNC_TYPES_NS, SYNC_TYPES_NS};
 use crate::soap::{self, XmlLimits};
 
@@ -27,6 +27,12 @@ enum Field {
     Password,
     Key,
     Value,
+    ReceiveStatus,
+    ResendMessage,
+    ErrorCode,
+    ErrorMessage,
+    /// A date or id of a notification the gateway does not use (read, bounded, dropped).
+    Unused(&'static str),
 }
 
 impl Field {
@@ -56,6 +62,11 @@ impl Field {
             Self::Password => "password",
             Self::Key => "properties/key",
             Self::Value => "properties/value",
+            Self::ReceiveStatus => "receiveStatus",
+            Self::ResendMessage => "resendMessage",
+            Self::ErrorCode => "error/errorCode",
+            Self::ErrorMessage => "error/errorMessage",
+            Self::Unused(name) => name,
         }
     }
 }
@@ -69,6 +80,10 @@ enum Place {
     DataBlock,
     Sender,
     Property,
+    /// `sendDeliveryNotification`'s `notification`, its `deliveryStatus` and `error`.
+    Notification,
+    Status,
+    StatusError,
     /// Inside `data`: anything goes (bounded by the SOAP reader's limits).
     Data,
 }
@@ -101,6 +116,7 @@ pub fn read(input: &[u8], content_type: Option<&str>, limits: &XmlLimits) -> Res
         session_id: None,
         sender: None,
         properties: Vec::new(),
+        notice: None,
         data: None,
         data_element: None,
         data_type: None,
@@ -139,6 +155,45 @@ pub fn read(input: &[u8], content_type: Option<&str>, limits: &XmlLimits) -> Res
                         Place::Operation
                     }
                     Some(Place::Operation) if local == b"request" => Place::Request,
+                    Some(Place::Request) if message.operation == "sendDeliveryNotification" => match local {
+                        b"notification" => {
+                            if message.notice.is_some() {
+                                return Err(ShepError::Duplicate("notification"));
+                            }
+                            message.notice = Some(DeliveryNotice::default());
+                            Place::Notification
+                        }
+                        b"sender" => start_sender(&mut message)?,
+                        b"requestDate" => unused(&mut field, stack.len(), "requestDate"),
+                        _ => return Err(ShepError::Unexpected(name())),
+                    },
+                    Some(Place::Notification) => match local {
+                        b"deliveryStatus" => {
+                            if message.notice.as_ref().is_some_and(|n| n.receive_status.is_some()) {
+                                return Err(ShepError::Duplicate("deliveryStatus"));
+                            }
+                            Place::Status
+                        }
+                        b"notificationDate" => unused(&mut field, stack.len(), "notificationDate"),
+                        b"messageId" | b"serviceId" => {
+                            info_field(local, &mut field, stack.len(), &message).map(|()| Place::Notification)?
+                        }
+                        _ => return Err(ShepError::Unexpected(name())),
+                    },
+                    Some(Place::Status) => match local {
+                        b"receiveStatus" => notice_field(Field::ReceiveStatus, &mut field, stack.len(), &message)?,
+                        b"resendMessage" => notice_field(Field::ResendMessage, &mut field, stack.len(), &message)?,
+                        b"statusDate" => unused(&mut field, stack.len(), "statusDate"),
+                        b"error" => Place::StatusError,
+                        _ => return Err(ShepError::Unexpected(name())),
+                    },
+                    Some(Place::StatusError) => match local {
+                        b"errorCode" => notice_field(Field::ErrorCode, &mut field, stack.len(), &message)?,
+                        b"errorMessage" => notice_field(Field::ErrorMessage, &mut field, stack.len(), &message)?,
+                        b"errorDate" => unused(&mut field, stack.len(), "errorDate"),
+                        b"sessionId" => unused(&mut field, stack.len(), "error/sessionId"),
+                        _ => return Err(ShepError::Unexpected(name())),
+                    },
                     Some(Place::Request) => match local {
                         b"requestInfo" | b"messageInfo" => Place::Info,
                         b"requestData" | b"messageData" => Place::DataBlock,
@@ -292,8 +347,33 @@ fn info_field(
     Ok(())
 }
 
+/// Starts a field of no use to the gateway (a date): read and bounded like the others.
+fn unused(field: &mut Option<(Field, usize)>, depth: usize, name: &'static str) -> Place {
+    *field = Some((Field::Unused(name), depth));
+    Place::Status
+}
+
+/// Starts a field of `deliveryStatus` or its `error`, refusing one given twice.
+fn notice_field(
+    f: Field,
+    field: &mut Option<(Field, usize)>,
+    depth: usize,
+    message: &Message,
+) -> Result<Place, ShepError> {
+    if slot(message, f).is_some() {
+        return Err(ShepError::Duplicate(f.name()));
+    }
+    *field = Some((f, depth));
+    Ok(Place::Status)
+}
+
 fn slot(message: &Message, f: Field) -> Option<&String> {
+    let notice = message.notice.as_ref();
     match f {
+        Field::ReceiveStatus => notice.and_then(|n| n.receive_status.as_ref()),
+        Field::ResendMessage => notice.and_then(|n| n.resend_message.as_ref()),
+        Field::ErrorCode => notice.and_then(|n| n.error_code.as_ref()),
+        Field::ErrorMessage => notice.and_then(|n| n.error_message.as_ref()),
         Field::MessageId => message.message_id.as_ref(),
         Field::CorrelationId => message.correlation_id.as_ref(),
         Field::ServiceId => message.service_id.as_ref(),
@@ -321,6 +401,11 @@ fn store(message: &mut Message, property: &mut (Option<String>, Option<String>),
         Field::Password => message.sender.get_or_insert_with(sender).password = Some(Password(value)),
         Field::Key => property.0 = Some(value),
         Field::Value => property.1 = Some(value),
+        Field::ReceiveStatus => message.notice.get_or_insert_with(Default::default).receive_status = Some(value),
+        Field::ResendMessage => message.notice.get_or_insert_with(Default::default).resend_message = Some(value),
+        Field::ErrorCode => message.notice.get_or_insert_with(Default::default).error_code = Some(value),
+        Field::ErrorMessage => message.notice.get_or_insert_with(Default::default).error_message = Some(value),
+        Field::Unused(_) => {}
     }
 }
 

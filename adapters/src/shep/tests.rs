@@ -141,7 +141,7 @@ fn answers_read_back() {
     crate::soap::read_envelope(f.as_bytes(), None, &limits()).unwrap();
     assert!(f.contains("<faultcode>SOAP-ENV:Client</faultcode>"));
     assert!(f.contains("<errorCode>client.identity_mismatch</errorCode>"));
-    let built = build_sync_request("id", "Svc", "2026-12-01T10:15:01Z", "me", Some("ns:T"), "<a>1</a>");
+    let built = build_sync_request("id", "Svc", "2026-12-01T10:15:01Z", "me", Some("ns:T"), "", "<a>1</a>");
     let m = read(built.as_bytes(), None, &limits()).unwrap();
     assert_eq!(m.service_id.as_deref(), Some("Svc"));
     assert_eq!(&built[m.data.unwrap()], "<a>1</a>");
@@ -150,10 +150,121 @@ fn answers_read_back() {
     }
 }
 
+/// A SyncChannel answer as a provider writes it: status and where `data` lies; a
+/// fault with ШЭП's detail; anything else is not an answer.
+#[test]
+fn sync_answers_are_read_for_their_status_data_and_fault() {
+    use super::{read_sync_answer, SyncAnswer};
+    let read_answer = |text: &str| -> Result<SyncAnswer, ShepError> {
+        let env = crate::soap::read_envelope(text.as_bytes(), None, &limits()).unwrap();
+        read_sync_answer(text.as_bytes(), &env)
+    };
+    let info = ResponseInfo {
+        message_id: "r-1".into(),
+        correlation_id: Some("m-1".into()),
+        response_date: "2026-12-01T10:15:01Z".into(),
+        status_code: "ERR001".into(),
+        status_message: "no &amp; such".into(),
+        session_id: None,
+    };
+    let data = "<data><GetDebtResponse><amount>1</amount><x/></GetDebtResponse></data>";
+    let text = sync_response(&info, Some(data));
+    let a = read_answer(&text).unwrap();
+    assert_eq!(a.status_code.as_deref(), Some("ERR001"));
+    assert_eq!(a.status_message.as_deref(), Some("no &amp; such"), "escaped once by the writer, read back once");
+    assert_eq!(&text[a.data.clone().unwrap()], "<GetDebtResponse><amount>1</amount><x/></GetDebtResponse>");
+    assert_eq!(&text[a.data_element.unwrap()], data);
+    assert!(a.fault.is_none());
+    // One `…Response` element is unwrapped; anything else is taken whole.
+    let inner = super::response_content(text.as_bytes(), a.data.clone().unwrap());
+    assert_eq!(&text[inner], "<amount>1</amount><x/>");
+    let two = sync_response(&info, Some("<data><a>1</a><b/></data>"));
+    let d = read_answer(&two).unwrap().data.unwrap();
+    assert_eq!(&two[super::response_content(two.as_bytes(), d)], "<a>1</a><b/>");
+    let empty = read_answer(&sync_response(&info, Some("<data/>"))).unwrap();
+    assert_eq!(empty.data.map(|r| r.len()), Some(0));
+    let f = fault(false, crate::ErrorCode::UnknownService, "no such service", "2026-12-01T10:15:01Z", None);
+    let a = read_answer(&f).unwrap();
+    let fault = a.fault.unwrap();
+    assert_eq!((fault.code.as_str(), fault.string.as_str()), ("SOAP-ENV:Client", "no such service"));
+    assert_eq!(fault.error_code.as_deref(), Some("client.unknown_service"));
+    let other = envelope("<x:Other xmlns:x=\"urn:x\"/>");
+    assert!(matches!(read_answer(&other), Err(ShepError::NotShep(_))));
+}
+
+/// The declarations in scope where an element's content starts: outer ones, the
+/// innermost winning, closed elements' ones gone.
+#[test]
+fn namespaces_in_scope_are_those_of_the_open_elements() {
+    use super::{declarations, namespaces_in_scope};
+    let text = r#"<e:Envelope xmlns:e="urn:e" xmlns:t="urn:outer"><e:Header xmlns:h="urn:h"/><e:Header xmlns:g="urn:g"></e:Header><e:Body xmlns:t="urn:inner" xmlns="urn:d"><t:Op>"#;
+    let at = text.find("<t:Op>").unwrap();
+    let ns = namespaces_in_scope(text.as_bytes(), at);
+    let want = [("e", "urn:e"), ("t", "urn:inner"), ("", "urn:d")];
+    assert_eq!(ns, want.map(|(p, u)| (p.to_owned(), u.to_owned())));
+    assert_eq!(declarations(&ns, false), r#" xmlns:e="urn:e" xmlns:t="urn:inner""#);
+    assert_eq!(declarations(&ns, true), r#" xmlns:e="urn:e" xmlns:t="urn:inner" xmlns="urn:d""#);
+    // A moved element takes the default namespace it had, unless it declares its own.
+    use super::with_default_namespace as carry;
+    assert_eq!(carry("<Op a=\"1\"><x/></Op>", "urn:d"), r#"<Op a="1" xmlns="urn:d"><x/></Op>"#);
+    assert_eq!(carry("<Op/>", "urn:\"d"), r#"<Op xmlns="urn:&quot;d"/>"#);
+    assert_eq!(carry("<Op xmlns=\"urn:own\"/>", "urn:d"), "<Op xmlns=\"urn:own\"/>");
+    assert_eq!(carry("just text", "urn:d"), "just text");
+}
+
+/// An AsyncChannel `sendDeliveryNotification` shaped like the public stubs
+/// (`AsyncSendDeliveryNotificationRequest`: notification, requestDate, sender).
+pub(crate) const NOTIFICATION: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">
+  <soapenv:Body>
+    <typ:sendDeliveryNotification xmlns:typ="http://bip.bee.kz/AsyncChannel/v10/Types">
+      <request>
+        <notification>
+          <messageId>5024113e-b70b-479d-8ac7-8c65103e3338</messageId>
+          <serviceId>PopulationRegister_AddressChange</serviceId>
+          <notificationDate>2026-12-01T10:00:05+05:00</notificationDate>
+          <deliveryStatus>
+            <receiveStatus>MESSAGE_NOT_ACCTEPTED</receiveStatus>
+            <statusDate>2026-12-01T10:00:05+05:00</statusDate>
+            <resendMessage>NOT_RESEND</resendMessage>
+            <error><errorCode>E42</errorCode><errorMessage>unknown IIN</errorMessage><errorDate>2026-12-01T10:00:05+05:00</errorDate></error>
+          </deliveryStatus>
+        </notification>
+        <requestDate>2026-12-01T10:00:05+05:00</requestDate>
+        <sender><senderId>population_register</senderId><password>p</password></sender>
+      </request>
+    </typ:sendDeliveryNotification>
+  </soapenv:Body>
+</soapenv:Envelope>"#;
+
+#[test]
+fn reads_a_delivery_notification_and_refuses_its_hostile_variants() {
+    let m = read(NOTIFICATION.as_bytes(), None, &limits()).unwrap();
+    assert_eq!((m.channel, m.operation.as_str()), (Channel::Async, "sendDeliveryNotification"));
+    assert_eq!(m.message_id.as_deref(), Some("5024113e-b70b-479d-8ac7-8c65103e3338"));
+    assert_eq!(m.service_id.as_deref(), Some("PopulationRegister_AddressChange"));
+    assert_eq!(m.sender_id(), Some("population_register"));
+    let notice = m.notice.unwrap();
+    assert_eq!(notice.receive_status.as_deref(), Some("MESSAGE_NOT_ACCTEPTED"));
+    assert_eq!(notice.resend_message.as_deref(), Some("NOT_RESEND"));
+    assert_eq!((notice.error_code.as_deref(), notice.error_message.as_deref()), (Some("E42"), Some("unknown IIN")));
+    let twice = NOTIFICATION.replace("<serviceId>", "<messageId>x</messageId><serviceId>");
+    assert_eq!(read(twice.as_bytes(), None, &limits()), Err(ShepError::Duplicate("messageId")));
+    let status_twice =
+        NOTIFICATION.replace("<statusDate>", "<receiveStatus>MESSAGE_ACCEPTED</receiveStatus><statusDate>");
+    assert_eq!(read(status_twice.as_bytes(), None, &limits()), Err(ShepError::Duplicate("receiveStatus")));
+    let stray = NOTIFICATION.replace("<requestDate>", "<messageData><data/></messageData><requestDate>");
+    assert!(matches!(read(stray.as_bytes(), None, &limits()), Err(ShepError::Unexpected(_))));
+    let long = NOTIFICATION.replace("unknown IIN", &"x".repeat(MAX_FIELD_LEN + 1));
+    assert_eq!(read(long.as_bytes(), None, &limits()), Err(ShepError::FieldTooLong("error/errorMessage")));
+    // Outside sendDeliveryNotification a notification has no place.
+    let elsewhere = NOTIFICATION.replace("sendDeliveryNotification", "sendMessage");
+    assert!(matches!(read(elsewhere.as_bytes(), None, &limits()), Err(ShepError::Unexpected(_))));
+}
+
 mod fuzz {
-    //! The reader never panics and its ranges stay inside the input, over mutations
-    //! of real-shaped messages (the fuzz target `shep_envelope` runs the same check
-    //! under cargo-fuzz).
+    //! The readers never panic and their ranges stay inside the input, over mutations
+    //! of real-shaped messages — calls, notifications and providers' answers (the
+    //! fuzz target `shep_envelope` runs the same check under cargo-fuzz).
     use super::*;
 
     /// splitmix64: deterministic, no extra crate.
@@ -168,10 +279,14 @@ mod fuzz {
     #[test]
     fn mutations_never_panic() {
         let mut state = 18;
-        let seeds = [SYNC.as_bytes().to_vec()];
+        let answer = sync_response(
+            &ResponseInfo { message_id: "r".into(), status_code: SUCCESS_CODE.into(), ..Default::default() },
+            Some(r#"<data xmlns:p="urn:p"><p:GetDebtResponse><p:amount>1</p:amount></p:GetDebtResponse></data>"#),
+        );
+        let seeds = [SYNC.as_bytes().to_vec(), NOTIFICATION.as_bytes().to_vec(), answer.into_bytes()];
         let alphabet = b"<>/&;:=\"' xa\x00\xff!-?[]";
-        for _ in 0..20_000 {
-            let mut input = seeds[0].clone();
+        for round in 0..30_000 {
+            let mut input = seeds[round % seeds.len()].clone();
             for _ in 0..1 + next(&mut state) % 4 {
                 let at = (next(&mut state) as usize) % input.len().max(1);
                 match next(&mut state) % 3 {
@@ -194,6 +309,18 @@ mod fuzz {
         if let Ok(m) = read(input, None, &XmlLimits::default()) {
             for r in [Some(m.body.clone()), m.data.clone(), m.data_element.clone()].into_iter().flatten() {
                 assert!(r.start <= r.end && r.end <= input.len());
+            }
+        }
+        if let Ok(envelope) = crate::soap::read_envelope(input, None, &XmlLimits::default()) {
+            super::namespaces_in_scope(input, envelope.body.start);
+            if let Ok(a) = super::read_sync_answer(input, &envelope) {
+                for r in [a.data.clone(), a.data_element.clone()].into_iter().flatten() {
+                    assert!(r.start <= r.end && r.end <= input.len());
+                }
+                if let Some(data) = a.data {
+                    let inner = super::response_content(input, data.clone());
+                    assert!(data.start <= inner.start && inner.start <= inner.end && inner.end <= data.end);
+                }
             }
         }
     }

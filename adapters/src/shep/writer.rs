@@ -85,18 +85,21 @@ pub fn fault(async_channel: bool, code: ErrorCode, message: &str, date: &str, se
 }
 
 /// A SyncChannel `SendMessage` for a ШЭП-speaking provider, built for a client that
-/// does not speak ШЭП; `data` is the content of `requestData/data` (serialized XML).
+/// does not speak ШЭП; `data` is the content of `requestData/data` (serialized XML),
+/// `declarations` the namespace declarations it needs (` xmlns:p="…"`, put on `data`).
 pub fn build_sync_request(
     message_id: &str,
     service_id: &str,
     message_date: &str,
     sender_id: &str,
     data_type: Option<&str>,
+    declarations: &str,
     data: &str,
 ) -> String {
     let typed = data_type
         .map(|t| format!(r#" xmlns:xsi="{}" xsi:type="{}""#, super::XSI_NS, escape(t).replace('"', "&quot;")))
         .unwrap_or_default();
+    let typed = format!("{typed}{declarations}");
     envelope(&format!(
         concat!(
             r#"<ns2:SendMessage xmlns:ns2="{ns}"><request><requestInfo>"#,

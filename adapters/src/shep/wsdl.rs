@@ -167,6 +167,34 @@ const ASYNC_SCHEMA: &str = r#"
       </xs:sequence></xs:complexType></xs:element>
       <xs:element name="getMessageStatusResponse"><xs:complexType><xs:sequence>
         <xs:element name="response" type="tns:AsyncSendMessageResponse"/>
+      </xs:sequence></xs:complexType></xs:element>
+      <xs:complexType name="DeliveryStatusInfo"><xs:sequence>
+        <xs:element name="receiveStatus" type="xs:string"/>
+        <xs:element name="statusDate" type="xs:dateTime" minOccurs="0"/>
+        <xs:element name="resendMessage" type="xs:string" minOccurs="0"/>
+        <xs:element name="error" type="tns:ErrorInfo" minOccurs="0"/>
+      </xs:sequence></xs:complexType>
+      <xs:complexType name="DeliveryNotification"><xs:sequence>
+        <xs:element name="messageId" type="xs:string"/>
+        <xs:element name="serviceId" type="xs:string"/>
+        <xs:element name="notificationDate" type="xs:dateTime" minOccurs="0"/>
+        <xs:element name="deliveryStatus" type="tns:DeliveryStatusInfo"/>
+      </xs:sequence></xs:complexType>
+      <xs:complexType name="AsyncSendDeliveryNotificationRequest"><xs:sequence>
+        <xs:element name="notification" type="tns:DeliveryNotification"/>
+        <xs:element name="requestDate" type="xs:dateTime" minOccurs="0"/>
+        <xs:element name="sender" type="tns:SenderInfo"/>
+      </xs:sequence></xs:complexType>
+      <xs:complexType name="AsyncSendDeliveryNotificationResponse"><xs:sequence>
+        <xs:element name="notificationId" type="xs:string" minOccurs="0"/>
+        <xs:element name="responseDate" type="xs:dateTime" minOccurs="0"/>
+        <xs:element name="sessionId" type="xs:string" minOccurs="0"/>
+      </xs:sequence></xs:complexType>
+      <xs:element name="sendDeliveryNotification"><xs:complexType><xs:sequence>
+        <xs:element name="request" type="tns:AsyncSendDeliveryNotificationRequest"/>
+      </xs:sequence></xs:complexType></xs:element>
+      <xs:element name="sendDeliveryNotificationResponse"><xs:complexType><xs:sequence>
+        <xs:element name="response" type="tns:AsyncSendDeliveryNotificationResponse"/>
       </xs:sequence></xs:complexType></xs:element>"#;
 
 /// The SyncChannel WSDL with its address at `endpoint`.
@@ -181,7 +209,7 @@ pub fn async_wsdl(endpoint: &str) -> String {
         ASYNC_INTERFACES_NS,
         "IAsyncChannel",
         ASYNC_SCHEMA,
-        &["sendMessage", "getMessageStatus"],
+        &["sendMessage", "getMessageStatus", "sendDeliveryNotification"],
         endpoint,
     )
 }

@@ -194,11 +194,53 @@ pub fn provider_service_id<'r>(runtime: &'r Runtime, route: &Route) -> Option<&'
     service.shep_provider.then_some(service.shep_service_id.as_deref()).flatten()
 }
 
+/// A call to a provider that speaks SyncChannel, for a client that does not: the
+/// gateway builds the `SendMessage` (messageId = the exchange's id, serviceId =
+/// `shep_service_id`, senderId = the client's `shep_sender`, else its system id;
+/// `op_xml` in `requestData/data`, with the namespace `declarations` it needs), posts
+/// it, and returns the answer with where its parts lie. A fault, a status other
+/// than `SCSS001` or an answer that is not `SendMessageResponse` is the provider's
+/// failure, with its status or fault in the detail.
+#[allow(clippy::too_many_arguments)]
+async fn call_sync(
+    runtime: &Runtime,
+    route: &Route,
+    shep_service_id: &str,
+    op_xml: &str,
+    declarations: &str,
+    client: &Client,
+    peer: &Peer,
+    record: &mut ExchangeRecord,
+) -> Result<(Bytes, shep::SyncAnswer), GatewayError> {
+    let sender = runtime
+        .config
+        .systems
+        .iter()
+        .find(|s| s.id == client.id)
+        .and_then(|s| s.shep_sender.clone())
+        .unwrap_or_else(|| client.id.to_string());
+    let message =
+        shep::build_sync_request(record.id(), shep_service_id, &now_rfc3339(), &sender, None, declarations, op_xml);
+    let (answer, reply) = post_soap(runtime, route, post_xml(true)?, message.into_bytes(), peer, record, true).await?;
+    let failed = |detail: String| GatewayError::new(ErrorCode::UpstreamUnavailable, detail);
+    let read = shep::read_sync_answer(&answer, &reply)
+        .map_err(|e| failed(format!("the provider's answer is not a SyncChannel answer: {e}")))?;
+    if let Some(fault) = &read.fault {
+        let code = fault.error_code.as_deref().map(|c| format!(" {c}")).unwrap_or_default();
+        return Err(failed(format!("the provider answered with a fault ({}{code}): {}", fault.code, fault.string)));
+    }
+    let code = read.status_code.as_deref().unwrap_or_default();
+    if code != shep::SUCCESS_CODE {
+        let said = read.status_message.as_deref().unwrap_or_default();
+        return Err(failed(format!("the provider answered status {code:?}: {said}")));
+    }
+    Ok((answer, read))
+}
+
 /// A REST client calling a service whose provider speaks SyncChannel, through the
 /// service's REST face: the operation element (`op_xml`) goes in `requestData/data`
-/// of a `SendMessage` the gateway builds (messageId = the exchange's id, senderId =
-/// the client's `shep_sender`, else its system id); `responseData/data` of the answer
-/// comes back as JSON, a fault or a status other than `SCSS001` as an error.
+/// of a `SendMessage` the gateway builds ([`call_sync`]); `responseData/data` of the
+/// answer comes back as JSON (a single `…Response` element unwrapped).
 #[allow(clippy::too_many_arguments)]
 pub async fn rest_to_sync(
     runtime: &Runtime,
@@ -210,44 +252,74 @@ pub async fn rest_to_sync(
     peer: &Peer,
     record: &mut ExchangeRecord,
 ) -> Result<Response<Bytes>, GatewayError> {
-    let sender = runtime
-        .config
-        .systems
-        .iter()
-        .find(|s| s.id == client.id)
-        .and_then(|s| s.shep_sender.clone())
-        .unwrap_or_else(|| client.id.to_string());
-    let message = shep::build_sync_request(record.id(), shep_service_id, &now_rfc3339(), &sender, None, op_xml);
-    let (answer, reply) = post_soap(runtime, route, post_xml(true)?, message.into_bytes(), peer, record, true).await?;
-    let top = first_object(&answer[reply.body.clone()], &mediation.rules, runtime)?;
-    if reply.operation.as_ref().is_some_and(|(_, local)| local == "Fault") {
-        let said = top.get("faultstring").and_then(qaqpa_adapters::mapping::scalar_text).unwrap_or_default();
-        return Err(GatewayError::new(
-            ErrorCode::UpstreamUnavailable,
-            format!("the provider answered with a fault: {said}"),
-        ));
-    }
-    let response = top.get("response").and_then(Value::as_object);
-    let status = response.and_then(|r| r.get("responseInfo")).and_then(|i| i.get("status"));
-    let code = status.and_then(|s| s.get("code")).and_then(qaqpa_adapters::mapping::scalar_text).unwrap_or_default();
-    if code != shep::SUCCESS_CODE {
-        let said =
-            status.and_then(|s| s.get("message")).and_then(qaqpa_adapters::mapping::scalar_text).unwrap_or_default();
-        return Err(GatewayError::new(
-            ErrorCode::UpstreamUnavailable,
-            format!("the provider answered status {code:?}: {said}"),
-        ));
-    }
-    let data = response.and_then(|r| r.get("responseData")).and_then(|d| d.get("data")).cloned();
-    let value = match data {
-        Some(Value::Object(m)) if m.len() == 1 && m.keys().all(|k| k.ends_with("Response")) => {
-            m.into_iter().next().map(|(_, v)| v).unwrap_or_default()
+    let (answer, read) = call_sync(runtime, route, shep_service_id, op_xml, "", client, peer, record).await?;
+    let data = match read.data_element {
+        Some(element) => first_object(&answer[element], &mediation.rules, runtime)?,
+        None => Map::new(),
+    };
+    let value = match data.len() {
+        1 if data.keys().all(|k| k.ends_with("Response")) => {
+            data.into_iter().next().map(|(_, v)| v).unwrap_or_default()
         }
-        Some(other) => other,
-        None => Value::Object(Map::new()),
+        _ => Value::Object(data),
     };
     let mut out = Response::new(Bytes::from(value.to_string()));
     out.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(out)
+}
+
+/// An X-Road SOAP client calling a service whose provider speaks SyncChannel: the
+/// Body's operation element, with the namespace declarations in scope at the Body
+/// (a prefix declared on the Envelope), goes in `requestData/data` ([`call_sync`]).
+/// The answer is an X-Road SOAP response in the request's version with the request's
+/// X-Road header: `responseData/data`'s content (or, when it is one `…Response`
+/// element, that element's content) inside `{operation}Response` in the operation's
+/// namespace, carrying the declarations in scope there. The caller adds `requestHash`.
+#[allow(clippy::too_many_arguments)]
+pub async fn xroad_to_sync(
+    runtime: &Runtime,
+    route: &Route,
+    shep_service_id: &str,
+    envelope: &soap::Envelope,
+    bytes: &[u8],
+    client: &Client,
+    peer: &Peer,
+    record: &mut ExchangeRecord,
+) -> Result<Response<Bytes>, GatewayError> {
+    let (op_ns, op_name) = envelope.operation.clone().ok_or_else(|| bad_request("the SOAP Body is empty"))?;
+    let op_xml = std::str::from_utf8(&bytes[envelope.body.clone()])
+        .map_err(|_| GatewayError::new(ErrorCode::BadXml, "the SOAP Body is not UTF-8"))?
+        .trim();
+    let in_scope = shep::namespaces_in_scope(bytes, envelope.body.start);
+    // Prefixes go on `data`; a default namespace cannot (`data` is unqualified), so
+    // it goes on the operation element itself.
+    let op_xml = match in_scope.iter().find(|(p, _)| p.is_empty()) {
+        Some((_, uri)) => shep::with_default_namespace(op_xml, uri),
+        None => op_xml.to_owned(),
+    };
+    // Only the prefixes the operation may use (named anywhere in it, `xsi:type`
+    // values too): the X-Road header's `xrd`, `id` and the Envelope's own stay behind.
+    let used: Vec<(String, String)> =
+        in_scope.iter().filter(|(p, _)| !p.is_empty() && op_xml.contains(&format!("{p}:"))).cloned().collect();
+    let declarations = shep::declarations(&used, false);
+    let (answer, read) =
+        call_sync(runtime, route, shep_service_id, &op_xml, &declarations, client, peer, record).await?;
+    let content = read.data.clone().map(|data| shep::response_content(&answer, data)).unwrap_or(0..0);
+    let text = std::str::from_utf8(&answer[content.clone()])
+        .map_err(|_| GatewayError::new(ErrorCode::UpstreamUnavailable, "the provider's data is not UTF-8"))?;
+    let in_scope = shep::namespaces_in_scope(&answer, content.start);
+    // Unprefixed content keeps the default namespace it had; with none it takes the
+    // operation's, as an X-Road provider's answer would.
+    let default = in_scope.iter().any(|(p, _)| p.is_empty());
+    let own =
+        if default { String::new() } else { format!(r#" xmlns="{}""#, soap::escape(&op_ns).replace('"', "&quot;")) };
+    let body = format!(
+        "<{op_name}Response{own}{decls}>{text}</{op_name}Response>",
+        decls = shep::declarations(&in_scope, true)
+    );
+    let xml_text = soap::write_envelope(envelope.version, &envelope.header, &body);
+    let mut out = Response::new(Bytes::from(xml_text));
+    out.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(envelope.version.content_type()));
     Ok(out)
 }
 

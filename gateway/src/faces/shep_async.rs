@@ -16,6 +16,9 @@
 //! - The provider's reply is a `sendMessage` with `messageType` RESPONSE and
 //!   `correlationId` = the request's `messageId`, to the same `serviceId`: it lands in
 //!   the requesting client's outbox (correlated by the pair (client, messageId)).
+//! - A provider that took a request by pull says what became of it with
+//!   `sendDeliveryNotification` ([`notify`]): accepted (the request is delivered and
+//!   finished), or not accepted (delivered again later, or stopped: a dead letter).
 
 use std::sync::Arc;
 
@@ -32,6 +35,7 @@ use crate::body::GatewayBody;
 use crate::error::GatewayError;
 use crate::exchange::{authorize, Ctx, Face, Outcome, Reply};
 use crate::mailbox::MessageMeta;
+use crate::observe::record::Step;
 use crate::runtime::{Client, Route};
 
 pub const ASYNC_PATH: &str = "/bip-async/";
@@ -58,10 +62,14 @@ impl Face for ShepAsync {
         match message.operation.as_str() {
             "sendMessage" => {}
             "getMessageStatus" => return status(ctx, &message).await,
+            "sendDeliveryNotification" => return notify(ctx, &message, bytes).await,
             other => {
                 return Err(GatewayError::new(
                     ErrorCode::BadRequest,
-                    format!("AsyncChannel operation {other} is not supported (sendMessage, getMessageStatus are)"),
+                    format!(
+                        "AsyncChannel operation {other} is not supported \
+                         (sendMessage, getMessageStatus, sendDeliveryNotification are)"
+                    ),
                 ))
             }
         }
@@ -106,7 +114,7 @@ impl Face for ShepAsync {
 }
 
 /// `getMessageStatus`: the state of one of the sender's own messages, as ШЭП names
-/// it. Only the embedded store answers; with NATS the id is reported unknown.
+/// it, from either mailbox store (`Store::state`).
 async fn status(ctx: &mut Ctx, message: &Message) -> Result<Outcome, GatewayError> {
     use qaqpa_mailbox::MessageState;
     let runtime = ctx.runtime.clone();
@@ -135,6 +143,93 @@ async fn status(ctx: &mut Ctx, message: &Message) -> Result<Outcome, GatewayErro
     let mut response = Response::new(Bytes::from(shep::async_ack("getMessageStatus", &fields)));
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
     Ok(Outcome::built(response))
+}
+
+/// `sendDeliveryNotification`: the provider of the notification's `serviceId` says
+/// whether it accepted the request `messageId` it took (pull): MESSAGE_ACCEPTED
+/// finishes it (`getMessageStatus` then says DELIVERED); not accepted (ШЭП spells it
+/// MESSAGE_NOT_ACCTEPTED; the plain spelling is taken too) hands it back for another
+/// delivery after the backoff (NOT_DELIVERED), or with `resendMessage` NOT_RESEND
+/// stops it: a dead letter for an operator (DELIVERY_STOPPED). Only the provider
+/// holding the request may say so. The notification is a step of that message in
+/// the message log: its record carries the request's `messageId`.
+async fn notify(ctx: &mut Ctx, message: &Message, bytes: Bytes) -> Result<Outcome, GatewayError> {
+    let runtime = ctx.runtime.clone();
+    let bad = |why: String| GatewayError::new(ErrorCode::BadRequest, why);
+    let notice =
+        message.notice.clone().ok_or_else(|| bad("sendDeliveryNotification needs request/notification".into()))?;
+    let asked = message.message_id.as_deref().filter(|m| !m.is_empty());
+    let asked = asked.ok_or_else(|| bad("notification/messageId is required".into()))?;
+    ctx.set_message_id(shep_sync::message_id(Some(asked))?);
+    ctx.record.set_request_body(&bytes);
+    let provider = shep_sync::identify(ctx, &runtime, message).await?;
+    let (route, _) = shep_sync::route(&runtime, message)?;
+    ctx.routed(route);
+    ctx.record.set_subject("bip-async/notification");
+    if route.id.system() != provider.id {
+        return Err(GatewayError::new(
+            ErrorCode::AccessDenied,
+            format!("{} may not notify for {}, which it does not provide", provider.id, route.id),
+        ));
+    }
+    let accepted = match notice.receive_status.as_deref() {
+        Some("MESSAGE_ACCEPTED") => true,
+        Some("MESSAGE_NOT_ACCTEPTED" | "MESSAGE_NOT_ACCEPTED") => false,
+        other => {
+            return Err(bad(format!(
+                "receiveStatus must be MESSAGE_ACCEPTED or MESSAGE_NOT_ACCTEPTED, not {:?}",
+                other.unwrap_or("")
+            )))
+        }
+    };
+    let resend = !notice.resend_message.as_deref().is_some_and(|r| r.eq_ignore_ascii_case("NOT_RESEND"));
+    let why = match (notice.error_code.as_deref(), notice.error_message.as_deref()) {
+        (Some(code), Some(said)) => format!("{code}: {said}"),
+        (Some(one), None) | (None, Some(one)) => one.to_owned(),
+        (None, None) => "not accepted".to_owned(),
+    };
+    // The request's mailbox id names its client: one of the service's clients.
+    for system in runtime.config.systems.iter().filter(|s| route.access.allows(s.id.as_str())) {
+        let mid = qaqpa_mailbox::mailbox_id(system.id.as_str(), asked);
+        let mailboxes = &ctx.shared.mailboxes;
+        let done = match accepted {
+            true => mailboxes.ack(mid, provider.id.as_str()).await,
+            false => mailboxes.refuse(mid, provider.id.as_str(), why.clone(), resend).await,
+        };
+        match done {
+            Ok(()) => {
+                let event = if accepted { "ack" } else { "refuse" };
+                let step = Step {
+                    message: Some(asked.to_owned()),
+                    service: Some(route.id.to_string()),
+                    ..Step::new(event, mid)
+                };
+                ctx.record.set_step(step);
+                // The metric's closed set of events: a refusal is a failed delivery,
+                // a stop a dead letter.
+                let counted = match (accepted, resend) {
+                    (true, _) => "acked",
+                    (false, true) => "failed",
+                    (false, false) => "dead",
+                };
+                ctx.shared.telemetry.metrics.mailbox_events.with_label_values(&[counted]).inc();
+                let fields = format!(
+                    "<notificationId>{}</notificationId><responseDate>{}</responseDate>",
+                    uuid::Uuid::new_v4(),
+                    shep_sync::now_rfc3339()
+                );
+                let mut response = Response::new(Bytes::from(shep::async_ack("sendDeliveryNotification", &fields)));
+                response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=utf-8"));
+                return Ok(Outcome::built(response));
+            }
+            Err(qaqpa_mailbox::MailboxError::Unknown(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(GatewayError::new(
+        ErrorCode::UnknownMessage,
+        format!("no request with messageId {asked:?} is held by {}", provider.id),
+    ))
 }
 
 /// `sendMessageResponse`: the message id, the correlation id, and a delivery state.

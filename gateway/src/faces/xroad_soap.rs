@@ -158,6 +158,16 @@ impl Face for XRoadSoap {
             let built = with_request_hash(built, &bytes, &xml.limits);
             return Ok(Outcome::new(Reply::Built(built), admission));
         }
+        if let Some(shep_id) = crate::delivery::shep::provider_service_id(&runtime, route) {
+            // The provider speaks only ШЭП SyncChannel (docs/shep.md#delivery).
+            let (peer, record) = (&ctx.peer, &mut ctx.record);
+            let built = crate::delivery::shep::xroad_to_sync(
+                &runtime, route, shep_id, &envelope, &bytes, &client, peer, record,
+            )
+            .await?;
+            let built = with_request_hash(built, &bytes, &xml.limits);
+            return Ok(Outcome::new(Reply::Built(built), admission));
+        }
         let path = forward::ProviderPath::new("", None);
         let response = forward::deliver(
             route,

@@ -211,6 +211,14 @@ impl Store for Resilient {
         retrying!(self, self.deadline(Duration::ZERO), |s| s.fail(mid, why.clone()))
     }
 
+    async fn refuse(&self, mid: uuid::Uuid, owner: &str, why: String, resend: bool) -> Result<(), MailboxError> {
+        retrying!(self, self.deadline(Duration::ZERO), |s| s.refuse(mid, owner, why.clone(), resend))
+    }
+
+    async fn state(&self, mid: uuid::Uuid) -> Result<Option<qaqpa_mailbox::MessageState>, MailboxError> {
+        retrying!(self, self.deadline(Duration::ZERO), |s| s.state(mid))
+    }
+
     async fn depths(&self) -> Result<Vec<Depth>, MailboxError> {
         retrying!(self, self.deadline(Duration::ZERO), |s| s.depths())
     }

@@ -21,6 +21,8 @@ mod resilience;
 mod rest_routing;
 mod shep;
 mod shep_async;
+mod shep_hostile;
+mod shep_mediated;
 mod signatures;
 mod smev3;
 mod soap;

@@ -212,11 +212,15 @@ async fn zeep_loads_both_wsdls_and_calls_them() {
     assert_eq!(r["sync"]["fields"]["surname"], "Abenova", "{r}");
     assert_eq!(r["async"]["status"], "ON_DELIVERY", "{r}");
     assert_eq!(r["async"]["messageId"], r["async"]["expected"], "{r}");
+    // sendDeliveryNotification is in the WSDL; the portal provides nothing, so the
+    // gateway read it and refused it with a fault zeep parses.
+    assert_eq!(r["notify"]["errorCode"], "client.access_denied", "{r}");
 }
 
 /// A provider that speaks only SyncChannel: records what it gets, answers with the
-/// debt of the IIN it finds in `data` (status SCSS001), or status ERR001 for IIN 0.
-async fn start_shep_provider() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+/// debt of the IIN it finds in `data` (status SCSS001), status ERR001 for IIN 0, and a
+/// ШЭП fault (HTTP 500) for IIN `fault`.
+pub(super) async fn start_shep_provider() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     use http_body_util::BodyExt;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -232,8 +236,20 @@ async fn start_shep_provider() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<V
                     async move {
                         let body = req.into_body().collect().await.unwrap().to_bytes();
                         let text = String::from_utf8_lossy(&body).into_owned();
-                        let iin = text.split("<iin>").nth(1).and_then(|t| t.split('<').next()).unwrap_or("").to_owned();
+                        let iin = text.split("iin>").nth(1).and_then(|t| t.split('<').next()).unwrap_or("").to_owned();
                         seen.lock().unwrap().push(text);
+                        if iin == "fault" {
+                            let fault = qaqpa_adapters::shep::fault(
+                                false,
+                                qaqpa_adapters::ErrorCode::BadRequest,
+                                "the provider refuses this IIN",
+                                "2026-12-01T10:00:00Z",
+                                None,
+                            );
+                            let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(fault)));
+                            *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                            return Ok::<_, std::convert::Infallible>(r);
+                        }
                         let code = if iin == "0" { "ERR001" } else { "SCSS001" };
                         let answer = format!(
                             concat!(
@@ -320,8 +336,6 @@ async fn a_rest_client_reaches_a_provider_that_speaks_only_sync_channel() {
 /// WS-Security signature over its Body by the client system's own key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_security_signatures_are_verified_for_signed_services() {
-    use qaqpa_certs::keys::SigningKey;
-    use qaqpa_certs::xmldsig::{self, DigestAlg};
     let gw = common::TestGateway::start_with("header_read_timeout = \"5s\"", |_, text| {
         let text = text
             .replacen(
@@ -359,27 +373,7 @@ async fn ws_security_signatures_are_verified_for_signed_services() {
             )
             .replace("<soapenv:Header/>", "<soapenv:Header></soapenv:Header>")
     };
-    // Signed as ШЭП clients sign: ds:Signature inside wsse:Security, Body by wsu:Id.
-    let sign = |stem: &str, text: &str| {
-        let key = SigningKey::from_pem(&gw.pki.read(&format!("{stem}.key"))).unwrap();
-        let chain: Vec<Vec<u8>> = qaqpa_gateway::tls::load_certs(&gw.pki.path(&format!("{stem}.crt")))
-            .unwrap()
-            .into_iter()
-            .map(|c| c.to_vec())
-            .collect();
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let signed =
-            String::from_utf8(xmldsig::sign_soap(text.as_bytes(), &key, &chain, DigestAlg::Sha256, now).unwrap())
-                .unwrap();
-        let start = signed.find("<ds:Signature").unwrap();
-        let end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-        format!(
-            "{}<wsse:Security xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\">{}</wsse:Security>{}",
-            &signed[..start],
-            &signed[start..end],
-            &signed[end..]
-        )
-    };
+    let sign = |stem: &str, text: &str| sign_wsse(&gw.pki, stem, text);
     let portal = gw.client();
     let url = gw.tls_url("/bip-sync/");
     let signed = sign("egov-portal", &message("signed-1"));
@@ -417,4 +411,28 @@ async fn ws_security_signatures_are_verified_for_signed_services() {
         assert_eq!((status, code.as_deref()), (500, Some("client.bad_signature")), "{text}");
         assert!(text.contains(says), "{says}: {text}");
     }
+}
+
+/// Signed as ШЭП clients sign: `ds:Signature` inside `wsse:Security`, the Body by its
+/// `wsu:Id`, with the key and chain of `stem` in the test PKI.
+pub(super) fn sign_wsse(pki: &common::Pki, stem: &str, text: &str) -> String {
+    use qaqpa_certs::keys::SigningKey;
+    use qaqpa_certs::xmldsig::{self, DigestAlg};
+    let key = SigningKey::from_pem(&pki.read(&format!("{stem}.key"))).unwrap();
+    let chain: Vec<Vec<u8>> = qaqpa_gateway::tls::load_certs(&pki.path(&format!("{stem}.crt")))
+        .unwrap()
+        .into_iter()
+        .map(|c| c.to_vec())
+        .collect();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signed =
+        String::from_utf8(xmldsig::sign_soap(text.as_bytes(), &key, &chain, DigestAlg::Sha256, now).unwrap()).unwrap();
+    let start = signed.find("<ds:Signature").unwrap();
+    let end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    format!(
+        "{}<wsse:Security xmlns:wsse=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd\">{}</wsse:Security>{}",
+        &signed[..start],
+        &signed[start..end],
+        &signed[end..]
+    )
 }

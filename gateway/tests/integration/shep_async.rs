@@ -156,3 +156,155 @@ async fn async_channel_pushes_the_envelope_to_the_provider_endpoint() {
     };
     assert!(state == "NOT_DELIVERED" || state == "DELIVERY_STOPPED", "{state}");
 }
+
+/// `sendDeliveryNotification` by a provider that pulls, and `getMessageStatus`
+/// following it, on the embedded store and on NATS JetStream: accepted is
+/// DELIVERED, not accepted with RESEND is NOT_DELIVERED and comes back, NOT_RESEND
+/// is DELIVERY_STOPPED; only the provider holding the message may say so; each
+/// notification is a step in the message log under the request's messageId.
+async fn notifications_change_what_get_message_status_reports(backend: common::async_bus::Backend) {
+    let Some(store) = common::async_bus::store_keys(backend) else { return };
+    let service = format!("{}/shep-notices/v1", common::PROVIDER);
+    let gw = common::TestGateway::start_with("", |_, text| {
+        let text = text
+            .replacen(
+                &format!("[[system]]\nid = \"{}\"\n", common::CLIENT),
+                &format!("[[system]]\nid = \"{}\"\nshep_sender = \"portal\"\n", common::CLIENT),
+                1,
+            )
+            .replacen(
+                &format!("[[system]]\nid = \"{}\"\n", common::PROVIDER),
+                &format!("[[system]]\nid = \"{}\"\nshep_sender = \"register\"\n", common::PROVIDER),
+                1,
+            );
+        format!(
+            concat!(
+                "{text}\n[[service]]\nid = \"{service}\"\nkind = \"rest\"\nupstream = [\"http://127.0.0.1:9/unused\"]\n",
+                "mailbox = \"pull\"\nshep_service_id = \"Notice_Service\"\n\n",
+                "[[access]]\nservice = \"{service}\"\nclients = [\"{c}\"]\n\n",
+                "[mailbox]\nvisibility_timeout = \"30s\"\nmax_attempts = 4\nretry_base = \"4s\"\nretry_max = \"4s\"\n{store}"
+            ),
+            text = text,
+            service = service,
+            c = common::CLIENT,
+            store = store,
+        )
+    })
+    .await;
+    let (portal, register) = (gw.client(), gw.pki.client(Some("population-register")).build().unwrap());
+    let url = gw.tls_url("/bip-async/");
+    let sent_by_portal = |id: &str| {
+        demo::sample_async(id, DEMO_IIN).replace("PopulationRegister_AddressChange", "Notice_Service").replace(
+            &format!("<senderId>{SHEP_SENDER}</senderId><password>{SHEP_PASSWORD}</password>"),
+            "<senderId>portal</senderId>",
+        )
+    };
+    let state = |id: &str| {
+        let (portal, url, query) = (portal.clone(), url.clone(), status_query(id, "<senderId>portal</senderId>"));
+        async move {
+            let (_, _, answer) = post(&portal, &url, query).await;
+            state_of(&answer).to_owned()
+        }
+    };
+    let ids = ["note-1", "note-2", "note-3"];
+    for id in ids {
+        let (status, _, body) = post(&portal, &url, sent_by_portal(id)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(state(id).await, "ON_DELIVERY");
+    }
+    // The register takes all three by pull.
+    let inbox = gw.tls_url(&format!("/a1/inbox/{}?wait=5s", common::PROVIDER));
+    let take = || async {
+        let r = register.get(&inbox).header("x-road-client", common::PROVIDER).send().await.unwrap();
+        let id = r.headers().get("x-road-id").map(|v| v.to_str().unwrap().to_owned());
+        (r.status().as_u16(), id)
+    };
+    let mut taken = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while taken.len() < ids.len() && std::time::Instant::now() < deadline {
+        if let (200, Some(id)) = take().await {
+            taken.push(id);
+        }
+    }
+    taken.sort();
+    assert_eq!(taken, ids, "all three taken");
+    assert_eq!(state("note-1").await, "ON_DELIVERY", "taken is still on delivery");
+
+    let notification = |id: &str, receive: &str, resend: &str, sender: &str| {
+        format!(
+            concat!(
+                r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>"#,
+                r#"<typ:sendDeliveryNotification xmlns:typ="http://bip.bee.kz/AsyncChannel/v10/Types"><request>"#,
+                "<notification><messageId>{id}</messageId><serviceId>Notice_Service</serviceId>",
+                "<notificationDate>2026-12-01T10:00:05+05:00</notificationDate><deliveryStatus>",
+                "<receiveStatus>{receive}</receiveStatus><statusDate>2026-12-01T10:00:05+05:00</statusDate>",
+                "<resendMessage>{resend}</resendMessage><error><errorCode>E42</errorCode>",
+                "<errorMessage>cannot read it</errorMessage></error></deliveryStatus></notification>",
+                "<requestDate>2026-12-01T10:00:05+05:00</requestDate><sender><senderId>{sender}</senderId></sender>",
+                "</request></typ:sendDeliveryNotification></soapenv:Body></soapenv:Envelope>"
+            ),
+            id = id,
+            receive = receive,
+            resend = resend,
+            sender = sender
+        )
+    };
+    // Only the provider of the service may notify, and only of what it holds.
+    let (status, code, _) = post(&portal, &url, notification("note-2", "MESSAGE_ACCEPTED", "", "portal")).await;
+    assert_eq!((status, code.as_deref()), (500, Some("client.access_denied")));
+    let (status, code, _) = post(&register, &url, notification("never", "MESSAGE_ACCEPTED", "", "register")).await;
+    assert_eq!((status, code.as_deref()), (500, Some("client.unknown_message")));
+    let (status, code, _) = post(&register, &url, notification("note-2", "MAYBE", "", "register")).await;
+    assert_eq!((status, code.as_deref()), (500, Some("client.bad_request")));
+    assert_eq!(state("note-2").await, "ON_DELIVERY", "refused notifications change nothing");
+
+    let (status, _, body) = post(&register, &url, notification("note-1", "MESSAGE_ACCEPTED", "", "register")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<ns2:sendDeliveryNotificationResponse") && body.contains("<notificationId>"), "{body}");
+    assert_eq!(state("note-1").await, "DELIVERED");
+    let (status, code, _) = post(&register, &url, notification("note-1", "MESSAGE_ACCEPTED", "", "register")).await;
+    assert_eq!((status, code.as_deref()), (500, Some("client.unknown_message")), "finished already");
+
+    let refused = notification("note-2", "MESSAGE_NOT_ACCTEPTED", "RESEND", "register");
+    assert_eq!(post(&register, &url, refused).await.0, 200);
+    assert_eq!(state("note-2").await, "NOT_DELIVERED");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let again = loop {
+        match take().await {
+            (200, Some(id)) => break Some(id),
+            _ if std::time::Instant::now() > deadline => break None,
+            _ => {}
+        }
+    };
+    assert_eq!(again.as_deref(), Some("note-2"), "delivered again after the backoff");
+
+    let stopped = notification("note-3", "MESSAGE_NOT_ACCTEPTED", "NOT_RESEND", "register");
+    assert_eq!(post(&register, &url, stopped).await.0, 200);
+    assert_eq!(state("note-3").await, "DELIVERY_STOPPED");
+
+    // Each notification is in the message log, under the request's messageId.
+    let log = gw.pki.dir.path().join("data/log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let logged = |id: &str, event: &str| {
+        let text: String = std::fs::read_dir(&log)
+            .map(|d| d.flatten().filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect())
+            .unwrap_or_default();
+        let (id, event) = (format!("\"id\":\"{id}\""), format!("\"event\":\"{event}\""));
+        text.lines().any(|l| l.contains(&id) && l.contains(&event))
+    };
+    let all = || logged("note-1", "ack") && logged("note-2", "refuse") && logged("note-3", "refuse");
+    while !all() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(all(), "notifications are logged steps of their messages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_notifications_on_the_embedded_store() {
+    notifications_change_what_get_message_status_reports(common::async_bus::Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_notifications_and_status_on_nats() {
+    notifications_change_what_get_message_status_reports(common::async_bus::Backend::Nats).await;
+}

@@ -12,6 +12,7 @@ import uuid
 
 from lxml import etree
 from zeep import Client, xsd
+from zeep.exceptions import Fault
 from zeep.transports import Transport
 
 from xroad import mtls_session
@@ -55,6 +56,28 @@ def main():
         },
         "messageData": {"data": xsd.AnyObject(person_request, person_request(iin=iin))},
     })
+    # sendDeliveryNotification as the WSDL describes it. The portal does not provide
+    # the service, so the gateway reads the notification and refuses it with a
+    # ШЭП fault whose detail zeep parses.
+    try:
+        asynchronous.service.sendDeliveryNotification(request={
+            "notification": {
+                "messageId": async_id,
+                "serviceId": "PopulationRegister_AddressChange",
+                "notificationDate": now,
+                "deliveryStatus": {
+                    "receiveStatus": "MESSAGE_ACCEPTED",
+                    "statusDate": now,
+                    "resendMessage": "NOT_RESEND",
+                },
+            },
+            "requestDate": now,
+            "sender": {"senderId": sender, "password": password},
+        })
+        notified = {"fault": None}
+    except Fault as fault:
+        code = fault.detail.find(".//errorCode") if fault.detail is not None else None
+        notified = {"fault": fault.message, "errorCode": code.text if code is not None else None}
     print(json.dumps({
         "sync": {
             "correlationId": info.correlationId,
@@ -64,6 +87,7 @@ def main():
             "fields": fields,
         },
         "async": {"messageId": sent.messageId, "status": sent.status.code, "expected": async_id},
+        "notify": notified,
     }))
 
 
