@@ -16,7 +16,7 @@
 
 mod json;
 
-pub use json::{decimal_text, integer_token, number_token, to_map, Json};
+pub use json::{decimal_text, integer_token, into_map, number_token, to_map, Json};
 
 use std::collections::{HashMap, HashSet};
 
@@ -137,7 +137,7 @@ fn local(name: &[u8]) -> String {
 /// Maps an XML fragment (zero or more elements, e.g. a SOAP Body's content) to a JSON
 /// object keyed by the top-level elements' names.
 pub fn xml_to_json(fragment: &[u8], rules: &Rules, limits: &XmlLimits) -> Result<Map<String, Value>, MappingError> {
-    xml_to_tree(fragment, rules, limits).map(|members| to_map(&members))
+    xml_to_tree(fragment, rules, limits).map(into_map)
 }
 
 /// [`xml_to_json`] keeping numbers exactly as written: the object's members, for

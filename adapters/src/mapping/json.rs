@@ -59,6 +59,16 @@ impl Json {
         }
     }
 
+    /// [`Json::to_value`] without copying the strings.
+    pub fn into_value(self) -> Value {
+        match self {
+            Json::String(s) => Value::String(s),
+            Json::Array(items) => Value::Array(items.into_iter().map(Json::into_value).collect()),
+            Json::Object(members) => Value::Object(into_map(members)),
+            scalar => scalar.to_value(),
+        }
+    }
+
     /// The JSON text, numbers exactly as written.
     pub fn to_json_string(&self) -> String {
         let mut out = String::new();
@@ -101,6 +111,11 @@ impl Json {
 /// An object's members as a `serde_json::Map` (see [`Json::to_value`]).
 pub fn to_map(members: &[(String, Json)]) -> Map<String, Value> {
     members.iter().map(|(k, v)| (k.clone(), v.to_value())).collect()
+}
+
+/// [`to_map`] without copying.
+pub fn into_map(members: Vec<(String, Json)>) -> Map<String, Value> {
+    members.into_iter().map(|(k, v)| (k, v.into_value())).collect()
 }
 
 fn write_string(out: &mut String, s: &str) {
