@@ -265,7 +265,13 @@ fn finish(node: Node, rules: &Rules) -> Result<(String, Json), MappingError> {
         return Err(MappingError::Collision { name: node.name, key: rules.text_key().to_owned() });
     }
     for (k, v) in node.attrs {
-        members.push((rules.attribute_key(&k), Json::String(v)));
+        let key = rules.attribute_key(&k);
+        if !named {
+            // `p:x` and `q:x` share the key `@x`: the last wins, as it always has in
+            // the plain style (the named style refuses the pair below).
+            members.retain(|(existing, _)| *existing != key);
+        }
+        members.push((key, Json::String(v)));
     }
     members.extend(group(node.children, rules));
     let trimmed = node.text.trim();

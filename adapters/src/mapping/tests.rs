@@ -229,6 +229,10 @@ fn named_style_refuses_what_it_cannot_tell_apart() {
         let e = xml_to_tree(xml.as_bytes(), &r, &XmlLimits::default()).unwrap_err();
         assert!(matches!(e, MappingError::Collision { .. }), "{xml}: {e}");
     }
+    // Two attributes with one local name: refused in the named style, the last wins in the plain one.
+    let two = r#"<a xmlns:p="urn:p" xmlns:q="urn:q" p:x="1" q:x="2"/>"#;
+    assert!(matches!(xml_to_tree(two.as_bytes(), &r, &XmlLimits::default()), Err(MappingError::Collision { .. })));
+    assert_eq!(tree_text(two, &Rules::default()), r#"{"a":{"@x":"2"}}"#);
     // Without attributes a child named like the text field is just a child.
     assert_eq!(tree_text("<a><value>2</value></a>", &r), r#"{"a":{"value":"2"}}"#);
 }
