@@ -91,10 +91,17 @@ fn shape_at(document: &Value, schema: &Value, depth: usize) -> Shape {
             Some(Shape::Array(_)) | None => Shape::Any,
             Some(items) => Shape::Array(Box::new(items)),
         },
-        Some("object") => match schema.get("properties").and_then(Value::as_object) {
-            Some(properties) => Shape::Object(fields(document, schema, properties, depth)),
-            None => Shape::Any,
-        },
+        Some("object") => {
+            // A map (members the schema cannot name) or no properties at all: untyped,
+            // rather than a sequence that would leave members out.
+            let map = schema.get("additionalProperties").is_some_and(|a| a.is_object() || *a == Value::Bool(true));
+            match schema.get("properties").and_then(Value::as_object) {
+                Some(properties) if !properties.is_empty() && !map => {
+                    Shape::Object(fields(document, schema, properties, depth))
+                }
+                _ => Shape::Any,
+            }
+        }
         _ => Shape::Any,
     }
 }
@@ -349,6 +356,8 @@ mod tests {
                     "any": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
                     "not an element": {"type": "string"}
                 }},
+                "Map": {"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "string"}},
+                "Empty": {"type": "object", "properties": {}},
                 "Amount": {"type": "object", "properties": {
                     "currency": {"type": "string", "xml": {"attribute": true}},
                     "value": {"type": "number"}
@@ -379,6 +388,9 @@ mod tests {
         assert!(debt[0].attribute && !debt[1].attribute);
         assert_eq!(fields[4].shape, Shape::Array(Box::new(Shape::Scalar(ValueType::String))));
         assert_eq!(fields[6].shape, Shape::Any);
+        for untyped in ["Map", "Empty"] {
+            assert_eq!(shape(&doc, &json!({"$ref": format!("#/components/schemas/{untyped}")})), Shape::Any);
+        }
         // The recursive Person ends in Any after MAX_DEPTH levels, not in a stack overflow.
         let mut shape = &fields[5].shape;
         let mut depth = 0;
