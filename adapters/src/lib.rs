@@ -6,6 +6,7 @@ pub mod frame;
 pub mod mapping;
 pub mod openapi;
 pub mod problem;
+pub mod schema;
 pub mod shep;
 pub mod smev3;
 pub mod soap;

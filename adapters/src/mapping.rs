@@ -4,12 +4,19 @@
 //! - an element becomes a key (its local name; namespaces are the operation's);
 //! - repeated sibling elements become an array, and so does an element the service's
 //!   mapping lists in `arrays` even when it occurs once;
-//! - attributes become `"@name"` keys, text next to attributes or children `"#text"`;
+//! - attributes and text next to attributes or children become `"@name"` and
+//!   `"#text"` keys in the plain style (the default), or fields the mapping names in
+//!   the named style (`{"currency": "KZT", "value": 12500}`): see [`JsonStyle`];
 //! - `xsi:nil="true"` becomes `null`; an empty element `""`;
 //! - text stays a string unless the mapping's `types` says `integer`, `number` or
-//!   `boolean` for that element name.
+//!   `boolean` for that element name; numbers keep the digits they were written with
+//!   ([`Json`]).
 //!
 //! JSON → XML is the inverse, writing keys in the order the JSON gave them.
+
+mod json;
+
+pub use json::{decimal_text, integer_token, into_map, number_token, to_map, Json};
 
 use std::collections::{HashMap, HashSet};
 
@@ -39,6 +46,19 @@ impl ValueType {
     }
 }
 
+/// How attributes, and text beside attributes or children, appear in JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum JsonStyle {
+    /// `"@currency"` and `"#text"`: nothing the document holds can collide with them.
+    #[default]
+    Plain,
+    /// `attribute_prefix` + the attribute's name, and `text_field`: what REST clients
+    /// expect (`{"currency": "KZT", "value": 12500}`). JSON → XML needs to know which
+    /// members are attributes: those starting with a non-empty prefix, or, with the
+    /// empty prefix, those the mapping lists in [`Rules::attributes`].
+    Named { text_field: String, attribute_prefix: String },
+}
+
 /// What a service's schema says beyond the document itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rules {
@@ -46,6 +66,38 @@ pub struct Rules {
     pub arrays: HashSet<String>,
     /// Element names whose text is a number or boolean in JSON.
     pub types: HashMap<String, ValueType>,
+    pub style: JsonStyle,
+    /// Attribute names (without the prefix) that JSON → XML writes as attributes in
+    /// the named style.
+    pub attributes: HashSet<String>,
+}
+
+impl Rules {
+    fn attribute_key(&self, name: &str) -> String {
+        match &self.style {
+            JsonStyle::Plain => format!("@{name}"),
+            JsonStyle::Named { attribute_prefix, .. } => format!("{attribute_prefix}{name}"),
+        }
+    }
+
+    fn text_key(&self) -> &str {
+        match &self.style {
+            JsonStyle::Plain => "#text",
+            JsonStyle::Named { text_field, .. } => text_field,
+        }
+    }
+
+    /// The attribute a JSON member writes, if it is one.
+    fn attribute_of<'k>(&self, key: &'k str, value: &Value) -> Option<&'k str> {
+        match &self.style {
+            JsonStyle::Plain => key.strip_prefix('@'),
+            _ if !matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)) => None,
+            JsonStyle::Named { attribute_prefix, .. } if !attribute_prefix.is_empty() => {
+                key.strip_prefix(attribute_prefix.as_str())
+            }
+            JsonStyle::Named { .. } => self.attributes.contains(key).then_some(key),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,12 +112,16 @@ pub enum MappingError {
     BadValue { name: String, expected: &'static str, text: String },
     #[error("expected a JSON object")]
     NotAnObject,
+    #[error(
+        "element {name} has two members named {key:?} in the named JSON style (an attribute, a child or its text)"
+    )]
+    Collision { name: String, key: String },
 }
 
 struct Node {
     name: String,
     attrs: Vec<(String, String)>,
-    children: Vec<(String, Value)>,
+    children: Vec<(String, Json)>,
     text: String,
     nil: bool,
 }
@@ -81,6 +137,12 @@ fn local(name: &[u8]) -> String {
 /// Maps an XML fragment (zero or more elements, e.g. a SOAP Body's content) to a JSON
 /// object keyed by the top-level elements' names.
 pub fn xml_to_json(fragment: &[u8], rules: &Rules, limits: &XmlLimits) -> Result<Map<String, Value>, MappingError> {
+    xml_to_tree(fragment, rules, limits).map(into_map)
+}
+
+/// [`xml_to_json`] keeping numbers exactly as written: the object's members, for
+/// JSON that is sent on (mediated bodies) with [`Json::to_json_string`].
+pub fn xml_to_tree(fragment: &[u8], rules: &Rules, limits: &XmlLimits) -> Result<Vec<(String, Json)>, MappingError> {
     let mut reader = Reader::from_reader(fragment);
     reader.config_mut().check_end_names = true;
     let mut stack: Vec<Node> =
@@ -173,69 +235,87 @@ fn push_text(stack: &mut [Node], text: &str, limits: &XmlLimits) -> Result<(), M
     Ok(())
 }
 
-fn typed(name: &str, text: String, rules: &Rules) -> Result<Value, MappingError> {
+fn typed(name: &str, text: String, rules: &Rules) -> Result<Json, MappingError> {
     let bad = |expected| MappingError::BadValue { name: name.to_owned(), expected, text: text.clone() };
     Ok(match rules.types.get(name).copied().unwrap_or(ValueType::String) {
-        ValueType::String => Value::String(text),
-        ValueType::Integer => Value::from(text.trim().parse::<i64>().map_err(|_| bad("an integer"))?),
-        ValueType::Number => {
-            let t = text.trim();
-            // Whole numbers stay integers in JSON (12500, not 12500.0).
-            if let Ok(i) = t.parse::<i64>() {
-                Value::from(i)
-            } else {
-                let n = t.parse::<f64>().map_err(|_| bad("a number"))?;
-                serde_json::Number::from_f64(n).map(Value::Number).ok_or_else(|| bad("a finite number"))?
-            }
-        }
+        ValueType::String => Json::String(text),
+        ValueType::Integer => Json::Number(integer_token(&text).ok_or_else(|| bad("an integer"))?),
+        // The digits as written: 12500 stays 12500, 12500.50 stays 12500.50.
+        ValueType::Number => Json::Number(number_token(&text).ok_or_else(|| bad("a number"))?),
         ValueType::Boolean => match text.trim() {
-            "true" | "1" => Value::Bool(true),
-            "false" | "0" => Value::Bool(false),
+            "true" | "1" => Json::Bool(true),
+            "false" | "0" => Json::Bool(false),
             _ => return Err(bad("a boolean")),
         },
     })
 }
 
-fn finish(node: Node, rules: &Rules) -> Result<(String, Value), MappingError> {
+fn finish(node: Node, rules: &Rules) -> Result<(String, Json), MappingError> {
     if node.nil {
-        return Ok((node.name, Value::Null));
+        return Ok((node.name, Json::Null));
     }
     if node.children.is_empty() && node.attrs.is_empty() {
         let value = typed(&node.name, node.text, rules)?;
         return Ok((node.name, value));
     }
-    let mut map = Map::new();
+    let mut members: Vec<(String, Json)> = Vec::new();
+    let named = matches!(rules.style, JsonStyle::Named { .. });
+    if named && !node.attrs.is_empty() && node.children.iter().any(|(k, _)| k == rules.text_key()) {
+        // JSON → XML would write that child back as the element's text.
+        return Err(MappingError::Collision { name: node.name, key: rules.text_key().to_owned() });
+    }
     for (k, v) in node.attrs {
-        map.insert(format!("@{k}"), Value::String(v));
+        let key = rules.attribute_key(&k);
+        if !named {
+            // `p:x` and `q:x` share the key `@x`: the last wins, as it always has in
+            // the plain style (the named style refuses the pair below).
+            members.retain(|(existing, _)| *existing != key);
+        }
+        members.push((key, Json::String(v)));
     }
+    members.extend(group(node.children, rules));
     let trimmed = node.text.trim();
-    let children = group(node.children, rules);
-    map.extend(children);
     if !trimmed.is_empty() {
-        map.insert("#text".into(), typed(&node.name, trimmed.to_owned(), rules)?);
+        members.push((rules.text_key().to_owned(), typed(&node.name, trimmed.to_owned(), rules)?));
     }
-    Ok((node.name, Value::Object(map)))
+    if named {
+        // With the names chosen by the mapping, an attribute, a child and the text
+        // may meet under one key; a guess would lose one of them.
+        let mut seen = HashSet::new();
+        if let Some((k, _)) = members.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+            return Err(MappingError::Collision { name: node.name, key: k.clone() });
+        }
+    }
+    Ok((node.name, Json::Object(members)))
 }
 
 /// Groups children by name in first-appearance order; repeated or listed → array.
-fn group(children: Vec<(String, Value)>, rules: &Rules) -> Map<String, Value> {
-    let mut map: Map<String, Value> = Map::new();
+fn group(children: Vec<(String, Json)>, rules: &Rules) -> Vec<(String, Json)> {
+    let mut members: Vec<(String, Json)> = Vec::new();
     let mut counts: HashMap<String, usize> = HashMap::new();
     for (name, _) in &children {
         *counts.entry(name.clone()).or_default() += 1;
     }
+    let mut slots: HashMap<String, usize> = HashMap::new();
     for (name, value) in children {
         let as_array = counts[&name] > 1 || rules.arrays.contains(&name);
-        if as_array {
-            match map.entry(name).or_insert_with(|| Value::Array(vec![])) {
-                Value::Array(items) => items.push(value),
-                _ => unreachable!("array entries are created as arrays"),
+        if !as_array {
+            members.push((name, value));
+            continue;
+        }
+        match slots.get(&name) {
+            Some(&i) => {
+                if let Json::Array(items) = &mut members[i].1 {
+                    items.push(value);
+                }
             }
-        } else {
-            map.insert(name, value);
+            None => {
+                slots.insert(name.clone(), members.len());
+                members.push((name, Json::Array(vec![value])));
+            }
         }
     }
-    map
+    members
 }
 
 fn valid_name(name: &str) -> bool {
@@ -253,59 +333,78 @@ fn escape_text(s: &str) -> String {
 pub fn scalar_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
+        Value::Number(n) => Some(decimal_text(n)),
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
-/// Writes `<name xmlns="namespace">` with the object's members as children.
+/// Writes `<name xmlns="namespace">` with the object's members as children, in the
+/// plain style.
 pub fn json_to_xml(name: &str, namespace: &str, object: &Map<String, Value>) -> Result<String, MappingError> {
+    json_to_xml_with(name, namespace, object, &Rules::default())
+}
+
+/// [`json_to_xml`] in the style (and with the attributes) of `rules`.
+pub fn json_to_xml_with(
+    name: &str,
+    namespace: &str,
+    object: &Map<String, Value>,
+    rules: &Rules,
+) -> Result<String, MappingError> {
     if !valid_name(name) {
         return Err(MappingError::BadName { name: name.to_owned() });
     }
     let mut out = String::new();
     let ns = quick_xml::escape::escape(namespace).replace('"', "&quot;");
     out.push_str(&format!("<{name} xmlns=\"{ns}\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\""));
-    write_members(&mut out, name, object)?;
+    write_members(&mut out, name, object, rules)?;
     Ok(out)
 }
 
 /// Writes the rest of an element whose `<name` is already out: attributes, `>`,
 /// children and text, end tag.
-fn write_members(out: &mut String, name: &str, object: &Map<String, Value>) -> Result<(), MappingError> {
+fn write_members(out: &mut String, name: &str, object: &Map<String, Value>, rules: &Rules) -> Result<(), MappingError> {
+    let mut has_attributes = false;
     for (k, v) in object {
-        if let Some(attr) = k.strip_prefix('@') {
+        if let Some(attr) = rules.attribute_of(k, v) {
             if !valid_name(attr) {
                 return Err(MappingError::BadName { name: k.clone() });
             }
+            has_attributes = true;
             let text = scalar_text(v).unwrap_or_default();
             out.push_str(&format!(" {attr}=\"{}\"", escape_text(&text).replace('"', "&quot;")));
         }
     }
     out.push('>');
+    let text_key = rules.text_key();
+    // In the named style the text field is the element's text only beside
+    // attributes: elsewhere it is a child of that name (docs/mapping.md).
+    let text_is_field = matches!(rules.style, JsonStyle::Plain) || has_attributes;
     for (k, v) in object {
-        if k.starts_with('@') {
+        if rules.attribute_of(k, v).is_some() {
             continue;
         }
-        if k == "#text" {
-            out.push_str(&escape_text(&scalar_text(v).unwrap_or_default()));
-            continue;
+        if k == text_key && text_is_field {
+            if let Some(text) = scalar_text(v) {
+                out.push_str(&escape_text(&text));
+                continue;
+            }
         }
         match v {
             Value::Array(items) => {
                 for item in items {
-                    write_element(out, k, item)?;
+                    write_element(out, k, item, rules)?;
                 }
             }
-            other => write_element(out, k, other)?,
+            other => write_element(out, k, other, rules)?,
         }
     }
     out.push_str(&format!("</{name}>"));
     Ok(())
 }
 
-fn write_element(out: &mut String, name: &str, value: &Value) -> Result<(), MappingError> {
+fn write_element(out: &mut String, name: &str, value: &Value, rules: &Rules) -> Result<(), MappingError> {
     if !valid_name(name) {
         return Err(MappingError::BadName { name: name.to_owned() });
     }
@@ -313,12 +412,12 @@ fn write_element(out: &mut String, name: &str, value: &Value) -> Result<(), Mapp
         Value::Null => out.push_str(&format!("<{name} xsi:nil=\"true\"/>")),
         Value::Object(map) => {
             out.push_str(&format!("<{name}"));
-            write_members(out, name, map)?;
+            write_members(out, name, map, rules)?;
         }
         Value::Array(items) => {
             // An array inside an array has no element name of its own: repeat the name.
             for item in items {
-                write_element(out, name, item)?;
+                write_element(out, name, item, rules)?;
             }
         }
         scalar => out.push_str(&format!("<{name}>{}</{name}>", escape_text(&scalar_text(scalar).unwrap_or_default()))),

@@ -61,10 +61,14 @@ pub fn rewrite_endpoint(wsdl: &str, location: &str) -> Result<(String, usize), S
 }
 
 /// One operation of a generated WSDL: its name and the string fields its request
-/// names (the REST path parameters); anything else travels as `xs:any`.
+/// names (the REST path parameters); anything else travels as `xs:any`. When the
+/// provider's OpenAPI document types the operation, `request` and `response` hold
+/// the XSD content of the two elements ([`crate::schema::xsd_content`]) instead.
 pub struct GeneratedOperation<'a> {
     pub name: &'a str,
     pub fields: Vec<&'a str>,
+    pub request: Option<String>,
+    pub response: Option<String>,
 }
 
 /// A WSDL 1.1 document (document/literal, SOAP 1.1 and 1.2 ports) for a REST service
@@ -82,8 +86,10 @@ pub fn generate(service: &str, namespace: &str, operations: &[GeneratedOperation
         let fields: String =
             op.fields.iter().map(|f| format!(r#"<xs:element name="{}" type="xs:string"/>"#, e(f))).collect();
         let any = r###"<xs:any namespace="##any" processContents="lax" minOccurs="0" maxOccurs="unbounded"/>"###;
+        let request = op.request.clone().unwrap_or_else(|| format!("<xs:sequence>{fields}{any}</xs:sequence>"));
+        let response = op.response.clone().unwrap_or_else(|| format!("<xs:sequence>{any}</xs:sequence>"));
         types.push_str(&format!(
-            r#"<xs:element name="{n}"><xs:complexType><xs:sequence>{fields}{any}</xs:sequence></xs:complexType></xs:element><xs:element name="{n}Response"><xs:complexType><xs:sequence>{any}</xs:sequence></xs:complexType></xs:element>"#
+            r#"<xs:element name="{n}"><xs:complexType>{request}</xs:complexType></xs:element><xs:element name="{n}Response"><xs:complexType>{response}</xs:complexType></xs:element>"#
         ));
         messages.push_str(&format!(
             r#"<wsdl:message name="{n}Request"><wsdl:part name="parameters" element="tns:{n}"/></wsdl:message><wsdl:message name="{n}Response"><wsdl:part name="parameters" element="tns:{n}Response"/></wsdl:message>"#
@@ -165,7 +171,7 @@ mod tests {
 
     #[test]
     fn generated_wsdl_is_well_formed_and_names_its_operations() {
-        let ops = [GeneratedOperation { name: "GetPerson", fields: vec!["iin"] }];
+        let ops = [GeneratedOperation { name: "GetPerson", fields: vec!["iin"], request: None, response: None }];
         let wsdl = generate("KZ/GOV/1/reg/person/v1", "urn:person", &ops, "https://gw/soap");
         assert_eq!(operation_names(&wsdl), vec!["GetPerson".to_owned()]);
         let (_, n) = rewrite_endpoint(&wsdl, "https://other/soap").unwrap();

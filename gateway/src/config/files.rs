@@ -103,7 +103,12 @@ pub(super) fn fill(config: &mut Config, contents: Vec<Contents>) {
         let Some(service) = config.services.iter_mut().find(|s| &s.id == id) else { continue };
         match c {
             Contents::Wsdl(_, text) => service.wsdl = Some(text),
-            Contents::OpenApi(_, doc) => service.openapi = Some(doc),
+            Contents::OpenApi(_, doc) => {
+                if let Some(mediation) = service.mediation.as_mut() {
+                    super::mediation::type_from_openapi(std::sync::Arc::make_mut(mediation), &doc);
+                }
+                service.openapi = Some(doc)
+            }
         }
     }
 }

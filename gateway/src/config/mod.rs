@@ -410,6 +410,10 @@ pub struct MediatedOperation {
     pub method: http::Method,
     pub path: Vec<PathPart>,
     pub soap_action: Option<String>,
+    /// What the provider's OpenAPI document says the operation takes and answers
+    /// (a REST service's SOAP face with `openapi = "file"`): the generated WSDL's
+    /// types and the order of the answer (docs/mapping.md#typed-contracts).
+    pub shape: Option<qaqpa_adapters::schema::OperationShape>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -383,6 +383,16 @@ pub struct RawMediation {
     pub arrays: Vec<String>,
     #[serde(default)]
     pub types: std::collections::BTreeMap<String, Spanned<String>>,
+    /// How attributes and text appear in JSON: "plain" (`@name`, `#text`; the
+    /// default) or "named" (docs/mapping.md#json-styles).
+    pub json_style: Option<Spanned<String>>,
+    /// The named style's key for an element's text (default "value").
+    pub text_field: Option<Spanned<String>>,
+    /// The named style's prefix of attribute keys (default none).
+    pub attribute_prefix: Option<Spanned<String>>,
+    /// Attribute names JSON → XML writes as attributes in the named style.
+    #[serde(default)]
+    pub attributes: Vec<Spanned<String>>,
     #[serde(default, rename = "operation")]
     pub operations: Vec<RawOperation>,
 }

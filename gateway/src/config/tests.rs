@@ -461,3 +461,36 @@ fn a_reload_names_exactly_the_changed_keys_read_at_start() {
     );
     assert_eq!(changed("visibility_timeout = \"30s\"", "visibility_timeout = \"45s\""), ["mailbox.visibility_timeout"]);
 }
+
+#[test]
+fn json_styles_are_checked_with_key_and_line() {
+    use qaqpa_adapters::mapping::JsonStyle;
+    let dir = pki();
+    let named = EXAMPLE.replace("# json_style = \"named\"", "json_style = \"named\"").replace(
+        "# attributes = [\"currency\"]",
+        "attributes = [\"currency\"]\ntext_field = \"amountText\"\nattribute_prefix = \"\"",
+    );
+    let c = both_passes(&named, dir.path()).unwrap_or_else(|e| panic!("{e:#?}"));
+    let rules = &c.services[1].mediation.as_ref().unwrap().rules;
+    assert_eq!(rules.style, JsonStyle::Named { text_field: "amountText".into(), attribute_prefix: String::new() });
+    assert!(rules.attributes.contains("currency"));
+    assert_eq!(c.services[0].mediation.as_ref().unwrap().rules.style, JsonStyle::Plain, "the default");
+
+    let src = named.replace("json_style = \"named\"", "json_style = \"pretty\"");
+    assert_error(
+        &errors(&src, dir.path()),
+        line_of(&src, "pretty"),
+        "service[1].rest.json_style",
+        "use \"plain\" or \"named\"",
+    );
+    let src = named.replace("json_style = \"named\"", "json_style = \"plain\"");
+    let e = errors(&src, dir.path());
+    assert_error(&e, line_of(&src, "amountText"), "service[1].rest.text_field", "only with json_style = \"named\"");
+    assert_error(&e, line_of(&src, "[\"currency\"]"), "service[1].rest.attributes", "only with json_style = \"named\"");
+    let src = named
+        .replace("text_field = \"amountText\"", "text_field = \"1 bad\"")
+        .replace("attributes = [\"currency\"]", "attributes = [\"currency\", \"xmlns\"]");
+    let e = errors(&src, dir.path());
+    assert_error(&e, line_of(&src, "1 bad"), "service[1].rest.text_field", "letters, digits");
+    assert_error(&e, line_of(&src, "\"xmlns\""), "service[1].rest.attributes[1]", "an XML name");
+}

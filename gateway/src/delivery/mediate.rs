@@ -9,7 +9,7 @@ use http::header::{HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use qaqpa_adapters::mapping::{json_to_xml, scalar_text as text, xml_to_json};
+use qaqpa_adapters::mapping::{json_to_xml_with, scalar_text as text, to_map, xml_to_tree, Json, Rules};
 use qaqpa_adapters::problem::CONTENT_TYPE as PROBLEM_JSON;
 use qaqpa_adapters::soap::{self, SoapVersion, XRoadHeader, XRoadIdentifier};
 use qaqpa_adapters::ErrorCode;
@@ -99,11 +99,12 @@ pub async fn soap_to_rest(
         .iter()
         .find(|o| &o.name == op_name)
         .ok_or_else(|| bad_request(format!("{} has no SOAP operation {op_name}", route.id)))?;
-    let mut body = xml_to_json(&bytes[envelope.body.clone()], &mediation.rules, &xml.limits)
+    // A tree, not a serde_json::Value: numbers go on with the digits they were written with.
+    let mut body = xml_to_tree(&bytes[envelope.body.clone()], &mediation.rules, &xml.limits)
         .map_err(|e| GatewayError::new(ErrorCode::BadXml, e.to_string()))?;
-    let mut fields = match body.shift_remove(op_name.as_str()) {
-        Some(Value::Object(m)) => m,
-        Some(Value::String(s)) if s.is_empty() => Map::new(),
+    let mut fields = match body.iter().position(|(k, _)| k == op_name).map(|i| body.remove(i).1) {
+        Some(object @ Json::Object(_)) => object,
+        Some(Json::String(s)) if s.is_empty() => Json::Object(Vec::new()),
         _ => return Err(bad_request(format!("{op_name} must hold its fields as elements"))),
     };
     let mut path = String::new();
@@ -112,7 +113,7 @@ pub async fn soap_to_rest(
         match part {
             crate::config::PathPart::Literal(l) => path.push_str(l),
             crate::config::PathPart::Param(p) => {
-                let value = fields.shift_remove(p).as_ref().and_then(text).ok_or_else(|| {
+                let value = fields.remove(p).as_ref().and_then(Json::scalar_text).ok_or_else(|| {
                     bad_request(format!("{op_name} needs the element {p} (it fills the provider's path)"))
                 })?;
                 path.push_str(&utf8_percent_encode(&value, SEGMENT).to_string());
@@ -120,7 +121,7 @@ pub async fn soap_to_rest(
         }
     }
     let with_body = !matches!(op.method, Method::GET | Method::DELETE);
-    let payload = if with_body { Bytes::from(Value::Object(fields).to_string()) } else { Bytes::new() };
+    let payload = if with_body { Bytes::from(fields.to_json_string()) } else { Bytes::new() };
     let path = crate::delivery::forward::ProviderPath::new(&path, None);
     let mut request = Request::builder()
         .method(op.method.clone())
@@ -155,14 +156,19 @@ pub async fn soap_to_rest(
         serde_json::from_slice(&answer)
             .map_err(|_| GatewayError::new(ErrorCode::UpstreamUnavailable, "the provider's answer is not JSON"))?
     };
-    let object = match value {
+    let mut object = match value {
         Value::Object(m) => m,
         Value::Array(items) => Map::from_iter([("item".to_owned(), Value::Array(items))]),
         other => Map::from_iter([("value".to_owned(), other)]),
     };
-    let body_xml = json_to_xml(&format!("{op_name}Response"), &mediation.namespace, &object).map_err(|e| {
-        GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer cannot be mapped: {e}"))
-    })?;
+    // A typed WSDL promises its sequence: the answer is written in the schema's order.
+    if let Some(fields) = op.shape.as_ref().and_then(|s| s.response_fields()) {
+        object = qaqpa_adapters::schema::order(&object, &fields);
+    }
+    let body_xml = json_to_xml_with(&format!("{op_name}Response"), &mediation.namespace, &object, &mediation.rules)
+        .map_err(|e| {
+            GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer cannot be mapped: {e}"))
+        })?;
     let xml_text = soap::write_envelope(envelope.version, &envelope.header, &body_xml);
     let mut out = Response::new(Bytes::from(xml_text));
     out.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(envelope.version.content_type()));
@@ -236,7 +242,8 @@ pub async fn rest_to_soap(
             _ => return Err(bad_request("the request body must be a JSON object")),
         }
     }
-    let body_xml = json_to_xml(&op.name, &mediation.namespace, &fields).map_err(|e| bad_request(e.to_string()))?;
+    let body_xml = json_to_xml_with(&op.name, &mediation.namespace, &fields, &mediation.rules)
+        .map_err(|e| bad_request(e.to_string()))?;
     if let Some(shep_id) = crate::delivery::shep::provider_service_id(runtime, route) {
         // The provider speaks ШЭП SyncChannel (docs/shep.md#delivery).
         return crate::delivery::shep::rest_to_sync(
@@ -259,14 +266,17 @@ pub async fn rest_to_soap(
     request = request.header("soapaction", format!("\"{action}\""));
     let (parts, ()) = request.body(()).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))?.into_parts();
     let (answer, reply) = post_soap(runtime, route, parts, envelope.into_bytes(), peer, exchange, false).await?;
-    let mapped = xml_to_json(&answer[reply.body.clone()], &mediation.rules, &xml.limits).map_err(|e| {
+    // A fault is read in the plain style whatever the service's style (its fields are SOAP's).
+    let is_fault = reply.operation.as_ref().is_some_and(|(_, local)| local == "Fault");
+    let rules = if is_fault { &Rules::default() } else { &mediation.rules };
+    let mapped = xml_to_tree(&answer[reply.body.clone()], rules, &xml.limits).map_err(|e| {
         GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider's answer cannot be mapped: {e}"))
     })?;
-    if let Some(Value::Object(fault)) = mapped.get("Fault") {
-        return Err(soap_failure(fault));
+    if let Some((_, Json::Object(fault))) = mapped.iter().find(|(k, _)| k == "Fault") {
+        return Err(soap_failure(&to_map(fault)));
     }
-    let value = mapped.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Object(Map::new()));
-    let mut out = Response::new(Bytes::from(value.to_string()));
+    let value = mapped.into_iter().next().map(|(_, v)| v).unwrap_or(Json::Object(Vec::new()));
+    let mut out = Response::new(Bytes::from(value.to_json_string()));
     out.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(out)
 }

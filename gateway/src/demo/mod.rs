@@ -25,6 +25,9 @@ pub const SOAP_SYSTEM: &str = "KZ/GOV/000000000002/legacy-tax";
 pub const SOAP_SERVICE: &str = "KZ/GOV/000000000002/legacy-tax/GetDebt/v1";
 /// The legacy tax system's WSDL (written to DIR/wsdl/, served by the gateway).
 pub const LEGACY_TAX_WSDL: &str = include_str!("legacy-tax.wsdl");
+/// The register's OpenAPI document (written to DIR/openapi/): it types the
+/// register's SOAP face, so SOAP clients get fields (docs/mapping.md#typed-contracts).
+pub const REGISTER_OPENAPI: &str = include_str!("population-register.openapi.json");
 /// A person the demo register knows.
 pub const DEMO_IIN: &str = "900101300123";
 /// The register's asynchronous intake: clients leave address changes, it takes them.
@@ -76,6 +79,8 @@ pub fn write_files(args: &DemoArgs, rest: SocketAddr, soap: SocketAddr) -> anyho
     smev3::write_messages(&args.dir, DEMO_IIN)?;
     std::fs::create_dir_all(args.dir.join("wsdl"))?;
     pki_files::write_file(&args.dir.join("wsdl/legacy-tax.wsdl"), LEGACY_TAX_WSDL, false)?;
+    std::fs::create_dir_all(args.dir.join("openapi"))?;
+    pki_files::write_file(&args.dir.join("openapi/population-register.json"), REGISTER_OPENAPI, false)?;
     let path = args.dir.join("qaqpa.toml");
     pki_files::write_file(&path, &config_text(args, rest, soap), false)?;
     Ok(path)
@@ -129,6 +134,7 @@ id = "{SOAP_SYSTEM}"
 id = "{REST_SERVICE}"
 kind = "rest"
 upstream = ["http://{rest}/persons"]
+openapi = "openapi/population-register.json"
 timeout = "10s"
 sla = {{ availability = 99.9, latency = "200ms", latency_target = 99.0, window = "30d" }}
 # Legacy ШЭП clients reach it at /bip-sync/ with this serviceId (through the SOAP face below).

@@ -7,7 +7,8 @@
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE, HOST};
 use http::{Method, Request, Response};
-use qaqpa_adapters::{openapi, wsdl, ErrorCode};
+use qaqpa_adapters::mapping::JsonStyle;
+use qaqpa_adapters::{openapi, schema, wsdl, ErrorCode};
 
 use crate::body::{full_body, GatewayBody};
 use crate::config::{Mediation, PathPart, ServiceKind};
@@ -25,9 +26,27 @@ fn params(op: &crate::config::MediatedOperation) -> Vec<&str> {
         .collect()
 }
 
+/// The WSDL of a REST service's SOAP face: typed from the provider's OpenAPI
+/// document where it types the operation (docs/mapping.md#typed-contracts), else
+/// path parameters as strings and `xs:any` for the rest.
 pub fn generated_wsdl(route: &Route, mediation: &Mediation, location: &str) -> String {
-    let ops: Vec<_> =
-        mediation.operations.iter().map(|op| wsdl::GeneratedOperation { name: &op.name, fields: params(op) }).collect();
+    let text_field = match &mediation.rules.style {
+        JsonStyle::Named { text_field, .. } => Some(text_field.as_str()),
+        JsonStyle::Plain => None,
+    };
+    let ops: Vec<_> = mediation
+        .operations
+        .iter()
+        .map(|op| {
+            let shape = op.shape.as_ref();
+            wsdl::GeneratedOperation {
+                name: &op.name,
+                fields: params(op),
+                request: shape.map(|s| schema::xsd_content(&s.request, text_field)),
+                response: shape.and_then(|s| s.response_fields()).map(|f| schema::xsd_content(&f, text_field)),
+            }
+        })
+        .collect();
     wsdl::generate(route.id.as_str(), &mediation.namespace, &ops, location)
 }
 

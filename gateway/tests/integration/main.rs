@@ -14,6 +14,7 @@ mod deploy;
 mod events;
 mod limits_and_monitoring;
 mod mailbox;
+mod mediation;
 mod message_log;
 mod message_log_faults;
 mod operations;
