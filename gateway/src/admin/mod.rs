@@ -4,6 +4,7 @@
 //! dashboard and the API's OpenAPI document. Kept apart from the data
 //! listeners so operators' endpoints are never reachable by exchange clients.
 
+mod cluster;
 pub mod live;
 mod operators;
 pub mod views;
@@ -44,6 +45,9 @@ pub async fn serve<B>(gateway: &Gateway, peer: &Peer, req: Request<B>) -> Respon
 
 async fn route<B>(gateway: &Gateway, req: Request<B>) -> Response<GatewayBody> {
     let query = crate::faces::query_params(req.uri().query().unwrap_or(""));
+    if let Some(answer) = cluster::route(gateway, req.method(), req.uri().path(), &query).await {
+        return answer;
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, "/readyz") if gateway.is_ready() => text(StatusCode::OK, "text/plain", "ready\n"),

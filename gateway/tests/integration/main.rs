@@ -8,6 +8,8 @@ mod admin_api;
 mod attacks;
 mod cli;
 mod cluster;
+mod cluster_config;
+mod cluster_sentinel;
 mod dashboard;
 mod deploy;
 mod events;
