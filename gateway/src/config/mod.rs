@@ -555,6 +555,8 @@ mod tests;
 #[cfg(test)]
 mod tests_admin;
 #[cfg(test)]
+mod tests_cluster;
+#[cfg(test)]
 mod tests_passes;
 #[cfg(test)]
 mod tests_shep;

@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use crate::cluster::{have_nats_server, nats_server, sibling, NatsServer};
 use crate::common::async_bus::free_addr;
-use crate::common::{qaqpa, TestGateway, CLIENT, OTHER_CLIENT, SERVICE};
+use crate::common::{qaqpa, TestGateway, CLIENT, OTHER_CLIENT, PROVIDER, SERVICE};
+
+const NOTICES: &str = "KZ/GOV/000000000001/population-register/config-notices/v1";
 
 /// Longest a published change may take to reach every node.
 const PROPAGATION_BOUND: Duration = Duration::from_secs(10);
@@ -80,7 +82,7 @@ async fn a_published_configuration_reaches_every_node_and_a_bad_one_none() {
     let urls: Vec<String> = ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect();
     let prefix = format!("T{}", uuid::Uuid::new_v4().simple());
     let cluster = format!(
-        "\n[mailbox]\nbackend = \"nats\"\nnats_url = \"{}\"\nnats_prefix = \"{prefix}\"\nnats_replicas = 3\n\n[cluster]\nconfig_source = \"nats\"\nconfig_signers = \"pki/operator-ca.crt\"\n",
+        "\n[mailbox]\nbackend = \"nats\"\nnats_url = \"{}\"\nnats_prefix = \"{prefix}\"\nnats_replicas = 3\nmax_attempts = 1\nvisibility_timeout = \"1s\"\n\n[cluster]\nconfig_source = \"nats\"\nconfig_signers = \"pki/operator-ca.crt\"\n\n[[service]]\nid = \"{NOTICES}\"\nkind = \"rest\"\nupstream = [\"http://127.0.0.1:9/unused\"]\nmailbox = \"pull\"\n\n[[access]]\nservice = \"{NOTICES}\"\nclients = [\"{CLIENT}\"]\n",
         urls.join(",")
     );
     let gw = TestGateway::start_with("", |_, text| format!("{text}{cluster}")).await;
@@ -209,6 +211,41 @@ async fn a_published_configuration_reaches_every_node_and_a_bad_one_none() {
     for admin in admins {
         assert_eq!(admin_json(admin, "/admin/v1/config").await["version"], 4);
     }
+
+    // Dead letters live in the shared store: sent on the first node, taken (never
+    // acked) on the second, listed and dropped on the third.
+    let r = client
+        .post(format!("https://localhost:{}/a1/{NOTICES}", data[0]))
+        .header("X-Road-Client", CLIENT)
+        .header("X-Road-Id", "doomed-1")
+        .body("doomed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let mid = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let provider = gw.pki.client(Some("population-register")).build().unwrap();
+    let take = |port: u16| provider.get(format!("https://localhost:{port}/a1/inbox/{PROVIDER}?wait=1s")).send();
+    assert_eq!(take(data[1]).await.unwrap().status(), 200, "taken on node two");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert_eq!(take(data[1]).await.unwrap().status(), 204, "delivered beyond max_attempts");
+        let dead: Value =
+            reqwest::get(format!("http://{}/admin/v1/dead-letters", admins[2])).await.unwrap().json().await.unwrap();
+        if dead.as_array().unwrap().iter().any(|d| d["envelope"]["mid"] == mid.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no dead letter on node three: {dead}");
+    }
+    let r = reqwest::Client::new()
+        .delete(format!("http://{}/admin/v1/dead-letters/{mid}", admins[2]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "dropped on node three");
+    let dead: Value =
+        reqwest::get(format!("http://{}/admin/v1/dead-letters", admins[0])).await.unwrap().json().await.unwrap();
+    assert!(dead.as_array().unwrap().iter().all(|d| d["envelope"]["mid"] != mid.as_str()), "gone on node one: {dead}");
     two.shutdown().await;
     three.shutdown().await;
 }

@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod cluster_config;
 mod cluster_sentinel;
+mod cluster_views;
 mod dashboard;
 mod deploy;
 mod events;
