@@ -185,5 +185,10 @@ pub fn load_published(
     let base = path.parent().unwrap_or(std::path::Path::new("."));
     let config = crate::config::validate(&merged, base, &crate::config::Environment::of_process())
         .map_err(|errors| ConfigErrors { file, errors })?;
+    if config.cluster.source == ConfigSource::File {
+        // The node's file now says `config_source = "file"`: the file alone, as asked.
+        let version = crate::gateway::ConfigVersion::of(Some(path));
+        return Ok((crate::config::load(path)?, version));
+    }
     Ok((config, crate::gateway::ConfigVersion::of_published(doc, bucket)))
 }
