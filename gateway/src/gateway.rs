@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::cluster::Published;
 use crate::config::{self, Config};
 use crate::revocation::LiveCertificates;
 use crate::runtime::Runtime;
@@ -24,6 +25,13 @@ pub struct Gateway {
     pub(crate) started: Config,
     /// The version of the configuration running now (`GET /admin/v1/config`).
     pub(crate) version: std::sync::Mutex<ConfigVersion>,
+    /// The published configuration in force (`[cluster] config_source = "nats"`).
+    pub(crate) published: std::sync::Mutex<Option<Arc<Published>>>,
+    /// The bucket has been read once (or the source is the file): until then a node
+    /// of a published cluster would serve its file's registry, so it is not ready.
+    pub(crate) cluster_synced: AtomicBool,
+    /// One reload at a time: a file reload and a published version never interleave.
+    pub(crate) reload_lock: tokio::sync::Mutex<()>,
 }
 
 /// Which configuration a node runs: the SHA-256 of its file's bytes, when it was
@@ -31,6 +39,8 @@ pub struct Gateway {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ConfigVersion {
     pub hash: String,
+    /// The published version (`qaqpa config publish`); `None` for a file.
+    pub version: Option<u64>,
     /// RFC 3339, UTC.
     pub loaded_at: String,
     pub source: String,
@@ -47,13 +57,23 @@ impl ConfigVersion {
         let loaded_at =
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         let source = path.map_or_else(|| "memory".to_owned(), |p| format!("file:{}", p.display()));
-        Self { hash, loaded_at, source }
+        Self { hash, version: None, loaded_at, source }
     }
 
-    /// Sets `qaqpa_config_info{hash}` to this version alone.
+    /// The version of a published configuration taken from `bucket`.
+    pub fn of_published(doc: &Published, bucket: &str) -> Self {
+        let loaded_at =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        Self { hash: doc.hash.clone(), version: Some(doc.version), loaded_at, source: format!("nats:{bucket}") }
+    }
+
+    /// Sets `qaqpa_config_info{hash,version,source}` to this version alone (source:
+    /// "file", "nats" or "memory").
     pub fn publish(&self, metrics: &crate::observe::metrics::Metrics) {
         metrics.config_info.reset();
-        metrics.config_info.with_label_values(&[self.hash.as_str()]).set(1);
+        let version = self.version.map(|v| v.to_string()).unwrap_or_default();
+        let source = self.source.split(':').next().unwrap_or("");
+        metrics.config_info.with_label_values(&[self.hash.as_str(), version.as_str(), source]).set(1);
     }
 }
 
@@ -92,6 +112,8 @@ pub enum ReloadError {
     Invalid(#[from] config::ConfigErrors),
     #[error("{0}")]
     Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Published(#[from] crate::cluster::ClusterError),
     #[error("reload task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -105,6 +127,7 @@ impl Gateway {
             && self.telemetry.message_log.as_ref().is_none_or(|log| log.is_available())
             && !self.replay.is_failing()
             && self.mailboxes.is_available()
+            && self.cluster_synced.load(Ordering::Acquire)
             && (self.limiter.is_available() || self.runtime().config.services.iter().all(|s| s.limits_fail_open))
     }
 
@@ -113,15 +136,65 @@ impl Gateway {
     /// building upstream pools run on a blocking thread, never on a request worker;
     /// nothing is swapped unless all of it succeeded. Keys read only at start keep
     /// their running values and are named in [`Reloaded::restart_needed`].
+    /// With a published configuration in force, the file's node-local sections are
+    /// re-read and the published registry kept.
     pub async fn reload(&self) -> Result<Reloaded, ReloadError> {
-        let result = self.try_reload().await;
+        let _one = self.reload_lock.lock().await;
+        let published = self.published.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let result = self.try_reload(published).await;
         let label = if result.is_ok() { "ok" } else { "refused" };
         self.telemetry.metrics.reloads.with_label_values(&[label]).inc();
         result
     }
 
-    async fn try_reload(&self) -> Result<Reloaded, ReloadError> {
+    /// A document read from the cluster's bucket: applied if it is new, logged and
+    /// counted (`qaqpa_config_published_total{result}`) either way.
+    pub async fn offer_published(&self, bytes: &[u8]) {
+        let doc = match Published::from_bytes(bytes) {
+            Ok(doc) => doc,
+            Err(e) => {
+                tracing::error!("published configuration refused, the running configuration stays: {e}");
+                self.telemetry.metrics.config_published.with_label_values(&["refused"]).inc();
+                return;
+            }
+        };
+        let running = self.version.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if running.version == Some(doc.version) && running.hash == doc.hash {
+            return; // seen again after a reconnect
+        }
+        let (version, signer) = (doc.version, doc.signer());
+        match self.apply_published(doc).await {
+            Ok(r) => {
+                tracing::info!(version, %signer, services = r.services, "published configuration applied");
+                self.telemetry.metrics.config_published.with_label_values(&["applied"]).inc();
+            }
+            Err(e) => {
+                tracing::error!(version, %signer, "published configuration refused, the running configuration stays: {e}");
+                self.telemetry.metrics.config_published.with_label_values(&["refused"]).inc();
+            }
+        }
+    }
+
+    /// Verifies `doc` against `[cluster] config_signers`, merges its registry with
+    /// this node's file, validates and swaps it in as a reload does. Refused (the
+    /// running configuration stays) if any step fails or `doc` is not newer.
+    pub async fn apply_published(&self, doc: Published) -> Result<Reloaded, ReloadError> {
+        let _one = self.reload_lock.lock().await;
+        let running = self.published.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|p| p.version);
+        if let Some(running) = running.filter(|&r| doc.version <= r) {
+            return Err(crate::cluster::ClusterError::Stale { offered: doc.version, running }.into());
+        }
+        let doc = Arc::new(doc);
+        let result = self.try_reload(Some(doc.clone())).await;
+        if result.is_ok() {
+            *self.published.lock().unwrap_or_else(|e| e.into_inner()) = Some(doc);
+        }
+        result
+    }
+
+    async fn try_reload(&self, published: Option<Arc<Published>>) -> Result<Reloaded, ReloadError> {
         let path = self.config_path.clone().ok_or(ReloadError::NoFile)?;
+        let cluster = self.runtime().config.cluster.clone();
         let running: Vec<(String, bool, bool, bool)> = self
             .listener_tls
             .lock()
@@ -132,8 +205,13 @@ impl Gateway {
         let (runtime, tls, version) = tokio::task::spawn_blocking(move || -> Result<_, ReloadError> {
             // Hashed before it is parsed: a file changed in between shows as drift
             // (and is reloaded again), never as a version it is not.
-            let version = ConfigVersion::of(Some(&path));
-            let config = config::load(&path)?;
+            let (config, version) = match published {
+                None => {
+                    let version = ConfigVersion::of(Some(&path));
+                    (config::load(&path)?, version)
+                }
+                Some(doc) => crate::cluster::load_published(&path, &doc, &cluster)?,
+            };
             let mut tls = Vec::new();
             for (name, http1, http2, quic) in running {
                 let listener = config.listeners.iter().chain(config.admin.iter()).find(|l| l.name == name);

@@ -14,6 +14,7 @@
 pub(crate) mod admin;
 pub(crate) mod body;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub(crate) mod delivery;
 pub mod demo;

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 /// The cluster's replay memory: `SET key NX PX window` per (client, id).
 struct SharedReplay {
-    client: redis::Client,
+    target: crate::cluster::redis_target::RedisTarget,
     /// Connected on first use; a dropped connection is rebuilt by the manager.
     conn: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
     prefix: String,
@@ -40,22 +40,26 @@ impl SharedReplay {
                         .set_connection_timeout(self.timeout)
                         .set_response_timeout(self.timeout)
                         .set_number_of_retries(0);
-                    let made = tokio::time::timeout(
-                        self.timeout,
-                        redis::aio::ConnectionManager::new_with_config(self.client.clone(), config),
-                    )
+                    let made = tokio::time::timeout(self.timeout, async {
+                        let client = self.target.client(self.timeout).await?;
+                        redis::aio::ConnectionManager::new_with_config(client, config).await.map_err(|e| e.to_string())
+                    })
                     .await
-                    .map_err(|_| "connect timed out".to_owned())?
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|_| "connect timed out".to_owned())??;
                     *held = Some(made.clone());
                     made
                 }
             }
         };
-        tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn))
+        let result = tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn))
             .await
-            .map_err(|_| "timed out".to_owned())?
-            .map_err(|e| e.to_string())
+            .map_err(|_| "timed out".to_owned())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        if result.is_err() && self.target.follows_failover() {
+            // Behind Sentinel the master may have moved: the next call asks again.
+            self.conn.lock().await.take();
+        }
+        result
     }
 }
 
@@ -156,9 +160,9 @@ impl ReplayGuard {
     /// signed message is accepted once by the whole cluster. Connects on first use:
     /// a node starts while Redis is down (and refuses signed exchanges until it is up).
     pub fn with_redis(mut self, config: &crate::config::RedisReplay) -> Result<Self, String> {
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| e.to_string())?;
+        let target = crate::cluster::redis_target::RedisTarget::open(&config.url)?;
         self.shared = Some(SharedReplay {
-            client,
+            target,
             conn: tokio::sync::Mutex::new(None),
             prefix: config.prefix.clone(),
             timeout: config.timeout,

@@ -5,6 +5,7 @@
 //! listeners so operators' endpoints are never reachable by exchange clients.
 
 mod console;
+mod cluster;
 pub mod live;
 mod operators;
 mod sla_page;
@@ -47,6 +48,9 @@ pub async fn serve<B>(gateway: &Gateway, peer: &Peer, req: Request<B>) -> Respon
 
 async fn route<B>(gateway: &Gateway, req: Request<B>) -> Response<GatewayBody> {
     let query = crate::faces::query_params(req.uri().query().unwrap_or(""));
+    if let Some(answer) = cluster::route(gateway, req.method(), req.uri().path(), &query).await {
+        return answer;
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "text/plain", "ok\n"),
         (&Method::GET, "/readyz") if gateway.is_ready() => text(StatusCode::OK, "text/plain", "ready\n"),

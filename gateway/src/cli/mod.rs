@@ -1,6 +1,7 @@
 //! The `qaqpa` command line.
 
 pub mod certs;
+pub mod config_publish;
 pub mod log;
 pub mod pki_files;
 pub mod usage;
@@ -43,6 +44,9 @@ pub enum Command {
     },
     /// Validate a config file; prints every error with its key and line, exit 1 if any.
     CheckConfig { file: PathBuf },
+    /// One configuration for a cluster: publish a checked, signed file to every node.
+    #[command(subcommand)]
+    Config(crate::cli::config_publish::ConfigCommand),
     /// Development PKI: a CA, the gateway's server certificate, client certificates.
     #[command(subcommand)]
     Certs(CertsCommand),
@@ -243,6 +247,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Log(command) => crate::cli::log::run(command),
         Command::Usage(args) => crate::cli::usage::run(args),
+        Command::Config(command) => crate::cli::config_publish::run(command),
         Command::Demo(args) => {
             runtime()?.block_on(demo::run(args))?;
             Ok(ExitCode::SUCCESS)

@@ -12,6 +12,7 @@
 
 mod access;
 mod checker;
+mod cluster;
 pub mod defaults;
 mod files;
 mod limit_rules;
@@ -172,8 +173,36 @@ pub struct Config {
     /// Who may use the admin API over TLS (empty: read-only endpoints for any
     /// certificate the admin listener admits, no changes).
     pub operators: Vec<OperatorConfig>,
+    /// `[cluster]`: where the registry comes from, peers of the cluster views.
+    pub cluster: ClusterConfig,
     /// Every file the config names, with its key and line, for [`check_files`].
     files: Vec<files::NamedFile>,
+}
+
+/// `[cluster]` (docs/operations.md#cluster).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterConfig {
+    pub source: ConfigSource,
+    /// CA bundle a published configuration's signer must chain to.
+    pub signers: Option<PathBuf>,
+    /// Admin URLs of the other nodes, without a trailing slash.
+    pub peers: Vec<String>,
+    /// (certificate, key) shown to the peers' admin listeners.
+    pub peer_identity: Option<(PathBuf, PathBuf)>,
+    /// CA bundle of the peers' admin server certificates.
+    pub peer_ca: Option<PathBuf>,
+}
+
+/// Where a node's registry (systems, services, access, limits, topics, signatures)
+/// comes from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// The config file itself.
+    #[default]
+    File,
+    /// The configuration published to this JetStream key-value bucket (on the
+    /// servers of `[mailbox] nats_url`); the file's registry until one is published.
+    Nats { url: String, bucket: String },
 }
 
 /// An operator of the admin API.
@@ -529,6 +558,8 @@ pub struct Monitoring {
 mod tests;
 #[cfg(test)]
 mod tests_admin;
+#[cfg(test)]
+mod tests_cluster;
 #[cfg(test)]
 mod tests_passes;
 #[cfg(test)]

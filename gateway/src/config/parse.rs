@@ -8,8 +8,8 @@ use super::checker::Checker;
 use super::files::NamedFile;
 use super::raw::{RawConfig, RawGateway};
 use super::{
-    access, defaults, limit_rules, limits, listeners, mailbox, monitoring, operators, overload, services, signatures,
-    storage, systems, topics, xml,
+    access, cluster, defaults, limit_rules, limits, listeners, mailbox, monitoring, operators, overload, services,
+    signatures, storage, systems, topics, xml,
 };
 use super::{Config, ConfigError, Environment};
 
@@ -51,6 +51,7 @@ pub(super) fn text_pass(source: &str, base: &Path, env: &Environment) -> TextPas
     let monitoring = monitoring::check(&mut c, raw.monitoring.as_ref());
     let xml = xml::check(&mut c, raw.xml.as_ref());
     let operators = operators::check(&mut c, &raw.operators);
+    let cluster = cluster::check(&mut c, raw.cluster.as_ref(), &mailbox);
     let config = c.errors.is_empty().then(|| Config {
         node,
         listeners,
@@ -68,6 +69,7 @@ pub(super) fn text_pass(source: &str, base: &Path, env: &Environment) -> TextPas
         mailbox,
         topics,
         operators,
+        cluster,
         // Given by the caller with the files pass's findings.
         files: Vec::new(),
     });

@@ -35,6 +35,7 @@ pub struct RawConfig {
     pub topics: Vec<RawTopic>,
     #[serde(default, rename = "operator")]
     pub operators: Vec<RawOperator>,
+    pub cluster: Option<super::cluster::RawCluster>,
 }
 
 /// An operator of the admin API, identified by the client certificate presented

@@ -4,13 +4,14 @@ use super::checker::Checker;
 use super::defaults;
 use super::raw::RawStorage;
 use super::{LimitsBackend, RedisReplay, Storage};
+use crate::cluster::redis_target::is_redis_url;
 
 pub(super) fn check(c: &mut Checker, raw: Option<&RawStorage>) -> Storage {
     let data_dir = raw.and_then(|s| s.data_dir.as_ref()).map_or(defaults::DATA_DIR, |d| d.get_ref().as_str());
     let limits = match raw.and_then(|s| s.limits_backend.as_ref()).map(|b| (b, b.get_ref().as_str())) {
         None | Some((_, "local")) => LimitsBackend::Local,
         Some((b, "redis")) => match raw.and_then(|s| s.redis_url.as_ref()) {
-            Some(url) if url.get_ref().starts_with("redis://") || url.get_ref().starts_with("rediss://") => {
+            Some(url) if is_redis_url(url.get_ref()) => {
                 let timeout = raw.and_then(|s| s.redis_timeout.as_ref());
                 let prefix = raw.and_then(|s| s.redis_prefix.as_ref());
                 if let Some(p) = prefix.filter(|p| p.get_ref().is_empty() || p.get_ref().contains(char::is_whitespace))
@@ -24,7 +25,11 @@ pub(super) fn check(c: &mut Checker, raw: Option<&RawStorage>) -> Storage {
                 }
             }
             Some(url) => {
-                c.error(url.span(), "storage.redis_url", "must start with redis:// or rediss://");
+                let why = match crate::cluster::redis_target::parse_sentinel(url.get_ref()) {
+                    Err(e) if url.get_ref().starts_with(crate::cluster::redis_target::SENTINEL_SCHEME) => e,
+                    _ => "must start with redis://, rediss:// or redis+sentinel://".to_owned(),
+                };
+                c.error(url.span(), "storage.redis_url", why);
                 LimitsBackend::Local
             }
             None => {
@@ -40,22 +45,24 @@ pub(super) fn check(c: &mut Checker, raw: Option<&RawStorage>) -> Storage {
     let replay_redis = match raw.and_then(|s| s.replay.as_ref()).map(|r| (r, r.get_ref().as_str())) {
         None | Some((_, "local")) => None,
         Some((r, "redis")) => match raw.and_then(|s| s.redis_url.as_ref()) {
-            Some(url) if url.get_ref().starts_with("redis://") || url.get_ref().starts_with("rediss://") => {
-                Some(RedisReplay {
-                    url: url.get_ref().clone(),
-                    timeout: c.duration(
-                        raw.and_then(|s| s.redis_timeout.as_ref()),
-                        defaults::REDIS_TIMEOUT,
-                        "storage.redis_timeout",
-                    ),
-                    prefix: raw
-                        .and_then(|s| s.redis_prefix.as_ref())
-                        .map_or(defaults::REDIS_PREFIX, |p| p.get_ref())
-                        .to_owned(),
-                })
-            }
+            Some(url) if is_redis_url(url.get_ref()) => Some(RedisReplay {
+                url: url.get_ref().clone(),
+                timeout: c.duration(
+                    raw.and_then(|s| s.redis_timeout.as_ref()),
+                    defaults::REDIS_TIMEOUT,
+                    "storage.redis_timeout",
+                ),
+                prefix: raw
+                    .and_then(|s| s.redis_prefix.as_ref())
+                    .map_or(defaults::REDIS_PREFIX, |p| p.get_ref())
+                    .to_owned(),
+            }),
             _ => {
-                c.error(r.span(), "storage.replay", "\"redis\" needs storage.redis_url (redis:// or rediss://)");
+                c.error(
+                    r.span(),
+                    "storage.replay",
+                    "\"redis\" needs storage.redis_url (redis://, rediss:// or redis+sentinel://)",
+                );
                 None
             }
         },

@@ -76,10 +76,12 @@ return {0, remaining, reset, left, 0}
 const CIRCUIT_OPEN: Duration = Duration::from_secs(1);
 
 pub struct RedisBackend {
-    client: redis::Client,
+    target: crate::cluster::redis_target::RedisTarget,
     config: redis::aio::ConnectionManagerConfig,
-    /// Set once the first connection is made (the manager reconnects by itself).
-    conn: tokio::sync::OnceCell<ConnectionManager>,
+    /// Set once a connection is made (the manager reconnects by itself to its
+    /// server); behind Sentinel, dropped on a failure so the next connection goes to
+    /// the master the sentinels name then.
+    conn: std::sync::Mutex<Option<ConnectionManager>>,
     /// One connection attempt at a time; others do not wait for it.
     connecting: tokio::sync::Mutex<()>,
     script: redis::Script,
@@ -96,15 +98,15 @@ impl RedisBackend {
     /// Redis down at start is not fatal: the node starts and connects when it can
     /// (services apply their `limits_fail` meanwhile); only a malformed URL is.
     pub async fn connect(url: &str, timeout: Duration, prefix: &str) -> Result<Self, LimitError> {
-        let client = redis::Client::open(url).map_err(|e| LimitError::Unavailable(e.to_string()))?;
+        let target = crate::cluster::redis_target::RedisTarget::open(url).map_err(LimitError::Unavailable)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(timeout.max(Duration::from_millis(500)))
             .set_response_timeout(timeout)
             .set_number_of_retries(1);
         let this = Self {
-            client,
+            target,
             config,
-            conn: tokio::sync::OnceCell::new(),
+            conn: std::sync::Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             script: redis::Script::new(SCRIPT),
             prefix: prefix.to_owned(),
@@ -120,20 +122,23 @@ impl RedisBackend {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, LimitError> {
-        if let Some(c) = self.conn.get() {
+        if let Some(c) = self.conn.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             return Ok(c.clone());
         }
         let Ok(_one) = self.connecting.try_lock() else {
             return Err(LimitError::Unavailable("connecting to Redis".into()));
         };
-        let made = tokio::time::timeout(
-            self.timeout.max(Duration::from_secs(2)),
-            ConnectionManager::new_with_config(self.client.clone(), self.config.clone()),
-        )
+        let within = self.timeout.max(Duration::from_secs(2));
+        let made = tokio::time::timeout(within, async {
+            let client = self.target.client(within).await.map_err(LimitError::Unavailable)?;
+            ConnectionManager::new_with_config(client, self.config.clone())
+                .await
+                .map_err(|e| LimitError::Unavailable(e.to_string()))
+        })
         .await
-        .map_err(|_| LimitError::Unavailable("connect timed out".into()))?
-        .map_err(|e| LimitError::Unavailable(e.to_string()))?;
-        Ok(self.conn.get_or_init(|| async { made }).await.clone())
+        .map_err(|_| LimitError::Unavailable("connect timed out".into()))??;
+        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(made.clone());
+        Ok(made)
     }
 
     /// The GCRA on the caller's `now_ns` (the test suite's synthetic clock).
@@ -144,12 +149,17 @@ impl RedisBackend {
     }
 
     fn trip(&self) {
+        if self.target.follows_failover() {
+            // The master may have moved (a demoted one answers READONLY): ask again.
+            self.conn.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
         self.skip_until_ns.store(super::now_ns() + CIRCUIT_OPEN.as_nanos() as u64, Ordering::Release);
     }
 
     /// Connected and not failed within the last second: `/readyz` asks.
     pub fn is_available(&self) -> bool {
-        self.conn.get().is_some() && super::now_ns() >= self.skip_until_ns.load(Ordering::Acquire)
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+            && super::now_ns() >= self.skip_until_ns.load(Ordering::Acquire)
     }
 
     /// Pings Redis while it counts as unavailable (every second, from housekeeping),

@@ -34,6 +34,7 @@ pub struct Metrics {
     /// 1 for the SHA-256 of the configuration this node runs (drift shows as
     /// several hashes across nodes: deploy/prometheus/alerts.yml).
     pub config_info: IntGaugeVec,
+    pub config_published: IntCounterVec,
     pub mailbox_events: IntCounterVec,
     pub mailbox_depth: IntGaugeVec,
     pub mailbox_dead_letters: IntGauge,
@@ -96,7 +97,14 @@ impl Metrics {
             },
             config_info: reg!(IntGaugeVec::new(
                 Opts::new("qaqpa_config_info", "The configuration this node runs, by its SHA-256 (always 1)"),
-                &["hash"]
+                &["hash", "version", "source"]
+            )),
+            config_published: reg!(IntCounterVec::new(
+                Opts::new(
+                    "qaqpa_config_published_total",
+                    "Published cluster configurations this node read, by result (applied, refused)"
+                ),
+                &["result"]
             )),
             replay_write_failures: reg!(IntCounter::new(
                 "qaqpa_replay_guard_write_failures_total",

@@ -112,6 +112,9 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         config_path,
         ready: AtomicBool::new(false),
         listener_tls: std::sync::Mutex::new(Vec::new()),
+        published: std::sync::Mutex::new(None),
+        cluster_synced: AtomicBool::new(crate::cluster::nats::bucket_of(&started).is_none()),
+        reload_lock: tokio::sync::Mutex::new(()),
         started,
     });
     let mut tasks = JoinSet::new();
@@ -124,6 +127,7 @@ pub async fn start(config: Config, config_path: Option<PathBuf>) -> Result<Runni
         move || shared.runtime().config.topics.iter().map(crate::mailbox::rules).collect()
     };
     tasks.spawn(crate::mailbox::housekeeping(shared.mailboxes.clone(), topics, stopped.clone()));
+    tasks.spawn(crate::cluster::nats::run(gateway.clone(), stopped.clone()));
     // Bind all before serving any: a port that cannot be had fails the start whole.
     let config = &gateway.started;
     let roles = config.listeners.iter().map(|l| (l, Role::Data)).chain(config.admin.iter().map(|l| (l, Role::Admin)));

@@ -15,10 +15,10 @@ use crate::common::{TestGateway, CLIENT, PROVIDER, SERVICE};
 const NOTICES: &str = "KZ/GOV/000000000001/population-register/cluster-notices/v1";
 
 /// A nats-server process of this test; killed (SIGKILL) when dropped.
-struct NatsServer {
+pub(crate) struct NatsServer {
     child: Child,
-    name: String,
-    port: u16,
+    pub(crate) name: String,
+    pub(crate) port: u16,
 }
 
 impl Drop for NatsServer {
@@ -29,7 +29,7 @@ impl Drop for NatsServer {
 }
 
 /// Whether nats-server is installed: in CI it must be (.ci/run installs it).
-fn have_nats_server() -> bool {
+pub(crate) fn have_nats_server() -> bool {
     let found = Command::new("nats-server").arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {
         assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: nats-server is required");
@@ -39,7 +39,7 @@ fn have_nats_server() -> bool {
 }
 
 /// Starts a JetStream server on `port` (store under `dir`), in a cluster with `routes` if any.
-fn nats_server(dir: &Path, name: &str, port: u16, cluster: Option<(u16, &[u16])>) -> NatsServer {
+pub(crate) fn nats_server(dir: &Path, name: &str, port: u16, cluster: Option<(u16, &[u16])>) -> NatsServer {
     let store = dir.join(name);
     let mut cmd = Command::new("nats-server");
     cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-n", name, "-sd", store.to_str().unwrap()]);
@@ -80,7 +80,7 @@ visibility_timeout = "30s"
     .await
 }
 
-async fn ready(gw: &TestGateway) -> u16 {
+pub(crate) async fn ready(gw: &TestGateway) -> u16 {
     reqwest::get(gw.admin_url("/readyz")).await.map_or(0, |r| r.status().as_u16())
 }
 
@@ -315,7 +315,7 @@ fn redis_url() -> Option<String> {
 
 /// Starts another node from `gw`'s configuration with its own data directory and
 /// `[storage]` keys (same PKI, same upstreams).
-async fn sibling(gw: &TestGateway, name: &str, storage: &str) -> qaqpa_gateway::server::Running {
+pub(crate) async fn sibling(gw: &TestGateway, name: &str, storage: &str) -> qaqpa_gateway::server::Running {
     let text = std::fs::read_to_string(&gw.config_path).unwrap();
     let path = gw.pki.dir.path().join(format!("{name}.toml"));
     std::fs::write(&path, format!("{text}\n[storage]\ndata_dir = \"data-{name}\"\n{storage}\n")).unwrap();
@@ -324,7 +324,7 @@ async fn sibling(gw: &TestGateway, name: &str, storage: &str) -> qaqpa_gateway::
 }
 
 /// (status, X-Road-Error) of a SOAP message posted to `node` as CLIENT.
-async fn post_soap_to(gw: &TestGateway, node: &qaqpa_gateway::server::Running, body: &str) -> (u16, String) {
+pub(crate) async fn post_soap_to(gw: &TestGateway, node: &qaqpa_gateway::server::Running, body: &str) -> (u16, String) {
     let client = gw.pki.client(Some("egov-portal")).build().unwrap();
     let url = format!("https://localhost:{}/soap", node.data_addrs[0].port());
     let r = client.post(url).header("content-type", "text/xml; charset=utf-8").body(body.to_owned()).send().await;
@@ -452,7 +452,8 @@ async fn each_node_exposes_the_hash_of_the_configuration_it_runs() {
     assert_eq!(v["hash"], hash_of(&gw.config_path), "{v}");
     assert!(v["source"].as_str().unwrap().ends_with("qaqpa.toml") && v["loaded_at"].as_str().unwrap().ends_with('Z'));
     let metrics = reqwest::get(gw.admin_url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(&format!("qaqpa_config_info{{hash=\"{}\"}} 1", hash_of(&gw.config_path))));
+    let info = format!("qaqpa_config_info{{hash=\"{}\",source=\"file\",version=\"\"}} 1", hash_of(&gw.config_path));
+    assert!(metrics.contains(&info), "{info}");
 
     let text = std::fs::read_to_string(&gw.config_path).unwrap();
     std::fs::write(&gw.config_path, format!("{text}\n# revised\n")).unwrap();

@@ -28,7 +28,8 @@ fn exported_metric_names() -> BTreeSet<String> {
     m.connections_refused.with_label_values(&["l", "r"]).inc();
     m.upstream_healthy.with_label_values(&["s", "e"]).set(1);
     m.health_checks.with_label_values(&["s", "pass"]).inc();
-    m.config_info.with_label_values(&["h"]).set(1);
+    m.config_info.with_label_values(&["h", "1", "nats"]).set(1);
+    m.config_published.with_label_values(&["refused"]).inc();
     let text = String::from_utf8(m.render()).unwrap();
     text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).map(str::to_owned).collect()
 }
