@@ -4,8 +4,8 @@
 //! dashboard and the API's OpenAPI document. Kept apart from the data
 //! listeners so operators' endpoints are never reachable by exchange clients.
 
-mod console;
 mod cluster;
+mod console;
 pub mod live;
 mod operators;
 mod sla_page;
