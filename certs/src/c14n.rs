@@ -9,7 +9,10 @@
 //! envelope reader. Documents with a DOCTYPE or entity references beyond the five
 //! predefined ones are refused (the gateway never expands entities).
 
-use quick_xml::events::{BytesStart, Event};
+use std::borrow::Cow;
+
+use quick_xml::events::attributes::Attributes;
+use quick_xml::events::Event;
 use quick_xml::Reader;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,11 +38,27 @@ pub struct C14nOptions {
     pub inclusive_prefixes: Vec<String>,
 }
 
+/// Where canonical bytes go. A `Vec` keeps them; a running digest
+/// (`xmldsig`'s) hashes them as they are produced, so a Reference's canonical
+/// form is never held in memory (issue 21: the copy cost as much as the hash).
+pub trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
 /// A namespace binding in scope: prefix ("" for the default) and URI ("" undeclares).
+/// Both borrow from the document (or the caller's inherited list): no string is
+/// built per element; only a URI written with a character reference is owned.
 #[derive(Clone)]
-struct Binding {
-    prefix: String,
-    uri: String,
+struct Binding<'a> {
+    prefix: &'a str,
+    uri: Cow<'a, str>,
 }
 
 /// Canonicalizes the element whose start tag begins at byte `start` of `doc`, leaving
@@ -67,18 +86,31 @@ pub fn canonicalize_in_context(
     options: &C14nOptions,
     out: &mut Vec<u8>,
 ) -> Result<(), C14nError> {
-    let scope = inherited.iter().map(|(prefix, uri)| Binding { prefix: prefix.clone(), uri: uri.clone() }).collect();
+    canonicalize_into(doc, start, inherited, exclude, options, out)
+}
+
+/// [`canonicalize_in_context`] into any [`Sink`] (a digest: digesting while
+/// canonicalizing, with no intermediate buffer).
+pub fn canonicalize_into<S: Sink + ?Sized>(
+    doc: &[u8],
+    start: usize,
+    inherited: &[(String, String)],
+    exclude: Option<usize>,
+    options: &C14nOptions,
+    out: &mut S,
+) -> Result<(), C14nError> {
+    let scope = inherited.iter().map(|(prefix, uri)| Binding { prefix, uri: Cow::Borrowed(uri) }).collect();
     run(doc, start.min(doc.len()), scope, start, exclude, options, out)
 }
 
-fn run(
-    doc: &[u8],
+fn run<'a, S: Sink + ?Sized>(
+    doc: &'a [u8],
     from: usize,
-    mut scope: Vec<Binding>,
+    mut scope: Vec<Binding<'a>>,
     start: usize,
     exclude: Option<usize>,
     options: &C14nOptions,
-    out: &mut Vec<u8>,
+    out: &mut S,
 ) -> Result<(), C14nError> {
     let mut reader = Reader::from_reader(&doc[from..]);
     let config = reader.config_mut();
@@ -88,8 +120,12 @@ fn run(
     // Bindings in document scope (`scope`), with the scope length at each open element.
     let mut scope_marks: Vec<usize> = Vec::new();
     // What the output has declared so far, per open output element.
-    let mut rendered: Vec<Binding> = Vec::new();
+    let mut rendered: Vec<Binding<'a>> = Vec::new();
     let mut rendered_marks: Vec<usize> = Vec::new();
+    // Scratch reused from element to element: they borrow from the document, so
+    // one allocation serves the whole subtree.
+    let mut attributes: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
+    let mut scratch = Scratch::default();
     // Depth (in open elements) of the apex and of an excluded subtree, once entered.
     let mut apex_depth: Option<usize> = None;
     let mut excluded_depth: Option<usize> = None;
@@ -105,10 +141,11 @@ fn run(
         match event {
             Event::Start(e) => {
                 scope_marks.push(scope.len());
-                let attributes = read_attributes(&e, &reader)?;
-                for (name, value) in &attributes {
-                    if let Some(prefix) = declared_prefix(name) {
-                        scope.push(Binding { prefix: prefix.to_owned(), uri: value.clone() });
+                let end = from + reader.buffer_position() as usize;
+                let name = read_tag(doc, at, end, e.name().as_ref().len(), &mut attributes)?;
+                for (attr, value) in &attributes {
+                    if let Some(prefix) = declared_prefix(attr) {
+                        scope.push(Binding { prefix, uri: value.clone() });
                     }
                 }
                 if apex_depth.is_none() && at == start {
@@ -121,7 +158,7 @@ fn run(
                 }
                 if apex_depth.is_some() && excluded_depth.is_none() {
                     rendered_marks.push(rendered.len());
-                    render_start(&e, &attributes, &scope, &mut rendered, options, out)?;
+                    render_start(name, &attributes, &scope, &mut rendered, &mut scratch, options, out)?;
                 }
             }
             Event::End(e) => {
@@ -138,15 +175,15 @@ fn run(
                     if let Some(mark) = rendered_marks.pop() {
                         rendered.truncate(mark);
                     }
-                    out.extend_from_slice(b"</");
-                    out.extend_from_slice(e.name().as_ref());
-                    out.push(b'>');
+                    out.put(b"</");
+                    out.put(e.name().as_ref());
+                    out.put(b">");
                     if apex_depth == Some(closing) {
                         return Ok(());
                     }
                 }
             }
-            Event::Text(t) if inside => escape_text(&normalize_newlines(&t), out),
+            Event::Text(t) if inside => text(&t, out),
             Event::CData(t) if inside => escape_text(&normalize_newlines(&t), out),
             Event::GeneralRef(r) if inside => {
                 let c = match r.resolve_char_ref().map_err(|e| malformed(&reader, &e))? {
@@ -158,14 +195,14 @@ fn run(
                 escape_text(c.encode_utf8(&mut buf).as_bytes(), out);
             }
             Event::Comment(c) if inside && options.with_comments => {
-                out.extend_from_slice(b"<!--");
-                out.extend_from_slice(&normalize_newlines(&c));
-                out.extend_from_slice(b"-->");
+                out.put(b"<!--");
+                out.put(&normalize_newlines(&c));
+                out.put(b"-->");
             }
             Event::PI(p) if inside => {
-                out.extend_from_slice(b"<?");
-                out.extend_from_slice(&normalize_newlines(&p));
-                out.extend_from_slice(b"?>");
+                out.put(b"<?");
+                out.put(&normalize_newlines(&p));
+                out.put(b"?>");
             }
             Event::DocType(_) => return Err(C14nError::Doctype),
             Event::Eof => return Err(C14nError::NoElement(start)),
@@ -174,27 +211,43 @@ fn run(
     }
 }
 
-/// A start tag's attributes (namespace declarations included) with values unescaped
-/// and normalized as an XML processor reports them.
-pub(crate) fn read_attributes(e: &BytesStart<'_>, reader: &Reader<&[u8]>) -> Result<Vec<(String, String)>, C14nError> {
-    let mut out = Vec::new();
-    if e.attributes_raw().iter().all(u8::is_ascii_whitespace) {
-        return Ok(out);
+/// The start tag at `doc[at..end]`: its name, and its attributes (namespace
+/// declarations included) into `attributes`, values unescaped and normalized as
+/// an XML processor reports them. Names and plain values borrow from `doc`.
+fn read_tag<'a>(
+    doc: &'a [u8],
+    at: usize,
+    end: usize,
+    name_len: usize,
+    attributes: &mut Vec<(&'a str, Cow<'a, str>)>,
+) -> Result<&'a str, C14nError> {
+    let bad = |message: &str| C14nError::Malformed { at, message: message.to_owned() };
+    attributes.clear();
+    // Between `<` and `>`, without the `/` of an empty element.
+    let inner = doc.get(at + 1..end.saturating_sub(1)).ok_or_else(|| bad("truncated start tag"))?;
+    let inner = inner.strip_suffix(b"/").unwrap_or(inner);
+    let inner = std::str::from_utf8(inner).map_err(|_| bad("a start tag is not UTF-8"))?;
+    let name = inner.get(..name_len).ok_or_else(|| bad("element name"))?;
+    if inner.as_bytes()[name_len..].iter().all(u8::is_ascii_whitespace) {
+        return Ok(name); // most elements: no attribute to parse
     }
-    for attr in e.attributes() {
-        let attr = attr
-            .map_err(|err| C14nError::Malformed { at: reader.buffer_position() as usize, message: err.to_string() })?;
-        let name = String::from_utf8_lossy(attr.key.as_ref()).into_owned();
-        out.push((name, attribute_value(&attr.value)?));
+    for attr in Attributes::new(inner, name_len) {
+        let attr = attr.map_err(|err| C14nError::Malformed { at, message: err.to_string() })?;
+        let key = std::str::from_utf8(attr.key.into_inner()).map_err(|_| bad("attribute name"))?;
+        let value = match attr.value {
+            Cow::Borrowed(raw) => attribute_value(raw)?,
+            Cow::Owned(raw) => Cow::Owned(attribute_value(&raw)?.into_owned()),
+        };
+        attributes.push((key, value));
     }
-    Ok(out)
+    Ok(name)
 }
 
 /// Attribute-value normalization for CDATA attributes (XML 1.0 §3.3.3): literal
 /// whitespace becomes a space, references become their character.
-fn attribute_value(raw: &[u8]) -> Result<String, C14nError> {
+fn attribute_value(raw: &[u8]) -> Result<Cow<'_, str>, C14nError> {
     if !raw.iter().any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r')) {
-        return Ok(String::from_utf8_lossy(raw).into_owned());
+        return Ok(String::from_utf8_lossy(raw));
     }
     let text = String::from_utf8_lossy(&normalize_newlines(raw)).replace(['\t', '\n'], " ");
     let mut value = String::with_capacity(text.len());
@@ -215,7 +268,7 @@ fn attribute_value(raw: &[u8]) -> Result<String, C14nError> {
         rest = &tail[semi + 1..];
     }
     value.push_str(rest);
-    Ok(value)
+    Ok(Cow::Owned(value))
 }
 
 /// The prefix an attribute declares (`xmlns` → "", `xmlns:p` → "p"), if it is a declaration.
@@ -231,98 +284,113 @@ fn prefix_of(qname: &str) -> &str {
     qname.split_once(':').map_or("", |(p, _)| p)
 }
 
-fn lookup<'a>(bindings: &'a [Binding], prefix: &str) -> Option<&'a str> {
-    bindings.iter().rev().find(|b| b.prefix == prefix).map(|b| b.uri.as_str())
+fn lookup<'s, 'a>(bindings: &'s [Binding<'a>], prefix: &str) -> Option<&'s Binding<'a>> {
+    bindings.iter().rev().find(|b| b.prefix == prefix)
+}
+
+/// Per-element lists, kept between elements so that rendering allocates nothing
+/// once they have grown to the widest element.
+#[derive(Default)]
+struct Scratch<'a> {
+    /// Declarations to output: prefix and URI.
+    declarations: Vec<(&'a str, Cow<'a, str>)>,
+    /// Attributes to output: namespace URI, local name, qualified name, value.
+    plain: Vec<(Cow<'a, str>, &'a str, &'a str, Cow<'a, str>)>,
 }
 
 /// Adds `prefix`'s declaration to those the element outputs, if it is not there yet
 /// and the output context lacks it (an inclusive-list prefix out of scope is skipped).
 fn consider<'a>(
-    prefix: &'a str,
+    prefix: &str,
     inclusive: bool,
-    scope: &'a [Binding],
-    rendered: &[Binding],
-    declarations: &mut Vec<(&'a str, &'a str)>,
+    scope: &[Binding<'a>],
+    rendered: &[Binding<'a>],
+    declarations: &mut Vec<(&'a str, Cow<'a, str>)>,
 ) -> Result<(), C14nError> {
     if prefix == "xml" || declarations.iter().any(|(p, _)| *p == prefix) {
         return Ok(());
     }
-    let uri = lookup(scope, prefix).unwrap_or("");
+    let (prefix, uri): (&'a str, Cow<'a, str>) = match lookup(scope, prefix) {
+        Some(b) => (b.prefix, b.uri.clone()),
+        None if prefix.is_empty() => ("", Cow::Borrowed("")),
+        None => return if inclusive { Ok(()) } else { Err(C14nError::UnboundPrefix(prefix.to_owned())) },
+    };
     if uri.is_empty() && !prefix.is_empty() {
         return if inclusive { Ok(()) } else { Err(C14nError::UnboundPrefix(prefix.to_owned())) };
     }
-    if lookup(rendered, prefix).unwrap_or("") != uri {
+    if lookup(rendered, prefix).map_or("", |b| &b.uri) != uri {
         declarations.push((prefix, uri));
     }
     Ok(())
 }
 
-fn render_start(
-    e: &BytesStart<'_>,
-    attributes: &[(String, String)],
-    scope: &[Binding],
-    rendered: &mut Vec<Binding>,
+fn render_start<'a, S: Sink + ?Sized>(
+    name: &'a str,
+    attributes: &[(&'a str, Cow<'a, str>)],
+    scope: &[Binding<'a>],
+    rendered: &mut Vec<Binding<'a>>,
+    scratch: &mut Scratch<'a>,
     options: &C14nOptions,
-    out: &mut Vec<u8>,
+    out: &mut S,
 ) -> Result<(), C14nError> {
-    let name = std::str::from_utf8(e.name().into_inner())
-        .map_err(|_| C14nError::Malformed { at: 0, message: "element name is not UTF-8".into() })?;
-    // Declarations to output (allocated only when there is one): the namespaces
-    // visibly utilized — the element's own prefix, its prefixed attributes' — and
-    // the inclusive list's, where the output does not have them already.
-    let mut declarations: Vec<(&str, &str)> = Vec::new();
-    consider(prefix_of(name), false, scope, rendered, &mut declarations)?;
-    let mut plain: Vec<(&str, &str, &str, &str)> = Vec::new(); // (namespace URI, local name, qname, value)
+    // Declarations to output: the namespaces visibly utilized — the element's own
+    // prefix, its prefixed attributes' — and the inclusive list's, where the
+    // output does not have them already.
+    let Scratch { declarations, plain } = scratch;
+    declarations.clear();
+    plain.clear();
+    consider(prefix_of(name), false, scope, rendered, declarations)?;
     for (attr, value) in attributes {
         if declared_prefix(attr).is_some() {
             continue;
         }
         let prefix = prefix_of(attr);
         let uri = match prefix {
-            "" => "",
-            "xml" => "http://www.w3.org/XML/1998/namespace",
-            p => lookup(scope, p).filter(|u| !u.is_empty()).ok_or_else(|| C14nError::UnboundPrefix(p.to_owned()))?,
+            "" => Cow::Borrowed(""),
+            "xml" => Cow::Borrowed("http://www.w3.org/XML/1998/namespace"),
+            p => lookup(scope, p)
+                .map(|b| b.uri.clone())
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| C14nError::UnboundPrefix(p.to_owned()))?,
         };
         if !prefix.is_empty() {
-            consider(prefix, false, scope, rendered, &mut declarations)?;
+            consider(prefix, false, scope, rendered, declarations)?;
         }
-        let local = attr.split_once(':').map_or(attr.as_str(), |(_, l)| l);
-        plain.push((uri, local, attr, value));
+        let local = attr.split_once(':').map_or(*attr, |(_, l)| l);
+        plain.push((uri, local, attr, value.clone()));
     }
     for p in &options.inclusive_prefixes {
-        consider(if p == "#default" { "" } else { p.as_str() }, true, scope, rendered, &mut declarations)?;
+        consider(if p == "#default" { "" } else { p.as_str() }, true, scope, rendered, declarations)?;
     }
     // Sorted by prefix, the default (empty) first.
     if declarations.len() > 1 {
         declarations.sort_unstable_by(|a, b| a.0.cmp(b.0));
     }
-    out.push(b'<');
-    out.extend_from_slice(name.as_bytes());
-    for (prefix, uri) in &declarations {
+    out.put(b"<");
+    out.put(name.as_bytes());
+    for (prefix, uri) in declarations.iter() {
         if prefix.is_empty() {
-            out.extend_from_slice(b" xmlns=\"");
+            out.put(b" xmlns=\"");
         } else {
-            out.extend_from_slice(b" xmlns:");
-            out.extend_from_slice(prefix.as_bytes());
-            out.extend_from_slice(b"=\"");
+            out.put(b" xmlns:");
+            out.put(prefix.as_bytes());
+            out.put(b"=\"");
         }
         escape_attribute(uri, out);
-        out.push(b'"');
+        out.put(b"\"");
     }
-    for (prefix, uri) in declarations {
-        rendered.push(Binding { prefix: prefix.to_owned(), uri: uri.to_owned() });
-    }
+    rendered.extend(declarations.drain(..).map(|(prefix, uri)| Binding { prefix, uri }));
     if plain.len() > 1 {
-        plain.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        plain.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     }
-    for (_, _, qname, value) in plain {
-        out.push(b' ');
-        out.extend_from_slice(qname.as_bytes());
-        out.extend_from_slice(b"=\"");
+    for (_, _, qname, value) in plain.iter() {
+        out.put(b" ");
+        out.put(qname.as_bytes());
+        out.put(b"=\"");
         escape_attribute(value, out);
-        out.push(b'"');
+        out.put(b"\"");
     }
-    out.push(b'>');
+    out.put(b">");
     Ok(())
 }
 
@@ -347,7 +415,29 @@ fn normalize_newlines(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(out)
 }
 
-fn escape_text(text: &[u8], out: &mut Vec<u8>) {
+/// Literal text as quick-xml reports it (references come as their own events, so
+/// no `<` is in it, and an `&` only if the parser let a stray one through):
+/// line ends normalized, `>` and `&` escaped; runs between them
+/// are written whole (memchr finds the next one).
+fn text<S: Sink + ?Sized>(raw: &[u8], out: &mut S) {
+    let mut rest = raw;
+    while let Some(i) = memchr::memchr3(b'>', b'\r', b'&', rest) {
+        out.put(&rest[..i]);
+        if rest[i] != b'\r' {
+            out.put(if rest[i] == b'>' { b"&gt;" } else { b"&amp;" });
+            rest = &rest[i + 1..];
+        } else {
+            out.put(b"\n");
+            rest = &rest[i + 1..];
+            if rest.first() == Some(&b'\n') {
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.put(rest);
+}
+
+fn escape_text<S: Sink + ?Sized>(text: &[u8], out: &mut S) {
     let mut run = 0;
     for (i, &b) in text.iter().enumerate() {
         let replacement: &[u8] = match b {
@@ -357,25 +447,31 @@ fn escape_text(text: &[u8], out: &mut Vec<u8>) {
             b'\r' => b"&#xD;",
             _ => continue,
         };
-        out.extend_from_slice(&text[run..i]);
-        out.extend_from_slice(replacement);
+        out.put(&text[run..i]);
+        out.put(replacement);
         run = i + 1;
     }
-    out.extend_from_slice(&text[run..]);
+    out.put(&text[run..]);
 }
 
-fn escape_attribute(value: &str, out: &mut Vec<u8>) {
-    for &b in value.as_bytes() {
-        match b {
-            b'&' => out.extend_from_slice(b"&amp;"),
-            b'<' => out.extend_from_slice(b"&lt;"),
-            b'"' => out.extend_from_slice(b"&quot;"),
-            b'\t' => out.extend_from_slice(b"&#x9;"),
-            b'\n' => out.extend_from_slice(b"&#xA;"),
-            b'\r' => out.extend_from_slice(b"&#xD;"),
-            _ => out.push(b),
-        }
+fn escape_attribute<S: Sink + ?Sized>(value: &str, out: &mut S) {
+    let bytes = value.as_bytes();
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let replacement: &[u8] = match b {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'"' => b"&quot;",
+            b'\t' => b"&#x9;",
+            b'\n' => b"&#xA;",
+            b'\r' => b"&#xD;",
+            _ => continue,
+        };
+        out.put(&bytes[run..i]);
+        out.put(replacement);
+        run = i + 1;
     }
+    out.put(&bytes[run..]);
 }
 
 #[cfg(test)]

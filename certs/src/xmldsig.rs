@@ -56,12 +56,65 @@ impl DigestAlg {
         [Self::Sha256, Self::Sha512].into_iter().find(|d| d.uri() == uri)
     }
 
-    fn digest(self, data: &[u8]) -> Vec<u8> {
-        let alg = match self {
+    fn ring(self) -> &'static ring::digest::Algorithm {
+        match self {
             Self::Sha256 => &ring::digest::SHA256,
             Self::Sha512 => &ring::digest::SHA512,
-        };
-        ring::digest::digest(alg, data).as_ref().to_vec()
+        }
+    }
+
+    fn digest(self, data: &[u8]) -> Vec<u8> {
+        ring::digest::digest(self.ring(), data).as_ref().to_vec()
+    }
+
+    /// A running digest that canonicalization writes into.
+    pub fn digester(self) -> Digesting {
+        Digesting { context: ring::digest::Context::new(self.ring()), buffer: [0; DIGEST_BUFFER], len: 0 }
+    }
+}
+
+/// A digest that canonical bytes are written into as they are produced
+/// (docs/PERFORMANCE.md, "Signatures"): no canonical copy of a 64 KiB Body. c14n
+/// writes many short pieces (a tag, a text run); they gather here so the hash
+/// is fed whole blocks, not a call per piece.
+pub trait Digester: c14n::Sink {
+    fn finish(self: Box<Self>) -> Vec<u8>;
+}
+
+const DIGEST_BUFFER: usize = 2048;
+
+pub struct Digesting {
+    context: ring::digest::Context,
+    buffer: [u8; DIGEST_BUFFER],
+    len: usize,
+}
+
+impl c14n::Sink for Digesting {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > DIGEST_BUFFER {
+            self.context.update(&self.buffer[..self.len]);
+            self.len = 0;
+            if bytes.len() >= DIGEST_BUFFER {
+                self.context.update(bytes);
+                return;
+            }
+        }
+        self.buffer[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+}
+
+impl Digesting {
+    pub fn finish(mut self) -> Vec<u8> {
+        self.context.update(&self.buffer[..self.len]);
+        self.context.finish().as_ref().to_vec()
+    }
+}
+
+impl Digester for Digesting {
+    fn finish(self: Box<Self>) -> Vec<u8> {
+        Digesting::finish(*self)
     }
 }
 
@@ -446,16 +499,16 @@ impl Index {
     }
 
     /// Canonicalizes element `i`, reading only its own bytes.
-    fn canonicalize(
+    fn canonicalize<S: c14n::Sink + ?Sized>(
         &self,
         doc: &[u8],
         i: usize,
         exclude: Option<usize>,
         options: &C14nOptions,
-        out: &mut Vec<u8>,
+        out: &mut S,
     ) -> Result<(), DsigError> {
         let scope = self.scope_of(i);
-        Ok(c14n::canonicalize_in_context(doc, self.elements[i].start, &scope, exclude, options, out)?)
+        Ok(c14n::canonicalize_into(doc, self.elements[i].start, &scope, exclude, options, out)?)
     }
 }
 
@@ -564,12 +617,21 @@ fn check_signature(
             }
         }
         let options = options.ok_or(DsigError::Algorithm("(no exclusive c14n transform)".to_owned()))?;
-        canonical.clear();
         let exclude = enveloped.then_some(signature_start);
-        index.canonicalize(doc, target, exclude, &options, &mut canonical)?;
-        let digest = algorithms
-            .digest(&reference.digest_alg, &canonical)
-            .ok_or_else(|| DsigError::Algorithm(reference.digest_alg.clone()))?;
+        let digest = match algorithms.digester(&reference.digest_alg) {
+            // Digesting while canonicalizing: the canonical form is never stored.
+            Some(mut digester) => {
+                index.canonicalize(doc, target, exclude, &options, &mut *digester)?;
+                digester.finish()
+            }
+            None => {
+                canonical.clear();
+                index.canonicalize(doc, target, exclude, &options, &mut canonical)?;
+                algorithms
+                    .digest(&reference.digest_alg, &canonical)
+                    .ok_or_else(|| DsigError::Algorithm(reference.digest_alg.clone()))?
+            }
+        };
         if digest != base64_decode(&reference.digest_value)? {
             return Err(DsigError::DigestMismatch(id.to_owned()));
         }
@@ -669,7 +731,8 @@ pub fn sign_soap(
     }
     // Splices by offset: (where, text). Ids first, then the Timestamp.
     let mut splices: Vec<(usize, String)> = Vec::new();
-    let mut targets = Vec::new();
+    // What to sign: (Id, element in `doc`, or None for the new Timestamp).
+    let mut targets: Vec<(String, Option<usize>)> = Vec::new();
     let mut fresh = 0;
     let mut new_id = |index: &Index| loop {
         fresh += 1;
@@ -688,7 +751,7 @@ pub fn sign_soap(
         // What verify would refuse is not signed either.
         index.refuse_comments_in(i)?;
         match &element.id {
-            Some(id) => targets.push(id.clone()),
+            Some(id) => targets.push((id.clone(), Some(i))),
             None => {
                 let id = new_id(&index);
                 let declare = match element.declares_wsu.as_deref() {
@@ -697,7 +760,7 @@ pub fn sign_soap(
                     Some(_) => return Err(DsigError::Malformed("the wsu prefix is bound to another namespace")),
                 };
                 splices.push((element.start + 1 + element.name_len, format!("{declare} wsu:Id=\"{id}\"")));
-                targets.push(id);
+                targets.push((id, Some(i)));
             }
         }
     }
@@ -712,19 +775,39 @@ pub fn sign_soap(
             "<wsu:Timestamp xmlns:wsu=\"{WSU_NS}\" wsu:Id=\"{timestamp_id}\"><wsu:Created>{created}</wsu:Created></wsu:Timestamp>"
         ),
     ));
-    targets.push(timestamp_id);
+    targets.push((timestamp_id, None));
     let with_ids = splice(doc, &mut splices);
 
-    // Digests over the message as it will be sent.
-    let index = self::index(&with_ids)?;
+    // Digests over the message as it will be sent, located through the one index
+    // of `doc`: an element moves by the length of the splices before it (the Ids
+    // go inside start tags, after the `<`; the Timestamp at the Header's start),
+    // and its ancestors' declarations are unchanged (issue 21: no second parse).
+    let moved = |at: usize, inclusive: bool| {
+        at + splices.iter().take_while(|(p, _)| *p < at || (inclusive && *p == at)).map(|(_, t)| t.len()).sum::<usize>()
+    };
+    let header_scope = || {
+        let mut scope = index.scope_of(soap.header);
+        scope.extend(header.declarations.iter().cloned());
+        scope
+    };
     let options = C14nOptions::default();
     let mut references = String::new();
-    let mut canonical = Vec::new();
-    for id in &targets {
-        let target = index.ids.get(id).ok_or_else(|| DsigError::UnresolvedReference(id.clone()))?;
-        canonical.clear();
-        index.canonicalize(&with_ids, *target, None, &options, &mut canonical)?;
-        let value = STANDARD.encode(digest.digest(&canonical));
+    for (id, element) in &targets {
+        let (start, scope) = match element {
+            Some(i) => {
+                let e = &index.elements[*i];
+                let start = moved(e.start, true);
+                // The element's name is where it was: a check that costs nothing.
+                if with_ids.get(start + 1..start + 1 + e.name_len) != doc.get(e.start + 1..e.start + 1 + e.name_len) {
+                    return Err(DsigError::Malformed("an element moved while adding Ids"));
+                }
+                (start, index.scope_of(*i))
+            }
+            None => (moved(header.start_tag_end, false), header_scope()),
+        };
+        let mut digester = digest.digester();
+        c14n::canonicalize_into(&with_ids, start, &scope, None, &options, &mut digester)?;
+        let value = STANDARD.encode(digester.finish());
         references.push_str(&format!(
             "<ds:Reference URI=\"#{id}\"><ds:Transforms><ds:Transform Algorithm=\"{EXC_C14N}\"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm=\"{}\"></ds:DigestMethod><ds:DigestValue>{value}</ds:DigestValue></ds:Reference>",
             digest.uri()
@@ -739,12 +822,9 @@ pub fn sign_soap(
     let tail = format!(
         "</ds:SignatureValue><ds:KeyInfo><ds:X509Data>{certificates}</ds:X509Data></ds:KeyInfo></ds:Signature>"
     );
-    let header_index = soap_structure(&index)?.header;
-    let header = &index.elements[header_index];
-    let insert_at = header.end_tag;
+    let insert_at = moved(header.end_tag, true);
     // SignedInfo's namespace context: the Header's, and the Signature's ds prefix.
-    let mut scope = index.scope_of(header_index);
-    scope.extend(header.declarations.iter().cloned());
+    let mut scope = header_scope();
     scope.push(("ds".to_owned(), DSIG_NS.to_owned()));
     let mut signed = Vec::with_capacity(with_ids.len() + head.len() + tail.len() + 512);
     signed.extend_from_slice(&with_ids[..insert_at]);
@@ -754,7 +834,7 @@ pub fn sign_soap(
     signed.extend_from_slice(&with_ids[insert_at..]);
     // SignedInfo as canonicalized in place (its namespace context is the message's).
     let signed_info = insert_at + head.find("<ds:SignedInfo>").expect("written above");
-    canonical.clear();
+    let mut canonical = Vec::with_capacity(head.len());
     c14n::canonicalize_in_context(&signed, signed_info, &scope, None, &options, &mut canonical)?;
     let value = STANDARD.encode(key.sign(&canonical).map_err(DsigError::Key)?);
     signed.splice(value_at..value_at, value.into_bytes());
