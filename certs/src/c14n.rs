@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-mod scan;
+pub(crate) mod scan;
 use scan::{ScanError, Scanner, Token};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -222,7 +222,7 @@ fn run<'a, S: Sink + ?Sized>(
 }
 
 /// A character or predefined entity reference's character.
-fn reference(name: &[u8]) -> Option<char> {
+pub(crate) fn reference(name: &[u8]) -> Option<char> {
     let code = |digits: &[u8], radix| {
         std::str::from_utf8(digits).ok().and_then(|d| u32::from_str_radix(d, radix).ok()).and_then(char::from_u32)
     };
@@ -236,7 +236,7 @@ fn reference(name: &[u8]) -> Option<char> {
 /// A start tag's name, and its attributes (namespace declarations included) into
 /// `attributes`, values unescaped and normalized as an XML processor reports
 /// them. Names and plain values borrow from the document.
-fn read_tag<'a>(
+pub(crate) fn read_tag<'a>(
     at: usize,
     tag: &'a [u8],
     name_len: usize,

@@ -20,9 +20,9 @@ use std::ops::Range;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use qaqpa_adapters::soap::{SOAP11_NS, SOAP12_NS, XROAD_NS};
-use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use std::borrow::Cow;
+
+use crate::c14n::scan::{Scanner, Token};
 
 use crate::c14n::{self, C14nError, C14nOptions};
 use crate::keys::{KeyError, SignatureAlg, SigningKey};
@@ -238,12 +238,20 @@ fn is_id_attribute(local: &[u8], ns: Option<&[u8]>) -> bool {
     }
 }
 
+/// The namespace a prefix ("" for the default) is bound to, innermost first;
+/// `None` when unbound (an empty URI undeclares).
+fn resolve<'s>(bindings: &'s [(&str, Cow<'_, str>)], prefix: &str) -> Option<&'s str> {
+    if prefix == "xml" {
+        return Some("http://www.w3.org/XML/1998/namespace");
+    }
+    bindings.iter().rev().find(|(p, _)| *p == prefix).map(|(_, uri)| uri.as_ref()).filter(|u| !u.is_empty())
+}
+
+/// The one parse of a message (issue 21): c14n's tokenizer (no quick-xml reader
+/// pass), namespaces resolved from the declarations as they open and close.
 fn index(doc: &[u8]) -> Result<Index, DsigError> {
-    let mut reader = NsReader::from_reader(doc);
-    let config = reader.config_mut();
-    config.check_end_names = true;
-    config.expand_empty_elements = true;
-    let xml = |e: &dyn std::fmt::Display| DsigError::Xml(e.to_string());
+    let mut scanner = Scanner::new(doc, 0);
+    let scan_error = |(at, message): c14n::scan::ScanError| DsigError::Xml(format!("{message} at byte {at}"));
     let mut elements: Vec<Element> = Vec::new();
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut signatures: Vec<SignatureParts> = Vec::new();
@@ -252,29 +260,37 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
     let mut comments = Vec::new();
     let mut stack: Vec<usize> = Vec::new();
     let mut capture: Option<(Capture, usize, String)> = None;
-    loop {
-        let at = reader.buffer_position() as usize;
-        let event = reader.read_event().map_err(|e| xml(&e))?;
-        match event {
-            Event::Start(e) => {
-                let (ns, local) = reader.resolve_element(e.name());
-                let ns = match ns {
-                    ResolveResult::Bound(n) => known_ns(n.as_ref()),
-                    ResolveResult::Unbound => "",
-                    ResolveResult::Unknown(p) => {
-                        return Err(DsigError::Xml(format!("unbound prefix {}", String::from_utf8_lossy(&p))))
+    // Namespace bindings in scope, and their count at each open element.
+    let mut bindings: Vec<(&str, Cow<'_, str>)> = Vec::new();
+    let mut marks: Vec<usize> = Vec::new();
+    let mut tag_attributes: Vec<(&str, Cow<'_, str>)> = Vec::new();
+    while let Some((at, token)) = scanner.next_token().map_err(scan_error)? {
+        let closes = match token {
+            Token::Start { tag, name_len, empty } => {
+                let qname = c14n::read_tag(at, tag, name_len, &mut tag_attributes)?;
+                marks.push(bindings.len());
+                for (key, value) in &tag_attributes {
+                    if *key == "xmlns" {
+                        bindings.push(("", value.clone()));
+                    } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+                        bindings.push((prefix, value.clone()));
                     }
+                }
+                let (prefix, local) = qname.split_once(':').unwrap_or(("", qname));
+                let ns = match resolve(&bindings, prefix) {
+                    Some(uri) => known_ns(uri.as_bytes()),
+                    None if prefix.is_empty() => "",
+                    None => return Err(DsigError::Xml(format!("unbound prefix {prefix}"))),
                 };
                 // Elements of other namespaces (the Body's content) need no name: no
                 // allocation for them.
-                let local =
-                    if ns.is_empty() { String::new() } else { String::from_utf8_lossy(local.as_ref()).into_owned() };
+                let local = if ns.is_empty() { String::new() } else { local.to_owned() };
                 let index = elements.len();
                 let mut element = Element {
                     start: at,
-                    start_tag_end: reader.buffer_position() as usize,
+                    start_tag_end: scanner.position(),
                     end_tag: 0,
-                    name_len: e.name().as_ref().len(),
+                    name_len,
                     parent: stack.last().copied(),
                     ns,
                     local,
@@ -282,39 +298,39 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                     declares_wsu: None,
                     declarations: Vec::new(),
                 };
-                let mut attrs = Vec::new();
-                for attr in e.attributes() {
-                    let attr = attr.map_err(|e| xml(&e))?;
-                    let key = attr.key.as_ref();
-                    let declaration = key == b"xmlns" || key.starts_with(b"xmlns:");
-                    let id_like = matches!(key.rsplit(|&b| b == b':').next(), Some(b"Id" | b"ID" | b"id"));
+                // (local name, namespace, value) of the attributes a check looks at.
+                let mut attrs: Vec<(&str, Option<&str>, String)> = Vec::new();
+                for (key, value) in &tag_attributes {
+                    let declaration = *key == "xmlns" || key.starts_with("xmlns:");
+                    let (attr_prefix, attr_local) = key.split_once(':').unwrap_or(("", key));
+                    let id_like = matches!(attr_local, "Id" | "ID" | "id");
                     if !(declaration || id_like || !element.ns.is_empty()) {
                         continue; // an attribute no check looks at
                     }
-                    let (attr_ns, attr_local) = reader.resolve_attribute(attr.key);
-                    let attr_ns = match attr_ns {
-                        ResolveResult::Bound(n) => Some(n.as_ref().to_vec()),
-                        _ => None,
-                    };
-                    let value = attr.unescape_value().map_err(|e| xml(&e))?.into_owned();
-                    if attr.key.as_ref() == b"xmlns:wsu" {
-                        element.declares_wsu = Some(value.clone());
-                    }
-                    if let Some(prefix) = attr.key.as_ref().strip_prefix(b"xmlns") {
-                        if prefix.is_empty() || prefix[0] == b':' {
-                            let prefix = String::from_utf8_lossy(prefix.get(1..).unwrap_or_default()).into_owned();
-                            element.declarations.push((prefix, value.clone()));
+                    if declaration {
+                        if *key == "xmlns:wsu" {
+                            element.declares_wsu = Some(value.to_string());
                         }
+                        let prefix = key.strip_prefix("xmlns:").unwrap_or("");
+                        element.declarations.push((prefix.to_owned(), value.to_string()));
+                        continue;
                     }
-                    if is_id_attribute(attr_local.as_ref(), attr_ns.as_deref()) {
+                    let attr_ns = match attr_prefix {
+                        "" => None,
+                        p => Some(resolve(&bindings, p).ok_or_else(|| DsigError::Xml(format!("unbound prefix {p}")))?),
+                    };
+                    if is_id_attribute(attr_local.as_bytes(), attr_ns.map(str::as_bytes)) {
+                        let value = value.to_string();
                         if ids.insert(value.clone(), index).is_some() || element.id.is_some() {
                             return Err(DsigError::DuplicateId(value));
                         }
-                        element.id = Some(value.clone());
+                        element.id = Some(value);
                     }
-                    attrs.push((attr_local.as_ref().to_vec(), attr_ns, value));
+                    attrs.push((attr_local, attr_ns, value.to_string()));
                 }
-                let attr = |name: &[u8]| attrs.iter().find(|(l, n, _)| l == name && n.is_none()).map(|a| a.2.clone());
+                let attr = |name: &[u8]| {
+                    attrs.iter().find(|(l, n, _)| l.as_bytes() == name && n.is_none()).map(|a| a.2.clone())
+                };
                 if element.ns == DSIG_NS {
                     dsig_start(&element, index, &elements, &attr, &mut signatures, &mut capture)?;
                 } else if element.ns == EXC_C14N && element.local == "InclusiveNamespaces" {
@@ -344,50 +360,59 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                 }
                 elements.push(element);
                 stack.push(index);
+                empty
             }
-            Event::End(_) => {
-                let index = stack.pop().ok_or_else(|| DsigError::Xml("unbalanced end tag".into()))?;
-                elements[index].end_tag = at;
-                if let Some((what, _, text)) = capture.take_if(|(_, owner, _)| *owner == index) {
-                    let sig = signatures.last_mut();
-                    match (what, sig) {
-                        (Capture::Created, _) => {
-                            created.insert(index, text);
-                        }
-                        (Capture::XRoadId, _) => {
-                            xroad_ids.insert(index, text);
-                        }
-                        (Capture::DigestValue, Some(sig)) => {
-                            if let Some(r) = sig.references.last_mut() {
-                                r.digest_value = text;
-                            }
-                        }
-                        (Capture::SignatureValue, Some(sig)) => sig.value = text,
-                        (Capture::Certificate, Some(sig)) => sig.certificates.push(text),
-                        _ => {}
+            Token::End { name } => {
+                let open = stack.last().map(|&i| &elements[i]);
+                if open.is_none_or(|e| doc.get(e.start + 1..e.start + 1 + e.name_len) != Some(name)) {
+                    return Err(DsigError::Xml(format!("an end tag does not match its start tag at byte {at}")));
+                }
+                true
+            }
+            Token::Text(t) => {
+                if let Some((_, _, text)) = capture.as_mut() {
+                    text.push_str(&String::from_utf8_lossy(t));
+                }
+                false
+            }
+            Token::Ref(r) => {
+                if let Some((_, _, text)) = capture.as_mut() {
+                    text.push(c14n::reference(r).ok_or_else(|| DsigError::Xml("unknown entity".into()))?);
+                }
+                false
+            }
+            Token::Comment(_) => {
+                comments.push(at);
+                false
+            }
+            Token::DocType => return Err(DsigError::Xml("a DOCTYPE is not allowed".into())),
+            Token::CData(_) | Token::Pi(_) => false,
+        };
+        if !closes {
+            continue;
+        }
+        // An end tag, or an empty element's start tag (it ends where its tag does).
+        let index = stack.pop().ok_or_else(|| DsigError::Xml("unbalanced end tag".into()))?;
+        bindings.truncate(marks.pop().unwrap_or(0));
+        elements[index].end_tag = if matches!(token, Token::End { .. }) { at } else { scanner.position() };
+        if let Some((what, _, text)) = capture.take_if(|(_, owner, _)| *owner == index) {
+            let sig = signatures.last_mut();
+            match (what, sig) {
+                (Capture::Created, _) => {
+                    created.insert(index, text);
+                }
+                (Capture::XRoadId, _) => {
+                    xroad_ids.insert(index, text);
+                }
+                (Capture::DigestValue, Some(sig)) => {
+                    if let Some(r) = sig.references.last_mut() {
+                        r.digest_value = text;
                     }
                 }
+                (Capture::SignatureValue, Some(sig)) => sig.value = text,
+                (Capture::Certificate, Some(sig)) => sig.certificates.push(text),
+                _ => {}
             }
-            Event::Text(t) => {
-                if let Some((_, _, text)) = capture.as_mut() {
-                    text.push_str(&String::from_utf8_lossy(&t));
-                }
-            }
-            Event::GeneralRef(r) => {
-                if let Some((_, _, text)) = capture.as_mut() {
-                    match r.resolve_char_ref().map_err(|e| xml(&e))? {
-                        Some(c) => text.push(c),
-                        None => text.push(
-                            qaqpa_adapters::soap::predefined_entity(&r)
-                                .ok_or_else(|| DsigError::Xml("unknown entity".into()))?,
-                        ),
-                    }
-                }
-            }
-            Event::Comment(_) => comments.push(at),
-            Event::DocType(_) => return Err(DsigError::Xml("a DOCTYPE is not allowed".into())),
-            Event::Eof => break,
-            _ => {}
         }
     }
     if !stack.is_empty() || elements.is_empty() {

@@ -7,12 +7,18 @@
 //! tag naming another element, a tag that does not close.
 
 /// One piece of the document; byte slices borrow from it.
-pub(super) enum Token<'a> {
+pub(crate) enum Token<'a> {
     /// `<name …>` or `<name …/>`: the text between `<` and `>` (without the `/`
     /// of an empty element, so the name is its first `name_len` bytes).
-    Start { tag: &'a [u8], name_len: usize, empty: bool },
+    Start {
+        tag: &'a [u8],
+        name_len: usize,
+        empty: bool,
+    },
     /// `</name>`.
-    End { name: &'a [u8] },
+    End {
+        name: &'a [u8],
+    },
     /// Character data containing neither `<` nor `&`.
     Text(&'a [u8]),
     /// The name between `&` and `;`.
@@ -24,26 +30,31 @@ pub(super) enum Token<'a> {
     DocType,
 }
 
-pub(super) struct Scanner<'a> {
+pub(crate) struct Scanner<'a> {
     doc: &'a [u8],
     pos: usize,
 }
 
 /// Where and what: the caller turns it into its error.
-pub(super) type ScanError = (usize, &'static str);
+pub(crate) type ScanError = (usize, &'static str);
 
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 impl<'a> Scanner<'a> {
-    pub(super) fn new(doc: &'a [u8], pos: usize) -> Self {
+    pub(crate) fn new(doc: &'a [u8], pos: usize) -> Self {
         Self { doc, pos: pos.min(doc.len()) }
+    }
+
+    /// Where the next token starts.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
     }
 
     /// The next token and the byte it starts at; `None` at the end.
     #[inline]
-    pub(super) fn next_token(&mut self) -> Result<Option<(usize, Token<'a>)>, ScanError> {
+    pub(crate) fn next_token(&mut self) -> Result<Option<(usize, Token<'a>)>, ScanError> {
         let doc = self.doc;
         let at = self.pos;
         let Some(&first) = doc.get(at) else { return Ok(None) };
