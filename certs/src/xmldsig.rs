@@ -81,7 +81,7 @@ pub trait Digester: c14n::Sink {
     fn finish(self: Box<Self>) -> Vec<u8>;
 }
 
-const DIGEST_BUFFER: usize = 2048;
+const DIGEST_BUFFER: usize = 1024;
 
 pub struct Digesting {
     context: ring::digest::Context,
