@@ -111,6 +111,7 @@ fn run<'a, S: Sink + ?Sized>(
     options: &C14nOptions,
     out: &mut S,
 ) -> Result<(), C14nError> {
+    let out = &mut Verbatim { doc, from: 0, to: 0, out };
     let mut scanner = Scanner::new(doc, from);
     // Bindings in document scope (`scope`), with the scope length at each open element.
     let mut scope_marks: Vec<usize> = Vec::new();
@@ -153,7 +154,11 @@ fn run<'a, S: Sink + ?Sized>(
                 }
                 if apex_depth.is_some() && excluded_depth.is_none() {
                     rendered_marks.push(rendered.len());
-                    render_start(name, &attributes, &scope, &mut rendered, &mut scratch, options, out)?;
+                    if tag.len() == name_len && !empty && as_written(name, &scope, &rendered, options) {
+                        out.copy(at, scanner.position());
+                    } else {
+                        render_start(name, &attributes, &scope, &mut rendered, &mut scratch, options, out)?;
+                    }
                 }
                 empty
             }
@@ -164,7 +169,11 @@ fn run<'a, S: Sink + ?Sized>(
                 true
             }
             Token::Text(t) if inside => {
-                text(t, out);
+                if memchr::memchr3(b'>', b'\r', b'&', t).is_none() {
+                    out.copy(at, at + t.len());
+                } else {
+                    text(t, out);
+                }
                 false
             }
             Token::CData(t) if inside => {
@@ -211,14 +220,80 @@ fn run<'a, S: Sink + ?Sized>(
             if let Some(mark) = rendered_marks.pop() {
                 rendered.truncate(mark);
             }
-            out.put(b"</");
-            out.put(name);
-            out.put(b">");
+            let end = scanner.position();
+            if matches!(token, Token::End { .. }) && end - at == name.len() + 3 {
+                out.copy(at, end); // `</name>` as written
+            } else {
+                out.put(b"</");
+                out.put(name);
+                out.put(b">");
+            }
             if apex_depth == Some(closing) {
+                out.flush();
                 return Ok(());
             }
         }
     }
+}
+
+/// Most of a canonical Body is the Body as written: a start tag without
+/// attributes whose prefix the output already declares, text with nothing to
+/// escape, an end tag without spaces. Those are copied as ranges of the input,
+/// and adjacent ranges merge, so a run of them reaches the sink as one piece
+/// (one hash update, one copy) instead of one per name, bracket and text.
+struct Verbatim<'d, 'o, S: Sink + ?Sized> {
+    doc: &'d [u8],
+    /// The input range waiting to be written (`from == to`: none).
+    from: usize,
+    to: usize,
+    out: &'o mut S,
+}
+
+impl<S: Sink + ?Sized> Verbatim<'_, '_, S> {
+    #[inline]
+    fn copy(&mut self, from: usize, to: usize) {
+        if self.to != from || self.from == self.to {
+            self.flush();
+            self.from = from;
+        }
+        self.to = to;
+    }
+
+    #[inline]
+    fn flush(&mut self) {
+        if self.from != self.to {
+            self.out.put(&self.doc[self.from..self.to]);
+            self.from = self.to;
+        }
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for Verbatim<'_, '_, S> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.flush();
+        self.out.put(bytes);
+    }
+}
+
+/// Whether an attribute-less start tag's canonical form is `<name>` as written:
+/// its prefix needs no declaration (bound, and to what the output already has),
+/// and no inclusive prefix could add one. Any doubt: no (the full path decides,
+/// and reports what is wrong).
+fn as_written(name: &str, scope: &[Binding<'_>], rendered: &[Binding<'_>], options: &C14nOptions) -> bool {
+    if !options.inclusive_prefixes.is_empty() {
+        return false;
+    }
+    let prefix = prefix_of(name);
+    if prefix == "xml" {
+        return true;
+    }
+    let uri = match lookup(scope, prefix) {
+        Some(b) if !(b.uri.is_empty() && !prefix.is_empty()) => b.uri.as_ref(),
+        None if prefix.is_empty() => "",
+        _ => return false,
+    };
+    lookup(rendered, prefix).map_or("", |b| b.uri.as_ref()) == uri
 }
 
 /// A character or predefined entity reference's character.
