@@ -289,7 +289,7 @@ fn as_written(name: &str, scope: &[Binding<'_>], rendered: &[Binding<'_>], optio
         return true;
     }
     let uri = match lookup(scope, prefix) {
-        Some(b) if !(b.uri.is_empty() && !prefix.is_empty()) => b.uri.as_ref(),
+        Some(b) if !b.uri.is_empty() || prefix.is_empty() => b.uri.as_ref(),
         None if prefix.is_empty() => "",
         _ => return false,
     };
