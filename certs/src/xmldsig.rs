@@ -588,6 +588,12 @@ pub struct SoapSignature {
     pub signature_value: Vec<u8>,
     /// Byte range of the signed Body element.
     pub body: Range<usize>,
+    /// Byte range of the Body's content (between its tags), as this verifier's
+    /// tokenizer read it: the caller compares it with what its own reader routed
+    /// on, so the two parsers cannot disagree about what was signed.
+    pub body_content: Range<usize>,
+    /// Byte range of the whole SOAP Header element (the X-Road fields' parent).
+    pub header: Range<usize>,
     /// The signed `xrd:id` (trimmed), if the Header has one. X-Road requires it;
     /// replay protection rests on it, so the caller refuses a signed message without.
     pub message_id: Option<String>,
@@ -721,14 +727,24 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
         .and_then(|(i, _)| index.created.get(&i))
         .and_then(|t| time::OffsetDateTime::parse(t.trim(), &time::format_description::well_known::Rfc3339).ok())
         .ok_or(DsigError::Timestamp)?;
+    let element_range = |e: &Element| {
+        let end = if e.end_tag == e.start_tag_end && doc.get(e.start_tag_end.wrapping_sub(2)) == Some(&b'/') {
+            e.end_tag // <Empty/>: the start tag is the element
+        } else {
+            e.end_tag + doc[e.end_tag..].iter().position(|&b| b == b'>').map_or(0, |p| p + 1)
+        };
+        e.start..end
+    };
     let body = &index.elements[soap.body];
-    let body_end = body.end_tag + doc[body.end_tag..].iter().position(|&b| b == b'>').map_or(0, |p| p + 1);
+    let header = &index.elements[soap.header];
     Ok(SoapSignature {
         alg,
         chain,
         created: created.unix_timestamp(),
         signature_value: value,
-        body: body.start..body_end,
+        body: element_range(body),
+        body_content: body.start_tag_end..body.end_tag,
+        header: element_range(header),
         message_id,
     })
 }
