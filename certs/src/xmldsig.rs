@@ -20,9 +20,9 @@ use std::ops::Range;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use qaqpa_adapters::soap::{SOAP11_NS, SOAP12_NS, XROAD_NS};
-use quick_xml::events::Event;
-use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
+use std::borrow::Cow;
+
+use crate::c14n::scan::{Scanner, Token};
 
 use crate::c14n::{self, C14nError, C14nOptions};
 use crate::keys::{KeyError, SignatureAlg, SigningKey};
@@ -56,12 +56,65 @@ impl DigestAlg {
         [Self::Sha256, Self::Sha512].into_iter().find(|d| d.uri() == uri)
     }
 
-    fn digest(self, data: &[u8]) -> Vec<u8> {
-        let alg = match self {
+    fn ring(self) -> &'static ring::digest::Algorithm {
+        match self {
             Self::Sha256 => &ring::digest::SHA256,
             Self::Sha512 => &ring::digest::SHA512,
-        };
-        ring::digest::digest(alg, data).as_ref().to_vec()
+        }
+    }
+
+    fn digest(self, data: &[u8]) -> Vec<u8> {
+        ring::digest::digest(self.ring(), data).as_ref().to_vec()
+    }
+
+    /// A running digest that canonicalization writes into.
+    pub fn digester(self) -> Digesting {
+        Digesting { context: ring::digest::Context::new(self.ring()), buffer: [0; DIGEST_BUFFER], len: 0 }
+    }
+}
+
+/// A digest that canonical bytes are written into as they are produced
+/// (docs/PERFORMANCE.md, "Signatures"): no canonical copy of a 64 KiB Body. c14n
+/// writes many short pieces (a tag, a text run); they gather here so the hash
+/// is fed whole blocks, not a call per piece.
+pub trait Digester: c14n::Sink {
+    fn finish(self: Box<Self>) -> Vec<u8>;
+}
+
+const DIGEST_BUFFER: usize = 1024;
+
+pub struct Digesting {
+    context: ring::digest::Context,
+    buffer: [u8; DIGEST_BUFFER],
+    len: usize,
+}
+
+impl c14n::Sink for Digesting {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > DIGEST_BUFFER {
+            self.context.update(&self.buffer[..self.len]);
+            self.len = 0;
+            if bytes.len() >= DIGEST_BUFFER {
+                self.context.update(bytes);
+                return;
+            }
+        }
+        self.buffer[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+}
+
+impl Digesting {
+    pub fn finish(mut self) -> Vec<u8> {
+        self.context.update(&self.buffer[..self.len]);
+        self.context.finish().as_ref().to_vec()
+    }
+}
+
+impl Digester for Digesting {
+    fn finish(self: Box<Self>) -> Vec<u8> {
+        Digesting::finish(*self)
     }
 }
 
@@ -185,12 +238,20 @@ fn is_id_attribute(local: &[u8], ns: Option<&[u8]>) -> bool {
     }
 }
 
+/// The namespace a prefix ("" for the default) is bound to, innermost first;
+/// `None` when unbound (an empty URI undeclares).
+fn resolve<'s>(bindings: &'s [(&str, Cow<'_, str>)], prefix: &str) -> Option<&'s str> {
+    if prefix == "xml" {
+        return Some("http://www.w3.org/XML/1998/namespace");
+    }
+    bindings.iter().rev().find(|(p, _)| *p == prefix).map(|(_, uri)| uri.as_ref()).filter(|u| !u.is_empty())
+}
+
+/// The one parse of a message (issue 21): c14n's tokenizer (no quick-xml reader
+/// pass), namespaces resolved from the declarations as they open and close.
 fn index(doc: &[u8]) -> Result<Index, DsigError> {
-    let mut reader = NsReader::from_reader(doc);
-    let config = reader.config_mut();
-    config.check_end_names = true;
-    config.expand_empty_elements = true;
-    let xml = |e: &dyn std::fmt::Display| DsigError::Xml(e.to_string());
+    let mut scanner = Scanner::new(doc, 0);
+    let scan_error = |(at, message): c14n::scan::ScanError| DsigError::Xml(format!("{message} at byte {at}"));
     let mut elements: Vec<Element> = Vec::new();
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut signatures: Vec<SignatureParts> = Vec::new();
@@ -199,29 +260,37 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
     let mut comments = Vec::new();
     let mut stack: Vec<usize> = Vec::new();
     let mut capture: Option<(Capture, usize, String)> = None;
-    loop {
-        let at = reader.buffer_position() as usize;
-        let event = reader.read_event().map_err(|e| xml(&e))?;
-        match event {
-            Event::Start(e) => {
-                let (ns, local) = reader.resolve_element(e.name());
-                let ns = match ns {
-                    ResolveResult::Bound(n) => known_ns(n.as_ref()),
-                    ResolveResult::Unbound => "",
-                    ResolveResult::Unknown(p) => {
-                        return Err(DsigError::Xml(format!("unbound prefix {}", String::from_utf8_lossy(&p))))
+    // Namespace bindings in scope, and their count at each open element.
+    let mut bindings: Vec<(&str, Cow<'_, str>)> = Vec::new();
+    let mut marks: Vec<usize> = Vec::new();
+    let mut tag_attributes: Vec<(&str, Cow<'_, str>)> = Vec::new();
+    while let Some((at, token)) = scanner.next_token().map_err(scan_error)? {
+        let closes = match token {
+            Token::Start { tag, name_len, empty } => {
+                let qname = c14n::read_tag(at, tag, name_len, &mut tag_attributes)?;
+                marks.push(bindings.len());
+                for (key, value) in &tag_attributes {
+                    if *key == "xmlns" {
+                        bindings.push(("", value.clone()));
+                    } else if let Some(prefix) = key.strip_prefix("xmlns:") {
+                        bindings.push((prefix, value.clone()));
                     }
+                }
+                let (prefix, local) = qname.split_once(':').unwrap_or(("", qname));
+                let ns = match resolve(&bindings, prefix) {
+                    Some(uri) => known_ns(uri.as_bytes()),
+                    None if prefix.is_empty() => "",
+                    None => return Err(DsigError::Xml(format!("unbound prefix {prefix}"))),
                 };
                 // Elements of other namespaces (the Body's content) need no name: no
                 // allocation for them.
-                let local =
-                    if ns.is_empty() { String::new() } else { String::from_utf8_lossy(local.as_ref()).into_owned() };
+                let local = if ns.is_empty() { String::new() } else { local.to_owned() };
                 let index = elements.len();
                 let mut element = Element {
                     start: at,
-                    start_tag_end: reader.buffer_position() as usize,
+                    start_tag_end: scanner.position(),
                     end_tag: 0,
-                    name_len: e.name().as_ref().len(),
+                    name_len,
                     parent: stack.last().copied(),
                     ns,
                     local,
@@ -229,39 +298,39 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                     declares_wsu: None,
                     declarations: Vec::new(),
                 };
-                let mut attrs = Vec::new();
-                for attr in e.attributes() {
-                    let attr = attr.map_err(|e| xml(&e))?;
-                    let key = attr.key.as_ref();
-                    let declaration = key == b"xmlns" || key.starts_with(b"xmlns:");
-                    let id_like = matches!(key.rsplit(|&b| b == b':').next(), Some(b"Id" | b"ID" | b"id"));
+                // (local name, namespace, value) of the attributes a check looks at.
+                let mut attrs: Vec<(&str, Option<&str>, String)> = Vec::new();
+                for (key, value) in &tag_attributes {
+                    let declaration = *key == "xmlns" || key.starts_with("xmlns:");
+                    let (attr_prefix, attr_local) = key.split_once(':').unwrap_or(("", key));
+                    let id_like = matches!(attr_local, "Id" | "ID" | "id");
                     if !(declaration || id_like || !element.ns.is_empty()) {
                         continue; // an attribute no check looks at
                     }
-                    let (attr_ns, attr_local) = reader.resolve_attribute(attr.key);
-                    let attr_ns = match attr_ns {
-                        ResolveResult::Bound(n) => Some(n.as_ref().to_vec()),
-                        _ => None,
-                    };
-                    let value = attr.unescape_value().map_err(|e| xml(&e))?.into_owned();
-                    if attr.key.as_ref() == b"xmlns:wsu" {
-                        element.declares_wsu = Some(value.clone());
-                    }
-                    if let Some(prefix) = attr.key.as_ref().strip_prefix(b"xmlns") {
-                        if prefix.is_empty() || prefix[0] == b':' {
-                            let prefix = String::from_utf8_lossy(prefix.get(1..).unwrap_or_default()).into_owned();
-                            element.declarations.push((prefix, value.clone()));
+                    if declaration {
+                        if *key == "xmlns:wsu" {
+                            element.declares_wsu = Some(value.to_string());
                         }
+                        let prefix = key.strip_prefix("xmlns:").unwrap_or("");
+                        element.declarations.push((prefix.to_owned(), value.to_string()));
+                        continue;
                     }
-                    if is_id_attribute(attr_local.as_ref(), attr_ns.as_deref()) {
+                    let attr_ns = match attr_prefix {
+                        "" => None,
+                        p => Some(resolve(&bindings, p).ok_or_else(|| DsigError::Xml(format!("unbound prefix {p}")))?),
+                    };
+                    if is_id_attribute(attr_local.as_bytes(), attr_ns.map(str::as_bytes)) {
+                        let value = value.to_string();
                         if ids.insert(value.clone(), index).is_some() || element.id.is_some() {
                             return Err(DsigError::DuplicateId(value));
                         }
-                        element.id = Some(value.clone());
+                        element.id = Some(value);
                     }
-                    attrs.push((attr_local.as_ref().to_vec(), attr_ns, value));
+                    attrs.push((attr_local, attr_ns, value.to_string()));
                 }
-                let attr = |name: &[u8]| attrs.iter().find(|(l, n, _)| l == name && n.is_none()).map(|a| a.2.clone());
+                let attr = |name: &[u8]| {
+                    attrs.iter().find(|(l, n, _)| l.as_bytes() == name && n.is_none()).map(|a| a.2.clone())
+                };
                 if element.ns == DSIG_NS {
                     dsig_start(&element, index, &elements, &attr, &mut signatures, &mut capture)?;
                 } else if element.ns == EXC_C14N && element.local == "InclusiveNamespaces" {
@@ -291,50 +360,59 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                 }
                 elements.push(element);
                 stack.push(index);
+                empty
             }
-            Event::End(_) => {
-                let index = stack.pop().ok_or_else(|| DsigError::Xml("unbalanced end tag".into()))?;
-                elements[index].end_tag = at;
-                if let Some((what, _, text)) = capture.take_if(|(_, owner, _)| *owner == index) {
-                    let sig = signatures.last_mut();
-                    match (what, sig) {
-                        (Capture::Created, _) => {
-                            created.insert(index, text);
-                        }
-                        (Capture::XRoadId, _) => {
-                            xroad_ids.insert(index, text);
-                        }
-                        (Capture::DigestValue, Some(sig)) => {
-                            if let Some(r) = sig.references.last_mut() {
-                                r.digest_value = text;
-                            }
-                        }
-                        (Capture::SignatureValue, Some(sig)) => sig.value = text,
-                        (Capture::Certificate, Some(sig)) => sig.certificates.push(text),
-                        _ => {}
+            Token::End { name } => {
+                let open = stack.last().map(|&i| &elements[i]);
+                if open.is_none_or(|e| doc.get(e.start + 1..e.start + 1 + e.name_len) != Some(name)) {
+                    return Err(DsigError::Xml(format!("an end tag does not match its start tag at byte {at}")));
+                }
+                true
+            }
+            Token::Text(t) => {
+                if let Some((_, _, text)) = capture.as_mut() {
+                    text.push_str(&String::from_utf8_lossy(t));
+                }
+                false
+            }
+            Token::Ref(r) => {
+                if let Some((_, _, text)) = capture.as_mut() {
+                    text.push(c14n::reference(r).ok_or_else(|| DsigError::Xml("unknown entity".into()))?);
+                }
+                false
+            }
+            Token::Comment(_) => {
+                comments.push(at);
+                false
+            }
+            Token::DocType => return Err(DsigError::Xml("a DOCTYPE is not allowed".into())),
+            Token::CData(_) | Token::Pi(_) => false,
+        };
+        if !closes {
+            continue;
+        }
+        // An end tag, or an empty element's start tag (it ends where its tag does).
+        let index = stack.pop().ok_or_else(|| DsigError::Xml("unbalanced end tag".into()))?;
+        bindings.truncate(marks.pop().unwrap_or(0));
+        elements[index].end_tag = if matches!(token, Token::End { .. }) { at } else { scanner.position() };
+        if let Some((what, _, text)) = capture.take_if(|(_, owner, _)| *owner == index) {
+            let sig = signatures.last_mut();
+            match (what, sig) {
+                (Capture::Created, _) => {
+                    created.insert(index, text);
+                }
+                (Capture::XRoadId, _) => {
+                    xroad_ids.insert(index, text);
+                }
+                (Capture::DigestValue, Some(sig)) => {
+                    if let Some(r) = sig.references.last_mut() {
+                        r.digest_value = text;
                     }
                 }
+                (Capture::SignatureValue, Some(sig)) => sig.value = text,
+                (Capture::Certificate, Some(sig)) => sig.certificates.push(text),
+                _ => {}
             }
-            Event::Text(t) => {
-                if let Some((_, _, text)) = capture.as_mut() {
-                    text.push_str(&String::from_utf8_lossy(&t));
-                }
-            }
-            Event::GeneralRef(r) => {
-                if let Some((_, _, text)) = capture.as_mut() {
-                    match r.resolve_char_ref().map_err(|e| xml(&e))? {
-                        Some(c) => text.push(c),
-                        None => text.push(
-                            qaqpa_adapters::soap::predefined_entity(&r)
-                                .ok_or_else(|| DsigError::Xml("unknown entity".into()))?,
-                        ),
-                    }
-                }
-            }
-            Event::Comment(_) => comments.push(at),
-            Event::DocType(_) => return Err(DsigError::Xml("a DOCTYPE is not allowed".into())),
-            Event::Eof => break,
-            _ => {}
         }
     }
     if !stack.is_empty() || elements.is_empty() {
@@ -446,16 +524,16 @@ impl Index {
     }
 
     /// Canonicalizes element `i`, reading only its own bytes.
-    fn canonicalize(
+    fn canonicalize<S: c14n::Sink + ?Sized>(
         &self,
         doc: &[u8],
         i: usize,
         exclude: Option<usize>,
         options: &C14nOptions,
-        out: &mut Vec<u8>,
+        out: &mut S,
     ) -> Result<(), DsigError> {
         let scope = self.scope_of(i);
-        Ok(c14n::canonicalize_in_context(doc, self.elements[i].start, &scope, exclude, options, out)?)
+        Ok(c14n::canonicalize_into(doc, self.elements[i].start, &scope, exclude, options, out)?)
     }
 }
 
@@ -510,6 +588,12 @@ pub struct SoapSignature {
     pub signature_value: Vec<u8>,
     /// Byte range of the signed Body element.
     pub body: Range<usize>,
+    /// Byte range of the Body's content (between its tags), as this verifier's
+    /// tokenizer read it: the caller compares it with what its own reader routed
+    /// on, so the two parsers cannot disagree about what was signed.
+    pub body_content: Range<usize>,
+    /// Byte range of the whole SOAP Header element (the X-Road fields' parent).
+    pub header: Range<usize>,
     /// The signed `xrd:id` (trimmed), if the Header has one. X-Road requires it;
     /// replay protection rests on it, so the caller refuses a signed message without.
     pub message_id: Option<String>,
@@ -564,12 +648,21 @@ fn check_signature(
             }
         }
         let options = options.ok_or(DsigError::Algorithm("(no exclusive c14n transform)".to_owned()))?;
-        canonical.clear();
         let exclude = enveloped.then_some(signature_start);
-        index.canonicalize(doc, target, exclude, &options, &mut canonical)?;
-        let digest = algorithms
-            .digest(&reference.digest_alg, &canonical)
-            .ok_or_else(|| DsigError::Algorithm(reference.digest_alg.clone()))?;
+        let digest = match algorithms.digester(&reference.digest_alg) {
+            // Digesting while canonicalizing: the canonical form is never stored.
+            Some(mut digester) => {
+                index.canonicalize(doc, target, exclude, &options, &mut *digester)?;
+                digester.finish()
+            }
+            None => {
+                canonical.clear();
+                index.canonicalize(doc, target, exclude, &options, &mut canonical)?;
+                algorithms
+                    .digest(&reference.digest_alg, &canonical)
+                    .ok_or_else(|| DsigError::Algorithm(reference.digest_alg.clone()))?
+            }
+        };
         if digest != base64_decode(&reference.digest_value)? {
             return Err(DsigError::DigestMismatch(id.to_owned()));
         }
@@ -634,14 +727,24 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
         .and_then(|(i, _)| index.created.get(&i))
         .and_then(|t| time::OffsetDateTime::parse(t.trim(), &time::format_description::well_known::Rfc3339).ok())
         .ok_or(DsigError::Timestamp)?;
+    let element_range = |e: &Element| {
+        let end = if e.end_tag == e.start_tag_end && doc.get(e.start_tag_end.wrapping_sub(2)) == Some(&b'/') {
+            e.end_tag // <Empty/>: the start tag is the element
+        } else {
+            e.end_tag + doc[e.end_tag..].iter().position(|&b| b == b'>').map_or(0, |p| p + 1)
+        };
+        e.start..end
+    };
     let body = &index.elements[soap.body];
-    let body_end = body.end_tag + doc[body.end_tag..].iter().position(|&b| b == b'>').map_or(0, |p| p + 1);
+    let header = &index.elements[soap.header];
     Ok(SoapSignature {
         alg,
         chain,
         created: created.unix_timestamp(),
         signature_value: value,
-        body: body.start..body_end,
+        body: element_range(body),
+        body_content: body.start_tag_end..body.end_tag,
+        header: element_range(header),
         message_id,
     })
 }
@@ -669,7 +772,8 @@ pub fn sign_soap(
     }
     // Splices by offset: (where, text). Ids first, then the Timestamp.
     let mut splices: Vec<(usize, String)> = Vec::new();
-    let mut targets = Vec::new();
+    // What to sign: (Id, element in `doc`, or None for the new Timestamp).
+    let mut targets: Vec<(String, Option<usize>)> = Vec::new();
     let mut fresh = 0;
     let mut new_id = |index: &Index| loop {
         fresh += 1;
@@ -688,7 +792,7 @@ pub fn sign_soap(
         // What verify would refuse is not signed either.
         index.refuse_comments_in(i)?;
         match &element.id {
-            Some(id) => targets.push(id.clone()),
+            Some(id) => targets.push((id.clone(), Some(i))),
             None => {
                 let id = new_id(&index);
                 let declare = match element.declares_wsu.as_deref() {
@@ -697,7 +801,7 @@ pub fn sign_soap(
                     Some(_) => return Err(DsigError::Malformed("the wsu prefix is bound to another namespace")),
                 };
                 splices.push((element.start + 1 + element.name_len, format!("{declare} wsu:Id=\"{id}\"")));
-                targets.push(id);
+                targets.push((id, Some(i)));
             }
         }
     }
@@ -712,19 +816,39 @@ pub fn sign_soap(
             "<wsu:Timestamp xmlns:wsu=\"{WSU_NS}\" wsu:Id=\"{timestamp_id}\"><wsu:Created>{created}</wsu:Created></wsu:Timestamp>"
         ),
     ));
-    targets.push(timestamp_id);
+    targets.push((timestamp_id, None));
     let with_ids = splice(doc, &mut splices);
 
-    // Digests over the message as it will be sent.
-    let index = self::index(&with_ids)?;
+    // Digests over the message as it will be sent, located through the one index
+    // of `doc`: an element moves by the length of the splices before it (the Ids
+    // go inside start tags, after the `<`; the Timestamp at the Header's start),
+    // and its ancestors' declarations are unchanged (issue 21: no second parse).
+    let moved = |at: usize, inclusive: bool| {
+        at + splices.iter().take_while(|(p, _)| *p < at || (inclusive && *p == at)).map(|(_, t)| t.len()).sum::<usize>()
+    };
+    let header_scope = || {
+        let mut scope = index.scope_of(soap.header);
+        scope.extend(header.declarations.iter().cloned());
+        scope
+    };
     let options = C14nOptions::default();
     let mut references = String::new();
-    let mut canonical = Vec::new();
-    for id in &targets {
-        let target = index.ids.get(id).ok_or_else(|| DsigError::UnresolvedReference(id.clone()))?;
-        canonical.clear();
-        index.canonicalize(&with_ids, *target, None, &options, &mut canonical)?;
-        let value = STANDARD.encode(digest.digest(&canonical));
+    for (id, element) in &targets {
+        let (start, scope) = match element {
+            Some(i) => {
+                let e = &index.elements[*i];
+                let start = moved(e.start, true);
+                // The element's name is where it was: a check that costs nothing.
+                if with_ids.get(start + 1..start + 1 + e.name_len) != doc.get(e.start + 1..e.start + 1 + e.name_len) {
+                    return Err(DsigError::Malformed("an element moved while adding Ids"));
+                }
+                (start, index.scope_of(*i))
+            }
+            None => (moved(header.start_tag_end, false), header_scope()),
+        };
+        let mut digester = digest.digester();
+        c14n::canonicalize_into(&with_ids, start, &scope, None, &options, &mut digester)?;
+        let value = STANDARD.encode(digester.finish());
         references.push_str(&format!(
             "<ds:Reference URI=\"#{id}\"><ds:Transforms><ds:Transform Algorithm=\"{EXC_C14N}\"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm=\"{}\"></ds:DigestMethod><ds:DigestValue>{value}</ds:DigestValue></ds:Reference>",
             digest.uri()
@@ -739,12 +863,9 @@ pub fn sign_soap(
     let tail = format!(
         "</ds:SignatureValue><ds:KeyInfo><ds:X509Data>{certificates}</ds:X509Data></ds:KeyInfo></ds:Signature>"
     );
-    let header_index = soap_structure(&index)?.header;
-    let header = &index.elements[header_index];
-    let insert_at = header.end_tag;
+    let insert_at = moved(header.end_tag, true);
     // SignedInfo's namespace context: the Header's, and the Signature's ds prefix.
-    let mut scope = index.scope_of(header_index);
-    scope.extend(header.declarations.iter().cloned());
+    let mut scope = header_scope();
     scope.push(("ds".to_owned(), DSIG_NS.to_owned()));
     let mut signed = Vec::with_capacity(with_ids.len() + head.len() + tail.len() + 512);
     signed.extend_from_slice(&with_ids[..insert_at]);
@@ -754,7 +875,7 @@ pub fn sign_soap(
     signed.extend_from_slice(&with_ids[insert_at..]);
     // SignedInfo as canonicalized in place (its namespace context is the message's).
     let signed_info = insert_at + head.find("<ds:SignedInfo>").expect("written above");
-    canonical.clear();
+    let mut canonical = Vec::with_capacity(head.len());
     c14n::canonicalize_in_context(&signed, signed_info, &scope, None, &options, &mut canonical)?;
     let value = STANDARD.encode(key.sign(&canonical).map_err(DsigError::Key)?);
     signed.splice(value_at..value_at, value.into_bytes());

@@ -116,3 +116,36 @@ fn in_context_equals_reading_from_the_start() {
         canonicalize_in_context(doc.as_bytes(), doc.len() + 5, &[], None, &C14nOptions::default(), &mut out).is_err()
     );
 }
+
+/// What goes to the sink as ranges of the input (issue 21) is what rendering would
+/// write: compared on the same document through a sink that sees every piece.
+#[test]
+fn copying_as_written_and_rendering_agree() {
+    struct Pieces(Vec<u8>, usize);
+    impl Sink for Pieces {
+        fn put(&mut self, bytes: &[u8]) {
+            self.0.extend_from_slice(bytes);
+            self.1 += 1;
+        }
+    }
+    let doc = "<r xmlns=\"urn:d\" xmlns:p=\"urn:p\"><a><p:b>t &gt; u\r\n</p:b ><c/><d xmlns=\"\">x</d><p:e xmlns:p=\"urn:q\">y</p:e></a></r>";
+    let start = doc.find("<a").unwrap();
+    let expected = "<a xmlns=\"urn:d\"><p:b xmlns:p=\"urn:p\">t &gt; u\n</p:b><c></c><d xmlns=\"\">x</d><p:e xmlns:p=\"urn:q\">y</p:e></a>";
+    assert_eq!(exc(doc, "<a"), expected);
+    // Out of context the prefix p is unbound: an error, as rendering reports it.
+    let mut unbound = Pieces(Vec::new(), 0);
+    canonicalize_into(doc.as_bytes(), start, &[], None, &C14nOptions::default(), &mut unbound).unwrap_err();
+    // In context (the ancestors' declarations given), the same bytes.
+    let mut pieces = Pieces(Vec::new(), 0);
+    let inherited = [("".to_owned(), "urn:d".to_owned()), ("p".to_owned(), "urn:p".to_owned())];
+    canonicalize_into(doc.as_bytes(), start, &inherited, None, &C14nOptions::default(), &mut pieces).unwrap();
+    assert_eq!(String::from_utf8(pieces.0).unwrap(), expected);
+    // A long run written as it stands reaches the sink in one piece.
+    let plain = format!("<r><a>{}</a></r>", "<b>text</b>".repeat(100));
+    let mut pieces = Pieces(Vec::new(), 0);
+    canonicalize(plain.as_bytes(), 3, None, &C14nOptions::default(), &mut pieces.0).unwrap();
+    let mut counted = Pieces(Vec::new(), 0);
+    canonicalize_into(plain.as_bytes(), 3, &[], None, &C14nOptions::default(), &mut counted).unwrap();
+    assert_eq!(counted.0, pieces.0);
+    assert!(counted.1 <= 2, "{} pieces", counted.1);
+}

@@ -44,7 +44,21 @@ fn a_signed_message_verifies_and_names_what_it_covers() {
     assert_eq!(v.alg, SignatureAlg::EcdsaP256Sha256);
     assert_eq!(v.created, NOW);
     assert_eq!(v.chain, s.chain);
-    assert!(doc[v.body.clone()].starts_with("<soap:Body") && doc[v.body].ends_with("</soap:Body>"));
+    assert!(doc[v.body.clone()].starts_with("<soap:Body") && doc[v.body.clone()].ends_with("</soap:Body>"));
+    assert_eq!(v.body_content.start, v.body.start + doc[v.body.clone()].find('>').unwrap() + 1);
+    assert_eq!(v.body_content.end, v.body.end - "</soap:Body>".len());
+    assert!(doc[v.header.clone()].starts_with("<soap:Header>") && doc[v.header.clone()].ends_with("</soap:Header>"));
+    // An empty Body is an element of its own start tag, its content empty.
+    let empty = MESSAGE.replacen(
+        &MESSAGE[MESSAGE.find("<soap:Body>").unwrap()..MESSAGE.find("</soap:Envelope>").unwrap()],
+        "<soap:Body/>",
+        1,
+    );
+    let doc = sign_soap(empty.as_bytes(), &s.key, &s.chain, DigestAlg::Sha256, NOW).unwrap();
+    let v = verify_soap(&doc).unwrap();
+    assert!(doc[v.body.clone()].starts_with(b"<soap:Body") && doc[v.body.clone()].ends_with(b"/>"));
+    assert!(v.body_content.is_empty() && v.body_content.start == v.body.end);
+    let doc = signed(&s);
     // Only additions: the original text of the operation is untouched.
     assert!(doc.contains(
         "<tax:GetDebt xmlns:tax=\"http://legacy-tax.gov.kz/debt\"><tax:iin>900101300123</tax:iin></tax:GetDebt>"
@@ -250,4 +264,47 @@ fn comments_inside_signed_content_are_refused_and_the_signed_id_is_named() {
     let doc =
         String::from_utf8(sign_soap(no_id.as_bytes(), &s.key, &s.chain, DigestAlg::Sha256, NOW).unwrap()).unwrap();
     assert_eq!(verify_soap(doc.as_bytes()).unwrap().message_id, None);
+}
+
+/// Signing finds each target in the spliced message through the index of the
+/// original (issue 21): awkward layouts — a header child right after the Header's
+/// start tag (where the Timestamp goes), children that have Ids beside ones that
+/// get them, a wsu prefix already declared, a default namespace, no whitespace,
+/// an empty Body — all verify, and a digest made from a fresh parse of the signed
+/// message agrees with the one signing made.
+#[test]
+fn signing_locates_its_targets_in_awkward_layouts() {
+    let s = signer();
+    let wsu = WSU_NS;
+    let layouts = [
+        MESSAGE.replace("<soap:Header>\n    ", "<soap:Header>"),
+        MESSAGE.replace("<xrd:id>", &format!("<xrd:id xmlns:wsu=\"{wsu}\" wsu:Id=\"mine\">")),
+        MESSAGE.replace("<soap:Body>", &format!("<soap:Body xmlns:wsu=\"{wsu}\" wsu:Id=\"body\">")),
+        MESSAGE.replace("<xrd:protocolVersion>", "<xrd:protocolVersion xmlns=\"urn:default\">"),
+        MESSAGE.replace("\n    ", "").replace("\n  ", "").replace('\n', ""),
+        MESSAGE.replace(
+            "<soap:Body>\n    <tax:GetDebt xmlns:tax=\"http://legacy-tax.gov.kz/debt\"><tax:iin>900101300123</tax:iin></tax:GetDebt>\n  </soap:Body>",
+            "<soap:Body/>",
+        ),
+    ];
+    for (n, message) in layouts.iter().enumerate() {
+        let out = sign_soap(message.as_bytes(), &s.key, &s.chain, DigestAlg::Sha256, NOW)
+            .unwrap_or_else(|e| panic!("layout {n}: {e}\n{message}"));
+        let doc = String::from_utf8(out).unwrap();
+        verify_soap(doc.as_bytes()).unwrap_or_else(|e| panic!("layout {n}: {e}\n{doc}"));
+        // Each Reference's digest, recomputed by canonicalizing from the start of
+        // the signed message (no index, no splice arithmetic).
+        let index = index(doc.as_bytes()).unwrap();
+        for reference in &index.signatures[0].references {
+            let id = &reference.uri[1..];
+            let start = index.elements[index.ids[id]].start;
+            let mut canonical = Vec::new();
+            c14n::canonicalize(doc.as_bytes(), start, None, &C14nOptions::default(), &mut canonical).unwrap();
+            assert_eq!(
+                STANDARD.encode(DigestAlg::Sha256.digest(&canonical)),
+                reference.digest_value,
+                "layout {n}, #{id}"
+            );
+        }
+    }
 }

@@ -44,6 +44,13 @@ pub trait Algorithms {
     fn verify(&self, uri: &str, cert_der: &[u8], signed: &[u8], signature: &[u8]) -> Result<(), DsigError>;
     /// The digest of `data` for DigestMethod `uri`, or `None` for an unknown one.
     fn digest(&self, uri: &str, data: &[u8]) -> Option<Vec<u8>>;
+    /// A running digest for DigestMethod `uri`, which canonicalization writes
+    /// into (no canonical copy kept). `None` (the default): the verifier buffers
+    /// the canonical bytes and calls [`Algorithms::digest`].
+    fn digester(&self, uri: &str) -> Option<Box<dyn super::Digester>> {
+        let _ = uri;
+        None
+    }
 }
 
 /// RSA, ECDSA P-256, Ed25519; SHA-256 and SHA-512.
@@ -57,6 +64,10 @@ impl Algorithms for Standard {
 
     fn digest(&self, uri: &str, data: &[u8]) -> Option<Vec<u8>> {
         DigestAlg::from_uri(uri).map(|d| d.digest(data))
+    }
+
+    fn digester(&self, uri: &str) -> Option<Box<dyn super::Digester>> {
+        DigestAlg::from_uri(uri).map(|d| Box::new(d.digester()) as Box<dyn super::Digester>)
     }
 }
 

@@ -116,6 +116,7 @@ pub async fn soap(
     client: &Arc<Client>,
     message_id: &str,
     bytes: Bytes,
+    envelope: &qaqpa_adapters::soap::Envelope,
 ) -> Result<(Bytes, Option<Vec<u8>>), GatewayError> {
     if route.signature == SignaturePolicy::None {
         return Ok((bytes, None));
@@ -136,11 +137,26 @@ pub async fn soap(
     })
     .await?;
     if !by_gateway {
+        require_same_structure(&verified, envelope)?;
         require_signed_id(verified.message_id.as_deref(), message_id)?;
     }
     let signed = Signed { chain: verified.chain, at: verified.created, value: verified.signature_value };
     accept(replay, runtime, client, message_id, &signed, by_gateway).await?;
     Ok((bytes, Some(signed.value)))
+}
+
+/// The verifier reads the message with its own tokenizer, the gateway routes on the
+/// hardened envelope reader's view: both must find the same Header and the same Body
+/// content, or a message built to be read two ways (signature wrapping through a
+/// parser differential) would have one part signed and another routed and forwarded.
+fn require_same_structure(
+    verified: &xmldsig::SoapSignature,
+    envelope: &qaqpa_adapters::soap::Envelope,
+) -> Result<(), GatewayError> {
+    if verified.body_content != envelope.body || envelope.header_element.as_ref() != Some(&verified.header) {
+        return Err(bad_signature("the signed Header or Body is not the one the gateway read"));
+    }
+    Ok(())
 }
 
 /// A client-signed SOAP message names its id in a signed `xrd:id`, and it is the id
@@ -355,4 +371,41 @@ pub async fn accept_signature(
     let signed = Signed { chain, at, value };
     accept(replay, runtime, client, message_id, &signed, false).await?;
     Ok(signed.value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qaqpa_adapters::soap::{read_envelope, XmlLimits};
+    use qaqpa_certs::pki::DevCa;
+    use qaqpa_certs::xmldsig::SigningKey;
+    use qaqpa_routing::SystemId;
+
+    const MESSAGE: &str = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xrd="http://x-road.eu/xsd/xroad.xsd" xmlns:id="http://x-road.eu/xsd/identifiers"><soap:Header><xrd:id>m-1</xrd:id></soap:Header><soap:Body><a:Op xmlns:a="urn:a"><a:x>1</a:x></a:Op></soap:Body></soap:Envelope>"#;
+
+    fn signed() -> Vec<u8> {
+        let now = time::OffsetDateTime::now_utc();
+        let ca = DevCa::generate("CA", now).unwrap();
+        let pair = ca.issue_client(&SystemId::parse("KZ/GOV/1/a").unwrap(), now).unwrap();
+        let key = SigningKey::from_pem(pair.key_pem.as_bytes()).unwrap();
+        xmldsig::sign_soap(MESSAGE.as_bytes(), &key, &[pair.cert_der().unwrap().to_vec()], DigestAlg::Sha256, NOW)
+            .unwrap()
+    }
+
+    const NOW: i64 = 1_795_000_000;
+
+    #[test]
+    fn the_verifier_and_the_envelope_reader_agree_on_a_signed_message_and_a_disagreement_is_refused() {
+        let doc = signed();
+        let verified = xmldsig::verify_soap(&doc).unwrap();
+        let mut envelope = read_envelope(&doc, None, &XmlLimits::default()).unwrap();
+        require_same_structure(&verified, &envelope).unwrap();
+        // Either view shifted by one byte is a message read two ways.
+        envelope.body.start += 1;
+        let refused = require_same_structure(&verified, &envelope).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::BadSignature);
+        envelope.body.start -= 1;
+        envelope.header_element = None;
+        assert_eq!(require_same_structure(&verified, &envelope).unwrap_err().code, ErrorCode::BadSignature);
+    }
 }

@@ -151,6 +151,7 @@ async fn send_request(call: &Call<'_>, ctx: &mut Ctx) -> Result<Outcome, Gateway
         &call.client,
         &message_id,
         call.bytes.clone(),
+        call.envelope,
     )
     .await?;
     if let Some(value) = signature {

@@ -138,7 +138,8 @@ impl Face for XRoadSoap {
         let message_id = ctx.message_id().to_owned();
         // Signed on behalf, the message grows a Signature; mediation reads the original.
         let (forwarded, signature) =
-            signatures::soap(&ctx.shared.replay, &runtime, route, &client, &message_id, bytes.clone()).await?;
+            signatures::soap(&ctx.shared.replay, &runtime, route, &client, &message_id, bytes.clone(), &envelope)
+                .await?;
         if let Some(value) = signature {
             ctx.record.set_signature(value);
         }

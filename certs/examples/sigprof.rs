@@ -1,0 +1,106 @@
+//! A small driver for instruction-count profiles of the signature paths
+//! (docs/PERFORMANCE.md, "Signatures"): `valgrind --tool=callgrind` over it shows
+//! where the instructions of one operation go, which stays stable on a busy
+//! machine where wall-clock does not. Usage: `sigprof <what> <iterations>`, what is
+//! one of bare, sign1, verify1, vs1, sign64, verify64, vs64, c14n1m, jws-bare,
+//! jws, chain (a cached chain validation), chain-cold (a fresh store each time).
+//! It prints nanoseconds per iteration (indicative only; use criterion for rates).
+
+use std::time::Instant;
+
+use qaqpa_adapters::soap::{write_envelope, SoapVersion, XRoadHeader, XRoadIdentifier};
+use qaqpa_certs::c14n::{canonicalize, C14nOptions};
+use qaqpa_certs::jws;
+use qaqpa_certs::keys::{self, SigningKey};
+use qaqpa_certs::pki::DevCa;
+use qaqpa_certs::trust::TrustStore;
+use qaqpa_certs::xmldsig::{self, DigestAlg};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+/// The same message as benches/benches/signatures.rs.
+fn message(size: usize) -> String {
+    let header = XRoadHeader {
+        client: Some(XRoadIdentifier::from_id("KZ/GOV/000000000003/egov-portal")),
+        service: Some(XRoadIdentifier::from_id("KZ/GOV/000000000002/legacy-tax/debt/v1")),
+        id: Some("bench-1".into()),
+        protocol_version: Some("4.0".into()),
+        ..Default::default()
+    };
+    let mut body = String::from("<t:GetDebts xmlns:t=\"http://legacy-tax.gov.kz/debt\">");
+    while body.len() < size {
+        body.push_str(
+            "<t:person iin=\"900101300123\"><t:name>Әлия Серікқызы</t:name><t:amount>1250.50</t:amount></t:person>",
+        );
+    }
+    body.push_str("</t:GetDebts>");
+    write_envelope(SoapVersion::V11, &header, &body)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let what = args.next().unwrap_or_else(|| "vs1".into());
+    let n: u32 = args.next().and_then(|s| s.parse().ok()).unwrap_or(100);
+    let now = time::OffsetDateTime::now_utc();
+    let ca = DevCa::generate("Prof CA", now).expect("ca");
+    let id = qaqpa_routing::SystemId::parse("KZ/GOV/000000000003/egov-portal").expect("id");
+    let pair = ca.issue_client(&id, now).expect("pair");
+    let key = SigningKey::from_pem(pair.key_pem.as_bytes()).expect("key");
+    let chain = vec![pair.cert_der().expect("der").to_vec()];
+    let ts = now.unix_timestamp();
+    let kib = if what.ends_with("64") { 64 } else { 1 };
+    let doc = message(kib * 1024);
+    let signed = xmldsig::sign_soap(doc.as_bytes(), &key, &chain, DigestAlg::Sha256, ts).expect("sign");
+    let big = message(1024 * 1024);
+    let body_at = big.find("<env:Body").expect("body");
+    let info = vec![b'x'; 1600];
+    let signature = key.sign(&info).expect("bare sign");
+    let payload = vec![b'{'; 1024];
+    let payload_signature = key.sign(&payload).expect("bare sign");
+    let token = jws::sign_detached(&key, &chain, serde_json::Map::new(), &payload).expect("jws");
+    let mut out = Vec::with_capacity(big.len());
+    let anchor = CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).expect("ca der");
+    let store = TrustStore::new(std::slice::from_ref(&anchor), &[]).expect("store");
+    let der_chain = [CertificateDer::from(chain[0].clone())];
+    let started = Instant::now();
+    for _ in 0..n {
+        match what.as_str() {
+            "bare" => {
+                keys::verify(key.alg(), &chain[0], &info, &signature).expect("verify");
+                key.sign(&info).expect("sign");
+            }
+            "sign1" | "sign64" => {
+                xmldsig::sign_soap(doc.as_bytes(), &key, &chain, DigestAlg::Sha256, ts).expect("sign");
+            }
+            "verify1" | "verify64" => {
+                xmldsig::verify_soap(&signed).expect("verify");
+            }
+            "vs1" | "vs64" => {
+                xmldsig::verify_soap(&signed).expect("verify");
+                xmldsig::sign_soap(doc.as_bytes(), &key, &chain, DigestAlg::Sha256, ts).expect("sign");
+            }
+            "c14n1m" => {
+                out.clear();
+                canonicalize(big.as_bytes(), body_at, None, &C14nOptions::default(), &mut out).expect("c14n");
+            }
+            "jws-bare" => {
+                keys::verify(key.alg(), &chain[0], &payload, &payload_signature).expect("verify");
+                key.sign(&payload).expect("sign");
+            }
+            "jws" => {
+                jws::verify_detached(&token, &payload).expect("verify");
+                jws::sign_detached(&key, &chain, serde_json::Map::new(), &payload).expect("sign");
+            }
+            "chain" => {
+                store.verify(&der_chain, ts as u64).expect("trusted");
+            }
+            "chain-cold" => {
+                let cold = TrustStore::new(std::slice::from_ref(&anchor), &[]).expect("store");
+                cold.verify(&der_chain, ts as u64).expect("trusted");
+            }
+            other => panic!("unknown {other}"),
+        }
+    }
+    let per = started.elapsed().as_nanos() / u128::from(n.max(1));
+    println!("{what}: {per} ns/iter over {n}");
+}
