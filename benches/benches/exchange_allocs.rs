@@ -37,7 +37,9 @@ const CLIENT: &str = "KZ/GOV/000000000003/egov-portal";
 const SERVICE: &str = "KZ/GOV/000000000001/bench/echo/v1";
 /// The gateway's budget for one pass-through exchange with the full pipeline
 /// (docs/PERFORMANCE.md); the bench says when it is exceeded.
-const BUDGET: f64 = 100.0;
+/// 100 until issue 20's first steps brought it to ~83 (docs/PERFORMANCE.md, "#20
+/// cost budget"); the margin absorbs the message log's timing (groups, seals).
+const BUDGET: f64 = 90.0;
 
 const VARIANTS: [(&str, &str, &str); 3] = [
     ("async", "gateway, message log async", "message_log = \"async\"\n"),
