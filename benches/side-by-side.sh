@@ -220,8 +220,10 @@ proxy, mode, kind, before, after, up_before, up_after, tck, out = sys.argv[1:]
 r = json.loads(out)
 (u0, s0), (u1, s1) = map(int, before.split()), map(int, after.split())
 per_req = lambda ticks: ticks / int(tck) * 1e6 / max(1, r["requests"])
+# A p99 of 0 is an empty histogram: no answer to a request of the measured window
+# came back before the run ended (the peer queued past it); not a latency.
 print(json.dumps({"proxy": proxy, "mode": mode, "kind": kind, "rps": r["throughput_rps"],
-  "p99_ms": r["latency_ms"]["p99"], "errors": sum(r.get("errors", {}).values()) if isinstance(r.get("errors"), dict) else 0,
+  "p99_ms": r["latency_ms"]["p99"] or None, "errors": sum(r.get("errors", {}).values()) if isinstance(r.get("errors"), dict) else 0,
   "cpu_us_per_req": per_req(u1 - u0 + s1 - s0), "user_us_per_req": per_req(u1 - u0),
   "sys_us_per_req": per_req(s1 - s0), "upstream_us_per_req": per_req(int(up_after) - int(up_before))}))
 PY
