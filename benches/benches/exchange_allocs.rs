@@ -14,6 +14,11 @@
 //! Allocation counts do not depend on the machine's load, unlike timings.
 //!
 //!   cargo bench -p qaqpa-benches --bench exchange_allocs [-- N]
+//!
+//! `EXCHANGE_ONLY=direct|async|sync|limits` runs one variant alone, so the
+//! binary can run under `valgrind --tool=callgrind` (instructions per exchange:
+//! the difference between runs of N and 2N exchanges, over N, cancels the
+//! setup; `benches/exchange-cost.sh` does that and splits the cost by stage).
 
 use std::alloc::System;
 use std::convert::Infallible;
@@ -32,32 +37,52 @@ const CLIENT: &str = "KZ/GOV/000000000003/egov-portal";
 const SERVICE: &str = "KZ/GOV/000000000001/bench/echo/v1";
 /// The gateway's budget for one pass-through exchange with the full pipeline
 /// (docs/PERFORMANCE.md); the bench says when it is exceeded.
-const BUDGET: f64 = 100.0;
+/// 100 until issue 20's first steps brought it to ~83 (docs/PERFORMANCE.md, "#20
+/// cost budget"); the margin absorbs the message log's timing (groups, seals).
+const BUDGET: f64 = 90.0;
+
+const VARIANTS: [(&str, &str, &str); 3] = [
+    ("async", "gateway, message log async", "message_log = \"async\"\n"),
+    ("sync", "gateway, message log sync (default)", ""),
+    ("limits", "gateway, sync + rate limit and quota", "LIMIT"),
+];
 
 fn main() {
     let n: u64 = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(2000);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async move {
+    let only = std::env::var("EXCHANGE_ONLY").ok();
+    let over_budget = rt.block_on(async move {
         let upstream = upstream().await;
-        let direct = per_request(upstream, "/item", n).await;
+        if only.as_deref() == Some("direct") {
+            per_request(upstream, "/item", n).await;
+            return false;
+        }
+        let direct = if only.is_some() { (0.0, 0.0) } else { per_request(upstream, "/item", n).await };
         println!("| variant | allocations / exchange | bytes / exchange |");
         println!("|---|---:|---:|");
         println!("| client + upstream alone (baseline) | {:.1} | {:.0} |", direct.0, direct.1);
-        for (name, extra) in [
-            ("gateway, message log async", "message_log = \"async\"\n"),
-            ("gateway, message log sync (default)", ""),
-            ("gateway, sync + rate limit and quota", "LIMIT"),
-        ] {
+        let mut over_budget = false;
+        for (key, name, extra) in VARIANTS {
+            if only.as_deref().is_some_and(|o| o != key) {
+                continue;
+            }
             let (gateway, _dir, running) = gateway(upstream, extra).await;
             let path = format!("/r1/{SERVICE}/item");
             let through = per_request(gateway, &path, n).await;
             running.shutdown().await;
             let (allocs, bytes) = (through.0 - direct.0, through.1 - direct.1);
-            let over = if name.contains("default") && allocs > BUDGET { " (over budget)" } else { "" };
+            let over = key == "sync" && allocs > BUDGET && only.is_none();
+            over_budget |= over;
+            let over = if over { " (over budget)" } else { "" };
             println!("| {name} | {allocs:.1}{over} | {bytes:.0} |");
         }
         println!("\nbudget: {BUDGET} allocations per exchange (message log sync, no limits)");
+        over_budget
     });
+    if over_budget {
+        eprintln!("exchange_allocs: over the budget of {BUDGET} allocations per exchange");
+        std::process::exit(1);
+    }
 }
 
 /// Allocations and bytes allocated per request over `n` sequential keep-alive

@@ -145,23 +145,32 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// Appends this hop to `X-Forwarded-For`, `X-Forwarded-Proto` and `Forwarded`
 /// (RFC 7239), keeping what earlier hops wrote.
 pub fn add_forwarded(headers: &mut HeaderMap, peer: SocketAddr, tls: bool) {
+    use std::io::Write;
     let ip = peer.ip();
     let proto = if tls { "https" } else { "http" };
-    append_list(headers, HeaderName::from_static("x-forwarded-for"), &ip.to_string());
+    // Formatted on the stack: every forwarded request carries these, and a
+    // `String` per value was two allocations each (issue 20).
+    let mut buf = [0u8; 96];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{ip}");
+    let len = cursor.position() as usize;
+    append_list(headers, HeaderName::from_static("x-forwarded-for"), &buf[..len]);
     headers.insert(HeaderName::from_static("x-forwarded-proto"), HeaderValue::from_static(proto));
-    let node = match ip {
-        std::net::IpAddr::V4(v4) => format!("for={v4};proto={proto}"),
-        std::net::IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto={proto}"),
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = match ip {
+        std::net::IpAddr::V4(v4) => write!(cursor, "for={v4};proto={proto}"),
+        std::net::IpAddr::V6(v6) => write!(cursor, "for=\"[{v6}]\";proto={proto}"),
     };
-    append_list(headers, header::FORWARDED, &node);
+    let len = cursor.position() as usize;
+    append_list(headers, header::FORWARDED, &buf[..len]);
 }
 
-fn append_list(headers: &mut HeaderMap, name: HeaderName, value: &str) {
-    let joined = match headers.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => format!("{existing}, {value}"),
-        _ => value.to_owned(),
+fn append_list(headers: &mut HeaderMap, name: HeaderName, value: &[u8]) {
+    let value = match headers.get(&name).map(HeaderValue::as_bytes) {
+        Some(existing) if !existing.is_empty() => HeaderValue::from_bytes(&[existing, b", ", value].concat()),
+        _ => HeaderValue::from_bytes(value),
     };
-    if let Ok(v) = HeaderValue::from_str(&joined) {
+    if let Ok(v) = value {
         headers.insert(name, v);
     }
 }
@@ -251,10 +260,10 @@ pub fn request_head_digest(req: &http::request::Parts, request_id: &str, message
 /// `ClientRestMessageProcessor.checkConsistency`): base64(SHA-512(SHA-512(head) ‖
 /// SHA-512(body))), or base64(SHA-512(head)) when the request has no body.
 pub fn xroad_request_hash(head: &[u8; 64], body: &[u8; 64]) -> HeaderValue {
-    let empty: [u8; 64] = Sha512::digest(b"").into();
-    if *body == empty {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(head);
-        return HeaderValue::from_str(&encoded).expect("base64 is a valid header value");
+    // Computed once: it used to cost a SHA-512 per forwarded request.
+    static EMPTY: std::sync::LazyLock<[u8; 64]> = std::sync::LazyLock::new(|| Sha512::digest(b"").into());
+    if *body == *EMPTY {
+        return base64_value(head);
     }
     request_hash(head, body)
 }
@@ -264,8 +273,15 @@ pub fn request_hash(head: &[u8; 64], body: &[u8; 64]) -> HeaderValue {
     let mut h = Sha512::new();
     h.update(head);
     h.update(body);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(h.finalize());
-    HeaderValue::from_str(&encoded).expect("base64 is a valid header value")
+    base64_value(&h.finalize())
+}
+
+/// A 64-byte digest as a base64 header value, encoded on the stack (one
+/// allocation, the value's own).
+fn base64_value(digest: &[u8]) -> HeaderValue {
+    let mut out = [0u8; 88];
+    let n = base64::engine::general_purpose::STANDARD.encode_slice(digest, &mut out).unwrap_or(0);
+    HeaderValue::from_bytes(&out[..n]).expect("base64 is a valid header value")
 }
 
 #[cfg(test)]

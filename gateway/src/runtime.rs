@@ -124,6 +124,8 @@ pub struct Route {
     pub mediation: Option<Arc<crate::config::Mediation>>,
     /// `qaqpa_quota_remaining` handles by (pair key, period).
     pub quota_gauges: dashmap::DashMap<(u64, qaqpa_routing::limit::QuotaPeriod), prometheus::IntGauge>,
+    /// Its name and metric series for the measure stage (resolved once per route).
+    pub observed: Arc<crate::observe::metrics::ServiceObs>,
 }
 
 impl Route {
@@ -183,6 +185,7 @@ impl Runtime {
                 message_log: service.message_log,
                 mediation: service.mediation.clone(),
                 quota_gauges: dashmap::DashMap::new(),
+                observed: Arc::new(crate::observe::metrics::ServiceObs::new(service.id.as_str())),
                 id: service.id.clone(),
                 kind: service.kind,
                 upstreams: service.upstreams.iter().map(Upstream::from_uri).collect(),

@@ -72,15 +72,18 @@ pub async fn deliver(
     exchange: &mut ExchangeRecord,
     limits: &Limits,
 ) -> Result<Response<Incoming>, GatewayError> {
-    let message_id = exchange.id().to_owned();
     let declared = parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limits.max_body_bytes) {
         return Err(too_large(limits.max_body_bytes));
     }
     // X-Road's consumer side names each exchange with a fresh UUID; the provider
     // gets it, the client gets it back, and the request hash covers it.
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let head_digest = headers::request_head_digest(&parts, &request_id, &message_id);
+    // Encoded on the stack: the header value is the one allocation it needs.
+    let mut request_id = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let request_id = &*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut request_id);
+    let message_id = exchange.id();
+    let head_digest = headers::request_head_digest(&parts, request_id, message_id);
+    let id_value = HeaderValue::from_str(message_id).expect("message ids are validated header values");
     // A body the gateway holds whole (possibly changed: signed on behalf) goes with
     // its own length, whatever the client declared.
     if let Source::Buffered(buffered) = &body {
@@ -97,15 +100,16 @@ pub async fn deliver(
     let (body, mut outcome) = ForwardBody::new(body, limits.max_body_bytes);
 
     headers::strip_hop_by_hop(&mut parts.headers);
+    // Room for the five fields added below at once, not a map rebuilt on the way.
+    parts.headers.reserve(5);
     parts.headers.remove(http::header::HOST);
     // X-Road forwards neither the client's User-Agent nor a request id or hash of
     // the client's making (`RestRequest`, `RestMessage.SKIPPED_HEADERS`).
     parts.headers.remove(http::header::USER_AGENT);
     parts.headers.remove(X_ROAD_REQUEST_HASH);
-    let request_id_value = HeaderValue::from_str(&request_id).expect("a UUID is a valid header value");
+    let request_id_value = HeaderValue::from_str(request_id).expect("a UUID is a valid header value");
     parts.headers.insert(X_ROAD_REQUEST_ID, request_id_value.clone());
     headers::add_forwarded(&mut parts.headers, peer.addr, peer.certificate.is_some());
-    let id_value = HeaderValue::from_str(&message_id).expect("message ids are validated header values");
     parts.headers.insert(X_ROAD_ID, id_value.clone());
     parts.uri = endpoint_uri(&route.upstreams[endpoint], path)?;
     // The client's HTTP version is its own business; the pool picks the provider's.

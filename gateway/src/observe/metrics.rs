@@ -3,8 +3,8 @@
 //! bounded by the registry.
 
 use prometheus::{
-    exponential_buckets, Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -42,6 +42,58 @@ pub struct Metrics {
 
 /// Label for a client or service the gateway could not identify.
 pub const UNKNOWN: &str = "unknown";
+
+/// What the measure stage needs of one service: its name (shared, not copied
+/// per exchange) and its metric series, resolved on the first exchange a route
+/// serves. A reload builds new routes, so the series are resolved again there;
+/// the label lookup (hashing the labels, a read lock) is no longer paid per
+/// exchange (issue 20).
+pub struct ServiceObs {
+    pub name: std::sync::Arc<str>,
+    series: std::sync::OnceLock<ServiceSeries>,
+}
+
+/// One service's series.
+pub struct ServiceSeries {
+    pub duration: Histogram,
+    pub upstream_duration: Histogram,
+    pub request_bytes: IntCounter,
+    pub response_bytes: IntCounter,
+    /// `qaqpa_requests_total{code="ok"}` by client key (the common outcome).
+    ok: dashmap::DashMap<u64, IntCounter>,
+}
+
+impl ServiceObs {
+    pub fn new(name: &str) -> Self {
+        Self { name: name.into(), series: std::sync::OnceLock::new() }
+    }
+
+    pub fn series(&self, m: &Metrics) -> &ServiceSeries {
+        self.series.get_or_init(|| {
+            let labels = [&*self.name];
+            ServiceSeries {
+                duration: m.duration.with_label_values(&labels),
+                upstream_duration: m.upstream_duration.with_label_values(&labels),
+                request_bytes: m.request_bytes.with_label_values(&labels),
+                response_bytes: m.response_bytes.with_label_values(&labels),
+                ok: dashmap::DashMap::new(),
+            }
+        })
+    }
+}
+
+impl ServiceSeries {
+    /// Counts an exchange of `client` (its registry key and id) that ended well.
+    pub fn count_ok(&self, m: &Metrics, key: u64, client: &str, service: &str) {
+        if let Some(counter) = self.ok.get(&key) {
+            counter.inc();
+            return;
+        }
+        let counter = m.requests.with_label_values(&[client, service, "ok"]);
+        counter.inc();
+        self.ok.insert(key, counter);
+    }
+}
 
 impl Metrics {
     pub fn new() -> Self {

@@ -70,12 +70,14 @@ pub fn now_us() -> i64 {
 }
 
 enum Command {
-    Append(Box<Record>),
+    Append(Arc<Record>),
     Flush(oneshot::Sender<()>),
 }
 
 pub struct Monitoring {
-    ring: Mutex<VecDeque<Record>>,
+    /// Shared with the writer's queue: one record allocated once, not cloned
+    /// (five strings) for each (issue 20).
+    ring: Mutex<VecDeque<Arc<Record>>>,
     capacity: usize,
     writer: mpsc::Sender<Command>,
     dir: PathBuf,
@@ -140,7 +142,8 @@ impl Monitoring {
 
     /// Keeps the record; false if the writer queue was full and it was not persisted.
     pub fn record(&self, record: Record) -> bool {
-        let persisted = self.writer.try_send(Command::Append(Box::new(record.clone()))).is_ok();
+        let record = Arc::new(record);
+        let persisted = self.writer.try_send(Command::Append(record.clone())).is_ok();
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         if ring.len() == self.capacity {
             ring.pop_front();
@@ -152,7 +155,7 @@ impl Monitoring {
     /// The newest records in memory, oldest first (for live views).
     pub fn recent(&self, since_us: i64) -> Vec<Record> {
         let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        ring.iter().filter(|r| r.request_in >= since_us).cloned().collect()
+        ring.iter().filter(|r| r.request_in >= since_us).map(|r| Record::clone(r)).collect()
     }
 
     /// Records from the files, after making the writer flush what it holds.
@@ -216,7 +219,9 @@ pub fn scan(
 }
 
 async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Command>, retention: Duration, history: Arc<Mutex<History>>) {
-    let mut current: Option<(PathBuf, BufWriter<std::fs::File>)> = None;
+    // The open file, by the hour it holds: the file's name is built only when the
+    // hour changes (building it per record cost five allocations; issue 20).
+    let mut current: Option<(i64, BufWriter<std::fs::File>)> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last_sweep = std::time::Instant::now() - Duration::from_secs(3600);
     let mut last_history = std::time::Instant::now();
@@ -231,13 +236,14 @@ async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Command>, retention: Durati
             cmd = rx.recv() => match cmd {
                 Some(Command::Append(record)) => {
                     history.lock().unwrap_or_else(|e| e.into_inner()).add(&record);
-                    let path = hour_file(&dir, record.request_in);
-                    if current.as_ref().is_none_or(|(p, _)| *p != path) {
+                    let hour = record.request_in.div_euclid(3_600_000_000);
+                    if current.as_ref().is_none_or(|(h, _)| *h != hour) {
                         if let Some((_, mut w)) = current.take() {
                             let _ = w.flush();
                         }
+                        let path = hour_file(&dir, record.request_in);
                         match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
-                            Ok(f) => current = Some((path, BufWriter::with_capacity(64 * 1024, f))),
+                            Ok(f) => current = Some((hour, BufWriter::with_capacity(64 * 1024, f))),
                             Err(e) => {
                                 tracing::error!("monitoring file {}: {e}", path.display());
                                 continue;
@@ -245,7 +251,7 @@ async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Command>, retention: Durati
                         }
                     }
                     if let Some((_, w)) = current.as_mut() {
-                        if serde_json::to_writer(&mut *w, &record).is_ok() {
+                        if serde_json::to_writer(&mut *w, &*record).is_ok() {
                             let _ = w.write_all(b"\n");
                         }
                     }

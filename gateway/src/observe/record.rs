@@ -18,7 +18,7 @@ use qaqpa_adapters::ErrorCode;
 use crate::config::{LogMode, SlaObjective};
 use crate::observe::body_outcome::BodyOutcome;
 use crate::observe::message_log::LogUnavailable;
-use crate::observe::metrics::{Metrics, UNKNOWN};
+use crate::observe::metrics::{Metrics, ServiceObs, UNKNOWN};
 use crate::observe::monitoring::{now_us, Record};
 use crate::observe::Telemetry;
 use crate::runtime::{Client, Route};
@@ -27,7 +27,7 @@ pub struct ExchangeRecord {
     telemetry: Arc<Telemetry>,
     id: String,
     client: Option<Arc<Client>>,
-    service: Option<(String, Option<SlaObjective>)>,
+    service: Option<(Arc<ServiceObs>, Option<SlaObjective>)>,
     started: Instant,
     request_in: i64,
     request_out: Option<i64>,
@@ -185,14 +185,14 @@ impl ExchangeRecord {
     }
 
     pub fn set_service(&mut self, route: &Route) {
-        self.service = Some((route.id.to_string(), route.sla.clone()));
+        self.service = Some((route.observed.clone(), route.sla.clone()));
         self.log_mode = route.message_log;
     }
 
     /// Names what a gateway-level operation acted on (an async queue operation), in
     /// place of a service, outside SLA accounting.
     pub fn set_subject(&mut self, name: &str) {
-        self.service = Some((name.to_owned(), None));
+        self.service = Some((Arc::new(ServiceObs::new(name)), None));
     }
 
     /// A request body the gateway read whole (async messages): its digest goes to the log.
@@ -241,7 +241,7 @@ impl ExchangeRecord {
             node: self.telemetry.node.clone(),
             id: self.id.clone(),
             client: self.client.as_ref().map_or(UNKNOWN, |c| c.id.as_str()).to_owned(),
-            service: self.service.as_ref().map_or(UNKNOWN, |(s, _)| s.as_str()).to_owned(),
+            service: self.service.as_ref().map_or(UNKNOWN, |(s, _)| &*s.name).to_owned(),
             status: self.status,
             code: self.code.map(|c| c.as_str().to_owned()),
             body_sha512,
@@ -260,6 +260,9 @@ impl ExchangeRecord {
     /// The exchange's record and one per further message it acted on.
     fn log_records(&self) -> Vec<qaqpa_certs::msglog::Record> {
         let own = self.log_record();
+        if self.steps.is_empty() {
+            return vec![own];
+        }
         let mut records = Vec::with_capacity(1 + self.steps.len());
         for step in &self.steps {
             let mut record = own.clone();
@@ -311,21 +314,41 @@ impl ExchangeRecord {
         let t = &*self.telemetry;
         let m: &Metrics = &t.metrics;
         let client = self.client.as_ref().map_or(UNKNOWN, |c| c.id.as_str());
-        let service = self.service.as_ref().map_or(UNKNOWN, |(s, _)| s.as_str());
-        let code = self.code.map_or("ok", |c| c.as_str());
+        let service = self.service.as_ref().map_or(UNKNOWN, |(s, _)| &*s.name);
         let request_bytes = self.request_body.as_ref().map_or(0, |b| b.received());
-        m.requests.with_label_values(&[client, service, code]).inc();
-        m.duration.with_label_values(&[service]).observe(self.head_out.as_secs_f64());
-        if let Some(up) = self.upstream {
-            m.upstream_duration.with_label_values(&[service]).observe(up.as_secs_f64());
+        let upstream = self.upstream.map(|up| up.as_secs_f64());
+        match &self.service {
+            Some((obs, _)) => {
+                let series = obs.series(m);
+                match (self.code, &self.client) {
+                    (None, Some(c)) => series.count_ok(m, c.key, client, service),
+                    (code, _) => {
+                        m.requests.with_label_values(&[client, service, code.map_or("ok", |c| c.as_str())]).inc()
+                    }
+                }
+                series.duration.observe(self.head_out.as_secs_f64());
+                if let Some(up) = upstream {
+                    series.upstream_duration.observe(up);
+                }
+                series.request_bytes.inc_by(request_bytes);
+                series.response_bytes.inc_by(response_bytes);
+            }
+            None => {
+                let code = self.code.map_or("ok", |c| c.as_str());
+                m.requests.with_label_values(&[client, service, code]).inc();
+                m.duration.with_label_values(&[service]).observe(self.head_out.as_secs_f64());
+                if let Some(up) = upstream {
+                    m.upstream_duration.with_label_values(&[service]).observe(up);
+                }
+                m.request_bytes.with_label_values(&[service]).inc_by(request_bytes);
+                m.response_bytes.with_label_values(&[service]).inc_by(response_bytes);
+            }
         }
-        m.request_bytes.with_label_values(&[service]).inc_by(request_bytes);
-        m.response_bytes.with_label_values(&[service]).inc_by(response_bytes);
-        if let Some((id, Some(sla))) = &self.service {
+        if let Some((obs, Some(sla))) = &self.service {
             let server_error = self.status >= 500;
             let slow = self.head_out > sla.latency;
             let keep = (sla.window.as_secs() / 3600).max(1) as i64 + 1;
-            t.sla.record(id.as_str(), self.request_in, server_error, slow, keep);
+            t.sla.record(&obs.name, self.request_in, server_error, slow, keep);
         }
         let signed = self.signature.is_some();
         if let (Some(log), false) = (&t.message_log, self.logged) {

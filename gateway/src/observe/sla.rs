@@ -60,7 +60,12 @@ impl SlaTracker {
     pub fn record(&self, service: &str, now_us: i64, server_error: bool, slow: bool, keep_hours: i64) {
         let hour = now_us / 3_600_000_000;
         let mut map = self.services.lock().unwrap_or_else(|e| e.into_inner());
-        let buckets = map.entry(service.to_owned()).or_default();
+        // Looked up by `&str` first: the owned key is made once per service, not
+        // per exchange.
+        if !map.contains_key(service) {
+            map.insert(service.to_owned(), Default::default());
+        }
+        let Some(buckets) = map.get_mut(service) else { return };
         if buckets.back().is_none_or(|b| b.hour != hour) {
             buckets.push_back(Bucket { hour, ..Bucket::default() });
         }

@@ -382,7 +382,7 @@ async fn wait_for_stop_signal() {
 /// The data listeners' handler: the dispatcher over the shared handles.
 fn data_handler(shared: &Arc<Shared>) -> listener::Handler {
     let shared = shared.clone();
-    Arc::new(move |peer, req| Box::pin(crate::dispatch::serve(shared.clone(), peer, req)))
+    Arc::new(move |peer, req| crate::dispatch::serve_boxed(shared.clone(), peer, req))
 }
 
 /// The admin listener's handler: the admin API, which owns the gateway (reload).

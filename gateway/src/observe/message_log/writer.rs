@@ -245,10 +245,13 @@ impl Writer {
     }
 
     fn line(&mut self, line: &Line) -> [u8; 32] {
-        let text = serde_json::to_vec(line).expect("log lines serialize");
-        let hash = msglog::sha256(&text);
+        // Serialized straight into the group's buffer and hashed there: a line
+        // of its own cost a growing `Vec` (three allocations) and a copy per
+        // record (issue 20).
+        let start = self.buffer.len();
+        serde_json::to_writer(&mut self.buffer, line).expect("log lines serialize");
+        let hash = msglog::sha256(&self.buffer[start..]);
         self.tail.prev = msglog::hex(&hash);
-        self.buffer.extend_from_slice(&text);
         self.buffer.push(b'\n');
         hash
     }
