@@ -29,7 +29,15 @@ struct SharedReplay {
     timeout: std::time::Duration,
 }
 
+/// Deletes KEYS[1] only while it holds ARGV[1]: one try takes back its own entry.
+const DELETE_IF_OURS: &str =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+
 impl SharedReplay {
+    fn key(&self, client: &str, id: &str) -> String {
+        format!("{}:replay:{:032x}", self.prefix, key(client, id))
+    }
+
     async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, String> {
         let mut conn = {
             let mut held = self.conn.lock().await;
@@ -119,8 +127,15 @@ impl ReplayGuard {
             for line in std::io::BufReader::new(file).lines() {
                 let line = line?;
                 let Some((ts, hex)) = line.split_once(' ') else { continue };
+                // "-key": a tombstone, the id forgotten (its exchange was not accepted).
+                let (forgotten, hex) = match hex.strip_prefix('-') {
+                    Some(hex) => (true, hex),
+                    None => (false, hex),
+                };
                 let (Ok(ts), Ok(k)) = (ts.parse::<u64>(), u128::from_str_radix(hex, 16)) else { continue };
-                if ts + window > now {
+                if forgotten {
+                    kept.retain(|&(_, kept)| kept != k);
+                } else if ts + window > now {
                     kept.push((ts, k));
                 }
             }
@@ -174,8 +189,11 @@ impl ReplayGuard {
     /// Fail-closed: Redis unreachable is [`GuardError::Unavailable`], never an acceptance.
     pub async fn check_id(&self, client: &str, id: &str, now: u64) -> Result<(), GuardError> {
         let Some(shared) = &self.shared else { return self.check(client, id, now) };
-        let key = format!("{}:replay:{:032x}", shared.prefix, key(client, id));
-        let set = redis::cmd("SET").arg(&key).arg(now).arg("NX").arg("PX").arg(self.window * 1000).clone();
+        let key = shared.key(client, id);
+        // The value names this try, so a try that timed out can take back its own
+        // SET (if it landed) and nobody else's.
+        let token = format!("{now}:{}", uuid::Uuid::new_v4().simple());
+        let set = redis::cmd("SET").arg(&key).arg(&token).arg("NX").arg("PX").arg(self.window * 1000).clone();
         let result = shared.query::<Option<String>>(set).await;
         self.note_shared(result.is_ok());
         match result {
@@ -184,8 +202,39 @@ impl ReplayGuard {
             Err(e) => {
                 self.failures.inc();
                 tracing::warn!("replay guard (Redis): {e}; signed exchanges are refused");
+                // The SET may have landed with its answer lost: unless it is taken
+                // back, the client's retry of this refused message reads as a replay.
+                let undo = redis::cmd("EVAL").arg(DELETE_IF_OURS).arg(1).arg(&key).arg(&token).clone();
+                if let Err(e) = shared.query::<i64>(undo).await {
+                    tracing::warn!("replay guard (Redis): cannot take back a refused id's entry: {e}");
+                }
                 Err(GuardError::Unavailable)
             }
+        }
+    }
+
+    /// Forgets (client, id) that this exchange recorded, because the exchange was
+    /// not accepted after all (the mailbox store refused it): the client's resend of
+    /// the same message must not read as a replay. Best effort: a forget that
+    /// cannot be written leaves the id remembered (a refused resend, never an
+    /// accepted replay).
+    pub async fn forget(&self, client: &str, id: &str, now: u64) {
+        if let Some(shared) = &self.shared {
+            if let Err(e) = shared.query::<i64>(redis::cmd("DEL").arg(shared.key(client, id)).clone()).await {
+                tracing::warn!("replay guard (Redis): cannot forget a refused id: {e}");
+            }
+            return;
+        }
+        let k = key(client, id);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut found = false;
+        for (_, keys) in state.buckets.iter_mut() {
+            found |= keys.remove(&k);
+        }
+        if found {
+            state.total -= 1;
+            // The tombstone keeps a restart from remembering the id again.
+            let _ = self.write(format!("{now} -{k:032x}\n").as_bytes());
         }
     }
 
@@ -332,6 +381,54 @@ mod tests {
         drop(g);
         let g = ReplayGuard::open(&path, day, 1000, later + day + 7_200).unwrap();
         assert_eq!(g.stats().0, 0, "the file was compacted to the live window");
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_id_is_accepted_again_also_after_a_restart_and_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("replay.log");
+        let g = ReplayGuard::open(&path, 86_400, 1000, 0).unwrap();
+        g.check("c", "kept", 1).unwrap();
+        g.check("c", "refused-by-the-store", 2).unwrap();
+        g.forget("c", "refused-by-the-store", 3).await;
+        assert_eq!(g.stats().0, 1);
+        g.forget("c", "never-seen", 3).await;
+        assert_eq!(g.stats().0, 1, "forgetting an unknown id changes nothing");
+        drop(g);
+        let g = ReplayGuard::open(&path, 86_400, 1000, 4).unwrap();
+        assert_eq!(g.check("c", "kept", 4), Err(GuardError::Replayed));
+        assert_eq!(g.check("c", "refused-by-the-store", 4), Ok(()), "the tombstone outlived the restart");
+        assert_eq!(g.check("c", "refused-by-the-store", 5), Err(GuardError::Replayed));
+    }
+
+    /// Against the Redis on loopback (CI starts one): a forgotten id is accepted
+    /// again, and a try takes back only its own entry (what a timed-out SET does).
+    #[tokio::test]
+    async fn the_shared_guard_forgets_and_takes_back_only_its_own_entry() {
+        let url = std::env::var("QAQPA_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        if std::net::TcpStream::connect(url.trim_start_matches("redis://")).is_err() {
+            assert!(std::env::var("CI").map_or(true, |v| v != "true"), "CI: Redis at {url} is required");
+            eprintln!("SKIPPED: Redis at {url} unreachable");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let config = crate::config::RedisReplay { url, timeout: std::time::Duration::from_secs(2), prefix };
+        let g = ReplayGuard::open(&dir.path().join("r"), 3600, 100, 0).unwrap().with_redis(&config).unwrap();
+        assert_eq!(g.check_id("c", "m-1", 10).await, Ok(()));
+        assert_eq!(g.check_id("c", "m-1", 11).await, Err(GuardError::Replayed));
+        g.forget("c", "m-1", 12).await;
+        assert_eq!(g.check_id("c", "m-1", 13).await, Ok(()), "forgotten: the resend is accepted");
+
+        let shared = g.shared.as_ref().unwrap();
+        let key = shared.key("c", "m-1");
+        let token: String = shared.query(redis::cmd("GET").arg(&key).clone()).await.unwrap();
+        let undo = |token: String| redis::cmd("EVAL").arg(DELETE_IF_OURS).arg(1).arg(&key).arg(token).clone();
+        assert_eq!(shared.query::<i64>(undo("13:another-try".into())).await, Ok(0), "not ours: kept");
+        assert_eq!(g.check_id("c", "m-1", 14).await, Err(GuardError::Replayed));
+        assert_eq!(shared.query::<i64>(undo(token)).await, Ok(1), "ours: taken back");
+        assert_eq!(g.check_id("c", "m-1", 15).await, Ok(()));
+        let _: Result<i64, _> = shared.query(redis::cmd("DEL").arg(&key).clone()).await;
     }
 
     #[test]

@@ -228,7 +228,7 @@ async fn sla(gateway: &Gateway) -> Value {
 /// Every node's monitoring records for the same query (each record names its
 /// node), newest first; refused as a one-node query would be.
 async fn monitoring(gateway: &Gateway, query: &HashMap<String, String>) -> Response<GatewayBody> {
-    let q = match monitoring_query(query) {
+    let q = match super::monitoring_query(query) {
         Ok(q) => q,
         Err(e) => return crate::error::error_response(qaqpa_adapters::ErrorCode::BadRequest, &e, None),
     };
@@ -252,30 +252,4 @@ async fn monitoring(gateway: &Gateway, query: &HashMap<String, String>) -> Respo
     records.sort_by_key(|r| std::cmp::Reverse(r["request_in"].as_i64().unwrap_or(0)));
     records.truncate(q.limit);
     super::json(json!({ "scope": "cluster", "records": records, "unreachable": unreachable }))
-}
-
-/// The query parameters of `/admin/v1/monitoring` (as its one-node handler reads them).
-fn monitoring_query(params: &HashMap<String, String>) -> Result<crate::observe::monitoring::Query, String> {
-    let time = |key: &str| -> Result<Option<i64>, String> {
-        let Some(v) = params.get(key) else { return Ok(None) };
-        if let Ok(secs) = v.parse::<i64>() {
-            return secs.checked_mul(1_000_000).map(Some).ok_or_else(|| format!("{key} is out of range"));
-        }
-        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-            .map(|t| Some((t.unix_timestamp_nanos() / 1000) as i64))
-            .map_err(|_| format!("{key} must be RFC 3339 or Unix seconds"))
-    };
-    let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
-        None => 1000,
-        Some(Ok(n)) if (1..=super::MAX_QUERY_RECORDS).contains(&n) => n,
-        Some(_) => return Err("limit must be 1..=100000".into()),
-    };
-    Ok(crate::observe::monitoring::Query {
-        from: time("from")?,
-        to: time("to")?,
-        client: params.get("client").cloned(),
-        service: params.get("service").cloned(),
-        code: params.get("code").cloned(),
-        limit,
-    })
 }

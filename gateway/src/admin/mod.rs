@@ -228,8 +228,9 @@ fn refresh_sla_gauges(gateway: &Gateway) {
     }
 }
 
-/// `from`/`to`: RFC 3339 or Unix seconds. `format=csv` (or `Accept: text/csv`) for CSV.
-async fn monitoring<B>(gateway: &Gateway, params: &HashMap<String, String>, req: &Request<B>) -> Response<GatewayBody> {
+/// The query of `/admin/v1/monitoring` (one node's or the cluster's): `from`/`to`
+/// RFC 3339 or Unix seconds, `client`, `service`, `code`, `id`, `status`, `limit`.
+fn monitoring_query(params: &HashMap<String, String>) -> Result<Query, String> {
     let time = |key: &str| -> Result<Option<i64>, String> {
         let Some(v) = params.get(key) else { return Ok(None) };
         if let Ok(secs) = v.parse::<i64>() {
@@ -239,29 +240,33 @@ async fn monitoring<B>(gateway: &Gateway, params: &HashMap<String, String>, req:
             .map(|t| Some((t.unix_timestamp_nanos() / 1000) as i64))
             .map_err(|_| format!("{key} must be RFC 3339 or Unix seconds"))
     };
-    let (from, to) = match (time("from"), time("to")) {
-        (Ok(f), Ok(t)) => (f, t),
-        (Err(e), _) | (_, Err(e)) => return error_response(ErrorCode::BadRequest, &e, None),
-    };
     let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
         None => 1000,
         Some(Ok(n)) if (1..=MAX_QUERY_RECORDS).contains(&n) => n,
-        Some(_) => return error_response(ErrorCode::BadRequest, "limit must be 1..=100000", None),
+        Some(_) => return Err("limit must be 1..=100000".into()),
     };
     let status = match params.get("status").map(|s| console::parse_status(s)) {
         None => None,
         Some(Some(range)) => Some(range),
-        Some(None) => return error_response(ErrorCode::BadRequest, "status must be 100..599 or 1xx..5xx", None),
+        Some(None) => return Err("status must be 100..599 or 1xx..5xx".into()),
     };
-    let q = Query {
-        from,
-        to,
+    Ok(Query {
+        from: time("from")?,
+        to: time("to")?,
         client: params.get("client").cloned(),
         service: params.get("service").cloned(),
         code: params.get("code").cloned(),
         id: params.get("id").cloned(),
         status,
         limit,
+    })
+}
+
+/// `format=csv` (or `Accept: text/csv`) for CSV.
+async fn monitoring<B>(gateway: &Gateway, params: &HashMap<String, String>, req: &Request<B>) -> Response<GatewayBody> {
+    let q = match monitoring_query(params) {
+        Ok(q) => q,
+        Err(e) => return error_response(ErrorCode::BadRequest, &e, None),
     };
     let records = match gateway.telemetry.monitoring.query(&q).await {
         Ok(r) => r,

@@ -167,6 +167,14 @@ pub async fn run<F: Face>(
         Ok(response) => response,
         Err((mut record, error)) => {
             let code = error.code;
+            if code == ErrorCode::StoreUnavailable {
+                // Nothing was stored: the client resends the same signed message,
+                // which must not read as a replay of this refused one.
+                if let Some((client, id)) = record.replay_claim() {
+                    let now = signatures::now_unix().max(0) as u64;
+                    ctx.shared.replay.forget(client, id, now).await;
+                }
+            }
             let mut response = face.refusal(error, record.id());
             if code == ErrorCode::BadRequest && version < http::Version::HTTP_2 {
                 // A request framed oddly leaves no trustworthy boundary for the next.

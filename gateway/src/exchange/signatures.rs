@@ -377,8 +377,8 @@ pub async fn accept_signature(
 mod tests {
     use super::*;
     use qaqpa_adapters::soap::{read_envelope, XmlLimits};
+    use qaqpa_certs::keys::SigningKey;
     use qaqpa_certs::pki::DevCa;
-    use qaqpa_certs::xmldsig::SigningKey;
     use qaqpa_routing::SystemId;
 
     const MESSAGE: &str = r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xrd="http://x-road.eu/xsd/xroad.xsd" xmlns:id="http://x-road.eu/xsd/identifiers"><soap:Header><xrd:id>m-1</xrd:id></soap:Header><soap:Body><a:Op xmlns:a="urn:a"><a:x>1</a:x></a:Op></soap:Body></soap:Envelope>"#;

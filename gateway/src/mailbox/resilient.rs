@@ -130,11 +130,19 @@ impl Resilient {
 
 /// Runs `$call` (with `$s` the connected store) until it succeeds, fails for a reason
 /// that is not the store's, or `$deadline` passes: then the last store error becomes
-/// [`MailboxError::Unavailable`].
+/// [`MailboxError::Unavailable`]. [`retrying_noted!`] also says whether a try failed
+/// before the answer: that try may have been carried out with its answer lost.
 macro_rules! retrying {
+    ($self:ident, $deadline:expr, |$s:ident| $call:expr) => {
+        retrying_noted!($self, $deadline, |$s| $call).0
+    };
+}
+
+macro_rules! retrying_noted {
     ($self:ident, $deadline:expr, |$s:ident| $call:expr) => {{
         let deadline = $deadline;
         let mut pause = Duration::from_millis(50);
+        let mut retried = false;
         let result = loop {
             let $s = match $self.connected(deadline).await {
                 Ok(s) => s,
@@ -146,6 +154,7 @@ macro_rules! retrying {
                         break Err(MailboxError::Unavailable(why));
                     }
                     tracing::debug!("mailbox store call failed, retrying: {why}");
+                    retried = true;
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_millis(500));
                 }
@@ -154,8 +163,30 @@ macro_rules! retrying {
             }
         };
         $self.note(&result);
-        result
+        (result, retried)
     }};
+}
+
+/// A send's answer after retries: an earlier try whose answer was lost may have
+/// stored the message, so the retry's "duplicate" is this send's own first copy
+/// (the client sent it once and must not be told it was already sent). A client's
+/// genuine resend whose first try also failed reads as new: the message is still
+/// stored once.
+fn sent_after_retries(result: Result<Sent, MailboxError>, retried: bool) -> Result<Sent, MailboxError> {
+    match result {
+        Ok(Sent::Duplicate(mid)) if retried => Ok(Sent::New(mid)),
+        other => other,
+    }
+}
+
+/// A settling call's answer after retries (ack, fail, refuse, dead-letter replay or
+/// drop): an earlier try whose answer was lost may have settled the message, so the
+/// retry's "unknown message" is that try's success, not the caller's mistake.
+fn settled_after_retries(result: Result<(), MailboxError>, retried: bool) -> Result<(), MailboxError> {
+    match result {
+        Err(MailboxError::Unknown(_) | MailboxError::NotDelivered(_)) if retried => Ok(()),
+        other => other,
+    }
 }
 
 #[async_trait]
@@ -178,7 +209,9 @@ impl Store for Resilient {
     }
 
     async fn send(&self, envelope: MessageMeta, body: Bytes) -> Result<Sent, MailboxError> {
-        retrying!(self, self.deadline(Duration::ZERO), |s| s.send(envelope.clone(), body.clone()))
+        let (result, retried) =
+            retrying_noted!(self, self.deadline(Duration::ZERO), |s| s.send(envelope.clone(), body.clone()));
+        sent_after_retries(result, retried)
     }
 
     async fn take(&self, queues: &[Queue], max: usize, wait: Duration) -> Result<Vec<Delivery>, MailboxError> {
@@ -204,15 +237,19 @@ impl Store for Resilient {
     }
 
     async fn ack(&self, mid: uuid::Uuid, system: &str) -> Result<(), MailboxError> {
-        retrying!(self, self.deadline(Duration::ZERO), |s| s.ack(mid, system))
+        let (result, retried) = retrying_noted!(self, self.deadline(Duration::ZERO), |s| s.ack(mid, system));
+        settled_after_retries(result, retried)
     }
 
     async fn fail(&self, mid: uuid::Uuid, why: String) -> Result<(), MailboxError> {
-        retrying!(self, self.deadline(Duration::ZERO), |s| s.fail(mid, why.clone()))
+        let (result, retried) = retrying_noted!(self, self.deadline(Duration::ZERO), |s| s.fail(mid, why.clone()));
+        settled_after_retries(result, retried)
     }
 
     async fn refuse(&self, mid: uuid::Uuid, owner: &str, why: String, resend: bool) -> Result<(), MailboxError> {
-        retrying!(self, self.deadline(Duration::ZERO), |s| s.refuse(mid, owner, why.clone(), resend))
+        let (result, retried) =
+            retrying_noted!(self, self.deadline(Duration::ZERO), |s| s.refuse(mid, owner, why.clone(), resend));
+        settled_after_retries(result, retried)
     }
 
     async fn state(&self, mid: uuid::Uuid) -> Result<Option<qaqpa_mailbox::MessageState>, MailboxError> {
@@ -232,11 +269,13 @@ impl Store for Resilient {
     }
 
     async fn replay(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
-        retrying!(self, self.deadline(Duration::ZERO), |s| s.replay(mid))
+        let (result, retried) = retrying_noted!(self, self.deadline(Duration::ZERO), |s| s.replay(mid));
+        settled_after_retries(result, retried)
     }
 
     async fn drop_dead(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
-        retrying!(self, self.deadline(Duration::ZERO), |s| s.drop_dead(mid))
+        let (result, retried) = retrying_noted!(self, self.deadline(Duration::ZERO), |s| s.drop_dead(mid));
+        settled_after_retries(result, retried)
     }
 
     async fn publish(&self, topic: &TopicRules, meta: EventMeta, body: Bytes) -> Result<Published, MailboxError> {
@@ -277,5 +316,150 @@ impl Store for Resilient {
             true => Ok(()),
             false => Err(MailboxError::Unavailable("NATS does not answer".into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qaqpa_mailbox::{Backend, Backoff, DeadLetterHook, Kind};
+    use std::sync::atomic::AtomicUsize;
+
+    const PROVIDER: &str = "KZ/GOV/000000000001/population-register";
+    const SERVICE: &str = "KZ/GOV/000000000001/population-register/notices/v1";
+
+    /// The embedded store whose next `lose` answers are lost after the call was
+    /// carried out: what a JetStream ack lost in a leader election looks like.
+    struct LosesAnswers {
+        inner: Arc<dyn Store>,
+        lose: AtomicUsize,
+    }
+
+    impl LosesAnswers {
+        fn answer<T>(&self, result: Result<T, MailboxError>) -> Result<T, MailboxError> {
+            match self.lose.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1)) {
+                Ok(_) => Err(MailboxError::Store("the answer was lost".into())),
+                Err(_) => result,
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Store for LosesAnswers {
+        fn backend(&self) -> &'static str {
+            "test"
+        }
+        fn policy(&self) -> &Policy {
+            self.inner.policy()
+        }
+        async fn send(&self, envelope: MessageMeta, body: Bytes) -> Result<Sent, MailboxError> {
+            let done = self.inner.send(envelope, body).await;
+            self.answer(done)
+        }
+        async fn take(&self, queues: &[Queue], max: usize, wait: Duration) -> Result<Vec<Delivery>, MailboxError> {
+            self.inner.take(queues, max, wait).await
+        }
+        async fn reply(
+            &self,
+            mid: uuid::Uuid,
+            provider: &str,
+            status: u16,
+            headers: Vec<(String, String)>,
+            body: Bytes,
+        ) -> Result<(), MailboxError> {
+            self.inner.reply(mid, provider, status, headers, body).await
+        }
+        async fn ack(&self, mid: uuid::Uuid, system: &str) -> Result<(), MailboxError> {
+            let done = self.inner.ack(mid, system).await;
+            self.answer(done)
+        }
+        async fn fail(&self, mid: uuid::Uuid, why: String) -> Result<(), MailboxError> {
+            self.inner.fail(mid, why).await
+        }
+        async fn refuse(&self, mid: uuid::Uuid, owner: &str, why: String, resend: bool) -> Result<(), MailboxError> {
+            self.inner.refuse(mid, owner, why, resend).await
+        }
+        async fn depths(&self) -> Result<Vec<Depth>, MailboxError> {
+            self.inner.depths().await
+        }
+        async fn dead_count(&self) -> Result<u64, MailboxError> {
+            self.inner.dead_count().await
+        }
+        async fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, MailboxError> {
+            self.inner.dead_letters(limit).await
+        }
+        async fn replay(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
+            self.inner.replay(mid).await
+        }
+        async fn drop_dead(&self, mid: uuid::Uuid) -> Result<(), MailboxError> {
+            self.inner.drop_dead(mid).await
+        }
+        async fn publish(&self, topic: &TopicRules, meta: EventMeta, body: Bytes) -> Result<Published, MailboxError> {
+            self.inner.publish(topic, meta, body).await
+        }
+        async fn pull(
+            &self,
+            topic: &TopicRules,
+            subscriber: &str,
+            max: usize,
+            wait: Duration,
+        ) -> Result<Vec<EventDelivery>, MailboxError> {
+            self.inner.pull(topic, subscriber, max, wait).await
+        }
+        async fn ack_events(&self, topic: &TopicRules, subscriber: &str, through: u64) -> Result<(), MailboxError> {
+            self.inner.ack_events(topic, subscriber, through).await
+        }
+        async fn release(
+            &self,
+            topic: &TopicRules,
+            subscriber: &str,
+            events: &[EventDelivery],
+        ) -> Result<(), MailboxError> {
+            self.inner.release(topic, subscriber, events).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_retried_is_neither_a_duplicate_send_nor_an_unknown_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            backend: Backend::Embedded { path: dir.path().join("mailbox.redb") },
+            visibility_timeout: Duration::from_secs(30),
+            max_attempts: 3,
+            backoff: Backoff { base: Duration::from_millis(50), max: Duration::from_millis(200) },
+            dedupe_window: Duration::from_secs(3600),
+            max_queue_depth: 100,
+            node: "test".into(),
+            on_dead_letter: DeadLetterHook::default(),
+        };
+        let inner = qaqpa_mailbox::open(&options).await.unwrap();
+        let lossy = Arc::new(LosesAnswers { inner, lose: AtomicUsize::new(1) });
+        let store = Resilient {
+            store: OnceCell::new_with(Some(lossy.clone() as Arc<dyn Store>)),
+            policy: Policy::new(&options),
+            retry: Duration::from_secs(5),
+            ordered: Mutex::new(Vec::new()),
+            available: AtomicBool::new(true),
+        };
+        let meta = || MessageMeta::request("KZ/GOV/1/client", SERVICE, "m-1", String::new(), Vec::new(), false);
+
+        // The first try stored the message and lost its answer; the retry's
+        // "duplicate" is that same send: new to the client.
+        let sent = store.send(meta(), Bytes::from_static(b"one")).await.unwrap();
+        assert!(matches!(sent, Sent::New(_)), "{sent:?}");
+        // A resend by the client, answered without loss, is the duplicate it is.
+        let again = store.send(meta(), Bytes::from_static(b"one")).await.unwrap();
+        assert!(matches!(again, Sent::Duplicate(_)), "{again:?}");
+
+        let taken = store.take(&[Queue::Requests(SERVICE.into())], 10, Duration::ZERO).await.unwrap();
+        assert_eq!(taken.len(), 1, "stored once");
+        assert_eq!(taken[0].envelope.kind, Kind::Request);
+        let mid = taken[0].envelope.mid;
+        // The first ack settled the message and lost its answer; the retry's
+        // "unknown" is that ack's success.
+        lossy.lose.store(1, Ordering::Release);
+        store.ack(mid, PROVIDER).await.unwrap();
+        // Without a lost answer, an ack of a settled message is the caller's mistake.
+        assert!(matches!(store.ack(mid, PROVIDER).await, Err(MailboxError::Unknown(_))));
     }
 }

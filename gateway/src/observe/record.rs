@@ -184,6 +184,14 @@ impl ExchangeRecord {
         self.signature = Some(value);
     }
 
+    /// (client, message id) when this exchange's signature passed the replay guard
+    /// (a signature is set only then): what to forget if the exchange is refused
+    /// before anything was accepted.
+    pub fn replay_claim(&self) -> Option<(&str, &str)> {
+        let client = self.client.as_ref().filter(|_| self.signature.is_some())?;
+        Some((client.id.as_str(), self.id.as_str()))
+    }
+
     pub fn set_service(&mut self, route: &Route) {
         self.service = Some((route.observed.clone(), route.sla.clone()));
         self.log_mode = route.message_log;

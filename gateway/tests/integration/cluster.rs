@@ -208,6 +208,65 @@ async fn a_node_starts_before_nats_and_serves_once_it_comes() {
     assert_eq!(drain(&gw).await, vec!["late-1".to_owned()]);
 }
 
+/// A signed send the store refused (NATS not up) is not remembered by the replay
+/// guard: the client's resend of the same message is accepted once the store is
+/// back, and a second resend is a replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_send_the_store_refused_can_be_resent() {
+    if !have_nats_server() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_addr().port();
+    let prefix = format!("T{}", uuid::Uuid::new_v4().simple());
+    let gw = TestGateway::start_with("", |_, text| {
+        let text = text.replacen(
+            &format!("id = \"{CLIENT}\"\n"),
+            &format!(
+                "id = \"{CLIENT}\"\nsigning_cert = \"pki/egov-portal.crt\"\nsigning_key = \"pki/egov-portal.key\"\n"
+            ),
+            1,
+        );
+        format!(
+            r#"{text}
+[signatures]
+trust_anchors = "pki/ca.crt"
+replay_window = "1h"
+
+[[service]]
+id = "{NOTICES}"
+kind = "rest"
+upstream = ["http://127.0.0.1:9/unused"]
+mailbox = "pull"
+signature = "sign-on-behalf"
+
+[[access]]
+service = "{NOTICES}"
+clients = ["{CLIENT}"]
+
+[mailbox]
+backend = "nats"
+nats_url = "nats://127.0.0.1:{port}"
+nats_prefix = "{prefix}"
+nats_replicas = 1
+store_retry = "1s"
+"#
+        )
+    })
+    .await;
+    let client = gw.client();
+    let (status, code, _, _) = send(&client, &gw, "signed-1").await;
+    assert_eq!((status, code.as_str()), (503, "server.store_unavailable"));
+
+    let _nats = nats_server(dir.path(), "solo", port, None);
+    wait_ready(&gw, Duration::from_secs(20)).await;
+    let (status, code, _, _) = send(&client, &gw, "signed-1").await;
+    assert_eq!(status, 202, "the resend of a refused signed send: {code}");
+    let (status, code, _, _) = send(&client, &gw, "signed-1").await;
+    assert_eq!((status, code.as_str()), (409, "client.replay"), "the replay guard still holds");
+    assert_eq!(drain(&gw).await, vec!["signed-1".to_owned()]);
+}
+
 /// Three gateway nodes on a three-server JetStream cluster; the stream leader is
 /// killed during a burst of sends spread over the nodes: no send gets a 500, a
 /// refusal is 503 with Retry-After (the default `store_retry`), every accepted
