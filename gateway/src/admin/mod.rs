@@ -231,15 +231,6 @@ fn refresh_sla_gauges(gateway: &Gateway) {
 /// The query of `/admin/v1/monitoring` (one node's or the cluster's): `from`/`to`
 /// RFC 3339 or Unix seconds, `client`, `service`, `code`, `id`, `status`, `limit`.
 fn monitoring_query(params: &HashMap<String, String>) -> Result<Query, String> {
-    let time = |key: &str| -> Result<Option<i64>, String> {
-        let Some(v) = params.get(key) else { return Ok(None) };
-        if let Ok(secs) = v.parse::<i64>() {
-            return secs.checked_mul(1_000_000).map(Some).ok_or_else(|| format!("{key} is out of range"));
-        }
-        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-            .map(|t| Some((t.unix_timestamp_nanos() / 1000) as i64))
-            .map_err(|_| format!("{key} must be RFC 3339 or Unix seconds"))
-    };
     let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
         None => 1000,
         Some(Ok(n)) if (1..=MAX_QUERY_RECORDS).contains(&n) => n,
@@ -251,8 +242,8 @@ fn monitoring_query(params: &HashMap<String, String>) -> Result<Query, String> {
         Some(None) => return Err("status must be 100..599 or 1xx..5xx".into()),
     };
     Ok(Query {
-        from: time("from")?,
-        to: time("to")?,
+        from: console::parse_time(params, "from")?,
+        to: console::parse_time(params, "to")?,
         client: params.get("client").cloned(),
         service: params.get("service").cloned(),
         code: params.get("code").cloned(),
