@@ -173,6 +173,8 @@ pub struct Upstream {
     pub host: http::HeaderValue,
     /// Scheme and authority, what the connector dials.
     pub origin: http::Uri,
+    /// Connections to it that downstream connections hold open (bounded there).
+    pub direct_open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Runtime {
@@ -290,6 +292,7 @@ impl Upstream {
             direct,
             host,
             origin,
+            direct_open: Arc::default(),
             scheme,
             authority,
         }

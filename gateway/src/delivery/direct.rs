@@ -10,6 +10,7 @@
 //! connection), and a sender another stream of the same HTTP/2 or HTTP/3
 //! connection is using.
 
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use http::{Request, Response, Uri};
@@ -25,6 +26,11 @@ use crate::runtime::{Route, Upstream};
 /// more services than this over one connection has the least recently used one
 /// closed; past it, with every kept connection busy, requests use the pool.
 const MAX_ENDPOINTS: usize = 4;
+
+/// Connections downstream connections keep to one endpoint, at most; past it new
+/// ones go through the pool. Each downstream connection may keep one, and a
+/// provider's connection count must not grow with every client's idle ones.
+const MAX_PER_ENDPOINT: usize = 256;
 
 /// The upstream connections of one downstream connection, by endpoint.
 #[derive(Default)]
@@ -42,12 +48,17 @@ enum Checkout {
 }
 
 impl DirectConns {
-    fn checkout(&self, endpoint: u64) -> Checkout {
+    /// `may_open`: whether the endpoint has room for another connection.
+    fn checkout(&self, endpoint: u64, may_open: bool) -> Checkout {
         let mut slots = self.slots.lock().expect("direct connection slots");
         if let Some(i) = slots.iter().position(|(id, _)| *id == endpoint) {
             let slot = &mut slots[i].1;
             let Some(sender) = slot else { return Checkout::Busy };
             if sender.is_closed() {
+                if !may_open {
+                    slots.remove(i);
+                    return Checkout::Busy;
+                }
                 *slot = None;
                 return Checkout::Open;
             }
@@ -57,6 +68,9 @@ impl DirectConns {
                 return Checkout::Busy;
             }
             return Checkout::Reuse(slot.take().expect("checked above"));
+        }
+        if !may_open {
+            return Checkout::Busy;
         }
         if slots.len() >= MAX_ENDPOINTS {
             let Some(idle) = slots.iter().position(|(_, s)| s.is_some()) else { return Checkout::Busy };
@@ -146,7 +160,8 @@ pub async fn send(
         Some(conns) if upstream.direct && req.method() != http::Method::CONNECT => conns,
         _ => return route.pool.request(req).await.map_err(SendError::Pool),
     };
-    let checkout = conns.checkout(upstream.id);
+    let may_open = upstream.direct_open.load(Ordering::Relaxed) < MAX_PER_ENDPOINT;
+    let checkout = conns.checkout(upstream.id, may_open);
     if let Checkout::Busy = checkout {
         return route.pool.request(req).await.map_err(SendError::Pool);
     }
@@ -167,7 +182,9 @@ pub async fn send(
             },
         }
     }
-    let mut sender = open(route, upstream).await?;
+    // Boxed: opening is once per connection, and inline its future would make every
+    // exchange's future (moved into its box per request) kilobytes larger.
+    let mut sender = Box::pin(open(route, upstream)).await?;
     let response = sender.send_request(req).await.map_err(SendError::Request)?;
     lease.give_back(sender);
     Ok(response)
@@ -191,10 +208,13 @@ async fn open(route: &Route, upstream: &Upstream) -> Result<SendRequest<ForwardB
     let io = connector.call(upstream.origin.clone()).await.map_err(SendError::Connect)?;
     let (sender, connection) =
         http1::Builder::new().handshake(io).await.map_err(|e| SendError::Connect(Box::new(e)))?;
+    let open = upstream.direct_open.clone();
+    open.fetch_add(1, Ordering::Relaxed);
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "upstream connection ended");
         }
+        open.fetch_sub(1, Ordering::Relaxed);
     });
     Ok(sender)
 }
