@@ -489,3 +489,31 @@ async fn a_client_connection_keeps_its_own_provider_connection_and_h2_streams_sh
     });
     futures_util::future::join_all(sends).await;
 }
+
+#[tokio::test]
+async fn an_https_provider_pinned_to_http1_is_reached_over_the_client_connections_own_tls_connection() {
+    let pin_h1 = |_: &Pki, text: String| {
+        text.replace("upstream_ca = \"pki/ca.crt\"", "upstream_ca = \"pki/ca.crt\"\nupstream_protocol = \"h1\"")
+            .replace(
+                "upstream_ca = \"pki/foreign-ca.crt\"",
+                "upstream_ca = \"pki/foreign-ca.crt\"\nupstream_protocol = \"h1\"",
+            )
+    };
+    let gw = TestGateway::start_with("header_read_timeout = \"5s\"", pin_h1).await;
+    let client = gw.pki.client(Some("egov-portal")).http1_only().build().unwrap();
+    for _ in 0..2 {
+        let resp =
+            client.get(gw.tls_url(&url(TLS_SERVICE, "/echo/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let seen: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(seen["version"], "HTTP/1.1");
+        assert!(seen["headers"]["host"].as_str().unwrap().starts_with("localhost:"), "{seen}");
+        assert_eq!(seen["path"], "/base/echo/x");
+    }
+    // The same verification of the provider's certificate on this path.
+    let resp =
+        client.get(gw.tls_url(&url(WRONG_CA_SERVICE, "/echo/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
+    let (status, code, _) = problem(resp).await;
+    assert_eq!((status, code.as_str()), (502, "server.upstream_unavailable"));
+    gw.running.shutdown().await;
+}
