@@ -138,14 +138,14 @@ mod tests {
         assert_eq!(live.recheck(verifier(&[&bad.cert_pem]).as_ref()), 0);
 
         let addr = "127.0.0.1:1".parse().unwrap();
-        let peer = Peer { addr, certificate: None, revoked: Some(gone_rx) };
+        let peer = Peer::connection(addr, None, Some(gone_rx));
         let h1 = refusal(&peer, Version::HTTP_11).expect("refused");
         assert_eq!(h1.status(), 403);
         assert_eq!(h1.headers()["x-road-error"], "client.access_denied");
         assert_eq!(h1.headers()["connection"], "close");
         let h2 = refusal(&peer, Version::HTTP_2).expect("refused");
         assert!(h2.headers().get("connection").is_none(), "not a field HTTP/2 may carry");
-        assert!(refusal(&Peer { addr, certificate: None, revoked: Some(kept_rx) }, Version::HTTP_11).is_none());
+        assert!(refusal(&Peer::connection(addr, None, Some(kept_rx)), Version::HTTP_11).is_none());
 
         drop((kept, gone));
         assert!(live.is_empty(), "a closed connection leaves the registry");

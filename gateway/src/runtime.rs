@@ -24,8 +24,16 @@ use crate::config::{
 use crate::limits::{pair_key, stable_key};
 use crate::tls::{self, TlsError};
 
+/// How the gateway connects to a service's providers (TCP options, connect
+/// timeout, TLS).
+pub type UpstreamConnector = HttpsConnector<HttpConnector>;
+
 /// A service's pooled keep-alive connections to its providers.
-pub type UpstreamPool = HttpClient<HttpsConnector<HttpConnector>, ForwardBody>;
+pub type UpstreamPool = HttpClient<UpstreamConnector, ForwardBody>;
+
+/// Tells endpoints apart across reloads: a downstream connection's upstream
+/// connections are kept by it (`delivery::direct`).
+static NEXT_UPSTREAM_ID: AtomicU64 = AtomicU64::new(0);
 
 pub struct Runtime {
     pub config: Config,
@@ -105,6 +113,9 @@ pub struct Route {
     /// Declared idempotent: bodyless requests of any method may be retried.
     pub idempotent: bool,
     pub pool: UpstreamPool,
+    /// The pool's connector, for the connections downstream connections open
+    /// themselves.
+    pub connector: UpstreamConnector,
     pub timeout: Duration,
     pub access: AccessList,
     pub key: u64,
@@ -153,12 +164,24 @@ pub struct Upstream {
     pub authority: http::uri::Authority,
     /// Base path without a trailing '/', possibly empty.
     pub base_path: String,
+    /// Unique to this endpoint of this route (a reload makes new ones).
+    pub id: u64,
+    /// Spoken over HTTP/1.1 whatever ALPN says, so a downstream connection may
+    /// drive its own connection to it (`delivery::direct`); else only the pool.
+    pub direct: bool,
+    /// `Host` of the requests sent to it: host, and port unless the scheme's own.
+    pub host: http::HeaderValue,
+    /// Scheme and authority, what the connector dials.
+    pub origin: http::Uri,
+    /// Connections to it that downstream connections hold open (bounded there).
+    pub direct_open: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Runtime {
     pub fn build(config: Config) -> Result<Self, TlsError> {
         let mut routes = RouteTable::builder();
         for service in &config.services {
+            let (pool, connector) = upstream_client(service)?;
             let access = config.access.get(&service.id).cloned().unwrap_or_default();
             let rules = config.limit_rules.iter().filter(|r| r.service.as_ref() == Some(&service.id));
             let mut limits = PairLimits::default();
@@ -188,13 +211,14 @@ impl Runtime {
                 observed: Arc::new(crate::observe::metrics::ServiceObs::new(service.id.as_str())),
                 id: service.id.clone(),
                 kind: service.kind,
-                upstreams: service.upstreams.iter().map(Upstream::from_uri).collect(),
+                upstreams: service.upstreams.iter().map(|uri| Upstream::from_uri(uri, service.protocol)).collect(),
                 picks: AtomicU64::new(0),
                 breaker: service.breaker,
                 health_check: service.health_check.clone(),
                 retry_budget: RetryBudget::new(20, 10),
                 idempotent: service.idempotent,
-                pool: upstream_pool(service)?,
+                pool,
+                connector,
                 timeout: service.timeout,
                 access,
             };
@@ -238,17 +262,44 @@ impl Runtime {
 }
 
 impl Upstream {
-    fn from_uri(uri: &http::Uri) -> Self {
+    fn from_uri(uri: &http::Uri, protocol: UpstreamProtocol) -> Self {
+        let scheme = uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP);
+        let authority = uri.authority().cloned().expect("validated upstream has a host");
+        let secure = scheme == http::uri::Scheme::HTTPS;
+        // With `auto`, TLS may negotiate HTTP/2 (ALPN); `h2` over plain HTTP is h2c.
+        let direct = match protocol {
+            UpstreamProtocol::Http1 => true,
+            UpstreamProtocol::Auto => !secure,
+            UpstreamProtocol::Http2 => false,
+        };
+        // As the pool writes it: the port only when it is not the scheme's own.
+        let default_port = if secure { 443 } else { 80 };
+        let host = match authority.port_u16() {
+            Some(port) if port != default_port => http::HeaderValue::from_str(&format!("{}:{port}", authority.host())),
+            _ => http::HeaderValue::from_str(authority.host()),
+        }
+        .expect("a URI's host is a valid header value");
+        let origin = http::Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .expect("scheme and authority of a valid URI");
         Self {
             health: Endpoint::default(),
-            scheme: uri.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP),
-            authority: uri.authority().cloned().expect("validated upstream has a host"),
             base_path: uri.path().trim_end_matches('/').to_owned(),
+            id: NEXT_UPSTREAM_ID.fetch_add(1, Ordering::Relaxed),
+            direct,
+            host,
+            origin,
+            direct_open: Arc::default(),
+            scheme,
+            authority,
         }
     }
 }
 
-fn upstream_pool(service: &ServiceConfig) -> Result<UpstreamPool, TlsError> {
+fn upstream_client(service: &ServiceConfig) -> Result<(UpstreamPool, UpstreamConnector), TlsError> {
     let tls = match &service.upstream_ca {
         Some(ca) => {
             let client_cert = service.upstream_client_cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
@@ -278,5 +329,5 @@ fn upstream_pool(service: &ServiceConfig) -> Result<UpstreamPool, TlsError> {
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .http2_only(service.protocol == UpstreamProtocol::Http2);
-    Ok(client.build(connector))
+    Ok((client.build(connector.clone()), connector))
 }

@@ -95,7 +95,7 @@ mod tests {
     fn peer(operator: Option<&str>, sha256: u8) -> Peer {
         let certificate =
             CertIdentity { san_system: None, san_operator: operator.map(str::to_owned), sha256: [sha256; 32] };
-        Peer { addr: "127.0.0.1:3".parse().unwrap(), certificate: Some(certificate), revoked: None }
+        Peer::connection("127.0.0.1:3".parse().unwrap(), Some(certificate), None)
     }
 
     #[test]
@@ -119,7 +119,7 @@ mod tests {
         assert!(authorize(&c, &peer(None, 2), &get, "/readyz").is_ok());
         assert!(authorize(&c, &peer(None, 2), &Method::DELETE, "/healthz").is_err());
         // No certificate where the admin listener has TLS: refused.
-        let anonymous = Peer::anonymous("127.0.0.1:3".parse().unwrap());
+        let anonymous = Peer::connection("127.0.0.1:3".parse().unwrap(), None, None);
         assert!(authorize(&c, &anonymous, &get, "/healthz").is_err());
 
         let none = config("");

@@ -1,5 +1,6 @@
-//! Stage: deliver a request to the provider over the service's pooled client and
-//! bring its response back, bodies streamed both ways.
+//! Stage: deliver a request to the provider (over the downstream connection's own
+//! upstream connection, or the service's pool: `delivery::direct`) and bring its
+//! response back, bodies streamed both ways.
 
 use http::header::{HeaderValue, CONTENT_LENGTH};
 use http::{Request, Response, Uri};
@@ -7,6 +8,7 @@ use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use qaqpa_adapters::ErrorCode;
 
+use super::direct::SendError;
 use crate::body::{ForwardBody, Source};
 use crate::config::Limits;
 use crate::error::GatewayError;
@@ -112,7 +114,7 @@ pub async fn deliver(
     headers::add_forwarded(&mut parts.headers, peer.addr, peer.certificate.is_some());
     parts.headers.insert(X_ROAD_ID, id_value.clone());
     parts.uri = endpoint_uri(&route.upstreams[endpoint], path)?;
-    // The client's HTTP version is its own business; the pool picks the provider's.
+    // The client's HTTP version is its own business; the upstream connection has its own.
     parts.version = http::Version::HTTP_11;
     let retry_head = retryable.then(|| (parts.method.clone(), parts.headers.clone()));
     let mut upstream_req = Request::from_parts(parts, body);
@@ -125,7 +127,8 @@ pub async fn deliver(
     let response = loop {
         let health = &route.upstreams[endpoint].health;
         let in_flight = health.enter();
-        let result = tokio::time::timeout(route.timeout, route.pool.request(upstream_req)).await;
+        let result =
+            tokio::time::timeout(route.timeout, super::direct::send(route, endpoint, peer, upstream_req)).await;
         drop(in_flight);
         match result {
             Ok(Ok(response)) => {
@@ -204,7 +207,7 @@ fn too_large(limit: u64) -> GatewayError {
     GatewayError::new(ErrorCode::TooLarge, format!("request body exceeds the limit of {limit} bytes"))
 }
 
-fn unavailable(route: &Route, e: &hyper_util::client::legacy::Error) -> GatewayError {
+fn unavailable(route: &Route, e: &SendError) -> GatewayError {
     let what = if e.is_connect() { "refused the connection" } else { "closed or reset the connection" };
     tracing::debug!(error = %e, "upstream failed");
     GatewayError::new(ErrorCode::UpstreamUnavailable, format!("the provider of {} {what}", route.id))

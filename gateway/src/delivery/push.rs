@@ -279,7 +279,7 @@ async fn send(gateway: &Arc<Shared>, m: Outgoing<'_>) -> Result<(u16, Vec<(Strin
     let (mut parts, _) = req.body(()).map_err(|err| err.to_string())?.into_parts();
     put_carried(&mut parts.headers, m.headers);
     let (rest, query) = m.path.split_once('?').map_or((m.path, None), |(p, q)| (p, Some(q)));
-    let peer = Peer::anonymous(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+    let peer = Peer::gateway(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
     let limits = &runtime.config.limits;
     let body = Source::Buffered(Some(m.body));
     let result = crate::delivery::forward::deliver(

@@ -134,7 +134,7 @@ impl H3Server {
             return;
         }
         let (registration, revoked) = self.live.register(chain);
-        let peer = Arc::new(Peer { addr, certificate, revoked: Some(revoked.clone()) });
+        let peer = Arc::new(Peer::connection(addr, certificate, Some(revoked.clone())));
         let mut revoked = Some(revoked);
         let slot = match client_slot(&self.shared, Role::Data, &peer) {
             Ok(slot) => slot,

@@ -164,7 +164,7 @@ impl Server {
 
     async fn connection(&self, stream: TcpStream, addr: SocketAddr, drain: watch::Receiver<bool>) {
         let Some(tls) = &self.tls else {
-            return self.serve(TokioIo::new(stream), Peer::anonymous(addr), drain, None).await;
+            return self.serve(TokioIo::new(stream), Peer::connection(addr, None, None), drain, None).await;
         };
         let acceptor = TlsAcceptor::from(tls.load_full());
         let tls = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
@@ -196,7 +196,7 @@ impl Server {
             }
             None => (None, None),
         };
-        let peer = Peer { addr, certificate, revoked };
+        let peer = Peer::connection(addr, certificate, revoked);
         match self.client_slot(&peer) {
             Ok(slot) => self.serve(TokioIo::new(tls), peer, drain, slot).await,
             Err(system) => self.refuse_connection(TokioIo::new(tls), &system).await,

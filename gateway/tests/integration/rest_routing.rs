@@ -454,3 +454,66 @@ async fn tls_upstreams_are_verified_against_their_configured_ca() {
     assert_eq!((status, code.as_str()), (502, "server.upstream_unavailable"));
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_connection_keeps_its_own_provider_connection_and_h2_streams_share_it_or_the_pool() {
+    let gw = TestGateway::start().await;
+    let echo = gw.tls_url(&url(SERVICE, "/echo/kept"));
+    let before = gw.provider.seen.connections.load(Ordering::SeqCst);
+    // Two HTTP/1.1 clients, one connection each, three requests each in turn: one
+    // provider connection per client connection, reused.
+    for _ in 0..2 {
+        let client = gw.pki.client(Some("egov-portal")).http1_only().build().unwrap();
+        for _ in 0..3 {
+            let resp = client.get(&echo).header("X-Road-Client", CLIENT).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let seen: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(seen["headers"]["host"], gw.provider.addr.to_string());
+            assert_eq!(seen["path"], "/base/echo/kept");
+        }
+    }
+    assert_eq!(gw.provider.seen.connections.load(Ordering::SeqCst) - before, 2);
+    // Concurrent streams of one HTTP/2 connection: the one that holds the kept
+    // connection uses it, the others the pool; every one is answered.
+    let h2 = gw.client();
+    let sends = (0..16).map(|i| {
+        let h2 = h2.clone();
+        let echo = format!("{echo}/{i}");
+        async move {
+            let resp = h2.get(&echo).header("X-Road-Client", CLIENT).send().await.unwrap();
+            assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+            assert_eq!(resp.status(), 200);
+            let seen: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(seen["path"], format!("/base/echo/kept/{i}"));
+        }
+    });
+    futures_util::future::join_all(sends).await;
+}
+
+#[tokio::test]
+async fn an_https_provider_pinned_to_http1_is_reached_over_the_client_connections_own_tls_connection() {
+    let pin_h1 = |_: &Pki, text: String| {
+        text.replace("upstream_ca = \"pki/ca.crt\"", "upstream_ca = \"pki/ca.crt\"\nupstream_protocol = \"h1\"")
+            .replace(
+                "upstream_ca = \"pki/foreign-ca.crt\"",
+                "upstream_ca = \"pki/foreign-ca.crt\"\nupstream_protocol = \"h1\"",
+            )
+    };
+    let gw = TestGateway::start_with("header_read_timeout = \"5s\"", pin_h1).await;
+    let client = gw.pki.client(Some("egov-portal")).http1_only().build().unwrap();
+    for _ in 0..2 {
+        let resp =
+            client.get(gw.tls_url(&url(TLS_SERVICE, "/echo/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let seen: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(seen["version"], "HTTP/1.1");
+        assert!(seen["headers"]["host"].as_str().unwrap().starts_with("localhost:"), "{seen}");
+        assert_eq!(seen["path"], "/base/echo/x");
+    }
+    // The same verification of the provider's certificate on this path.
+    let resp =
+        client.get(gw.tls_url(&url(WRONG_CA_SERVICE, "/echo/x"))).header("X-Road-Client", CLIENT).send().await.unwrap();
+    let (status, code, _) = problem(resp).await;
+    assert_eq!((status, code.as_str()), (502, "server.upstream_unavailable"));
+    gw.running.shutdown().await;
+}

@@ -90,6 +90,8 @@ impl Pki {
 /// What the test provider observed, for assertions about what crossed the gateway.
 #[derive(Default)]
 pub struct Seen {
+    /// Connections accepted.
+    pub connections: AtomicU64,
     /// Requests received, all paths.
     pub requests: AtomicU64,
     pub request_bytes: AtomicU64,
@@ -134,6 +136,7 @@ pub async fn start_provider_on(
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             let seen = seen2.clone();
+            seen.connections.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
