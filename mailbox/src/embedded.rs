@@ -313,11 +313,14 @@ impl Store for Embedded {
         let framed = encode(&envelope, &body);
         let stored = self
             .write(move |t| {
-                if t.ids()?.get(key)?.is_some() {
+                // One descent of the ids table: the insert tells whether the id was
+                // known; a duplicate gets its entry back and stores nothing.
+                let known = t.ids()?.insert(key, (seq, 0))?.map(|v| v.value());
+                if let Some(known) = known {
+                    t.ids()?.insert(key, known)?;
                     return Ok(false);
                 }
                 t.messages()?.insert(seq, framed.as_ref())?;
-                t.ids()?.insert(key, (seq, 0))?;
                 Ok(true)
             })
             .await?;
