@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Instructions and allocations per exchange, by stage (issue 20's cost budget).
 #
-#   benches/exchange-cost.sh [N] [VARIANT]     # N exchanges (default 2000), VARIANT sync|async|limits
+#   benches/exchange-cost.sh [N] [VARIANT]     # N exchanges (default 2000), VARIANT sync|async|limits|mailbox
+#
+# EXCHANGE_CONNECTIONS=32 sends over that many connections at once (the baseline
+# too), so group commits carry many messages as under load; the default, one,
+# makes every durable send a commit of its own.
 #
 # Runs the `exchange_allocs` bench binary (gateway, upstream and client in one
 # process, one thread) under valgrind: callgrind for instructions, DHAT for

@@ -15,7 +15,11 @@
 //!
 //!   cargo bench -p qaqpa-benches --bench exchange_allocs [-- N]
 //!
-//! `EXCHANGE_ONLY=direct|async|sync|limits` runs one variant alone, so the
+//! The `mailbox` variant is a durable asynchronous send instead: the same POST to
+//! `/a1/{service}` of a pull mailbox (embedded store, group commit with fsync; the
+//! `202` waits for it and for the message log), a fresh message each time.
+//!
+//! `EXCHANGE_ONLY=direct|async|sync|limits|mailbox` runs one variant alone, so the
 //! binary can run under `valgrind --tool=callgrind` (instructions per exchange:
 //! the difference between runs of N and 2N exchanges, over N, cancels the
 //! setup; `benches/exchange-cost.sh` does that and splits the cost by stage).
@@ -41,10 +45,11 @@ const SERVICE: &str = "KZ/GOV/000000000001/bench/echo/v1";
 /// cost budget"); the margin absorbs the message log's timing (groups, seals).
 const BUDGET: f64 = 90.0;
 
-const VARIANTS: [(&str, &str, &str); 3] = [
+const VARIANTS: [(&str, &str, &str); 4] = [
     ("async", "gateway, message log async", "message_log = \"async\"\n"),
     ("sync", "gateway, message log sync (default)", ""),
     ("limits", "gateway, sync + rate limit and quota", "LIMIT"),
+    ("mailbox", "gateway, POST /a1/ to a pull mailbox (fsync'd)", "MAILBOX"),
 ];
 
 fn main() {
@@ -54,10 +59,10 @@ fn main() {
     let over_budget = rt.block_on(async move {
         let upstream = upstream().await;
         if only.as_deref() == Some("direct") {
-            per_request(upstream, "/item", n).await;
+            per_request(upstream, "/item", 200, n).await;
             return false;
         }
-        let direct = if only.is_some() { (0.0, 0.0) } else { per_request(upstream, "/item", n).await };
+        let direct = if only.is_some() { (0.0, 0.0) } else { per_request(upstream, "/item", 200, n).await };
         println!("| variant | allocations / exchange | bytes / exchange |");
         println!("|---|---:|---:|");
         println!("| client + upstream alone (baseline) | {:.1} | {:.0} |", direct.0, direct.1);
@@ -67,8 +72,9 @@ fn main() {
                 continue;
             }
             let (gateway, _dir, running) = gateway(upstream, extra).await;
-            let path = format!("/r1/{SERVICE}/item");
-            let through = per_request(gateway, &path, n).await;
+            let (path, status) =
+                if extra == "MAILBOX" { (format!("/a1/{SERVICE}"), 202) } else { (format!("/r1/{SERVICE}/item"), 200) };
+            let through = per_request(gateway, &path, status, n).await;
             running.shutdown().await;
             let (allocs, bytes) = (through.0 - direct.0, through.1 - direct.1);
             let over = key == "sync" && allocs > BUDGET && only.is_none();
@@ -85,37 +91,59 @@ fn main() {
     }
 }
 
-/// Allocations and bytes allocated per request over `n` sequential keep-alive
-/// POSTs of 1 KiB to `addr` (after a warm-up on the same connection).
-async fn per_request(addr: SocketAddr, path: &str, n: u64) -> (f64, f64) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn);
+/// Allocations and bytes allocated per request over `n` keep-alive POSTs of 1 KiB
+/// to `addr`, each answered `status` (after a warm-up on the same connections).
+/// `EXCHANGE_CONNECTIONS` (default 1) spreads them over that many connections
+/// sending at once: one at a time, each durable send is a group commit of its own,
+/// which is the store's worst case, not its cost under load.
+async fn per_request(addr: SocketAddr, path: &str, status: u16, n: u64) -> (f64, f64) {
+    let connections: u64 =
+        std::env::var("EXCHANGE_CONNECTIONS").ok().and_then(|c| c.parse().ok()).unwrap_or(1).clamp(1, n.max(1));
     let body = Bytes::from(vec![b'x'; 1024]);
-    let send = |sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>| {
-        let req = http::Request::post(path)
-            .header("host", "localhost")
-            .header("x-road-client", CLIENT)
-            .header("content-type", "application/json")
-            .body(Full::new(body.clone()))
-            .unwrap();
-        let sent = sender.send_request(req);
-        async move {
-            let response = sent.await.unwrap();
-            assert_eq!(response.status(), 200);
-            response.into_body().collect().await.unwrap();
+    let mut senders = Vec::new();
+    for _ in 0..connections {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(conn);
+        for _ in 0..200 / connections + 1 {
+            send(&mut sender, path, status, &body).await;
         }
-    };
-    for _ in 0..200 {
-        send(&mut sender).await;
+        senders.push(sender);
     }
     let region = Region::new(GLOBAL);
-    for _ in 0..n {
-        send(&mut sender).await;
+    let mut running = tokio::task::JoinSet::new();
+    for (i, mut sender) in senders.into_iter().enumerate() {
+        let (path, body) = (path.to_owned(), body.clone());
+        let share = n / connections + u64::from((i as u64) < n % connections);
+        running.spawn(async move {
+            for _ in 0..share {
+                send(&mut sender, &path, status, &body).await;
+            }
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        done.unwrap();
     }
     let change = region.change();
     (change.allocations as f64 / n as f64, change.bytes_allocated as f64 / n as f64)
+}
+
+async fn send(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    path: &str,
+    status: u16,
+    body: &Bytes,
+) {
+    let req = http::Request::post(path)
+        .header("host", "localhost")
+        .header("x-road-client", CLIENT)
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))
+        .unwrap();
+    let response = sender.send_request(req).await.unwrap();
+    assert_eq!(response.status(), status);
+    response.into_body().collect().await.unwrap();
 }
 
 /// A provider answering every request 200 with 1 KiB.
@@ -154,6 +182,7 @@ async fn gateway(upstream: SocketAddr, extra: &str) -> (SocketAddr, tempfile::Te
             String::new(),
             format!("[[limit]]\nservice = \"{SERVICE}\"\nrate = \"1000000/s\"\nquota_day = 1000000000\n"),
         ),
+        "MAILBOX" => ("mailbox = \"pull\"\n".to_owned(), "[mailbox]\nmax_queue_depth = 100000000\n".to_owned()),
         other => (other.to_owned(), String::new()),
     };
     let text = format!(

@@ -57,13 +57,78 @@ struct Job {
     done: oneshot::Sender<Result<Applied, String>>,
 }
 
-/// The tables of one write transaction, opened once per batch.
+/// The tables of one write transaction, each opened the first time a job of the
+/// batch uses it: redb reads a table's definition on opening and looks up its root
+/// again at commit even when it is unchanged, so a batch of sends opens the two
+/// tables it writes, not all eight.
 pub struct Tables<'t> {
-    messages: Table<'t, u64, &'static [u8]>,
-    ids: Table<'t, u128, (u64, i64)>,
-    dead: Table<'t, u128, &'static [u8]>,
-    done_by_time: Table<'t, (i64, u128), ()>,
-    events: events::Tables<'t>,
+    txn: &'t redb::WriteTransaction,
+    messages: Option<Table<'t, u64, &'static [u8]>>,
+    ids: Option<Table<'t, u128, (u64, i64)>>,
+    dead: Option<Table<'t, u128, &'static [u8]>>,
+    done_by_time: Option<Table<'t, (i64, u128), ()>>,
+    events: Option<events::Tables<'t>>,
+}
+
+impl<'t> Tables<'t> {
+    fn new(txn: &'t redb::WriteTransaction) -> Self {
+        Self { txn, messages: None, ids: None, dead: None, done_by_time: None, events: None }
+    }
+
+    /// Opens every table (creating those the file lacks).
+    fn open_all(&mut self) -> Result<(), redb::StorageError> {
+        self.messages()?;
+        self.ids()?;
+        self.dead()?;
+        self.done_by_time()?;
+        self.events()?;
+        Ok(())
+    }
+
+    fn messages(&mut self) -> Result<&mut Table<'t, u64, &'static [u8]>, redb::StorageError> {
+        opened(self.txn, &mut self.messages, MESSAGES)
+    }
+
+    fn ids(&mut self) -> Result<&mut Table<'t, u128, (u64, i64)>, redb::StorageError> {
+        opened(self.txn, &mut self.ids, IDS)
+    }
+
+    fn dead(&mut self) -> Result<&mut Table<'t, u128, &'static [u8]>, redb::StorageError> {
+        opened(self.txn, &mut self.dead, DEAD)
+    }
+
+    fn done_by_time(&mut self) -> Result<&mut Table<'t, (i64, u128), ()>, redb::StorageError> {
+        opened(self.txn, &mut self.done_by_time, DONE_BY_TIME)
+    }
+
+    fn events(&mut self) -> Result<&mut events::Tables<'t>, redb::StorageError> {
+        let tables = match self.events.take() {
+            Some(tables) => tables,
+            None => events::Tables::open(self.txn).map_err(table_error)?,
+        };
+        Ok(self.events.insert(tables))
+    }
+}
+
+fn opened<'s, 't, K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &'t redb::WriteTransaction,
+    slot: &'s mut Option<Table<'t, K, V>>,
+    definition: TableDefinition<'static, K, V>,
+) -> Result<&'s mut Table<'t, K, V>, redb::StorageError> {
+    let table = match slot.take() {
+        Some(table) => table,
+        None => txn.open_table(definition).map_err(table_error)?,
+    };
+    Ok(slot.insert(table))
+}
+
+/// A table that does not open inside a batch: every table was created (with its
+/// types) when the store was opened, so only the storage can fail here.
+fn table_error(e: redb::TableError) -> redb::StorageError {
+    match e {
+        redb::TableError::Storage(e) => e,
+        other => redb::StorageError::Corrupted(other.to_string()),
+    }
 }
 
 pub struct Embedded {
@@ -85,9 +150,7 @@ impl Embedded {
         let db = Arc::new(Database::create(path).map_err(store_error)?);
         // Create the tables, so reads before the first write find them.
         let txn = db.begin_write().map_err(store_error)?;
-        {
-            let _ = open_tables(&txn).map_err(store_error)?;
-        }
+        Tables::new(&txn).open_all().map_err(store_error)?;
         txn.commit().map_err(store_error)?;
         let mut index = Index::default();
         let mut max_seq = 0;
@@ -165,13 +228,13 @@ impl Embedded {
             .write(move |t| {
                 let mut out = Vec::with_capacity(leased.len());
                 for Leased { seq, attempts, .. } in leased {
-                    let Some(value) = t.messages.get(seq)?.map(|v| v.value().to_vec()) else { continue };
+                    let Some(value) = t.messages()?.get(seq)?.map(|v| v.value().to_vec()) else { continue };
                     let Ok((mut envelope, body)) = decode(value) else { continue };
                     envelope.attempts = attempts;
                     let mut event = attempt.clone();
                     event.event = format!("delivered (attempt {attempts})");
                     push_attempt(&mut envelope.history, event);
-                    t.messages.insert(seq, encode(&envelope, &body).as_ref())?;
+                    t.messages()?.insert(seq, encode(&envelope, &body).as_ref())?;
                     out.push(Delivery { envelope, body });
                 }
                 Ok(out)
@@ -203,13 +266,13 @@ impl Embedded {
                     if !stored_at(t, seq, key)? {
                         continue;
                     }
-                    let Some(value) = t.messages.remove(seq)?.map(|v| v.value().to_vec()) else { continue };
+                    let Some(value) = t.messages()?.remove(seq)?.map(|v| v.value().to_vec()) else { continue };
                     let Ok((mut envelope, body)) = decode(value) else { continue };
                     let buried = Attempt { event: why.clone(), ..event.clone() };
                     push_attempt(&mut envelope.history, event);
                     push_attempt(&mut envelope.history, buried);
-                    t.dead.insert(key, encode(&envelope, &body).as_ref())?;
-                    t.ids.insert(key, (0, 0))?;
+                    t.dead()?.insert(key, encode(&envelope, &body).as_ref())?;
+                    t.ids()?.insert(key, (0, 0))?;
                     moved.push((key, seq, envelope));
                 }
                 Ok(moved)
@@ -250,11 +313,14 @@ impl Store for Embedded {
         let framed = encode(&envelope, &body);
         let stored = self
             .write(move |t| {
-                if t.ids.get(key)?.is_some() {
+                // One descent of the ids table: the insert tells whether the id was
+                // known; a duplicate gets its entry back and stores nothing.
+                let known = t.ids()?.insert(key, (seq, 0))?.map(|v| v.value());
+                if let Some(known) = known {
+                    t.ids()?.insert(key, known)?;
                     return Ok(false);
                 }
-                t.messages.insert(seq, framed.as_ref())?;
-                t.ids.insert(key, (seq, 0))?;
+                t.messages()?.insert(seq, framed.as_ref())?;
                 Ok(true)
             })
             .await?;
@@ -302,7 +368,7 @@ impl Store for Embedded {
         let answered = self.policy.attempt(format!("answered by {provider} with {status}"));
         let response = self
             .write(move |t| {
-                let Some(value) = t.messages.get(old_seq)?.map(|v| v.value().to_vec()) else { return Ok(None) };
+                let Some(value) = t.messages()?.get(old_seq)?.map(|v| v.value().to_vec()) else { return Ok(None) };
                 let Ok((request, _)) = decode(value) else { return Ok(None) };
                 if request.kind != Kind::Request || request.mid.as_u128() != key {
                     return Ok(None);
@@ -317,9 +383,9 @@ impl Store for Embedded {
                     ..request
                 };
                 push_attempt(&mut response.history, answered);
-                t.messages.remove(old_seq)?;
-                t.messages.insert(seq, encode(&response, &body).as_ref())?;
-                t.ids.insert(key, (seq, 0))?;
+                t.messages()?.remove(old_seq)?;
+                t.messages()?.insert(seq, encode(&response, &body).as_ref())?;
+                t.ids()?.insert(key, (seq, 0))?;
                 Ok(Some(response))
             })
             .await?
@@ -347,7 +413,7 @@ impl Store for Embedded {
                 if !stored_at(t, seq, key)? {
                     return Ok(false);
                 }
-                t.messages.remove(seq)?;
+                t.messages()?.remove(seq)?;
                 finish(t, key, now)?;
                 Ok(true)
             })
@@ -422,15 +488,15 @@ impl Store for Embedded {
         let cutoff = now_ms() - self.policy.dedupe_window.as_millis() as i64;
         self.write(move |t| {
             let mut old = Vec::new();
-            for row in t.done_by_time.range(..(cutoff, 0u128))?.take(PRUNE_BATCH) {
+            for row in t.done_by_time()?.range(..(cutoff, 0u128))?.take(PRUNE_BATCH) {
                 let (key, _) = row?;
                 old.push(key.value());
             }
             for (time, key) in &old {
-                t.done_by_time.remove((*time, *key))?;
+                t.done_by_time()?.remove((*time, *key))?;
                 // Only if it is still this finishing (not sent again since).
-                if t.ids.get(*key)?.is_some_and(|v| v.value().1 == *time) {
-                    t.ids.remove(*key)?;
+                if t.ids()?.get(*key)?.is_some_and(|v| v.value().1 == *time) {
+                    t.ids()?.remove(*key)?;
                 }
             }
             Ok(old.len())
@@ -492,13 +558,13 @@ impl Store for Embedded {
         let event = self.policy.attempt("replayed by an operator");
         let envelope = self
             .write(move |t| {
-                let Some(value) = t.dead.remove(key)?.map(|v| v.value().to_vec()) else { return Ok(None) };
+                let Some(value) = t.dead()?.remove(key)?.map(|v| v.value().to_vec()) else { return Ok(None) };
                 let Ok((mut envelope, body)) = decode(value) else { return Ok(None) };
                 envelope.attempts = 0;
                 envelope.seq = seq;
                 push_attempt(&mut envelope.history, event);
-                t.messages.insert(seq, encode(&envelope, &body).as_ref())?;
-                t.ids.insert(key, (seq, 0))?;
+                t.messages()?.insert(seq, encode(&envelope, &body).as_ref())?;
+                t.ids()?.insert(key, (seq, 0))?;
                 Ok(Some(envelope))
             })
             .await?
@@ -516,7 +582,7 @@ impl Store for Embedded {
         let now = now_ms();
         let found = self
             .write(move |t| {
-                if t.dead.remove(key)?.is_none() {
+                if t.dead()?.remove(key)?.is_none() {
                     return Ok(false);
                 }
                 finish(t, key, now)?;
@@ -575,16 +641,6 @@ impl Drop for Embedded {
     }
 }
 
-fn open_tables(txn: &redb::WriteTransaction) -> Result<Tables<'_>, redb::TableError> {
-    Ok(Tables {
-        messages: txn.open_table(MESSAGES)?,
-        ids: txn.open_table(IDS)?,
-        dead: txn.open_table(DEAD)?,
-        done_by_time: txn.open_table(DONE_BY_TIME)?,
-        events: events::Tables::open(txn)?,
-    })
-}
-
 /// The group-commit loop: everything queued while the last commit was on disk goes
 /// into the next transaction.
 fn writer(db: Arc<Database>, jobs: mpsc::Receiver<Option<Job>>) {
@@ -605,7 +661,7 @@ fn writer(db: Arc<Database>, jobs: mpsc::Receiver<Option<Job>>) {
         let outcome = (|| -> Result<(), String> {
             let txn = db.begin_write().map_err(|e| e.to_string())?;
             {
-                let mut tables = open_tables(&txn).map_err(|e| e.to_string())?;
+                let mut tables = Tables::new(&txn);
                 for job in batch.drain(..) {
                     match (job.apply)(&mut tables) {
                         Ok(result) => applied.push((job.done, result)),
@@ -646,23 +702,23 @@ fn update_envelope(
     seq: u64,
     change: impl FnOnce(&mut MessageMeta),
 ) -> Result<(), redb::StorageError> {
-    let Some(value) = t.messages.get(seq)?.map(|v| v.value().to_vec()) else { return Ok(()) };
+    let Some(value) = t.messages()?.get(seq)?.map(|v| v.value().to_vec()) else { return Ok(()) };
     let Ok((mut envelope, body)) = decode(value) else { return Ok(()) };
     change(&mut envelope);
-    t.messages.insert(seq, encode(&envelope, &body).as_ref())?;
+    t.messages()?.insert(seq, encode(&envelope, &body).as_ref())?;
     Ok(())
 }
 
 /// Whether the message stored at `seq` is still the one with id `key` (the ids table
 /// points each id at its current message).
-fn stored_at(t: &Tables<'_>, seq: u64, key: u128) -> Result<bool, redb::StorageError> {
-    Ok(t.ids.get(key)?.is_some_and(|v| v.value().0 == seq))
+fn stored_at(t: &mut Tables<'_>, seq: u64, key: u128) -> Result<bool, redb::StorageError> {
+    Ok(t.ids()?.get(key)?.is_some_and(|v| v.value().0 == seq))
 }
 
 /// Remembers a finished id (for dedupe, until pruned).
 fn finish(t: &mut Tables<'_>, key: u128, now: i64) -> Result<(), redb::StorageError> {
-    t.ids.insert(key, (0, now))?;
-    t.done_by_time.insert((now, key), ())?;
+    t.ids()?.insert(key, (0, now))?;
+    t.done_by_time()?.insert((now, key), ())?;
     Ok(())
 }
 

@@ -67,7 +67,14 @@ impl Index {
     pub(crate) fn insert(&mut self, e: &MessageMeta) {
         let key = e.mid.as_u128();
         let queue = e.queue();
-        *self.counts.entry(queue.clone()).or_default() += 1;
+        // Looked up before `entry`, which would take an owned copy of the name on
+        // every send, not only for a queue's first message.
+        match self.counts.get_mut(&queue) {
+            Some(n) => *n += 1,
+            None => {
+                self.counts.insert(queue.clone(), 1);
+            }
+        }
         let group = (e.ordered && e.kind == Kind::Request).then(|| (e.client.clone(), e.service.clone()));
         let mut state = State::Ready;
         if let Some(g) = &group {
@@ -78,7 +85,14 @@ impl Index {
             }
         }
         if state == State::Ready {
-            self.ready.entry(queue.clone()).or_default().insert((e.seq, key));
+            match self.ready.get_mut(&queue) {
+                Some(set) => {
+                    set.insert((e.seq, key));
+                }
+                None => {
+                    self.ready.insert(queue.clone(), BTreeSet::from([(e.seq, key)]));
+                }
+            }
         }
         self.entries.insert(
             key,

@@ -239,12 +239,24 @@ async fn send(
     exchange.set_step(Step::new("send", sent.mid()));
     drop(admission);
     let duplicate = count_sent(gateway, sent);
-    let mut response = json(
-        StatusCode::ACCEPTED,
-        serde_json::json!({ "id": sent.mid(), "message_id": exchange.id(), "duplicate": duplicate }),
-    );
-    response.headers_mut().insert(MESSAGE_ID, header(&sent.mid().to_string()));
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let mid = sent.mid().hyphenated().encode_lower(&mut buffer);
+    // Serialized from borrowed fields: no JSON tree, no owned copy of the ids.
+    let accepted = Accepted { id: mid, message_id: exchange.id(), duplicate };
+    let mut response = Response::new(Bytes::from(serde_json::to_vec(&accepted).unwrap_or_default()));
+    *response.status_mut() = StatusCode::ACCEPTED;
+    let h = response.headers_mut();
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(MESSAGE_ID, header(mid));
     Ok(response)
+}
+
+/// The answer to a send: `{"id", "message_id", "duplicate"}`.
+#[derive(serde::Serialize)]
+struct Accepted<'a> {
+    id: &'a str,
+    message_id: &'a str,
+    duplicate: bool,
 }
 
 /// Counts a send by its outcome; true for a duplicate (nothing new was stored).

@@ -119,7 +119,7 @@ impl Embedded {
         let owned = topic.to_owned();
         let (published, stats) = self
             .write(move |t| {
-                let t = &mut t.events;
+                let t = t.events()?;
                 let stats = t.stats(&owned)?;
                 if let Some(seq) = t.ids.get(key)?.map(|v| v.value()) {
                     return Ok((Published::Duplicate(seq), stats));
@@ -219,7 +219,7 @@ impl Embedded {
         }
         let (t, s) = (topic.to_owned(), subscriber.to_owned());
         self.write(move |tables| {
-            let cursors = &mut tables.events.cursors;
+            let cursors = &mut tables.events()?.cursors;
             let stored = cursors.get((t.as_str(), s.as_str()))?.map_or(0, |v| v.value());
             cursors.insert((t.as_str(), s.as_str()), stored.max(through))?;
             Ok(())
@@ -276,7 +276,7 @@ impl Embedded {
             let (topic, max_bytes) = (rules.id.clone(), rules.max_bytes);
             let (n, stats) = self
                 .write(move |t| {
-                    let t = &mut t.events;
+                    let t = t.events()?;
                     let mut stats = t.stats(&topic)?;
                     let mut gone = Vec::new();
                     let mut remaining = stats.bytes;
