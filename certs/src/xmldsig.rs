@@ -727,26 +727,27 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
         .and_then(|(i, _)| index.created.get(&i))
         .and_then(|t| time::OffsetDateTime::parse(t.trim(), &time::format_description::well_known::Rfc3339).ok())
         .ok_or(DsigError::Timestamp)?;
-    let element_range = |e: &Element| {
-        let end = if e.end_tag == e.start_tag_end && doc.get(e.start_tag_end.wrapping_sub(2)) == Some(&b'/') {
-            e.end_tag // <Empty/>: the start tag is the element
-        } else {
-            e.end_tag + doc[e.end_tag..].iter().position(|&b| b == b'>').map_or(0, |p| p + 1)
-        };
-        e.start..end
-    };
     let body = &index.elements[soap.body];
-    let header = &index.elements[soap.header];
     Ok(SoapSignature {
         alg,
         chain,
         created: created.unix_timestamp(),
         signature_value: value,
-        body: element_range(body),
+        body: element_range(doc, body),
         body_content: body.start_tag_end..body.end_tag,
-        header: element_range(header),
+        header: element_range(doc, &index.elements[soap.header]),
         message_id,
     })
+}
+
+/// An indexed element's bytes, its tags included.
+fn element_range(doc: &[u8], e: &Element) -> Range<usize> {
+    let end = if e.end_tag == e.start_tag_end && doc.get(e.start_tag_end.wrapping_sub(2)) == Some(&b'/') {
+        e.end_tag // <Empty/>: the start tag is the element
+    } else {
+        e.end_tag + doc[e.end_tag..].iter().position(|&b| b == b'>').map_or(0, |p| p + 1)
+    };
+    e.start..end
 }
 
 /// Signs a SOAP message: gives the Body and the X-Road header elements `wsu:Id`s

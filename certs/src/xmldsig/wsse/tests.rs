@@ -34,6 +34,12 @@ fn a_ws_security_signature_verifies() {
     let v = verify_wsse(doc.as_bytes(), &Standard).unwrap();
     assert_eq!(v.created, Some(NOW));
     assert_eq!(v.chain.len(), 1);
+    // The ranges the caller compares with its own reader: the Body's content, the Header.
+    assert!(
+        doc[v.body_content.clone()].starts_with("<ns3:SendMessage")
+            && doc[v.body_content].ends_with("</ns3:SendMessage>")
+    );
+    assert!(doc[v.header.clone()].starts_with("<soap:Header>") && doc[v.header].ends_with("</soap:Header>"));
     // Directly in the Header is accepted too.
     verify_wsse(signed_in("", "").as_bytes(), &Standard).unwrap();
 }
