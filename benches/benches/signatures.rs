@@ -4,7 +4,7 @@
 //! XML overhead shows as a ratio. Run: `cargo bench -p qaqpa-benches --bench signatures`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use qaqpa_adapters::soap::{write_envelope, SoapVersion, XRoadHeader, XRoadIdentifier};
+use qaqpa_benches::soap_message as message;
 use qaqpa_certs::c14n::{canonicalize, C14nOptions};
 use qaqpa_certs::jws;
 use qaqpa_certs::keys::{self, SigningKey};
@@ -13,25 +13,6 @@ use qaqpa_certs::trust::TrustStore;
 use qaqpa_certs::xmldsig::{self, DigestAlg};
 use qaqpa_routing::SystemId;
 use sha2::Digest;
-
-/// An X-Road SOAP request whose Body holds about `size` bytes of records.
-fn message(size: usize) -> String {
-    let header = XRoadHeader {
-        client: Some(XRoadIdentifier::from_id("KZ/GOV/000000000003/egov-portal")),
-        service: Some(XRoadIdentifier::from_id("KZ/GOV/000000000002/legacy-tax/debt/v1")),
-        id: Some("bench-1".into()),
-        protocol_version: Some("4.0".into()),
-        ..Default::default()
-    };
-    let mut body = String::from("<t:GetDebts xmlns:t=\"http://legacy-tax.gov.kz/debt\">");
-    while body.len() < size {
-        body.push_str(
-            "<t:person iin=\"900101300123\"><t:name>Әлия Серікқызы</t:name><t:amount>1250.50</t:amount></t:person>",
-        );
-    }
-    body.push_str("</t:GetDebts>");
-    write_envelope(SoapVersion::V11, &header, &body)
-}
 
 fn signer() -> (SigningKey, Vec<Vec<u8>>) {
     let now = time::OffsetDateTime::now_utc();

@@ -8,34 +8,13 @@
 
 use std::time::Instant;
 
-use qaqpa_adapters::soap::{write_envelope, SoapVersion, XRoadHeader, XRoadIdentifier};
+use qaqpa_benches::soap_message as message;
 use qaqpa_certs::c14n::{canonicalize, C14nOptions};
 use qaqpa_certs::jws;
 use qaqpa_certs::keys::{self, SigningKey};
-use qaqpa_certs::pki::DevCa;
+use qaqpa_certs::pki::{CertAndKey, DevCa};
 use qaqpa_certs::trust::TrustStore;
 use qaqpa_certs::xmldsig::{self, DigestAlg};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
-
-/// The same message as benches/benches/signatures.rs.
-fn message(size: usize) -> String {
-    let header = XRoadHeader {
-        client: Some(XRoadIdentifier::from_id("KZ/GOV/000000000003/egov-portal")),
-        service: Some(XRoadIdentifier::from_id("KZ/GOV/000000000002/legacy-tax/debt/v1")),
-        id: Some("bench-1".into()),
-        protocol_version: Some("4.0".into()),
-        ..Default::default()
-    };
-    let mut body = String::from("<t:GetDebts xmlns:t=\"http://legacy-tax.gov.kz/debt\">");
-    while body.len() < size {
-        body.push_str(
-            "<t:person iin=\"900101300123\"><t:name>Әлия Серікқызы</t:name><t:amount>1250.50</t:amount></t:person>",
-        );
-    }
-    body.push_str("</t:GetDebts>");
-    write_envelope(SoapVersion::V11, &header, &body)
-}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -59,9 +38,10 @@ fn main() {
     let payload_signature = key.sign(&payload).expect("bare sign");
     let token = jws::sign_detached(&key, &chain, serde_json::Map::new(), &payload).expect("jws");
     let mut out = Vec::with_capacity(big.len());
-    let anchor = CertificateDer::from_pem_slice(ca.cert_pem.as_bytes()).expect("ca der");
+    // The CA certificate as DER, through the PEM reader CertAndKey already has.
+    let anchor = CertAndKey { cert_pem: ca.cert_pem.clone(), key_pem: String::new() }.cert_der().expect("ca der");
     let store = TrustStore::new(std::slice::from_ref(&anchor), &[]).expect("store");
-    let der_chain = [CertificateDer::from(chain[0].clone())];
+    let der_chain = [pair.cert_der().expect("der")];
     let started = Instant::now();
     for _ in 0..n {
         match what.as_str() {
