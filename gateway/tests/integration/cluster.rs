@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::async_bus::free_addr;
-use crate::common::{TestGateway, CLIENT, PROVIDER, SERVICE};
+use crate::common::{self, TestGateway, CLIENT, PROVIDER, SERVICE};
 
 const NOTICES: &str = "KZ/GOV/000000000001/population-register/cluster-notices/v1";
 
@@ -220,12 +220,10 @@ async fn a_signed_send_the_store_refused_can_be_resent() {
     let port = free_addr().port();
     let prefix = format!("T{}", uuid::Uuid::new_v4().simple());
     let gw = TestGateway::start_with("", |_, text| {
-        let text = text.replacen(
-            &format!("id = \"{CLIENT}\"\n"),
-            &format!(
-                "id = \"{CLIENT}\"\nsigning_cert = \"pki/egov-portal.crt\"\nsigning_key = \"pki/egov-portal.key\"\n"
-            ),
-            1,
+        let text = common::with_system_keys(
+            &text,
+            CLIENT,
+            "signing_cert = \"pki/egov-portal.crt\"\nsigning_key = \"pki/egov-portal.key\"\n",
         );
         format!(
             r#"{text}

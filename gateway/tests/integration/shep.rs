@@ -151,11 +151,7 @@ async fn hostile_and_wrong_sync_calls_are_refused_as_shep_faults() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shep_provider_gets_send_message_as_it_was_sent() {
     let gw = common::TestGateway::start_with("header_read_timeout = \"5s\"", |_, text| {
-        let text = text.replacen(
-            &format!("[[system]]\nid = \"{}\"\n", common::CLIENT),
-            &format!("[[system]]\nid = \"{}\"\nshep_sender = \"portal\"\n", common::CLIENT),
-            1,
-        );
+        let text = common::with_system_keys(&text, common::CLIENT, "shep_sender = \"portal\"\n");
         let upstream = text.split("upstream = [\"http://").nth(1).unwrap().split('/').next().unwrap().to_owned();
         format!(
             "{text}\n[[service]]\nid = \"{p}/shep-mirror/v1\"\nkind = \"soap\"\nupstream = [\"http://{upstream}/base/mirror\"]\nshep_service_id = \"Mirror_Service\"\nshep_provider = true\n\n[[access]]\nservice = \"{p}/shep-mirror/v1\"\nclients = [\"{c}\"]\n",
@@ -277,32 +273,43 @@ pub(super) async fn start_shep_provider() -> (SocketAddr, std::sync::Arc<std::sy
     (addr, seen)
 }
 
+/// A gateway whose `service` is provided by the SyncChannel-only provider at `shep`
+/// (CLIENT is the ШЭП sender `portal` and may call it); `rest` is the service's
+/// `[service.rest]` section, if it has a REST face.
+pub(crate) async fn gateway_for_shep_provider(
+    shep: std::net::SocketAddr,
+    service: &str,
+    rest: &str,
+) -> common::TestGateway {
+    common::TestGateway::start_with("header_read_timeout = \"5s\"", |_, text| {
+        let text = common::with_system_keys(&text, common::CLIENT, "shep_sender = \"portal\"\n");
+        format!(
+            concat!(
+                "{text}\n[[service]]\nid = \"{service}\"\nkind = \"soap\"\nupstream = [\"http://{shep}/bip-sync/\"]\n",
+                "shep_service_id = \"Tax_Debt\"\nshep_provider = true\n\n{rest}",
+                "[[access]]\nservice = \"{service}\"\nclients = [\"{client}\"]\n"
+            ),
+            text = text,
+            service = service,
+            shep = shep,
+            rest = rest,
+            client = common::CLIENT,
+        )
+    })
+    .await
+}
+
 /// The reverse direction: a REST client calls a service whose provider speaks only
 /// SyncChannel; the gateway builds the `SendMessage` and unwraps the answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rest_client_reaches_a_provider_that_speaks_only_sync_channel() {
     let (shep, seen) = start_shep_provider().await;
     let service = format!("{}/shep-tax/v1", common::PROVIDER);
-    let gw = common::TestGateway::start_with("header_read_timeout = \"5s\"", |_, text| {
-        let text = text.replacen(
-            &format!("[[system]]\nid = \"{}\"\n", common::CLIENT),
-            &format!("[[system]]\nid = \"{}\"\nshep_sender = \"portal\"\n", common::CLIENT),
-            1,
-        );
-        format!(
-            concat!(
-                "{text}\n[[service]]\nid = \"{service}\"\nkind = \"soap\"\nupstream = [\"http://{shep}/bip-sync/\"]\n",
-                "shep_service_id = \"Tax_Debt\"\nshep_provider = true\n\n[service.rest]\nnamespace = \"urn:tax\"\n\n",
-                "[[service.rest.operation]]\nname = \"GetDebt\"\nmethod = \"GET\"\npath = \"/{{iin}}\"\n\n",
-                "[[access]]\nservice = \"{service}\"\nclients = [\"{client}\"]\n"
-            ),
-            text = text,
-            service = service,
-            shep = shep,
-            client = common::CLIENT,
-        )
-    })
-    .await;
+    let rest = concat!(
+        "[service.rest]\nnamespace = \"urn:tax\"\n\n",
+        "[[service.rest.operation]]\nname = \"GetDebt\"\nmethod = \"GET\"\npath = \"/{iin}\"\n\n",
+    );
+    let gw = gateway_for_shep_provider(shep, &service, rest).await;
     let r = gw
         .client()
         .get(gw.tls_url(&format!("/r1/{service}/900101300123")))
@@ -337,17 +344,8 @@ async fn a_rest_client_reaches_a_provider_that_speaks_only_sync_channel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_security_signatures_are_verified_for_signed_services() {
     let gw = common::TestGateway::start_with("header_read_timeout = \"5s\"", |_, text| {
-        let text = text
-            .replacen(
-                &format!("[[system]]\nid = \"{}\"\n", common::CLIENT),
-                &format!("[[system]]\nid = \"{}\"\nshep_sender = \"portal\"\n", common::CLIENT),
-                1,
-            )
-            .replacen(
-                &format!("[[system]]\nid = \"{}\"\n", common::OTHER_CLIENT),
-                &format!("[[system]]\nid = \"{}\"\nshep_sender = \"akimat\"\n", common::OTHER_CLIENT),
-                1,
-            );
+        let text = common::with_system_keys(&text, common::CLIENT, "shep_sender = \"portal\"\n");
+        let text = common::with_system_keys(&text, common::OTHER_CLIENT, "shep_sender = \"akimat\"\n");
         let upstream = text.split("upstream = [\"http://").nth(1).unwrap().split('/').next().unwrap().to_owned();
         format!(
             concat!(

@@ -98,11 +98,7 @@ async fn async_channel_queues_recognises_a_resend_and_correlates_the_reply() {
 async fn async_channel_pushes_the_envelope_to_the_provider_endpoint() {
     let service = format!("{}/shep-push/v1", common::PROVIDER);
     let gw = common::TestGateway::start_with("header_read_timeout = \"5s\"", |_, text| {
-        let text = text.replacen(
-            &format!("[[system]]\nid = \"{}\"\n", common::CLIENT),
-            &format!("[[system]]\nid = \"{}\"\nshep_sender = \"portal\"\n", common::CLIENT),
-            1,
-        );
+        let text = common::with_system_keys(&text, common::CLIENT, "shep_sender = \"portal\"\n");
         let upstream = text.split("upstream = [\"http://").nth(1).unwrap().split('/').next().unwrap().to_owned();
         format!(
             concat!(
@@ -166,17 +162,8 @@ async fn notifications_change_what_get_message_status_reports(backend: common::a
     let Some(store) = common::async_bus::store_keys(backend) else { return };
     let service = format!("{}/shep-notices/v1", common::PROVIDER);
     let gw = common::TestGateway::start_with("", |_, text| {
-        let text = text
-            .replacen(
-                &format!("[[system]]\nid = \"{}\"\n", common::CLIENT),
-                &format!("[[system]]\nid = \"{}\"\nshep_sender = \"portal\"\n", common::CLIENT),
-                1,
-            )
-            .replacen(
-                &format!("[[system]]\nid = \"{}\"\n", common::PROVIDER),
-                &format!("[[system]]\nid = \"{}\"\nshep_sender = \"register\"\n", common::PROVIDER),
-                1,
-            );
+        let text = common::with_system_keys(&text, common::CLIENT, "shep_sender = \"portal\"\n");
+        let text = common::with_system_keys(&text, common::PROVIDER, "shep_sender = \"register\"\n");
         format!(
             concat!(
                 "{text}\n[[service]]\nid = \"{service}\"\nkind = \"rest\"\nupstream = [\"http://127.0.0.1:9/unused\"]\n",

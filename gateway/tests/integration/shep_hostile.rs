@@ -16,17 +16,8 @@ async fn hostile_calls_leave_the_recording_provider_with_nothing() {
     let (shep, seen) = start_shep_provider().await;
     let hash = qaqpa_gateway::cli::shep_password_hash(PASSWORD).unwrap();
     let gw = common::TestGateway::start_with("header_read_timeout = \"5s\"", |_, text| {
-        let text = text
-            .replacen(
-                &format!("[[system]]\nid = \"{}\"\n", common::CLIENT),
-                &format!("[[system]]\nid = \"{}\"\nshep_sender = \"portal\"\nshep_password_hash = \"{hash}\"\n", common::CLIENT),
-                1,
-            )
-            .replacen(
-                &format!("[[system]]\nid = \"{}\"\n", common::OTHER_CLIENT),
-                &format!("[[system]]\nid = \"{}\"\nshep_sender = \"akimat\"\n", common::OTHER_CLIENT),
-                1,
-            );
+        let text = common::with_system_keys(&text, common::CLIENT, &format!("shep_sender = \"portal\"\nshep_password_hash = \"{hash}\"\n"));
+        let text = common::with_system_keys(&text, common::OTHER_CLIENT, "shep_sender = \"akimat\"\n");
         format!(
             concat!(
                 "{text}\n[signatures]\ntrust_anchors = \"pki/ca.crt\"\nmax_clock_skew = \"5m\"\n\n",

@@ -6,7 +6,7 @@
 use base64::Engine;
 use sha2::{Digest, Sha512};
 
-use super::shep::start_shep_provider;
+use super::shep::{gateway_for_shep_provider, start_shep_provider};
 use crate::common;
 
 const TAX_NS: &str = "http://legacy-tax.gov.kz/debt";
@@ -26,25 +26,7 @@ fn get_debt(id: &str, iin: &str) -> String {
 async fn an_xroad_soap_client_reaches_a_provider_that_speaks_only_sync_channel() {
     let (shep, seen) = start_shep_provider().await;
     let service = format!("{}/GetDebt/v1", common::PROVIDER);
-    let gw = common::TestGateway::start_with("header_read_timeout = \"5s\"", |_, text| {
-        let text = text.replacen(
-            &format!("[[system]]\nid = \"{}\"\n", common::CLIENT),
-            &format!("[[system]]\nid = \"{}\"\nshep_sender = \"portal\"\n", common::CLIENT),
-            1,
-        );
-        format!(
-            concat!(
-                "{text}\n[[service]]\nid = \"{service}\"\nkind = \"soap\"\nupstream = [\"http://{shep}/bip-sync/\"]\n",
-                "shep_service_id = \"Tax_Debt\"\nshep_provider = true\n\n",
-                "[[access]]\nservice = \"{service}\"\nclients = [\"{client}\"]\n"
-            ),
-            text = text,
-            service = service,
-            shep = shep,
-            client = common::CLIENT,
-        )
-    })
-    .await;
+    let gw = gateway_for_shep_provider(shep, &service, "").await;
     let post = |body: String| {
         let (client, url) = (gw.client(), gw.tls_url("/soap"));
         async move {

@@ -516,3 +516,10 @@ pub fn xroad_fault(body: &str, code: &str) -> bool {
     faultcode == qaqpa_adapters::xroad::xroad_code(parsed)
         || (matches!(code, "client.bad_request" | "client.bad_xml") && faultcode.starts_with("client."))
 }
+
+/// Config `text` with `keys` (TOML lines, each ending in `\n`) added to the
+/// `[[system]]` whose id is `system`.
+pub fn with_system_keys(text: &str, system: &str, keys: &str) -> String {
+    let block = format!("[[system]]\nid = \"{system}\"\n");
+    text.replacen(&block, &format!("{block}{keys}"), 1)
+}
