@@ -126,25 +126,9 @@ fn history_count(h: &Value) -> u64 {
     h["points"].as_array().unwrap().iter().map(|p| p["count"].as_u64().unwrap()).sum()
 }
 
+/// Headless Chromium as the console tests run it (6 s of virtual time).
 fn run_browser(browser: &str, profile: &Path, window: &str, extra: &[&str], url: &str) -> std::process::Output {
-    Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-quic",
-            "--virtual-time-budget=6000",
-        ])
-        .arg(format!("--window-size={window}"))
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(extra)
-        .arg(url)
-        .output()
-        .unwrap()
+    crate::dashboard::headless(browser, profile, window, 6000, extra, url)
 }
 
 /// The page's DOM after its scripts ran.

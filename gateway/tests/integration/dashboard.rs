@@ -15,7 +15,16 @@ pub(crate) fn chromium() -> Option<&'static str> {
         .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
 }
 
-fn headless(browser: &str, profile: &std::path::Path, extra: &[&str], url: &str) -> std::process::Output {
+/// Headless Chromium on `url` with a fresh `profile`, a `window` ("W,H") and
+/// `budget_ms` of virtual time for the page's scripts; `extra` says what to dump.
+pub(crate) fn headless(
+    browser: &str,
+    profile: &std::path::Path,
+    window: &str,
+    budget_ms: u32,
+    extra: &[&str],
+    url: &str,
+) -> std::process::Output {
     Command::new(browser)
         .args([
             "--headless",
@@ -26,9 +35,9 @@ fn headless(browser: &str, profile: &std::path::Path, extra: &[&str], url: &str)
             "--disable-sync",
             "--no-first-run",
             "--disable-quic",
-            "--virtual-time-budget=4000",
-            "--window-size=1500,700",
         ])
+        .arg(format!("--virtual-time-budget={budget_ms}"))
+        .arg(format!("--window-size={window}"))
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(extra)
         .arg(url)
@@ -80,8 +89,15 @@ async fn dashboard_shows_live_services_in_chromium() {
         // The target directory may live elsewhere (CARGO_TARGET_DIR): make this one.
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         tokio::task::spawn_blocking(move || {
-            let dom = headless(&browser, profile.path(), &["--dump-dom"], &ui);
-            let shot = headless(&browser, profile.path(), &[&format!("--screenshot={}", target.display())], &ui);
+            let dom = headless(&browser, profile.path(), "1500,700", 4000, &["--dump-dom"], &ui);
+            let shot = headless(
+                &browser,
+                profile.path(),
+                "1500,700",
+                4000,
+                &[&format!("--screenshot={}", target.display())],
+                &ui,
+            );
             (dom, (shot, target))
         })
         .await
