@@ -42,14 +42,7 @@ impl Demo {
     }
 
     pub(super) fn client(&self) -> reqwest::Client {
-        let read = |f: &str| std::fs::read(self.pki(f)).unwrap();
-        reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&read("ca.crt")).unwrap())
-            .identity(
-                reqwest::Identity::from_pem(&[read("egov-portal.crt"), read("egov-portal.key")].concat()).unwrap(),
-            )
+        crate::common::mtls_client_builder(std::path::Path::new(&self.pki("")), "egov-portal")
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap()

@@ -42,15 +42,7 @@ impl Demo {
     }
 
     fn client(&self, http1: bool) -> reqwest::Client {
-        let read = |f: &str| std::fs::read(self.pki(f)).unwrap();
-        let identity =
-            reqwest::Identity::from_pem(&[read("egov-portal.crt"), read("egov-portal.key")].concat()).unwrap();
-        let mut b = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&read("ca.crt")).unwrap())
-            .identity(identity)
-            .timeout(Duration::from_secs(60));
+        let mut b = crate::common::mtls_client_builder(&self.pki(""), "egov-portal").timeout(Duration::from_secs(60));
         if http1 {
             b = b.http1_only();
         }

@@ -94,12 +94,7 @@ async fn start() -> (TestGateway, Arc<SoapProvider>) {
 
 /// An X-Road client: mTLS as the test client, no `Accept` of its own.
 fn xroad_client(gw: &TestGateway) -> reqwest::Client {
-    let read = |f: &str| gw.pki.read(f);
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(&read("ca.crt")).unwrap())
-        .identity(reqwest::Identity::from_pem(&[read("egov-portal.crt"), read("egov-portal.key")].concat()).unwrap())
+    crate::common::mtls_client_builder(&gw.pki.path(""), "egov-portal")
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap()

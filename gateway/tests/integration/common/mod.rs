@@ -523,3 +523,18 @@ pub fn with_system_keys(text: &str, system: &str, keys: &str) -> String {
     let block = format!("[[system]]\nid = \"{system}\"\n");
     text.replacen(&block, &format!("{block}{keys}"), 1)
 }
+
+/// An HTTPS client builder for a PKI directory as `qaqpa certs init` and `qaqpa demo`
+/// write it: trusts its `ca.crt` and presents `{stem}.crt` / `{stem}.key` (the
+/// caller adds its timeout and protocol).
+pub fn mtls_client_builder(pki_dir: &Path, stem: &str) -> reqwest::ClientBuilder {
+    let read = |f: &str| std::fs::read(pki_dir.join(f)).unwrap();
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&read("ca.crt")).unwrap())
+        .identity(
+            reqwest::Identity::from_pem(&[read(&format!("{stem}.crt")), read(&format!("{stem}.key"))].concat())
+                .unwrap(),
+        )
+}
