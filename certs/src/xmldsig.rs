@@ -577,6 +577,26 @@ fn soap_structure(index: &Index) -> Result<Soap, DsigError> {
     }
 }
 
+/// Where a verifier found the SOAP Header (the whole element) and the Body's
+/// content (between its tags), as its own tokenizer read them: the caller compares
+/// them with what its reader routed on, so the two parsers cannot disagree about
+/// what was signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Structure {
+    pub header: Range<usize>,
+    pub body_content: Range<usize>,
+}
+
+impl Structure {
+    fn of(doc: &[u8], index: &Index, soap: &Soap) -> Self {
+        let body = &index.elements[soap.body];
+        Structure {
+            header: element_range(doc, &index.elements[soap.header]),
+            body_content: body.start_tag_end..body.end_tag,
+        }
+    }
+}
+
 /// What a verified SOAP signature vouches for.
 #[derive(Debug, Clone)]
 pub struct SoapSignature {
@@ -588,12 +608,8 @@ pub struct SoapSignature {
     pub signature_value: Vec<u8>,
     /// Byte range of the signed Body element.
     pub body: Range<usize>,
-    /// Byte range of the Body's content (between its tags), as this verifier's
-    /// tokenizer read it: the caller compares it with what its own reader routed
-    /// on, so the two parsers cannot disagree about what was signed.
-    pub body_content: Range<usize>,
-    /// Byte range of the whole SOAP Header element (the X-Road fields' parent).
-    pub header: Range<usize>,
+    /// Where this verifier found the Header and the Body's content.
+    pub structure: Structure,
     /// The signed `xrd:id` (trimmed), if the Header has one. X-Road requires it;
     /// replay protection rests on it, so the caller refuses a signed message without.
     pub message_id: Option<String>,
@@ -734,8 +750,7 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
         created: created.unix_timestamp(),
         signature_value: value,
         body: element_range(doc, body),
-        body_content: body.start_tag_end..body.end_tag,
-        header: element_range(doc, &index.elements[soap.header]),
+        structure: Structure::of(doc, &index, &soap),
         message_id,
     })
 }

@@ -45,9 +45,10 @@ fn a_signed_message_verifies_and_names_what_it_covers() {
     assert_eq!(v.created, NOW);
     assert_eq!(v.chain, s.chain);
     assert!(doc[v.body.clone()].starts_with("<soap:Body") && doc[v.body.clone()].ends_with("</soap:Body>"));
-    assert_eq!(v.body_content.start, v.body.start + doc[v.body.clone()].find('>').unwrap() + 1);
-    assert_eq!(v.body_content.end, v.body.end - "</soap:Body>".len());
-    assert!(doc[v.header.clone()].starts_with("<soap:Header>") && doc[v.header.clone()].ends_with("</soap:Header>"));
+    assert_eq!(v.structure.body_content.start, v.body.start + doc[v.body.clone()].find('>').unwrap() + 1);
+    assert_eq!(v.structure.body_content.end, v.body.end - "</soap:Body>".len());
+    let header = v.structure.header.clone();
+    assert!(doc[header.clone()].starts_with("<soap:Header>") && doc[header].ends_with("</soap:Header>"));
     // An empty Body is an element of its own start tag, its content empty.
     let empty = MESSAGE.replacen(
         &MESSAGE[MESSAGE.find("<soap:Body>").unwrap()..MESSAGE.find("</soap:Envelope>").unwrap()],
@@ -57,7 +58,7 @@ fn a_signed_message_verifies_and_names_what_it_covers() {
     let doc = sign_soap(empty.as_bytes(), &s.key, &s.chain, DigestAlg::Sha256, NOW).unwrap();
     let v = verify_soap(&doc).unwrap();
     assert!(doc[v.body.clone()].starts_with(b"<soap:Body") && doc[v.body.clone()].ends_with(b"/>"));
-    assert!(v.body_content.is_empty() && v.body_content.start == v.body.end);
+    assert!(v.structure.body_content.is_empty() && v.structure.body_content.start == v.body.end);
     let doc = signed(&s);
     // Only additions: the original text of the operation is untouched.
     assert!(doc.contains(

@@ -15,9 +15,7 @@
 //! The reference and SignatureValue checks are `verify_soap`'s own
 //! (`check_signature`); only the placement and coverage rules differ.
 
-use std::ops::Range;
-
-use super::{element_range, index, soap_structure, DigestAlg, DsigError, WSU_NS};
+use super::{index, soap_structure, DigestAlg, DsigError, Structure, WSU_NS};
 use crate::keys::{self, SignatureAlg};
 
 pub const WSSE_NS: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
@@ -83,11 +81,8 @@ pub struct WsseSignature {
     /// `wsu:Created` of a signed Timestamp, Unix seconds, if there is one.
     pub created: Option<i64>,
     pub signature_value: Vec<u8>,
-    /// Byte range of the Body's content as this verifier read it, and of the whole
-    /// Header element: the caller compares them with its own reader's (see
-    /// [`super::SoapSignature::body_content`]).
-    pub body_content: Range<usize>,
-    pub header: Range<usize>,
+    /// Where this verifier found the Header and the Body's content.
+    pub structure: Structure,
 }
 
 /// Verifies a ШЭП message's WS-Security signature and that it covers the Body.
@@ -128,14 +123,12 @@ pub fn verify_wsse(doc: &[u8], algorithms: &dyn Algorithms) -> Result<WsseSignat
             return Err(DsigError::Unsigned("a second wsu:Timestamp".into()));
         }
     }
-    let body = &index.elements[soap.body];
     Ok(WsseSignature {
         alg: sig.signature_alg.clone(),
         chain,
         created,
         signature_value: value,
-        body_content: body.start_tag_end..body.end_tag,
-        header: element_range(doc, &index.elements[soap.header]),
+        structure: Structure::of(doc, &index, &soap),
     })
 }
 

@@ -137,7 +137,7 @@ pub async fn soap(
     })
     .await?;
     if !by_gateway {
-        require_same_structure(&verified, envelope)?;
+        require_same_structure(&verified.structure, &envelope.body, envelope.header_element.as_ref())?;
         require_signed_id(verified.message_id.as_deref(), message_id)?;
     }
     let signed = Signed { chain: verified.chain, at: verified.created, value: verified.signature_value };
@@ -149,11 +149,13 @@ pub async fn soap(
 /// hardened envelope reader's view: both must find the same Header and the same Body
 /// content, or a message built to be read two ways (signature wrapping through a
 /// parser differential) would have one part signed and another routed and forwarded.
-fn require_same_structure(
-    verified: &xmldsig::SoapSignature,
-    envelope: &qaqpa_adapters::soap::Envelope,
+/// The ШЭП faces read with their own envelope reader and check the same way.
+pub fn require_same_structure(
+    signed: &xmldsig::Structure,
+    read_body: &std::ops::Range<usize>,
+    read_header: Option<&std::ops::Range<usize>>,
 ) -> Result<(), GatewayError> {
-    if verified.body_content != envelope.body || envelope.header_element.as_ref() != Some(&verified.header) {
+    if signed.body_content != *read_body || read_header != Some(&signed.header) {
         return Err(bad_signature("the signed Header or Body is not the one the gateway read"));
     }
     Ok(())
@@ -399,13 +401,19 @@ mod tests {
         let doc = signed();
         let verified = xmldsig::verify_soap(&doc).unwrap();
         let mut envelope = read_envelope(&doc, None, &XmlLimits::default()).unwrap();
-        require_same_structure(&verified, &envelope).unwrap();
+        require_same_structure(&verified.structure, &envelope.body, envelope.header_element.as_ref()).unwrap();
         // Either view shifted by one byte is a message read two ways.
         envelope.body.start += 1;
-        let refused = require_same_structure(&verified, &envelope).unwrap_err();
+        let refused =
+            require_same_structure(&verified.structure, &envelope.body, envelope.header_element.as_ref()).unwrap_err();
         assert_eq!(refused.code, ErrorCode::BadSignature);
         envelope.body.start -= 1;
         envelope.header_element = None;
-        assert_eq!(require_same_structure(&verified, &envelope).unwrap_err().code, ErrorCode::BadSignature);
+        assert_eq!(
+            require_same_structure(&verified.structure, &envelope.body, envelope.header_element.as_ref())
+                .unwrap_err()
+                .code,
+            ErrorCode::BadSignature
+        );
     }
 }

@@ -50,11 +50,7 @@ pub async fn verify(
         work()
     }
     .map_err(|e| bad(format!("WS-Security: {e}")))?;
-    // The verifier's tokenizer and the face's envelope reader must agree on what the
-    // Header and the Body are, or one message could be signed one way and read another.
-    if verified.body_content != message.body || message.header_element.as_ref() != Some(&verified.header) {
-        return Err(bad("the signed Header or Body is not the one the gateway read"));
-    }
+    signatures::require_same_structure(&verified.structure, &message.body, message.header_element.as_ref())?;
     let at = match verified.created {
         Some(at) => at,
         None => message
