@@ -309,3 +309,53 @@ fn signing_locates_its_targets_in_awkward_layouts() {
         }
     }
 }
+
+/// The verifier's tokenizer and the faces' hardened envelope reader, on messages
+/// built to be read two ways (markup hidden in comments, CDATA, processing
+/// instructions and attribute values, extra Headers and Bodies, references): where
+/// both accept a message, they find the same Header and the same Body content. The
+/// faces refuse a signed message on which they do not (`require_same_structure`);
+/// this looks for such messages.
+#[test]
+fn the_tokenizer_and_the_envelope_reader_agree_where_both_accept() {
+    use qaqpa_adapters::soap::{read_envelope, XmlLimits};
+    const SNIPPETS: &[&str] = &[
+        "<!-- <soap:Body><x/></soap:Body> -->",
+        "<![CDATA[</soap:Body><soap:Body>]]>",
+        "<?pi </soap:Header><soap:Body> ?>",
+        "<w a=\"x>y\" b='</soap:Body>'/>",
+        "<w a=\"<soap:Body>\"/>",
+        "&amp;&lt;soap:Body&gt;",
+        "</soap:Header><soap:Header>",
+        "<soap:Body></soap:Body>",
+        "<soap:Body/>",
+        "<soap:Header/>",
+        "\r\n\t",
+        "<w xmlns:soap=\"urn:other\"><soap:Body/></w>",
+        "<soap:Body xmlns:soap=\"urn:other\"/>",
+        "<!DOCTYPE x>",
+        "</w>",
+        "<w>",
+    ];
+    let limits = XmlLimits::default();
+    // Every place between two pieces of markup, and inside every start tag.
+    let places: Vec<usize> =
+        MESSAGE.char_indices().filter(|&(_, c)| c == '<' || c == '>' || c == ' ').map(|(i, _)| i).collect();
+    let (mut both, mut disagreements) = (0, Vec::new());
+    for &at in &places {
+        for snippet in SNIPPETS {
+            let doc = format!("{}{snippet}{}", &MESSAGE[..at], &MESSAGE[at..]);
+            let (Ok(read), Ok(index)) = (read_envelope(doc.as_bytes(), None, &limits), index(doc.as_bytes())) else {
+                continue;
+            };
+            let Ok(soap) = soap_structure(&index) else { continue };
+            both += 1;
+            let signed = Structure::of(doc.as_bytes(), &index, &soap);
+            if signed.body_content != read.body || read.header_element.as_ref() != Some(&signed.header) {
+                disagreements.push(doc);
+            }
+        }
+    }
+    assert!(both > 100, "only {both} variants were read by both: the test would prove nothing");
+    assert!(disagreements.is_empty(), "{} read two ways, e.g.\n{}", disagreements.len(), disagreements[0]);
+}
