@@ -364,6 +364,15 @@ pub fn check_head(summary: &Summary, expected: &Head) -> Result<(), String> {
     }
 }
 
+/// The written part of a segment. The gateway preallocates a segment with zeros
+/// ahead of its end (a sync then writes data only, never the file's size), so a
+/// segment copied while the gateway runs, or left by a crash, ends in NUL bytes;
+/// no line holds one (JSON escapes control characters).
+pub fn written(segment: &[u8]) -> &[u8] {
+    let end = segment.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+    &segment[..end]
+}
+
 /// Checks segments (name, bytes) in order: the record sequence, every line's `prev`,
 /// every seal's root and signature (by `signer` when given, else by the certificate
 /// of the first seal throughout), and that the log ends with a seal.
@@ -388,6 +397,7 @@ pub fn verify_watching(
     // Without a given signer, every seal must be by the first seal's certificate.
     let mut first_signer: Option<Vec<u8>> = None;
     for (name, bytes) in segments {
+        let bytes = written(bytes);
         let fault =
             |line: usize, seq: Option<u64>, reason: String| LogFault { segment: name.clone(), line, seq, reason };
         if !bytes.is_empty() && !bytes.ends_with(b"\n") {
@@ -495,7 +505,7 @@ pub fn evidence<S: AsRef<[u8]>>(segments: impl IntoIterator<Item = S>, id: &str)
     let mut batch: Vec<(String, [u8; 32])> = Vec::new();
     let mut wanted: Vec<usize> = Vec::new();
     for bytes in segments {
-        for raw in bytes.as_ref().split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        for raw in written(bytes.as_ref()).split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             // A line that does not parse still holds its place among the batch's
             // leaves (its hash is what the seal covered); it names nothing.
             let line = serde_json::from_slice::<Line>(raw).ok();

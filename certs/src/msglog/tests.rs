@@ -242,3 +242,13 @@ fn merkle_proofs_hold_for_every_leaf_and_size() {
         }
     }
 }
+
+#[test]
+fn the_written_part_of_a_segment_stops_before_its_claimed_zeros() {
+    assert_eq!(written(b"{\"a\":1}\n\0\0\0\0"), b"{\"a\":1}\n");
+    assert_eq!(written(b"{\"a\":1}\n"), b"{\"a\":1}\n");
+    assert_eq!(written(b"\0\0\0"), b"");
+    assert_eq!(written(b""), b"");
+    // Zeros inside (a torn write) stay: only the tail is claimed space.
+    assert_eq!(written(b"x\0\0y\n\0"), b"x\0\0y\n");
+}

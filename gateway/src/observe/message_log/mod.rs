@@ -28,6 +28,7 @@
 //!   line of each synced group, so recovery never seals a record edited while the
 //!   gateway was down.
 
+mod preallocated;
 mod recover;
 #[cfg(test)]
 mod tests;
@@ -53,17 +54,21 @@ pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 const QUEUE: usize = 65_536;
 /// How often an unavailable log tries the disk again.
 pub const PROBE: Duration = Duration::from_millis(500);
+/// How long records nobody waits for may gather before they are written.
+pub const UNAWAITED_GATHER: Duration = Duration::from_millis(5);
 
 /// How the writer runs; the defaults are the gateway's.
 pub struct Options {
     /// A batch is sealed this long after its first record at the latest.
     pub interval: Duration,
+    /// Records nobody waits for gather this long at most before a write.
+    pub unawaited_gather: Duration,
     pub faults: Option<Arc<Faults>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { interval: INTERVAL, faults: None }
+        Self { interval: INTERVAL, unawaited_gather: UNAWAITED_GATHER, faults: None }
     }
 }
 
@@ -112,6 +117,12 @@ struct Open {
     records: Vec<Record>,
     done: Arc<Group>,
     stop: bool,
+    /// An exchange waits for this group: it is written at once. A group of
+    /// records nobody waits for (refusals, `message_log = "async"`) gathers for
+    /// up to [`Options::unawaited_gather`] after its first record, so a stream of them
+    /// costs one sync per gather, not one per record or two.
+    awaited: bool,
+    first_at: Option<std::time::Instant>,
 }
 
 /// One sync's outcome, awaited by every exchange whose record it carries.
@@ -197,7 +208,13 @@ impl MessageLog {
         std::fs::create_dir_all(dir)?;
         let tail = recover::recover(dir)?;
         let shared = Arc::new(Queue {
-            open: Mutex::new(Open { records: Vec::new(), done: Arc::default(), stop: false }),
+            open: Mutex::new(Open {
+                records: Vec::new(),
+                done: Arc::default(),
+                stop: false,
+                awaited: false,
+                first_at: None,
+            }),
             wake: Condvar::new(),
             available: AtomicBool::new(true),
             head: Mutex::new(tail.head.clone()),
@@ -206,6 +223,7 @@ impl MessageLog {
         writer.companion = companion;
         writer.faults = options.faults;
         writer.interval = options.interval;
+        writer.unawaited_gather = options.unawaited_gather;
         // What a crash left unsealed (and recovery proved) is sealed now, so the
         // log verifies again; a disk that cannot take it leaves the log unavailable.
         writer.start();
@@ -225,7 +243,7 @@ impl MessageLog {
 
     /// Queues records for the next group, all in the same one (their `seq` and
     /// `prev` are the writer's to set); `None` when they were refused at once.
-    fn enqueue(&self, entries: impl ExactSizeIterator<Item = Record>) -> Option<Arc<Group>> {
+    fn enqueue(&self, entries: impl ExactSizeIterator<Item = Record>, awaited: bool) -> Option<Arc<Group>> {
         let count = entries.len() as u64;
         if !self.is_available() {
             self.metrics.dropped.inc_by(count);
@@ -239,10 +257,16 @@ impl MessageLog {
             return None;
         }
         let was_empty = open.records.is_empty();
+        let first_waiter = awaited && !open.awaited;
         open.records.extend(entries);
+        open.awaited |= awaited;
         if was_empty {
-            // Only the first record of a group wakes the writer; the rest ride
-            // along (a wake per record cost a futex call and a context switch).
+            open.first_at = Some(std::time::Instant::now());
+        }
+        if was_empty || first_waiter {
+            // Only the first record of a group, and the first an exchange waits
+            // for, wake the writer; the rest ride along (a wake per record cost a
+            // futex call and a context switch).
             self.shared.wake.notify_one();
         }
         Some(open.done.clone())
@@ -250,7 +274,7 @@ impl MessageLog {
 
     /// Queues a refusal's record without waiting for it.
     pub fn append(&self, entry: Record) {
-        let _ = self.enqueue(std::iter::once(entry));
+        let _ = self.enqueue(std::iter::once(entry), false);
     }
 
     /// Queues a record and waits until it is on disk.
@@ -260,7 +284,7 @@ impl MessageLog {
 
     /// Queues records into one group and waits until they are all on disk.
     pub async fn commit_all(&self, entries: Vec<Record>) -> Result<(), LogUnavailable> {
-        let group = self.enqueue(entries.into_iter()).ok_or(LogUnavailable)?;
+        let group = self.enqueue(entries.into_iter(), true).ok_or(LogUnavailable)?;
         match group.wait().await {
             true => Ok(()),
             false => Err(LogUnavailable),
@@ -370,9 +394,16 @@ pub fn find_evidence(
 
 fn for_each_segment(dir: &Path, mut each: impl FnMut(Vec<u8>)) -> std::io::Result<()> {
     for (_, path) in segments(dir)? {
-        each(std::fs::read(&path)?);
+        each(read_segment(&path)?);
     }
     Ok(())
+}
+
+/// A segment's written part (the live one has zeroed space past its end).
+fn read_segment(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = std::fs::read(path)?;
+    bytes.truncate(qaqpa_certs::msglog::written(&bytes).len());
+    Ok(bytes)
 }
 
 /// Reads a log directory's segments for verification.
@@ -381,7 +412,7 @@ pub fn read_segments(dir: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
         .into_iter()
         .map(|(_, path)| {
             let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-            Ok((name, std::fs::read(&path)?))
+            Ok((name, read_segment(&path)?))
         })
         .collect()
 }

@@ -37,6 +37,16 @@ pub(super) fn journal_path(dir: &Path) -> PathBuf {
     dir.join("journal")
 }
 
+/// Where the journal's next anchor goes: after its last whole line (a torn
+/// anchor is written over; zeros past the end are space claimed ahead).
+pub(super) fn journal_end(dir: &Path) -> std::io::Result<u64> {
+    match std::fs::read(journal_path(dir)) {
+        Ok(bytes) => Ok(msglog::written(&bytes).iter().rposition(|&b| b == b'\n').map_or(0, |p| p as u64 + 1)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
 /// The journal's anchors: sequence → line hash (the last entry for a sequence wins).
 fn read_journal(dir: &Path) -> std::io::Result<HashMap<u64, String>> {
     let text = match std::fs::read(journal_path(dir)) {
@@ -44,7 +54,7 @@ fn read_journal(dir: &Path) -> std::io::Result<HashMap<u64, String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
         Err(e) => return Err(e),
     };
-    Ok(String::from_utf8_lossy(&text)
+    Ok(String::from_utf8_lossy(msglog::written(&text))
         .lines()
         .filter_map(|l| {
             let (seq, hash) = l.split_once(' ')?;
@@ -109,7 +119,7 @@ pub(super) fn recover(dir: &Path) -> std::io::Result<Tail> {
     // The state before the last segment: earlier segments, newest first, to a seal.
     let mut earlier: Vec<Scan> = Vec::new();
     for (_, path) in all[..all.len() - 1].iter().rev() {
-        let s = scan(&std::fs::read(path)?);
+        let s = scan(msglog::written(&std::fs::read(path)?));
         let sealed = s.seen_seal;
         earlier.push(s);
         if sealed {
@@ -138,11 +148,16 @@ pub(super) fn recover(dir: &Path) -> std::io::Result<Tail> {
         tail.unsealed = pending;
     }
     let mut bytes = std::fs::read(&last_path)?;
+    let on_disk = bytes.len();
+    bytes.truncate(msglog::written(&bytes).len());
     if !bytes.is_empty() && !bytes.ends_with(b"\n") {
         let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
         tracing::warn!(segment = %last_path.display(), cut = bytes.len() - keep, "message log: dropping a half-written last line");
         bytes.truncate(keep);
-        cut(&last_path, keep as u64)?;
+    }
+    if bytes.len() < on_disk {
+        // A half-written line, and the zeroed space claimed ahead of the end.
+        cut(&last_path, bytes.len() as u64)?;
     }
     let last = scan(&bytes);
     if last.seen_seal {

@@ -55,7 +55,7 @@ fn record(id: &str) -> Record {
 /// A log that seals only when full or closed (timed seals would race the test).
 fn open(dir: &Path, faults: &Arc<Faults>) -> (MessageLog, LogMetrics) {
     let m = metrics();
-    let options = Options { interval: Duration::from_secs(3600), faults: Some(faults.clone()) };
+    let options = Options { interval: Duration::from_secs(3600), faults: Some(faults.clone()), ..Options::default() };
     (MessageLog::open_with(dir, signer(), m.clone(), None, options).unwrap(), m)
 }
 
@@ -115,7 +115,7 @@ async fn a_failure_at_each_write_point_refuses_cuts_back_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Arc::new(Faults::default());
     let m = metrics();
-    let options = Options { interval: Duration::from_secs(3600), faults: Some(faults.clone()) };
+    let options = Options { interval: Duration::from_secs(3600), faults: Some(faults.clone()), ..Options::default() };
     let companion: Companion = Box::new(|| Ok(()));
     let log = MessageLog::open_with(dir.path(), signer(), m.clone(), Some(companion), options).unwrap();
     let mut expected = Vec::new();
@@ -223,7 +223,7 @@ async fn a_failed_seal_keeps_its_batch_for_the_next_seal() {
     let dir = tempfile::tempdir().unwrap();
     let faults = Arc::new(Faults::default());
     let m = metrics();
-    let options = Options { interval: Duration::from_millis(30), faults: Some(faults.clone()) };
+    let options = Options { interval: Duration::from_millis(30), faults: Some(faults.clone()), ..Options::default() };
     let log = MessageLog::open_with(dir.path(), signer(), m.clone(), None, options).unwrap();
     log.commit(record("before")).await.unwrap();
     // The seal of "before" is due in 30 ms; its write fails.
@@ -300,4 +300,88 @@ async fn evidence_by_a_sender_id_two_clients_used_is_refused_or_narrowed() {
     // A synchronous exchange: its own record.
     assert_eq!(names(&find_evidence(&dirs, "m-2", None).unwrap()), ["m-2 KZ/GOV/1/a"]);
     assert!(find_evidence(&dirs, "nobody", None).unwrap().evidence.is_empty());
+}
+
+/// A live segment is written inside zeroed space claimed ahead of its end (a sync
+/// then writes data, not the file's size); an auditor's copy of it, zeros and
+/// all, verifies and yields evidence, and a closed segment keeps no zeros.
+#[tokio::test]
+async fn a_live_segment_ends_in_claimed_zeros_that_every_reader_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let options = Options { interval: Duration::from_millis(20), faults: Some(faults.clone()), ..Options::default() };
+    let log = MessageLog::open_with(dir.path(), signer(), metrics(), None, options).unwrap();
+    for i in 0..5 {
+        log.commit(record(&format!("live-{i}"))).await.unwrap();
+    }
+    let started = Instant::now();
+    while log.head().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(5), "the timed seal came");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let segment = segment_path(dir.path(), 1);
+    let raw = std::fs::read(&segment).unwrap();
+    let written = msglog::written(&raw).len();
+    assert!(raw.len() > written && raw[written..].iter().all(|&b| b == 0), "zeroed space past the end");
+    assert_eq!(raw[written - 1], b'\n');
+    // The auditor's copy, as found on disk.
+    let summary = msglog::verify(&[("seg-000001.log".into(), raw.clone())], None).unwrap_or_else(|f| panic!("{f}"));
+    assert_eq!(summary.records, 5);
+    assert_eq!(msglog::evidence([&raw], "live-3").len(), 1);
+    assert_eq!(find_evidence(&[dir.path().to_owned()], "live-3", None).unwrap().evidence.len(), 1);
+    log.close();
+    assert_eq!(std::fs::metadata(&segment).unwrap().len() as usize, written, "closed: the zeros given back");
+    assert_eq!(verify(dir.path()).records, 5);
+}
+
+/// Records nobody waits for (refusals, asynchronous services) gather; the first
+/// record an exchange waits for takes them along in one sync.
+#[tokio::test]
+async fn unawaited_records_gather_until_an_exchange_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let m = metrics();
+    let options = Options {
+        interval: Duration::from_secs(3600),
+        unawaited_gather: Duration::from_secs(3600),
+        faults: Some(faults.clone()),
+    };
+    let log = MessageLog::open_with(dir.path(), signer(), m.clone(), None, options).unwrap();
+    for i in 0..50 {
+        log.append(record(&format!("refused-{i}")));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!((m.written.get(), faults.syncs.load(Ordering::Relaxed)), (0, 0), "still gathering");
+    log.commit(record("answered")).await.unwrap();
+    assert_eq!((m.written.get(), faults.syncs.load(Ordering::Relaxed)), (51, 1), "one sync for all of them");
+    log.append(record("last"));
+    log.close();
+    assert_eq!(ids(dir.path()).len(), 52, "closing writes what gathers");
+}
+
+/// A crash that left a torn group in the claimed space (a page of it written, the
+/// page before still zeros): recovery keeps what was synced and sets the rest aside.
+#[tokio::test]
+async fn recovery_cuts_a_torn_group_out_of_the_claimed_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = crashed(&dir.path().join("log"), 2).await;
+    let segment = segment_path(&image, 1);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let end = msglog::written(&bytes).len();
+    assert!(bytes.len() > end + 5000, "the image holds claimed zeros");
+    // The torn group: its first page never reached the disk, a later one did.
+    let torn = b"\"id\":\"torn\"},\"seq\":9}}\n{\"rec";
+    bytes[end + 4096..end + 4096 + torn.len()].copy_from_slice(torn);
+    std::fs::write(&segment, &bytes).unwrap();
+    let faults = Arc::new(Faults::default());
+    let (log, _) = open(&image, &faults);
+    log.commit(record("after")).await.unwrap();
+    log.close();
+    verify(&image);
+    assert_eq!(ids(&image), ["sealed-0", "m-0", "m-1", "after"]);
+    let aside = std::fs::read_dir(&image)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("unproven-"));
+    assert!(aside.is_some(), "the torn bytes are kept for a person");
 }

@@ -4,8 +4,6 @@
 //! synced line and cuts the files back to their synced lengths before anything
 //! else is written; then the log refuses until a probe finds the disk writable.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -13,8 +11,16 @@ use std::time::Instant;
 
 use qaqpa_certs::msglog::{self, Head, Line, Record, SealLinks};
 
+use super::preallocated::Preallocated;
 use super::recover::{journal_path, Tail};
-use super::{probe_space, segment_path, Companion, Group, LogMetrics, Queue, BATCH, INTERVAL, PROBE, SEGMENT_BYTES};
+use super::{
+    probe_space, segment_path, Companion, Group, LogMetrics, Queue, BATCH, INTERVAL, PROBE, SEGMENT_BYTES,
+    UNAWAITED_GATHER,
+};
+
+/// Zeroed journal space claimed at a time: a batch's anchors (one per group, at
+/// most [`BATCH`] of 86 bytes) fit in two.
+const JOURNAL_CHUNK: u64 = 64 * 1024;
 
 use crate::runtime::Signer;
 use std::sync::atomic::AtomicU64;
@@ -56,11 +62,11 @@ pub(super) struct Writer {
     dir: PathBuf,
     signer: Signer,
     tail: Tail,
-    file: File,
-    /// Synced length of the segment: what a failure cuts back to.
-    size: u64,
-    journal: File,
-    journal_size: u64,
+    /// The segment; its written end is what a failure cuts back to.
+    file: Preallocated,
+    /// The batch journal: one fixed-width anchor per synced group of the open
+    /// batch, rewound at each seal.
+    journal: Preallocated,
     /// First sequence of the unsealed batch.
     batch_first: u64,
     /// When the open batch must be sealed.
@@ -75,6 +81,7 @@ pub(super) struct Writer {
     pub companion: Option<Companion>,
     pub faults: Option<Arc<Faults>>,
     pub interval: Duration,
+    pub unawaited_gather: Duration,
 }
 
 fn injected(faults: &Option<Arc<Faults>>, point: u32) -> std::io::Result<()> {
@@ -94,10 +101,11 @@ impl Writer {
         metrics: LogMetrics,
         shared: Arc<Queue>,
     ) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(segment_path(&dir, tail.segment))?;
-        let size = file.metadata()?.len();
-        let journal = OpenOptions::new().create(true).append(true).open(journal_path(&dir))?;
-        let journal_size = journal.metadata()?.len();
+        let segment = segment_path(&dir, tail.segment);
+        let size = std::fs::metadata(&segment).map_or(0, |m| m.len());
+        let file = Preallocated::open(&segment, size)?;
+        let journal =
+            Preallocated::open(&journal_path(&dir), super::recover::journal_end(&dir)?)?.with_chunk(JOURNAL_CHUNK);
         let batch_first = tail.seq - tail.unsealed.len() as u64;
         let seal_due = (!tail.unsealed.is_empty()).then(Instant::now);
         metrics.available.set(1);
@@ -106,9 +114,7 @@ impl Writer {
             signer,
             tail,
             file,
-            size,
             journal,
-            journal_size,
             batch_first,
             seal_due,
             buffer: Vec::with_capacity(1 << 20),
@@ -119,6 +125,7 @@ impl Writer {
             companion: None,
             faults: None,
             interval: INTERVAL,
+            unawaited_gather: UNAWAITED_GATHER,
         };
         writer.publish_head();
         Ok(writer)
@@ -157,8 +164,18 @@ impl Writer {
     fn gather(&mut self) -> (Vec<Record>, Arc<Group>, bool) {
         let mut open = self.shared.open.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if !open.records.is_empty() || open.stop {
+            if open.stop || open.awaited || open.records.len() >= BATCH {
                 break;
+            }
+            if let Some(first) = open.first_at {
+                // Records nobody waits for: gather more, or a waiter, until due.
+                let due = first + self.unawaited_gather;
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
+                open = self.shared.wake.wait_timeout(open, due - now).unwrap_or_else(|e| e.into_inner()).0;
+                continue;
             }
             let unavailable = !self.shared.available.load(Ordering::Acquire);
             let due = match (self.seal_due, unavailable) {
@@ -180,6 +197,8 @@ impl Writer {
                 }
             }
         }
+        open.awaited = false;
+        open.first_at = None;
         let records = std::mem::replace(&mut open.records, std::mem::take(&mut self.spare));
         (records, std::mem::take(&mut open.done), open.stop)
     }
@@ -296,39 +315,38 @@ impl Writer {
         }
         // The anchor goes first: a segment on disk is never ahead of its anchor,
         // so recovery can seal everything that was acknowledged.
-        let anchor = match (sealed, self.tail.unsealed.last()) {
-            (false, Some(hash)) => format!("{} {}\n", self.tail.seq - 1, msglog::hex(hash)),
-            _ => String::new(),
-        };
-        if !anchor.is_empty() {
-            self.journal_size_after_write(anchor.as_bytes())?;
+        if let (false, Some(hash)) = (sealed, self.tail.unsealed.last()) {
+            // Fixed width, so an anchor written over an older one (the journal
+            // rewinds at each seal) replaces it whole.
+            let anchor = format!("{:020} {}\n", self.tail.seq - 1, msglog::hex(hash));
+            self.write_anchor(anchor.as_bytes())?;
         }
         injected(&self.faults, Faults::SEGMENT_WRITE).inspect_err(|_| {
             // A full disk takes part of a write: leave half of it behind.
-            let _ = self.file.write_all(&self.buffer[..self.buffer.len() / 2]);
+            self.file.write_partly(&self.buffer);
         })?;
-        self.file.write_all(&self.buffer)?;
+        self.file.write(&self.buffer)?;
         injected(&self.faults, Faults::SEGMENT_SYNC)?;
-        self.file.sync_data()?;
+        self.file.sync()?;
         if let Some(faults) = &self.faults {
             faults.syncs.fetch_add(1, Ordering::Relaxed);
         }
-        self.size += self.buffer.len() as u64;
+        self.file.advance(self.buffer.len());
         self.buffer.clear();
-        if sealed && self.journal_size > 0 && self.journal.set_len(0).is_ok() {
-            // The seal covers every anchored record; an anchor that survives a crash
-            // names a sealed sequence and is ignored.
-            self.journal_size = 0;
+        if sealed {
+            // The seal covers every anchored record; an anchor left behind names a
+            // sealed sequence and is ignored.
+            self.journal.rewind();
         }
         Ok(())
     }
 
-    fn journal_size_after_write(&mut self, anchor: &[u8]) -> std::io::Result<()> {
+    fn write_anchor(&mut self, anchor: &[u8]) -> std::io::Result<()> {
         injected(&self.faults, Faults::JOURNAL_WRITE)?;
-        self.journal.write_all(anchor)?;
+        self.journal.write(anchor)?;
         injected(&self.faults, Faults::JOURNAL_SYNC)?;
-        self.journal.sync_data()?;
-        self.journal_size += anchor.len() as u64;
+        self.journal.sync()?;
+        self.journal.advance(anchor.len());
         Ok(())
     }
 
@@ -348,10 +366,8 @@ impl Writer {
     fn repair(&mut self) {
         let cut = (|| {
             injected(&self.faults, Faults::TRUNCATE)?;
-            self.file.set_len(self.size)?;
-            self.file.sync_data()?;
-            self.journal.set_len(self.journal_size)?;
-            self.journal.sync_data()
+            self.file.cut_back()?;
+            self.journal.cut_back()
         })();
         match cut {
             Ok(()) => self.broken = false,
@@ -385,15 +401,19 @@ impl Writer {
     /// A new segment once this one is full, always right after a seal, so the
     /// unsealed records (what recovery examines) sit in the last segment only.
     fn rotate(&mut self) {
-        if self.size < SEGMENT_BYTES {
+        if self.file.end() < SEGMENT_BYTES {
             return;
         }
         let path = segment_path(&self.dir, self.tail.segment + 1);
-        match OpenOptions::new().create(true).append(true).open(&path) {
+        match Preallocated::open(&path, 0) {
             Ok(file) => {
+                // A full segment keeps no zeros (a crash before this leaves them to
+                // recovery and readers, which take the written part).
+                if let Err(e) = self.file.trim() {
+                    tracing::warn!("message log: cannot give back a full segment's unused space: {e}");
+                }
                 self.tail.segment += 1;
                 self.file = file;
-                self.size = 0;
             }
             Err(e) => tracing::error!("message log: cannot start {}: {e}; the segment grows on", path.display()),
         }
@@ -402,6 +422,8 @@ impl Writer {
 
 impl Drop for Writer {
     fn drop(&mut self) {
+        // A closed log's segment ends where its lines do.
+        let _ = self.file.trim();
         // Exchanges still waiting on a group that will never be written.
         self.shared.open.lock().unwrap_or_else(|e| e.into_inner()).done.settle(false);
     }
