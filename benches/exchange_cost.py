@@ -61,7 +61,7 @@ IR_ROWS = [
     ("  commit (dirty pages, checksums, free lists, fsync)", r"redb::transactions::WriteTransaction::commit$"),
     ("monitoring writer task (JSON lines)", r"observe::monitoring::writer::\{\{closure\}\}"),
     ("message log writer: groups (JSON lines, SHA-256 chain, seals, write + fsync)", r"message_log::writer::Writer::group$"),
-    ("  record lines (JSON + SHA-256 + hex link)", r"message_log::writer::Writer::line$"),
+    ("  record lines (JSON + SHA-256 + hex link)", r"message_log::writer::Writer::(line|push)$"),
     ("  seals (ECDSA over the Merkle root; time-driven, see below)", r"qaqpa_certs::msglog::seal$"),
     ("all threads: malloc + free + realloc", r"^(malloc|free|realloc|_int_malloc|_int_free)$"),
     ("all threads: memcpy / memmove", r"__memcpy|__memmove"),

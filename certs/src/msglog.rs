@@ -134,6 +134,84 @@ impl std::fmt::Display for Head {
     }
 }
 
+/// What the gateway knows of a record when it is appended: every field but `seq`
+/// and `prev` (the writer's), borrowed from the exchange. Same names and order as
+/// [`Record`], so an [`Entry`] made of them writes the line serde would.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Fields<'a> {
+    pub time: i64,
+    pub node: &'a str,
+    pub id: &'a str,
+    pub client: &'a str,
+    pub service: &'a str,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_sha512: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+}
+
+impl<'a> Fields<'a> {
+    /// A record's fields (tests, tools).
+    pub fn of(record: &'a Record) -> Self {
+        Self {
+            time: record.time,
+            node: &record.node,
+            id: &record.id,
+            client: &record.client,
+            service: &record.service,
+            status: record.status,
+            code: record.code.as_deref(),
+            body_sha512: record.body_sha512.as_deref(),
+            signature: record.signature.as_deref(),
+            event: record.event.as_deref(),
+            bus_id: record.bus_id.as_deref(),
+            message: record.message.as_deref(),
+            attempt: record.attempt,
+        }
+    }
+}
+
+/// A record encoded by the exchange that appends it: one buffer, instead of a
+/// [`Record`] of owned strings handed to the writer and serialized there (~10
+/// allocations a record, two records an exchange; issue 20). The writer adds the
+/// record's place in the chain with [`Entry::write_line`].
+#[derive(Debug, Clone)]
+pub struct Entry(Vec<u8>);
+
+impl Entry {
+    pub fn encode(fields: &Fields<'_>) -> Self {
+        let mut json = Vec::with_capacity(320);
+        serde_json::to_writer(&mut json, fields).expect("a record's fields serialize");
+        Self(json)
+    }
+
+    /// The record's line (without its newline) at `seq` after the line hashing to
+    /// `prev`: exactly `serde_json` of `Line::Record` with those values.
+    pub fn write_line(&self, seq: u64, prev: &str, out: &mut Vec<u8>) {
+        use std::io::Write;
+        // The fields' object without its braces, between `seq` and `prev`.
+        let members = &self.0[1..self.0.len() - 1];
+        out.extend_from_slice(b"{\"record\":{\"seq\":");
+        let _ = write!(out, "{seq}");
+        out.push(b',');
+        out.extend_from_slice(members);
+        out.extend_from_slice(b",\"prev\":");
+        serde_json::to_writer(&mut *out, prev).expect("a string serializes");
+        out.extend_from_slice(b"}}");
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Line {
@@ -146,13 +224,20 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
+    hex_into(bytes, &mut out);
+    out
+}
+
+/// [`hex`] into `out`, replacing what it held (the log writer's chain keeps one
+/// string for the last line's hash instead of a new one per line).
+pub fn hex_into(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.clear();
     for b in bytes {
         out.push(DIGITS[usize::from(b >> 4)] as char);
         out.push(DIGITS[usize::from(b & 15)] as char);
     }
-    out
 }
 
 /// RFC 6962-style tree: leaves and inner nodes hashed apart, an odd node promoted.

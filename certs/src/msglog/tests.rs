@@ -252,3 +252,43 @@ fn the_written_part_of_a_segment_stops_before_its_claimed_zeros() {
     // Zeros inside (a torn write) stay: only the tail is claimed space.
     assert_eq!(written(b"x\0\0y\n\0"), b"x\0\0y\n");
 }
+
+#[test]
+fn an_entry_writes_the_line_serde_writes_for_its_record() {
+    let full = Record {
+        seq: 42,
+        time: 1_700_000_000_123_456,
+        node: "node-1".into(),
+        id: "id \"quoted\" \\ \u{1}".into(),
+        client: "KZ/GOV/1/a".into(),
+        service: "KZ/GOV/2/b/s".into(),
+        status: 200,
+        code: Some("server.log_unavailable".into()),
+        body_sha512: Some("c2hh".into()),
+        signature: Some("c2ln".into()),
+        event: Some("take".into()),
+        bus_id: Some("0190-bus".into()),
+        message: Some("m-1".into()),
+        attempt: Some(3),
+        prev: GENESIS.into(),
+    };
+    let bare = Record {
+        code: None,
+        body_sha512: None,
+        signature: None,
+        event: None,
+        bus_id: None,
+        message: None,
+        attempt: None,
+        ..full.clone()
+    };
+    for record in [full, bare] {
+        let mut line = Vec::new();
+        Entry::encode(&Fields::of(&record)).write_line(record.seq, &record.prev, &mut line);
+        assert_eq!(
+            String::from_utf8(line.clone()).unwrap(),
+            serde_json::to_string(&Line::Record(record.clone())).unwrap()
+        );
+        assert_eq!(serde_json::from_slice::<Line>(&line).unwrap(), Line::Record(record));
+    }
+}

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use qaqpa_adapters::ErrorCode;
 
+use qaqpa_certs::msglog::{Entry, Fields};
+
 use crate::config::{LogMode, SlaObjective};
 use crate::observe::body_outcome::BodyOutcome;
 use crate::observe::message_log::LogUnavailable;
@@ -84,13 +86,14 @@ impl Step {
         }
     }
 
-    fn mark(&self, record: &mut qaqpa_certs::msglog::Record) {
-        record.event = Some(self.event.to_owned());
-        record.bus_id = Some(self.bus_id.to_string());
-        record.message = self.message.clone().filter(|m| *m != record.id);
-        record.attempt = self.attempt;
+    /// Names the step in `fields` (`bus`: the bus id's text, from [`bus_text`]).
+    fn mark<'a>(&'a self, fields: &mut Fields<'a>, bus: &'a str) {
+        fields.event = Some(self.event);
+        fields.bus_id = Some(bus);
+        fields.message = self.message.as_deref().filter(|m| *m != fields.id);
+        fields.attempt = self.attempt;
         if let Some(service) = &self.service {
-            record.service = service.clone();
+            fields.service = service;
         }
     }
 
@@ -98,14 +101,14 @@ impl Step {
     /// replay): a record of its own, appended without waiting (nobody is answered).
     pub fn append_alone(self, telemetry: &crate::observe::Telemetry, client: &str, status: u16) {
         let Some(log) = &telemetry.message_log else { return };
-        let mut record = qaqpa_certs::msglog::Record {
-            seq: 0,
-            prev: String::new(),
+        let mut text = [0u8; BUS_TEXT];
+        let bus = bus_text(&self, &mut text);
+        let mut fields = Fields {
             time: now_us(),
-            node: telemetry.node.clone(),
-            id: self.message.clone().unwrap_or_else(|| self.bus_id.to_string()),
-            client: client.to_owned(),
-            service: UNKNOWN.to_owned(),
+            node: &telemetry.node,
+            id: self.message.as_deref().unwrap_or(bus),
+            client,
+            service: UNKNOWN,
             status,
             code: None,
             body_sha512: None,
@@ -115,9 +118,17 @@ impl Step {
             message: None,
             attempt: None,
         };
-        self.mark(&mut record);
-        log.append(record);
+        self.mark(&mut fields, bus);
+        log.append(Entry::encode(&fields));
     }
+}
+
+/// Length of a bus id's text (a hyphenated UUID).
+const BUS_TEXT: usize = uuid::fmt::Hyphenated::LENGTH;
+
+/// A step's bus id as text, on the caller's stack.
+fn bus_text<'b>(step: &Step, buf: &'b mut [u8; BUS_TEXT]) -> &'b str {
+    step.bus_id.hyphenated().encode_lower(buf)
 }
 
 impl ExchangeRecord {
@@ -230,56 +241,64 @@ impl ExchangeRecord {
         self.held = Some(Box::new(hold));
     }
 
-    /// The message-log record of the exchange as it stands (status from
-    /// [`Self::response_head`]).
-    fn log_record(&self) -> qaqpa_certs::msglog::Record {
+    /// The exchange's message-log fields as they stand (status from
+    /// [`Self::response_head`]), marked with its step, handed to `encode`:
+    /// borrowed from the exchange, the digest's base64 on the stack.
+    fn with_fields<R>(&self, encode: impl FnOnce(Fields<'_>) -> R) -> R {
         use base64::Engine;
-        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let base64 = &base64::engine::general_purpose::STANDARD;
         // The digest exists once the request body went through whole; a provider
         // that answers before reading it all leaves it out (the record says so by
         // its absence, as for a body that was never complete).
+        let mut digest_text = [0u8; 88];
         let body_sha512 = match self.request_body.as_ref().map(|b| b.get()) {
-            Some(crate::observe::body_outcome::Outcome::Complete(digest)) => Some(b64(&digest)),
+            Some(crate::observe::body_outcome::Outcome::Complete(digest)) => base64
+                .encode_slice(digest, &mut digest_text)
+                .ok()
+                .and_then(|n| std::str::from_utf8(&digest_text[..n]).ok()),
             _ => None,
         };
-        let mut record = qaqpa_certs::msglog::Record {
-            seq: 0,
-            prev: String::new(),
+        let signature = self.signature.as_ref().map(|s| base64.encode(s));
+        let mut fields = Fields {
             time: self.request_in,
-            node: self.telemetry.node.clone(),
-            id: self.id.clone(),
-            client: self.client.as_ref().map_or(UNKNOWN, |c| c.id.as_str()).to_owned(),
-            service: self.service.as_ref().map_or(UNKNOWN, |(s, _)| &*s.name).to_owned(),
+            node: &self.telemetry.node,
+            id: &self.id,
+            client: self.client.as_ref().map_or(UNKNOWN, |c| c.id.as_str()),
+            service: self.service.as_ref().map_or(UNKNOWN, |(s, _)| &*s.name),
             status: self.status,
-            code: self.code.map(|c| c.as_str().to_owned()),
+            code: self.code.map(|c| c.as_str()),
             body_sha512,
-            signature: self.signature.as_ref().map(|s| b64(s)),
+            signature: signature.as_deref(),
             event: None,
             bus_id: None,
             message: None,
             attempt: None,
         };
+        let mut text = [0u8; BUS_TEXT];
         if let Some(step) = &self.step {
-            step.mark(&mut record);
+            step.mark(&mut fields, bus_text(step, &mut text));
         }
-        record
+        encode(fields)
     }
 
-    /// The exchange's record and one per further message it acted on.
-    fn log_records(&self) -> Vec<qaqpa_certs::msglog::Record> {
-        let own = self.log_record();
-        if self.steps.is_empty() {
-            return vec![own];
-        }
-        let mut records = Vec::with_capacity(1 + self.steps.len());
-        for step in &self.steps {
-            let mut record = own.clone();
-            (record.body_sha512, record.signature) = (None, None);
-            step.mark(&mut record);
-            records.push(record);
-        }
-        records.insert(0, own);
-        records
+    /// The exchange's own record.
+    fn log_record(&self) -> Entry {
+        self.with_fields(|fields| Entry::encode(&fields))
+    }
+
+    /// The exchange's record, then one for each further message it acted on.
+    fn log_records(&self) -> Vec<Entry> {
+        self.with_fields(|own| {
+            let mut entries = Vec::with_capacity(1 + self.steps.len());
+            entries.push(Entry::encode(&own));
+            for step in &self.steps {
+                let mut text = [0u8; BUS_TEXT];
+                let mut fields = Fields { body_sha512: None, signature: None, ..own };
+                step.mark(&mut fields, bus_text(step, &mut text));
+                entries.push(Entry::encode(&fields));
+            }
+            entries
+        })
     }
 
     /// The request is about to leave for the provider. With `message_log = "sync"`
@@ -289,10 +308,8 @@ impl ExchangeRecord {
     pub async fn forwarding(&mut self) -> Result<(), LogUnavailable> {
         let telemetry = self.telemetry.clone();
         let (Some(log), LogMode::Sync) = (&telemetry.message_log, self.log_mode) else { return Ok(()) };
-        let mut record = self.log_record();
-        record.status = 0;
-        record.event = Some("forward".to_owned());
-        log.commit(record).await
+        let entry = self.with_fields(|fields| Entry::encode(&Fields { status: 0, event: Some("forward"), ..fields }));
+        log.commit(entry).await
     }
 
     /// Writes the exchange's message-log record and waits until it is on disk;

@@ -41,7 +41,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use qaqpa_certs::msglog::{Head, Record};
+use qaqpa_certs::msglog::{Entry, Head};
 
 use crate::runtime::Signer;
 pub use writer::Faults;
@@ -114,7 +114,7 @@ struct Queue {
 
 /// The group being gathered for the next sync.
 struct Open {
-    records: Vec<Record>,
+    records: Vec<Entry>,
     done: Arc<Group>,
     stop: bool,
     /// An exchange waits for this group: it is written at once. A group of
@@ -243,7 +243,7 @@ impl MessageLog {
 
     /// Queues records for the next group, all in the same one (their `seq` and
     /// `prev` are the writer's to set); `None` when they were refused at once.
-    fn enqueue(&self, entries: impl ExactSizeIterator<Item = Record>, awaited: bool) -> Option<Arc<Group>> {
+    fn enqueue(&self, entries: impl ExactSizeIterator<Item = Entry>, awaited: bool) -> Option<Arc<Group>> {
         let count = entries.len() as u64;
         if !self.is_available() {
             self.metrics.dropped.inc_by(count);
@@ -273,19 +273,22 @@ impl MessageLog {
     }
 
     /// Queues a refusal's record without waiting for it.
-    pub fn append(&self, entry: Record) {
+    pub fn append(&self, entry: Entry) {
         let _ = self.enqueue(std::iter::once(entry), false);
     }
 
     /// Queues a record and waits until it is on disk.
-    pub async fn commit(&self, entry: Record) -> Result<(), LogUnavailable> {
-        self.commit_all(vec![entry]).await
+    pub async fn commit(&self, entry: Entry) -> Result<(), LogUnavailable> {
+        Self::durable(self.enqueue(std::iter::once(entry), true)).await
     }
 
     /// Queues records into one group and waits until they are all on disk.
-    pub async fn commit_all(&self, entries: Vec<Record>) -> Result<(), LogUnavailable> {
-        let group = self.enqueue(entries.into_iter(), true).ok_or(LogUnavailable)?;
-        match group.wait().await {
+    pub async fn commit_all(&self, entries: Vec<Entry>) -> Result<(), LogUnavailable> {
+        Self::durable(self.enqueue(entries.into_iter(), true)).await
+    }
+
+    async fn durable(group: Option<Arc<Group>>) -> Result<(), LogUnavailable> {
+        match group.ok_or(LogUnavailable)?.wait().await {
             true => Ok(()),
             false => Err(LogUnavailable),
         }

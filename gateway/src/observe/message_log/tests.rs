@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qaqpa_certs::msglog::{self, Line, Record};
+use qaqpa_certs::msglog::{self, Entry, Line, Record};
 
 use super::*;
 
@@ -30,6 +30,10 @@ fn metrics() -> LogMetrics {
         available: prometheus::IntGauge::new("a", "a").unwrap(),
         head: prometheus::IntGaugeVec::new(prometheus::Opts::new("h", "h"), &["hash"]).unwrap(),
     }
+}
+
+fn entry(record: Record) -> Entry {
+    Entry::encode(&msglog::Fields::of(&record))
 }
 
 fn record(id: &str) -> Record {
@@ -84,7 +88,7 @@ async fn commits_wait_for_one_sync_per_group_and_the_log_verifies() {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..400 {
         let log = log.clone();
-        tasks.spawn(async move { log.commit(record(&format!("m-{i}"))).await });
+        tasks.spawn(async move { log.commit(entry(record(&format!("m-{i}")))).await });
     }
     while let Some(done) = tasks.join_next().await {
         done.unwrap().unwrap();
@@ -121,14 +125,14 @@ async fn a_failure_at_each_write_point_refuses_cuts_back_and_resumes() {
     let mut expected = Vec::new();
     for (round, &point) in points.iter().enumerate() {
         let ok = format!("ok-{round}");
-        log.commit(record(&ok)).await.unwrap();
+        log.commit(entry(record(&ok))).await.unwrap();
         expected.push(ok);
         faults.set(point | Faults::PROBE);
-        assert_eq!(log.commit(record(&format!("lost-{round}"))).await, Err(LogUnavailable), "point {point}");
+        assert_eq!(log.commit(entry(record(&format!("lost-{round}")))).await, Err(LogUnavailable), "point {point}");
         assert!(!log.is_available());
         assert_eq!(m.available.get(), 0);
         // Refused at once while unavailable, and not counted as written.
-        assert_eq!(log.commit(record("refused")).await, Err(LogUnavailable));
+        assert_eq!(log.commit(entry(record("refused"))).await, Err(LogUnavailable));
         assert_eq!(m.written.get(), expected.len() as u64);
         faults.set(0);
         let started = Instant::now();
@@ -137,7 +141,7 @@ async fn a_failure_at_each_write_point_refuses_cuts_back_and_resumes() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let after = format!("after-{round}");
-        log.commit(record(&after)).await.unwrap();
+        log.commit(entry(record(&after))).await.unwrap();
         expected.push(after);
     }
     assert_eq!(m.failures.get(), points.len() as u64);
@@ -150,11 +154,11 @@ async fn a_failure_at_each_write_point_refuses_cuts_back_and_resumes() {
 async fn crashed(dir: &Path, n: usize) -> std::path::PathBuf {
     let faults = Arc::new(Faults::default());
     let (log, _) = open(dir, &faults);
-    log.commit(record("sealed-0")).await.unwrap();
+    log.commit(entry(record("sealed-0"))).await.unwrap();
     log.close();
     let (log, _) = open(dir, &faults);
     for i in 0..n {
-        log.commit(record(&format!("m-{i}"))).await.unwrap();
+        log.commit(entry(record(&format!("m-{i}")))).await.unwrap();
     }
     let image = dir.with_extension("image");
     std::fs::create_dir_all(&image).unwrap();
@@ -179,7 +183,7 @@ async fn recovery_seals_what_the_journal_proves() {
     let faults = Arc::new(Faults::default());
     let (log, _) = open(&image, &faults);
     assert_eq!(log.head().unwrap().batch, 2, "the crash's records sealed as batch 2");
-    log.commit(record("next")).await.unwrap();
+    log.commit(entry(record("next"))).await.unwrap();
     log.close();
     assert_eq!(verify(&image).records, 5);
     assert_eq!(ids(&image), ["sealed-0", "m-0", "m-1", "m-2", "next"]);
@@ -225,7 +229,7 @@ async fn a_failed_seal_keeps_its_batch_for_the_next_seal() {
     let m = metrics();
     let options = Options { interval: Duration::from_millis(30), faults: Some(faults.clone()), ..Options::default() };
     let log = MessageLog::open_with(dir.path(), signer(), m.clone(), None, options).unwrap();
-    log.commit(record("before")).await.unwrap();
+    log.commit(entry(record("before"))).await.unwrap();
     // The seal of "before" is due in 30 ms; its write fails.
     faults.set(Faults::SEGMENT_WRITE | Faults::PROBE);
     let started = Instant::now();
@@ -239,7 +243,7 @@ async fn a_failed_seal_keeps_its_batch_for_the_next_seal() {
         assert!(started.elapsed() < Duration::from_secs(5), "the log resumes by itself");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    log.commit(record("after")).await.unwrap();
+    log.commit(entry(record("after"))).await.unwrap();
     log.close();
     assert_eq!(ids(dir.path()), ["before", "after"]);
     assert_eq!(verify(dir.path()).records, 2);
@@ -269,7 +273,7 @@ async fn evidence_by_a_sender_id_two_clients_used_is_refused_or_narrowed() {
     for r in
         [send("KZ/GOV/1/a", "bus-a"), send("KZ/GOV/1/c", "bus-c"), take("bus-a"), take("bus-c"), alone, record("m-2")]
     {
-        log.commit(r).await.unwrap();
+        log.commit(entry(r)).await.unwrap();
     }
     log.close();
     let dirs = [dir.path().to_path_buf()];
@@ -312,7 +316,7 @@ async fn a_live_segment_ends_in_claimed_zeros_that_every_reader_skips() {
     let options = Options { interval: Duration::from_millis(20), faults: Some(faults.clone()), ..Options::default() };
     let log = MessageLog::open_with(dir.path(), signer(), metrics(), None, options).unwrap();
     for i in 0..5 {
-        log.commit(record(&format!("live-{i}"))).await.unwrap();
+        log.commit(entry(record(&format!("live-{i}")))).await.unwrap();
     }
     let started = Instant::now();
     while log.head().is_none() {
@@ -348,13 +352,13 @@ async fn unawaited_records_gather_until_an_exchange_waits() {
     };
     let log = MessageLog::open_with(dir.path(), signer(), m.clone(), None, options).unwrap();
     for i in 0..50 {
-        log.append(record(&format!("refused-{i}")));
+        log.append(entry(record(&format!("refused-{i}"))));
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!((m.written.get(), faults.syncs.load(Ordering::Relaxed)), (0, 0), "still gathering");
-    log.commit(record("answered")).await.unwrap();
+    log.commit(entry(record("answered"))).await.unwrap();
     assert_eq!((m.written.get(), faults.syncs.load(Ordering::Relaxed)), (51, 1), "one sync for all of them");
-    log.append(record("last"));
+    log.append(entry(record("last")));
     log.close();
     assert_eq!(ids(dir.path()).len(), 52, "closing writes what gathers");
 }
@@ -375,7 +379,7 @@ async fn recovery_cuts_a_torn_group_out_of_the_claimed_zeros() {
     std::fs::write(&segment, &bytes).unwrap();
     let faults = Arc::new(Faults::default());
     let (log, _) = open(&image, &faults);
-    log.commit(record("after")).await.unwrap();
+    log.commit(entry(record("after"))).await.unwrap();
     log.close();
     verify(&image);
     assert_eq!(ids(&image), ["sealed-0", "m-0", "m-1", "after"]);

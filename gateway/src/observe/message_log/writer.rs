@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use qaqpa_certs::msglog::{self, Head, Line, Record, SealLinks};
+use qaqpa_certs::msglog::{self, Entry, Head, Line, SealLinks};
 
 use super::preallocated::Preallocated;
 use super::recover::{journal_path, Tail};
@@ -72,7 +72,7 @@ pub(super) struct Writer {
     /// When the open batch must be sealed.
     seal_due: Option<Instant>,
     buffer: Vec<u8>,
-    spare: Vec<Record>,
+    spare: Vec<Entry>,
     metrics: LogMetrics,
     shared: Arc<Queue>,
     /// The files may hold bytes past their synced lengths (a failed write whose
@@ -161,7 +161,7 @@ impl Writer {
     }
 
     /// Waits for records (or for a seal or a probe to be due) and takes them all.
-    fn gather(&mut self) -> (Vec<Record>, Arc<Group>, bool) {
+    fn gather(&mut self) -> (Vec<Entry>, Arc<Group>, bool) {
         let mut open = self.shared.open.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if open.stop || open.awaited || open.records.len() >= BATCH {
@@ -205,7 +205,7 @@ impl Writer {
 
     /// Writes one group and syncs it; seals the batch when it is full or due (or
     /// `seal` asks). On failure everything returns to the last synced line.
-    fn group(&mut self, records: &mut Vec<Record>, seal: bool) -> std::io::Result<()> {
+    fn group(&mut self, records: &mut Vec<Entry>, seal: bool) -> std::io::Result<()> {
         let snapshot = Snapshot {
             seq: self.tail.seq,
             prev: self.tail.prev.clone(),
@@ -255,22 +255,25 @@ impl Writer {
         }
     }
 
-    fn push(&mut self, mut record: Record) {
-        record.seq = self.tail.seq;
-        record.prev = std::mem::take(&mut self.tail.prev);
+    fn push(&mut self, entry: Entry) {
+        // Written straight into the group's buffer and hashed there (issue 20).
+        let start = self.buffer.len();
+        entry.write_line(self.tail.seq, &self.tail.prev, &mut self.buffer);
         self.tail.seq += 1;
-        let hash = self.line(&Line::Record(record));
+        let hash = self.hash_line(start);
         self.tail.unsealed.push(hash);
     }
 
     fn line(&mut self, line: &Line) -> [u8; 32] {
-        // Serialized straight into the group's buffer and hashed there: a line
-        // of its own cost a growing `Vec` (three allocations) and a copy per
-        // record (issue 20).
         let start = self.buffer.len();
         serde_json::to_writer(&mut self.buffer, line).expect("log lines serialize");
+        self.hash_line(start)
+    }
+
+    /// Hashes the line written from `start`, chains to it, ends it.
+    fn hash_line(&mut self, start: usize) -> [u8; 32] {
         let hash = msglog::sha256(&self.buffer[start..]);
-        self.tail.prev = msglog::hex(&hash);
+        msglog::hex_into(&hash, &mut self.tail.prev);
         self.buffer.push(b'\n');
         hash
     }
