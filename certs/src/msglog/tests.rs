@@ -292,3 +292,40 @@ fn an_entry_writes_the_line_serde_writes_for_its_record() {
         assert_eq!(serde_json::from_slice::<Line>(&line).unwrap(), Line::Record(record));
     }
 }
+
+#[test]
+fn an_entry_encodes_its_fields_as_serde_would_whatever_the_strings_hold() {
+    let strings = [
+        "",
+        "plain",
+        "q\"uote",
+        "back\\slash",
+        "ctl\u{0}\u{8}\u{9}\u{a}\u{c}\u{d}\u{1f}",
+        "del\u{7f}",
+        "ünï©ødé ✓",
+        "/",
+    ];
+    for (i, s) in strings.iter().enumerate() {
+        let other = strings[(i + 3) % strings.len()];
+        let fields = Fields {
+            time: -(i as i64) * 1_000_003,
+            node: s,
+            id: other,
+            client: s,
+            service: other,
+            status: [0, 200, 503, u16::MAX][i % 4],
+            code: (i % 2 == 0).then_some(*s),
+            body_sha512: (i % 3 == 0).then_some(other),
+            signature: (i % 2 == 1).then_some(*s),
+            event: Some(other),
+            bus_id: (i % 4 == 0).then_some(*s),
+            message: (i % 3 != 0).then_some(*s),
+            attempt: (i % 2 == 0).then_some(u32::MAX - i as u32),
+        };
+        assert_eq!(
+            String::from_utf8(Entry::encode(&fields).0).unwrap(),
+            serde_json::to_string(&fields).unwrap(),
+            "{s:?}"
+        );
+    }
+}

@@ -42,6 +42,48 @@ pub struct Record {
 pub const CSV_HEADER: &str = "id,client,service,node,request_in,request_out,response_in,response_out,request_bytes,response_bytes,status,code,duration_us,signed";
 
 impl Record {
+    /// The record as one JSON object, byte for byte what `serde_json` writes for
+    /// it, without serde's derived code (~4.7k instructions a record that way;
+    /// one record an exchange: issue 20).
+    pub fn write_json<W: std::io::Write>(&self, out: &mut W) -> std::io::Result<()> {
+        use qaqpa_certs::msglog::json_string;
+        let mut number = itoa::Buffer::new();
+        let mut optional = |out: &mut W, key: &[u8], value: Option<i64>| -> std::io::Result<()> {
+            out.write_all(key)?;
+            match value {
+                Some(v) => out.write_all(number.format(v).as_bytes()),
+                None => out.write_all(b"null"),
+            }
+        };
+        out.write_all(b"{\"id\":")?;
+        json_string(out, &self.id)?;
+        out.write_all(b",\"client\":")?;
+        json_string(out, &self.client)?;
+        out.write_all(b",\"service\":")?;
+        json_string(out, &self.service)?;
+        out.write_all(b",\"node\":")?;
+        json_string(out, &self.node)?;
+        optional(out, b",\"request_in\":", Some(self.request_in))?;
+        optional(out, b",\"request_out\":", self.request_out)?;
+        optional(out, b",\"response_in\":", self.response_in)?;
+        optional(out, b",\"response_out\":", Some(self.response_out))?;
+        let mut number = itoa::Buffer::new();
+        out.write_all(b",\"request_bytes\":")?;
+        out.write_all(number.format(self.request_bytes).as_bytes())?;
+        out.write_all(b",\"response_bytes\":")?;
+        out.write_all(number.format(self.response_bytes).as_bytes())?;
+        out.write_all(b",\"status\":")?;
+        out.write_all(number.format(self.status).as_bytes())?;
+        out.write_all(b",\"code\":")?;
+        match &self.code {
+            Some(code) => json_string(out, code)?,
+            None => out.write_all(b"null")?,
+        }
+        out.write_all(b",\"duration_us\":")?;
+        out.write_all(number.format(self.duration_us).as_bytes())?;
+        out.write_all(if self.signed { b",\"signed\":true}" } else { b",\"signed\":false}" })
+    }
+
     pub fn csv_line(&self) -> String {
         let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
         // Ids are printable ASCII without spaces; quote anyway so a comma cannot shift columns.
@@ -251,7 +293,7 @@ async fn writer(dir: PathBuf, mut rx: mpsc::Receiver<Command>, retention: Durati
                         }
                     }
                     if let Some((_, w)) = current.as_mut() {
-                        if serde_json::to_writer(&mut *w, &*record).is_ok() {
+                        if record.write_json(&mut *w).is_ok() {
                             let _ = w.write_all(b"\n");
                         }
                     }
@@ -293,6 +335,37 @@ fn sweep(dir: &Path, retention: Duration) {
     for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
         if path.extension().is_some_and(|e| e == "ndjson") && path < cutoff {
             let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Record;
+
+    #[test]
+    fn a_record_is_written_as_serde_writes_it() {
+        let full = Record {
+            id: "id \"q\" \\ \u{1}".into(),
+            client: "KZ/GOV/1/a".into(),
+            service: "KZ/GOV/2/b/s ünï".into(),
+            node: "node-1".into(),
+            request_in: -5,
+            request_out: Some(i64::MAX),
+            response_in: Some(7),
+            response_out: 9,
+            request_bytes: u64::MAX,
+            response_bytes: 0,
+            status: 503,
+            code: Some("server.log_unavailable".into()),
+            duration_us: 12,
+            signed: true,
+        };
+        let bare = Record { request_out: None, response_in: None, code: None, signed: false, ..full.clone() };
+        for record in [full, bare] {
+            let mut out = Vec::new();
+            record.write_json(&mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&record).unwrap());
         }
     }
 }
