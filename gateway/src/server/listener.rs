@@ -163,9 +163,22 @@ impl Server {
     }
 
     async fn connection(&self, stream: TcpStream, addr: SocketAddr, drain: watch::Receiver<bool>) {
-        let Some(tls) = &self.tls else {
-            return self.serve(TokioIo::new(stream), Peer::connection(addr, None, None), drain, None).await;
-        };
+        match &self.tls {
+            None => self.serve(TokioIo::new(stream), Peer::connection(addr, None, None), drain, None).await,
+            // Boxed: a connection's task is as large as its largest state, and the TLS
+            // states (rustls' connection inline in the handshake and in hyper's) would
+            // make every plaintext connection's task that large too, idle or not.
+            Some(tls) => Box::pin(self.tls_connection(tls, stream, addr, drain)).await,
+        }
+    }
+
+    async fn tls_connection(
+        &self,
+        tls: &SwappableTls,
+        stream: TcpStream,
+        addr: SocketAddr,
+        drain: watch::Receiver<bool>,
+    ) {
         let acceptor = TlsAcceptor::from(tls.load_full());
         let tls = match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => tls,
