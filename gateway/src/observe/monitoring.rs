@@ -47,14 +47,17 @@ impl Record {
     /// one record an exchange: issue 20).
     pub fn write_json<W: std::io::Write>(&self, out: &mut W) -> std::io::Result<()> {
         use qaqpa_certs::msglog::json_string;
-        let mut number = itoa::Buffer::new();
-        let mut optional = |out: &mut W, key: &[u8], value: Option<i64>| -> std::io::Result<()> {
+        fn number<W: std::io::Write>(
+            out: &mut W,
+            key: &[u8],
+            value: Option<impl itoa::Integer>,
+        ) -> std::io::Result<()> {
             out.write_all(key)?;
             match value {
-                Some(v) => out.write_all(number.format(v).as_bytes()),
+                Some(v) => out.write_all(itoa::Buffer::new().format(v).as_bytes()),
                 None => out.write_all(b"null"),
             }
-        };
+        }
         out.write_all(b"{\"id\":")?;
         json_string(out, &self.id)?;
         out.write_all(b",\"client\":")?;
@@ -63,24 +66,19 @@ impl Record {
         json_string(out, &self.service)?;
         out.write_all(b",\"node\":")?;
         json_string(out, &self.node)?;
-        optional(out, b",\"request_in\":", Some(self.request_in))?;
-        optional(out, b",\"request_out\":", self.request_out)?;
-        optional(out, b",\"response_in\":", self.response_in)?;
-        optional(out, b",\"response_out\":", Some(self.response_out))?;
-        let mut number = itoa::Buffer::new();
-        out.write_all(b",\"request_bytes\":")?;
-        out.write_all(number.format(self.request_bytes).as_bytes())?;
-        out.write_all(b",\"response_bytes\":")?;
-        out.write_all(number.format(self.response_bytes).as_bytes())?;
-        out.write_all(b",\"status\":")?;
-        out.write_all(number.format(self.status).as_bytes())?;
+        number(out, b",\"request_in\":", Some(self.request_in))?;
+        number(out, b",\"request_out\":", self.request_out)?;
+        number(out, b",\"response_in\":", self.response_in)?;
+        number(out, b",\"response_out\":", Some(self.response_out))?;
+        number(out, b",\"request_bytes\":", Some(self.request_bytes))?;
+        number(out, b",\"response_bytes\":", Some(self.response_bytes))?;
+        number(out, b",\"status\":", Some(self.status))?;
         out.write_all(b",\"code\":")?;
         match &self.code {
             Some(code) => json_string(out, code)?,
             None => out.write_all(b"null")?,
         }
-        out.write_all(b",\"duration_us\":")?;
-        out.write_all(number.format(self.duration_us).as_bytes())?;
+        number(out, b",\"duration_us\":", Some(self.duration_us))?;
         out.write_all(if self.signed { b",\"signed\":true}" } else { b",\"signed\":false}" })
     }
 

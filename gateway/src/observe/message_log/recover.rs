@@ -31,36 +31,37 @@ pub(super) struct Tail {
     pub unsealed: Vec<[u8; 32]>,
     pub head: Option<Head>,
     pub segment: u32,
+    /// Where the last segment's next line goes (its written, proven end).
+    pub segment_end: u64,
+    /// Where the journal's next anchor goes: after its last whole line (a torn
+    /// anchor is written over; zeros past the end are space claimed ahead).
+    pub journal_end: u64,
 }
 
 pub(super) fn journal_path(dir: &Path) -> PathBuf {
     dir.join("journal")
 }
 
-/// Where the journal's next anchor goes: after its last whole line (a torn
-/// anchor is written over; zeros past the end are space claimed ahead).
-pub(super) fn journal_end(dir: &Path) -> std::io::Result<u64> {
-    match std::fs::read(journal_path(dir)) {
-        Ok(bytes) => Ok(msglog::written(&bytes).iter().rposition(|&b| b == b'\n').map_or(0, |p| p as u64 + 1)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(e),
-    }
+/// The journal's written part (empty when there is none yet).
+fn read_journal(dir: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = match std::fs::read(journal_path(dir)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    bytes.truncate(msglog::written(&bytes).len());
+    Ok(bytes)
 }
 
 /// The journal's anchors: sequence → line hash (the last entry for a sequence wins).
-fn read_journal(dir: &Path) -> std::io::Result<HashMap<u64, String>> {
-    let text = match std::fs::read(journal_path(dir)) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => return Err(e),
-    };
-    Ok(String::from_utf8_lossy(msglog::written(&text))
+fn anchors(journal: &[u8]) -> HashMap<u64, String> {
+    String::from_utf8_lossy(journal)
         .lines()
         .filter_map(|l| {
             let (seq, hash) = l.split_once(' ')?;
             Some((seq.parse().ok()?, hash.to_owned()))
         })
-        .collect())
+        .collect()
 }
 
 /// The state a segment leaves: after its last seal, the records that follow.
@@ -113,7 +114,17 @@ fn scan(bytes: &[u8]) -> Scan {
 /// seal (see the module's notes).
 pub(super) fn recover(dir: &Path) -> std::io::Result<Tail> {
     let all = segments(dir)?;
-    let mut tail = Tail { seq: 1, prev: GENESIS.to_owned(), unsealed: Vec::new(), head: None, segment: 1 };
+    let journal = read_journal(dir)?;
+    let journal_end = journal.iter().rposition(|&b| b == b'\n').map_or(0, |p| p as u64 + 1);
+    let mut tail = Tail {
+        seq: 1,
+        prev: GENESIS.to_owned(),
+        unsealed: Vec::new(),
+        head: None,
+        segment: 1,
+        segment_end: 0,
+        journal_end,
+    };
     let Some((last_n, last_path)) = all.last().cloned() else { return Ok(tail) };
     tail.segment = last_n;
     // The state before the last segment: earlier segments, newest first, to a seal.
@@ -170,7 +181,7 @@ pub(super) fn recover(dir: &Path) -> std::io::Result<Tail> {
         (Some(head), true) => (head.hash.clone(), tail.seq),
         _ => (tail.prev.clone(), tail.seq),
     };
-    let journal = read_journal(dir)?;
+    let journal = anchors(&journal);
     let mut proven_end = last.after_seal;
     let mut proven: Vec<[u8; 32]> = if last.seen_seal { Vec::new() } else { std::mem::take(&mut tail.unsealed) };
     let mut chained: Vec<[u8; 32]> = Vec::new();
@@ -191,9 +202,11 @@ pub(super) fn recover(dir: &Path) -> std::io::Result<Tail> {
             proven_state = (prev.clone(), seq);
         }
     }
+    tail.segment_end = bytes.len() as u64;
     if proven_end < bytes.len() {
         set_aside(dir, &last_path, last_n, proven_state.1, &bytes[proven_end..])?;
         cut(&last_path, proven_end as u64)?;
+        tail.segment_end = proven_end as u64;
     }
     (tail.prev, tail.seq) = proven_state;
     tail.unsealed = proven;

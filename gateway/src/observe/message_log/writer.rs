@@ -18,13 +18,13 @@ use super::{
     UNAWAITED_GATHER,
 };
 
-/// Zeroed journal space claimed at a time: a batch's anchors (one per group, at
-/// most [`BATCH`] of 86 bytes) fit in two.
-const JOURNAL_CHUNK: u64 = 64 * 1024;
-
 use crate::runtime::Signer;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
+
+/// Zeroed journal space claimed at a time: a batch's anchors (one per group, at
+/// most [`BATCH`] of 86 bytes) fit in two.
+const JOURNAL_CHUNK: u64 = 64 * 1024;
 
 /// Fault injection for tests: each bit makes one write or sync point fail (a
 /// failing segment write first writes half its bytes, as a full disk does).
@@ -101,11 +101,8 @@ impl Writer {
         metrics: LogMetrics,
         shared: Arc<Queue>,
     ) -> std::io::Result<Self> {
-        let segment = segment_path(&dir, tail.segment);
-        let size = std::fs::metadata(&segment).map_or(0, |m| m.len());
-        let file = Preallocated::open(&segment, size)?;
-        let journal =
-            Preallocated::open(&journal_path(&dir), super::recover::journal_end(&dir)?)?.with_chunk(JOURNAL_CHUNK);
+        let file = Preallocated::open(&segment_path(&dir, tail.segment), tail.segment_end)?;
+        let journal = Preallocated::open(&journal_path(&dir), tail.journal_end)?.with_chunk(JOURNAL_CHUNK);
         let batch_first = tail.seq - tail.unsealed.len() as u64;
         let seal_due = (!tail.unsealed.is_empty()).then(Instant::now);
         metrics.available.set(1);
