@@ -119,7 +119,9 @@ impl Shared {
         let micros = started.elapsed().as_micros() as u64;
         let _ = self.histogram.lock().unwrap().record(micros.max(1));
         match outcome {
-            Ok((status, _)) if status < 400 => {
+            // A SOAP fault comes with 200 (as X-Road sends it): the error code,
+            // not the status, says it was refused.
+            Ok((status, None)) if status < 400 => {
                 self.ok.fetch_add(1, Ordering::Relaxed);
             }
             Ok((status, code)) => {

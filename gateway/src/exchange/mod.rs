@@ -150,8 +150,14 @@ pub async fn run<F: Face>(
     let span = info_span!("exchange", face = F::NAME, id = field::Empty, client = field::Empty, service = field::Empty);
     // The head's framing and once-only headers are checked before any face reads
     // it; a refusal here is the face's own, like every other.
-    let version = req.version();
-    let outcome = match headers::check_head(&req) {
+    // A head refused here leaves no trustworthy boundary for the next request on
+    // an HTTP/1 connection, so that connection is closed after the refusal. Any
+    // later refusal concerns a request hyper framed without doubt (a SOAP fault
+    // for a service code that does not match its Body, say): the connection stays
+    // open, as X-Road keeps it, and the client's keep-alive pool is not broken.
+    let head = headers::check_head(&req);
+    let close_after = head.is_err() && req.version() < http::Version::HTTP_2;
+    let outcome = match head {
         Ok(()) => face.exchange(&mut ctx, req).instrument(span.clone()).await,
         Err(why) => Err(GatewayError::new(ErrorCode::BadRequest, why.to_string())),
     };
@@ -176,8 +182,7 @@ pub async fn run<F: Face>(
                 }
             }
             let mut response = face.refusal(error, record.id());
-            if code == ErrorCode::BadRequest && version < http::Version::HTTP_2 {
-                // A request framed oddly leaves no trustworthy boundary for the next.
+            if close_after {
                 response.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             }
             record.response_head(response.status().as_u16(), Some(code), Admission::none());

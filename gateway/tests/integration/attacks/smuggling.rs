@@ -182,3 +182,36 @@ async fn pipelined_requests_after_a_body_are_each_checked() {
     assert_eq!(seen[0].body, b"hello");
     assert!(seen[1].body.is_empty());
 }
+
+/// A refusal of what a well-framed request says (a SOAP Body that does not match
+/// its service code) keeps the HTTP/1.1 connection: the client's next request on
+/// it is answered, as X-Road answers it. A refusal of the head itself closes the
+/// connection, so nothing after an ambiguous head is ever read as a request.
+#[tokio::test]
+async fn only_a_refused_head_closes_the_connection() {
+    let rec = Recorder::start().await;
+    let gw = gateway(&rec).await;
+    let mismatched = envelope(CLIENT, REC_SOAP, Some("mismatch-1"), "900101300123").replace("p:rec-soap", "p:other");
+    assert!(mismatched.contains("<p:other "), "the Body names another operation: {mismatched}");
+    let soap = format!(
+        "POST /soap HTTP/1.1\r\nHost: gw\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"\"\r\nContent-Length: {}\r\n\r\n{mismatched}",
+        mismatched.len()
+    );
+    let next = format!(
+        "GET /r1/{REC}/after-fault HTTP/1.1\r\nHost: gw\r\nX-Road-Client: {CLIENT}\r\nConnection: close\r\n\r\n"
+    );
+    let raw = tls_exchange(&gw, "egov-portal", format!("{soap}{next}").as_bytes()).await;
+    assert_eq!(statuses(&raw), [200, 200], "{raw}");
+    assert_eq!(error_code(&raw).as_deref(), Some("client.bad_request"), "the first answer is the fault: {raw}");
+    assert!(raw.contains("client.inconsistent_headers"), "{raw}");
+    let second = raw[1..].find("HTTP/1.1 ").map_or(raw.len(), |i| i + 1);
+    assert!(!raw[..second].to_ascii_lowercase().contains("connection: close"), "the fault keeps the connection: {raw}");
+    assert_eq!(rec.parsed().iter().map(|r| r.target().to_owned()).collect::<Vec<_>>(), ["/up/after-fault"]);
+
+    // Two Host fields: refused, the connection closed, the next request never read.
+    let ambiguous = format!("GET /r1/{REC}/x HTTP/1.1\r\nHost: gw\r\nHost: other\r\n\r\n");
+    let raw = tls_exchange(&gw, "egov-portal", format!("{ambiguous}{next}").as_bytes()).await;
+    assert_eq!(statuses(&raw), [400], "{raw}");
+    assert!(raw.to_ascii_lowercase().contains("connection: close"), "{raw}");
+    assert_eq!(rec.count(), 1, "nothing more reached the provider");
+}
