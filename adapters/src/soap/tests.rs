@@ -394,3 +394,44 @@ fn ambiguous_x_road_headers_and_nested_bodies_are_refused() {
     let commented = envelope(SoapVersion::V11, &format!("<!-- c -->{}{service}", client(member)), "<a>1<!---->00</a>");
     assert!(read(&commented).is_ok());
 }
+
+/// The word-at-a-time scan against the byte loop it replaces: every byte value at
+/// every offset of a word and of the tail, and ASCII-ness with non-ASCII anywhere.
+#[test]
+fn the_byte_scan_finds_what_a_byte_loop_finds() {
+    let reference = |input: &[u8]| {
+        (input.iter().position(|&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')), input.iter().all(u8::is_ascii))
+    };
+    let base: Vec<u8> = b"<a>text\r\n\tmore text, and some more of it </a>".to_vec();
+    for len in [0, 1, 7, 8, 9, 15, 16, 17, base.len()] {
+        let prefix = &base[..len];
+        assert_eq!(scan_bytes(prefix), reference(prefix), "len {len}");
+        for at in 0..len {
+            for b in 0..=255u8 {
+                let mut input = prefix.to_vec();
+                input[at] = b;
+                assert_eq!(scan_bytes(&input), reference(&input), "byte {b:#04x} at {at} of {len}");
+            }
+        }
+    }
+    // A control character after non-ASCII text, and the first of two.
+    let input = "Ақпа\u{7}x\u{1}".as_bytes();
+    assert_eq!(scan_bytes(input), reference(input));
+}
+
+#[test]
+fn a_control_character_is_refused_where_it_stands() {
+    let doc = envelope(SoapVersion::V11, XROAD_HEADER, "<p:op xmlns:p=\"urn:p\">Ақпа\u{b}</p:op>");
+    let at = doc.find('\u{b}').unwrap();
+    let (line, column) = position(doc.as_bytes(), at);
+    match read_envelope(doc.as_bytes(), None, &XmlLimits::default()) {
+        Err(SoapError::Malformed { line: l, column: c, message }) => {
+            assert_eq!((l, c), (line, column));
+            assert!(message.contains("U+000B"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Non-ASCII but valid UTF-8 everywhere else reads.
+    let doc = envelope(SoapVersion::V11, XROAD_HEADER, "<p:op xmlns:p=\"urn:p\">Ақпа қақпа</p:op>");
+    assert!(read_envelope(doc.as_bytes(), None, &XmlLimits::default()).is_ok());
+}

@@ -170,6 +170,9 @@ impl Face for XRoadSoap {
             return Ok(Outcome::new(Reply::Built(built), admission));
         }
         let path = forward::ProviderPath::new("", None);
+        // Sent as received (not signed on behalf): the body's digest, taken on its
+        // way out for the message log, is the `requestHash` too.
+        let as_received = forwarded.as_ptr() == bytes.as_ptr() && forwarded.len() == bytes.len();
         let response = forward::deliver(
             route,
             &path,
@@ -180,8 +183,9 @@ impl Face for XRoadSoap {
             &runtime.config.limits,
         )
         .await?;
+        let request_digest = ctx.record.request_body_digest().filter(|_| as_received);
         let answer = Answer { runtime: &runtime, route, client: &client, message_id: &message_id };
-        let built = answer.finish(&envelope, &bytes, response).await?;
+        let built = answer.finish(&envelope, &bytes, request_digest, response).await?;
         Ok(Outcome::new(Reply::Built(built), admission))
     }
 
@@ -203,10 +207,12 @@ impl Answer<'_> {
     /// request (client, service, id), splices `requestHash` = base64(SHA-512(the
     /// request as the client sent it)) into its header, then signs it when the
     /// service signs answers. A SOAP fault passes as the provider sent it.
+    /// `request_digest` is that SHA-512 when it is known already.
     async fn finish(
         &self,
         request: &soap::Envelope,
         request_bytes: &[u8],
+        request_digest: Option<[u8; 64]>,
         response: Response<hyper::body::Incoming>,
     ) -> Result<http::Response<Bytes>, GatewayError> {
         let xml = self.runtime.config.xml;
@@ -248,7 +254,8 @@ impl Answer<'_> {
             bytes
         } else {
             xroad::check_response(request, &envelope).map_err(GatewayError::xroad)?;
-            let hash = base64::engine::general_purpose::STANDARD.encode(Sha512::digest(request_bytes));
+            let digest = request_digest.unwrap_or_else(|| Sha512::digest(request_bytes).into());
+            let hash = base64::engine::general_purpose::STANDARD.encode(digest);
             let spliced = xroad::insert_request_hash(&bytes, &envelope, &hash).map_err(GatewayError::xroad)?;
             Bytes::from(spliced)
         };

@@ -219,6 +219,16 @@ impl ExchangeRecord {
         self.request_body = Some(crate::observe::body_outcome::BodyOutcome::complete(body));
     }
 
+    /// SHA-512 of the request body the provider was sent, once it went through
+    /// whole: a face that needs the same digest (X-Road's `requestHash`) takes it
+    /// here instead of hashing the same bytes again.
+    pub fn request_body_digest(&self) -> Option<[u8; 64]> {
+        match self.request_body.as_ref()?.get() {
+            crate::observe::body_outcome::Outcome::Complete(digest) => Some(digest),
+            _ => None,
+        }
+    }
+
     /// The request is leaving for the provider.
     pub fn request_out(&mut self, body: Arc<BodyOutcome>) -> Instant {
         self.request_out = Some(now_us());
