@@ -285,16 +285,18 @@ async fn main() -> anyhow::Result<()> {
     for t in tasks {
         let _ = t.await;
     }
-    report(&args, &shared);
+    // --max-requests may end the run before --duration: rates are per second measured.
+    let measured = Instant::now().min(end).saturating_duration_since(measure_from);
+    report(&args, &shared, measured);
     Ok(())
 }
 
-fn report(args: &Args, shared: &Shared) {
+fn report(args: &Args, shared: &Shared, measured: Duration) {
     let h = shared.histogram.lock().unwrap();
     let errors = shared.errors.lock().unwrap();
     let ok = shared.ok.load(Ordering::Relaxed);
     let failed: u64 = errors.values().sum();
-    let secs = args.duration.as_secs_f64();
+    let secs = measured.as_secs_f64().max(1e-3);
     let q = |p: f64| h.value_at_quantile(p) as f64 / 1000.0;
     let summary = serde_json::json!({
         "mode": if args.rate.is_some() { "open" } else { "closed" },
