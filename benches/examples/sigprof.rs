@@ -2,7 +2,9 @@
 //! (docs/PERFORMANCE.md, "Signatures"): `valgrind --tool=callgrind` over it shows
 //! where the instructions of one operation go, which stays stable on a busy
 //! machine where wall-clock does not. Usage: `sigprof <what> <iterations>`, what is
-//! one of bare, sign1, verify1, vs1, sign64, verify64, vs64, read1 and read64
+//! one of bare, sign1, verify1, vs1, sign64, verify64, vs64, behalf1 and behalf64
+//! (sign on behalf: the failed verify, then the signing; `-reverify` adds the verify
+//! of the result the gateway used to do), read1 and read64
 //! (the faces' hardened envelope reader on the signed message), c14n1m, jws-bare,
 //! jws, chain (a cached chain validation), chain-cold (a fresh store each time).
 //! It prints nanoseconds per iteration (indicative only; use criterion for rates).
@@ -29,7 +31,7 @@ fn main() {
     let key = SigningKey::from_pem(pair.key_pem.as_bytes()).expect("key");
     let chain = vec![pair.cert_der().expect("der").to_vec()];
     let ts = now.unix_timestamp();
-    let kib = if what.ends_with("64") { 64 } else { 1 };
+    let kib = if what.contains("64") { 64 } else { 1 };
     let doc = message(kib * 1024);
     let signed = xmldsig::sign_soap(doc.as_bytes(), &key, &chain, DigestAlg::Sha256, ts).expect("sign");
     let big = message(1024 * 1024);
@@ -61,6 +63,18 @@ fn main() {
             "vs1" | "vs64" => {
                 xmldsig::verify_soap(&signed).expect("verify");
                 xmldsig::sign_soap(doc.as_bytes(), &key, &chain, DigestAlg::Sha256, ts).expect("sign");
+            }
+            "behalf1" | "behalf64" => {
+                // Sign on behalf as the gateway does it: the verify that finds no
+                // signature, then the signing (its value known without a verify).
+                assert!(xmldsig::verify_soap(doc.as_bytes()).is_err());
+                xmldsig::sign_soap_with_value(doc.as_bytes(), &key, &chain, DigestAlg::Sha256, ts).expect("sign");
+            }
+            "behalf1-reverify" | "behalf64-reverify" => {
+                // The same with the verify of the gateway's own signature it used to do.
+                assert!(xmldsig::verify_soap(doc.as_bytes()).is_err());
+                let signed = xmldsig::sign_soap(doc.as_bytes(), &key, &chain, DigestAlg::Sha256, ts).expect("sign");
+                xmldsig::verify_soap(&signed).expect("verify");
             }
             "read1" | "read64" => {
                 read_envelope(&signed, Some("text/xml"), &limits).expect("read");

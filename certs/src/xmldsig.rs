@@ -775,11 +775,24 @@ pub fn sign_soap(
     digest: DigestAlg,
     now_unix: i64,
 ) -> Result<Vec<u8>, DsigError> {
+    sign_soap_with_value(doc, key, chain, digest, now_unix).map(|(signed, _)| signed)
+}
+
+/// [`sign_soap`], also returning the signature value (raw bytes): what a verify of
+/// the signed message would report, known without one (the signer is the caller,
+/// the chain the one it passed, the time `now_unix`).
+pub fn sign_soap_with_value(
+    doc: &[u8],
+    key: &SigningKey,
+    chain: &[Vec<u8>],
+    digest: DigestAlg,
+    now_unix: i64,
+) -> Result<(Vec<u8>, Vec<u8>), DsigError> {
     let index = index(doc)?;
     if soap_structure(&index).is_err() {
         // A message without a Header (a provider's answer, a fault) gets an empty one.
         if let Some(with_header) = add_header(doc, &index) {
-            return sign_soap(&with_header, key, chain, digest, now_unix);
+            return sign_soap_with_value(&with_header, key, chain, digest, now_unix);
         }
     }
     let soap = soap_structure(&index)?;
@@ -893,9 +906,9 @@ pub fn sign_soap(
     let signed_info = insert_at + head.find("<ds:SignedInfo>").expect("written above");
     let mut canonical = Vec::with_capacity(head.len());
     c14n::canonicalize_in_context(&signed, signed_info, &scope, None, &options, &mut canonical)?;
-    let value = STANDARD.encode(key.sign(&canonical).map_err(DsigError::Key)?);
-    signed.splice(value_at..value_at, value.into_bytes());
-    Ok(signed)
+    let value = key.sign(&canonical).map_err(DsigError::Key)?;
+    signed.splice(value_at..value_at, STANDARD.encode(&value).into_bytes());
+    Ok((signed, value))
 }
 
 /// The message with an empty Header before its Body, if it is an Envelope with a

@@ -359,3 +359,22 @@ fn the_tokenizer_and_the_envelope_reader_agree_where_both_accept() {
     assert!(both > 100, "only {both} variants were read by both: the test would prove nothing");
     assert!(disagreements.is_empty(), "{} read two ways, e.g.\n{}", disagreements.len(), disagreements[0]);
 }
+
+/// What signing returns besides the message is what a verify of it reports: the
+/// gateway logs it for a message it signed on behalf without verifying its own work.
+#[test]
+fn the_value_signing_returns_is_the_one_a_verify_reads() {
+    let s = signer();
+    let (doc, value) = sign_soap_with_value(MESSAGE.as_bytes(), &s.key, &s.chain, DigestAlg::Sha256, NOW).unwrap();
+    let verified = verify_soap(&doc).unwrap();
+    assert_eq!(verified.signature_value, value);
+    assert_eq!(verified.chain, s.chain);
+    assert_eq!(verified.created, NOW);
+    // And the message is the one `sign_soap` makes (ECDSA is randomized: compare
+    // everything but the value).
+    let other = signed(&s);
+    let strip = |d: &str| {
+        d.split("<ds:SignatureValue>").next().unwrap().to_owned() + d.split("</ds:SignatureValue>").nth(1).unwrap()
+    };
+    assert_eq!(strip(std::str::from_utf8(&doc).unwrap()), strip(&other));
+}

@@ -21,34 +21,45 @@ use crate::runtime::{Route, Upstream};
 /// The part of the provider URI that comes from the client: the rest of its path
 /// after the service id, and its query. Each endpoint puts its own base in front.
 #[derive(Debug, Clone)]
-pub struct ProviderPath(String);
+pub struct ProviderPath {
+    path: String,
+    /// The answer carries X-Road's REST `X-Road-Request-Hash`: only the REST face's
+    /// client reads it, so only its exchanges pay the head's SHA-512 for it.
+    request_hash: bool,
+}
 
 impl ProviderPath {
     pub fn new(rest: &str, query: Option<&str>) -> Self {
-        let mut s = String::with_capacity(rest.len() + query.map_or(0, |q| q.len() + 1));
-        s.push_str(rest);
+        let mut path = String::with_capacity(rest.len() + query.map_or(0, |q| q.len() + 1));
+        path.push_str(rest);
         if let Some(q) = query {
-            s.push('?');
-            s.push_str(q);
+            path.push('?');
+            path.push_str(q);
         }
-        Self(s)
+        Self { path, request_hash: false }
+    }
+
+    /// The same path, answered with `X-Road-Request-Hash` (the REST face).
+    pub fn with_request_hash(mut self) -> Self {
+        self.request_hash = true;
+        self
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.path
     }
 }
 
 fn endpoint_uri(upstream: &Upstream, path: &ProviderPath) -> Result<Uri, GatewayError> {
-    let mut path_and_query = String::with_capacity(upstream.base_path.len() + path.0.len() + 1);
+    let mut path_and_query = String::with_capacity(upstream.base_path.len() + path.path.len() + 1);
     path_and_query.push_str(&upstream.base_path);
-    if !path.0.starts_with('/') {
+    if !path.path.starts_with('/') {
         // An empty rest, or only a query: the base path itself (or "/").
         if upstream.base_path.is_empty() {
             path_and_query.push('/');
         }
     }
-    path_and_query.push_str(&path.0);
+    path_and_query.push_str(&path.path);
     Uri::builder()
         .scheme(upstream.scheme.clone())
         .authority(upstream.authority.clone())
@@ -84,7 +95,7 @@ pub async fn deliver(
     let mut request_id = [0u8; uuid::fmt::Hyphenated::LENGTH];
     let request_id = &*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut request_id);
     let message_id = exchange.id();
-    let head_digest = headers::request_head_digest(&parts, request_id, message_id);
+    let head_digest = path.request_hash.then(|| headers::request_head_digest(&parts, request_id, message_id));
     let id_value = HeaderValue::from_str(message_id).expect("message ids are validated header values");
     // A body the gateway holds whole (possibly changed: signed on behalf) goes with
     // its own length, whatever the client declared.
@@ -188,10 +199,13 @@ pub async fn deliver(
     parts.headers.insert(X_ROAD_REQUEST_ID, request_id_value);
     // A provider that answers before reading the whole request gets no hash: the
     // request as received is not known yet.
-    if let Outcome::Complete(body_digest) = outcome.get() {
-        parts.headers.insert(X_ROAD_REQUEST_HASH, headers::xroad_request_hash(&head_digest, &body_digest));
-    } else {
-        parts.headers.remove(X_ROAD_REQUEST_HASH);
+    match (head_digest, outcome.get()) {
+        (Some(head), Outcome::Complete(body_digest)) => {
+            parts.headers.insert(X_ROAD_REQUEST_HASH, headers::xroad_request_hash(&head, &body_digest));
+        }
+        _ => {
+            parts.headers.remove(X_ROAD_REQUEST_HASH);
+        }
     }
     Ok(Response::from_parts(parts, body))
 }

@@ -124,24 +124,29 @@ pub async fn soap(
     let may_sign = route.signature == SignaturePolicy::SignOnBehalf && client.signer.is_some();
     let size = bytes.len();
     let held = client.clone();
-    let (bytes, verified, by_gateway) = offload(size, move || match xmldsig::verify_soap(&bytes) {
-        Ok(v) => Ok((bytes, v, false)),
+    let (bytes, signed, by_client) = offload(size, move || match xmldsig::verify_soap(&bytes) {
+        Ok(v) => {
+            let signed = Signed { chain: v.chain, at: v.created, value: v.signature_value };
+            Ok((bytes, signed, Some((v.structure, v.message_id))))
+        }
         Err(DsigError::NoSignature) if may_sign => {
             let signer = held.signer.as_ref().expect("checked above");
-            let signed = xmldsig::sign_soap(&bytes, &signer.key, &signer.chain, DigestAlg::Sha256, now_unix())
-                .map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("cannot sign on behalf: {e}")))?;
-            let v = xmldsig::verify_soap(&signed).map_err(|e| GatewayError::new(ErrorCode::Internal, e.to_string()))?;
-            Ok((Bytes::from(signed), v, true))
+            let at = now_unix();
+            // The gateway's own signature needs no verifying: its value, chain and
+            // time are what it just used (an answer it signs is not verified either).
+            let (signed, value) =
+                xmldsig::sign_soap_with_value(&bytes, &signer.key, &signer.chain, DigestAlg::Sha256, at)
+                    .map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("cannot sign on behalf: {e}")))?;
+            Ok((Bytes::from(signed), Signed { chain: signer.chain.clone(), at, value }, None))
         }
         Err(e) => Err(bad_signature(e)),
     })
     .await?;
-    if !by_gateway {
-        require_same_structure(&verified.structure, &envelope.body, envelope.header_element.as_ref())?;
-        require_signed_id(verified.message_id.as_deref(), message_id)?;
+    if let Some((structure, signed_id)) = &by_client {
+        require_same_structure(structure, &envelope.body, envelope.header_element.as_ref())?;
+        require_signed_id(signed_id.as_deref(), message_id)?;
     }
-    let signed = Signed { chain: verified.chain, at: verified.created, value: verified.signature_value };
-    accept(replay, runtime, client, message_id, &signed, by_gateway).await?;
+    accept(replay, runtime, client, message_id, &signed, by_client.is_none()).await?;
     Ok((bytes, Some(signed.value)))
 }
 

@@ -105,7 +105,7 @@ impl Face for XRoadRest {
         let (parts, body) = req.into_parts();
         let response = forward::deliver(
             route,
-            &target.path,
+            &target.path.with_request_hash(),
             parts,
             Source::Stream(body),
             &ctx.peer,

@@ -252,6 +252,8 @@ async fn x_road_test_messages_get_x_road_s_answers() {
                     r#"<xrd:requestHash xmlns:xrd="http://x-road.eu/xsd/xroad.xsd" algorithmId="http://www.w3.org/2001/04/xmlenc#sha512">{hash}</xrd:requestHash>"#
                 );
                 assert!(a.body.contains(&element), "{what}: X-Road's requestHash in the answer: {}", a.body);
+                // X-Road's REST header is not a SOAP answer's (its hash is in the Header).
+                assert!(a.headers.get("x-road-request-hash").is_none(), "{what}: {:?}", a.headers);
                 let answer = provider.answer.lock().unwrap().clone();
                 assert_eq!(a.body.replace(&element, ""), answer, "{what}: nothing else in the answer changes");
             }
