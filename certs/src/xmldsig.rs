@@ -172,8 +172,9 @@ struct Element {
     parent: Option<usize>,
     /// One of the namespaces the signature policy is about, or "" for any other.
     ns: &'static str,
-    /// The local name, for elements of those namespaces only.
-    local: String,
+    /// The local name, for elements of those namespaces only (the names the
+    /// checks compare against are static: no allocation per element).
+    local: Cow<'static, str>,
     id: Option<String>,
     /// Declares the `wsu` prefix (as what URI).
     declares_wsu: Option<String>,
@@ -231,6 +232,50 @@ fn known_ns(uri: &[u8]) -> &'static str {
         .unwrap_or("")
 }
 
+/// An element's local name as a static string when it is one the checks know (the
+/// envelope's, XMLDSig's, WS-Security's, X-Road's header fields), else a copy.
+fn known_local(local: &str) -> Cow<'static, str> {
+    const KNOWN: &[&str] = &[
+        "Envelope",
+        "Header",
+        "Body",
+        "Fault",
+        "Signature",
+        "SignedInfo",
+        "CanonicalizationMethod",
+        "SignatureMethod",
+        "Reference",
+        "Transforms",
+        "Transform",
+        "DigestMethod",
+        "DigestValue",
+        "SignatureValue",
+        "KeyInfo",
+        "X509Data",
+        "X509Certificate",
+        "InclusiveNamespaces",
+        "Timestamp",
+        "Created",
+        "Expires",
+        "Security",
+        "BinarySecurityToken",
+        "SecurityTokenReference",
+        "KeyIdentifier",
+        "client",
+        "service",
+        "id",
+        "userId",
+        "issue",
+        "protocolVersion",
+        "requestHash",
+        "representedParty",
+    ];
+    match KNOWN.iter().find(|k| **k == local) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(local.to_owned()),
+    }
+}
+
 fn is_id_attribute(local: &[u8], ns: Option<&[u8]>) -> bool {
     match ns {
         None => matches!(local, b"Id" | b"ID" | b"id"),
@@ -264,6 +309,8 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
     let mut bindings: Vec<(&str, Cow<'_, str>)> = Vec::new();
     let mut marks: Vec<usize> = Vec::new();
     let mut tag_attributes: Vec<(&str, Cow<'_, str>)> = Vec::new();
+    // (local name, unprefixed, value) of the attributes a check looks at, per element.
+    let mut attrs: Vec<(&str, bool, Cow<'_, str>)> = Vec::new();
     while let Some((at, token)) = scanner.next_token().map_err(scan_error)? {
         let closes = match token {
             Token::Start { tag, name_len, empty } => {
@@ -282,9 +329,8 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                     None if prefix.is_empty() => "",
                     None => return Err(DsigError::Xml(format!("unbound prefix {prefix}"))),
                 };
-                // Elements of other namespaces (the Body's content) need no name: no
-                // allocation for them.
-                let local = if ns.is_empty() { String::new() } else { local.to_owned() };
+                // Elements of other namespaces (the Body's content) need no name.
+                let local = if ns.is_empty() { Cow::Borrowed("") } else { known_local(local) };
                 let index = elements.len();
                 let mut element = Element {
                     start: at,
@@ -298,8 +344,7 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                     declares_wsu: None,
                     declarations: Vec::new(),
                 };
-                // (local name, namespace, value) of the attributes a check looks at.
-                let mut attrs: Vec<(&str, Option<&str>, String)> = Vec::new();
+                attrs.clear();
                 for (key, value) in &tag_attributes {
                     let declaration = *key == "xmlns" || key.starts_with("xmlns:");
                     let (attr_prefix, attr_local) = key.split_once(':').unwrap_or(("", key));
@@ -326,17 +371,17 @@ fn index(doc: &[u8]) -> Result<Index, DsigError> {
                         }
                         element.id = Some(value);
                     }
-                    attrs.push((attr_local, attr_ns, value.to_string()));
+                    attrs.push((attr_local, attr_ns.is_none(), value.clone()));
                 }
                 let attr = |name: &[u8]| {
-                    attrs.iter().find(|(l, n, _)| l.as_bytes() == name && n.is_none()).map(|a| a.2.clone())
+                    attrs.iter().find(|(l, unprefixed, _)| l.as_bytes() == name && *unprefixed).map(|a| a.2.to_string())
                 };
                 if element.ns == DSIG_NS {
                     dsig_start(&element, index, &elements, &attr, &mut signatures, &mut capture)?;
                 } else if element.ns == EXC_C14N && element.local == "InclusiveNamespaces" {
                     let prefixes = attr(b"PrefixList").unwrap_or_default();
                     let list = Some(prefixes.split_whitespace().map(str::to_owned).collect());
-                    let parent = element.parent.map(|p| elements[p].local.as_str());
+                    let parent = element.parent.map(|p| elements[p].local.as_ref());
                     let sig = signatures.last_mut().ok_or(DsigError::Malformed("InclusiveNamespaces outside"))?;
                     match parent {
                         Some("Transform") => {
@@ -431,7 +476,7 @@ fn dsig_start(
     signatures: &mut Vec<SignatureParts>,
     capture: &mut Option<(Capture, usize, String)>,
 ) -> Result<(), DsigError> {
-    let parent = element.parent.map(|p| (elements[p].ns, elements[p].local.as_str()));
+    let parent = element.parent.map(|p| (elements[p].ns, elements[p].local.as_ref()));
     let parent_is = |name: &str| matches!(parent, Some((ns, local)) if ns == DSIG_NS && local == name);
     let in_signature = signatures.last().is_some_and(|s| elements[s.element].end_tag == 0);
     if element.local == "Signature" {
@@ -447,7 +492,7 @@ fn dsig_start(
     }
     let sig = signatures.last_mut().expect("in a signature");
     let misplaced = DsigError::Malformed("a SignedInfo part out of place");
-    match element.local.as_str() {
+    match element.local.as_ref() {
         "SignedInfo" if parent_is("Signature") && sig.signed_info.is_some() => {
             return Err(DsigError::Malformed("two SignedInfo"))
         }
@@ -504,7 +549,7 @@ impl Index {
         let first = self.comments.partition_point(|&at| at < e.start_tag_end);
         match self.comments.get(first) {
             Some(&at) if at < e.end_tag => {
-                let name = if e.local.is_empty() { e.id.clone().unwrap_or_default() } else { e.local.clone() };
+                let name = if e.local.is_empty() { e.id.clone().unwrap_or_default() } else { e.local.to_string() };
                 Err(DsigError::CommentInSignedContent(name))
             }
             _ => Ok(()),
