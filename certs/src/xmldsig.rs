@@ -747,8 +747,50 @@ fn check_signature(
 /// Verifies the signature of a SOAP message and that it covers what the gateway
 /// uses. The chain's trust and the timestamp's freshness are the caller's to judge.
 pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
-    let index = index(doc)?;
-    let soap = soap_structure(&index)?;
+    verify_indexed(doc, &index(doc)?)
+}
+
+/// What [`verify_or_sign_soap`] found or did.
+#[derive(Debug)]
+pub enum VerifiedOrSigned {
+    /// The message was signed; this is what its signature vouches for.
+    Verified(SoapSignature),
+    /// The message had no signature: it is signed now (`doc`), with `value`.
+    Signed { doc: Vec<u8>, value: Vec<u8> },
+}
+
+/// The key, chain, digest and time [`verify_or_sign_soap`] signs with.
+pub struct SignWith<'a> {
+    pub key: &'a SigningKey,
+    pub chain: &'a [Vec<u8>],
+    pub digest: DigestAlg,
+    pub now_unix: i64,
+}
+
+/// Which step of [`verify_or_sign_soap`] failed.
+#[derive(Debug)]
+pub enum VerifyOrSignError {
+    Verify(DsigError),
+    Sign(DsigError),
+}
+
+/// [`verify_soap`]; when the message has no signature and `sign` is given, signs it
+/// as [`sign_soap_with_value`] does, on the same index of the message (one parse
+/// for the failed verify and the signing: the gateway signing on behalf).
+pub fn verify_or_sign_soap(doc: &[u8], sign: Option<SignWith<'_>>) -> Result<VerifiedOrSigned, VerifyOrSignError> {
+    let index = index(doc).map_err(VerifyOrSignError::Verify)?;
+    match (verify_indexed(doc, &index), sign) {
+        (Err(DsigError::NoSignature), Some(s)) => {
+            let (doc, value) =
+                sign_indexed(doc, index, s.key, s.chain, s.digest, s.now_unix).map_err(VerifyOrSignError::Sign)?;
+            Ok(VerifiedOrSigned::Signed { doc, value })
+        }
+        (verified, _) => verified.map(VerifiedOrSigned::Verified).map_err(VerifyOrSignError::Verify),
+    }
+}
+
+fn verify_indexed(doc: &[u8], index: &Index) -> Result<SoapSignature, DsigError> {
+    let soap = soap_structure(index)?;
     let sig = match index.signatures.as_slice() {
         [] => return Err(DsigError::NoSignature),
         [one] => one,
@@ -759,7 +801,7 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
     }
     let alg = SignatureAlg::from_xmldsig_uri(&sig.signature_alg)
         .ok_or_else(|| DsigError::Algorithm(sig.signature_alg.clone()))?;
-    let Checked { signed, chain, value } = check_signature(&index, doc, sig, &wsse::Standard)?;
+    let Checked { signed, chain, value } = check_signature(index, doc, sig, &wsse::Standard)?;
 
     // Coverage: what the gateway routes and forwards must be what was signed.
     let is_signed = |i: usize| signed.contains(&i);
@@ -795,7 +837,7 @@ pub fn verify_soap(doc: &[u8]) -> Result<SoapSignature, DsigError> {
         created: created.unix_timestamp(),
         signature_value: value,
         body: element_range(doc, body),
-        structure: Structure::of(doc, &index, &soap),
+        structure: Structure::of(doc, index, &soap),
         message_id,
     })
 }
@@ -833,7 +875,17 @@ pub fn sign_soap_with_value(
     digest: DigestAlg,
     now_unix: i64,
 ) -> Result<(Vec<u8>, Vec<u8>), DsigError> {
-    let index = index(doc)?;
+    sign_indexed(doc, index(doc)?, key, chain, digest, now_unix)
+}
+
+fn sign_indexed(
+    doc: &[u8],
+    index: Index,
+    key: &SigningKey,
+    chain: &[Vec<u8>],
+    digest: DigestAlg,
+    now_unix: i64,
+) -> Result<(Vec<u8>, Vec<u8>), DsigError> {
     if soap_structure(&index).is_err() {
         // A message without a Header (a provider's answer, a fault) gets an empty one.
         if let Some(with_header) = add_header(doc, &index) {

@@ -378,3 +378,34 @@ fn the_value_signing_returns_is_the_one_a_verify_reads() {
     };
     assert_eq!(strip(std::str::from_utf8(&doc).unwrap()), strip(&other));
 }
+
+/// One parse for the verify and the signing on behalf: a signed message is verified,
+/// an unsigned one is signed when a key is given (and refused when not), and a
+/// message that cannot be signed says it was the signing that failed.
+#[test]
+fn verify_or_sign_verifies_signs_or_says_which_step_failed() {
+    let s = signer();
+    let with = || Some(SignWith { key: &s.key, chain: &s.chain, digest: DigestAlg::Sha256, now_unix: NOW });
+    match verify_or_sign_soap(MESSAGE.as_bytes(), with()).unwrap() {
+        VerifiedOrSigned::Signed { doc, value } => {
+            let verified = verify_soap(&doc).unwrap();
+            assert_eq!(verified.signature_value, value);
+            assert_eq!(verified.created, NOW);
+            match verify_or_sign_soap(&doc, with()).unwrap() {
+                VerifiedOrSigned::Verified(v) => assert_eq!(v.signature_value, value),
+                other => panic!("a signed message is verified, not signed again: {other:?}"),
+            }
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        verify_or_sign_soap(MESSAGE.as_bytes(), None),
+        Err(VerifyOrSignError::Verify(DsigError::NoSignature))
+    ));
+    // The Body's wsu prefix names another namespace: no Id can be given to it.
+    let odd = MESSAGE.replace("<soap:Body>", "<soap:Body xmlns:wsu=\"urn:other\">");
+    assert!(matches!(verify_or_sign_soap(odd.as_bytes(), with()), Err(VerifyOrSignError::Sign(_))));
+    // A broken signature is the verify's failure, never a reason to sign over it.
+    let signed = signed(&s).replace("900101300123", "900101300124");
+    assert!(matches!(verify_or_sign_soap(signed.as_bytes(), with()), Err(VerifyOrSignError::Verify(_))));
+}

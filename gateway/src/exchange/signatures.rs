@@ -17,7 +17,7 @@ use bytes::Bytes;
 use http::HeaderValue;
 use qaqpa_adapters::ErrorCode;
 use qaqpa_certs::jws;
-use qaqpa_certs::xmldsig::{self, DigestAlg, DsigError};
+use qaqpa_certs::xmldsig::{self, DigestAlg, SignWith, VerifiedOrSigned, VerifyOrSignError};
 use rustls_pki_types::CertificateDer;
 use serde_json::Value;
 
@@ -124,22 +124,33 @@ pub async fn soap(
     let may_sign = route.signature == SignaturePolicy::SignOnBehalf && client.signer.is_some();
     let size = bytes.len();
     let held = client.clone();
-    let (bytes, signed, by_client) = offload(size, move || match xmldsig::verify_soap(&bytes) {
-        Ok(v) => {
-            let signed = Signed { chain: v.chain, at: v.created, value: v.signature_value };
-            Ok((bytes, signed, Some((v.structure, v.message_id))))
-        }
-        Err(DsigError::NoSignature) if may_sign => {
-            let signer = held.signer.as_ref().expect("checked above");
-            let at = now_unix();
+    let (bytes, signed, by_client) = offload(size, move || {
+        let at = now_unix();
+        // One parse of the message for the verify and, when it finds no signature
+        // on a sign-on-behalf route, the signing.
+        let signer = held.signer.as_ref().filter(|_| may_sign);
+        let sign = signer.map(|signer| SignWith {
+            key: &signer.key,
+            chain: &signer.chain,
+            digest: DigestAlg::Sha256,
+            now_unix: at,
+        });
+        match xmldsig::verify_or_sign_soap(&bytes, sign) {
+            Ok(VerifiedOrSigned::Verified(v)) => {
+                let signed = Signed { chain: v.chain, at: v.created, value: v.signature_value };
+                Ok((bytes, signed, Some((v.structure, v.message_id))))
+            }
             // The gateway's own signature needs no verifying: its value, chain and
             // time are what it just used (an answer it signs is not verified either).
-            let (signed, value) =
-                xmldsig::sign_soap_with_value(&bytes, &signer.key, &signer.chain, DigestAlg::Sha256, at)
-                    .map_err(|e| GatewayError::new(ErrorCode::BadRequest, format!("cannot sign on behalf: {e}")))?;
-            Ok((Bytes::from(signed), Signed { chain: signer.chain.clone(), at, value }, None))
+            Ok(VerifiedOrSigned::Signed { doc, value }) => {
+                let chain = signer.expect("signed only with a signer").chain.clone();
+                Ok((Bytes::from(doc), Signed { chain, at, value }, None))
+            }
+            Err(VerifyOrSignError::Sign(e)) => {
+                Err(GatewayError::new(ErrorCode::BadRequest, format!("cannot sign on behalf: {e}")))
+            }
+            Err(VerifyOrSignError::Verify(e)) => Err(bad_signature(e)),
         }
-        Err(e) => Err(bad_signature(e)),
     })
     .await?;
     if let Some((structure, signed_id)) = &by_client {
