@@ -137,7 +137,7 @@ impl std::fmt::Display for Head {
 /// What the gateway knows of a record when it is appended: every field but `seq`
 /// and `prev` (the writer's), borrowed from the exchange. Same names and order as
 /// [`Record`], so an [`Entry`] made of them writes the line serde would.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Fields<'a> {
     pub time: i64,
     pub node: &'a str,

@@ -110,13 +110,7 @@ impl Step {
             client,
             service: UNKNOWN,
             status,
-            code: None,
-            body_sha512: None,
-            signature: None,
-            event: None,
-            bus_id: None,
-            message: None,
-            attempt: None,
+            ..Fields::default()
         };
         self.mark(&mut fields, bus);
         log.append(Entry::encode(&fields));
@@ -261,13 +255,10 @@ impl ExchangeRecord {
         // that answers before reading it all leaves it out (the record says so by
         // its absence, as for a body that was never complete).
         let mut digest_text = [0u8; 88];
-        let body_sha512 = match self.request_body.as_ref().map(|b| b.get()) {
-            Some(crate::observe::body_outcome::Outcome::Complete(digest)) => base64
-                .encode_slice(digest, &mut digest_text)
-                .ok()
-                .and_then(|n| std::str::from_utf8(&digest_text[..n]).ok()),
-            _ => None,
-        };
+        let body_sha512 = self.request_body_digest().and_then(|digest| {
+            let n = base64.encode_slice(digest, &mut digest_text).ok()?;
+            std::str::from_utf8(&digest_text[..n]).ok()
+        });
         let signature = self.signature.as_ref().map(|s| base64.encode(s));
         let mut fields = Fields {
             time: self.request_in,
@@ -279,10 +270,7 @@ impl ExchangeRecord {
             code: self.code.map(|c| c.as_str()),
             body_sha512,
             signature: signature.as_deref(),
-            event: None,
-            bus_id: None,
-            message: None,
-            attempt: None,
+            ..Fields::default()
         };
         let mut text = [0u8; BUS_TEXT];
         if let Some(step) = &self.step {
